@@ -1,0 +1,114 @@
+# podwire: top-level build. `make` builds everything into build/.
+# See README.md for the two commands that matter: `make demo` and `make test`.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CNI_BIN_DIR ?= /opt/cni/bin
+
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+PKGS     := libbpf libnl-3.0 libnl-route-3.0 libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuserspace/lib -I$(BUILD)/bpf $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS)
+
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Iinclude -Ibpf \
+	-I/usr/include/$(MULTIARCH)
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/podwire/*.h)
+
+LIB_SRCS  := $(wildcard userspace/lib/*.c)
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB       := $(BUILD)/libpodwire.a
+HDRS      := $(wildcard userspace/lib/*.h) $(wildcard include/podwire/*.h)
+
+AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/agent/*.c))
+CTL_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/ctl/*.c))
+CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cni/*.c))
+
+UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit/test_*.c))
+BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
+
+BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
+	$(if $(CNI_OBJS),$(BUILD)/podwire)
+
+.PHONY: all deps test test-unit test-bpf test-e2e demo demo-down bench vmtest install clean
+.DELETE_ON_ERROR:
+
+all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+# Userspace objects may include any skeleton: build them all first.
+$(BUILD)/%.o: %.c $(HDRS) $(BPF_SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/podwired: $(AGENT_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmicrohttpd
+$(BUILD)/podwirectl: $(CTL_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/podwire: $(CNI_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each test/unit/test_X.c and test/bpf/test_X.c is one program; test/lib/*.c is shared by them.
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard test/lib/*.c))
+$(BUILD)/test/%.o: CFLAGS += -Itest/lib
+$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(TESTLIB_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/test/bpf/%: $(BUILD)/test/bpf/%.o $(TESTLIB_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The README's test command. Runs unit, BPF packet and end-to-end suites and
+# ends with one line "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash test/run.sh $(TEST_SUITES)
+
+test-unit test-bpf test-e2e: all
+	@bash test/run.sh $(patsubst test-%,%,$@)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh up
+
+demo-down:
+	@bash scripts/demo.sh down
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash test/bench/run.sh
+
+vmtest: deps
+	@$(MAKE) --no-print-directory all
+	@bash vmtest/run.sh $(KERNELS)
+
+install: all
+	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/podwire $(DESTDIR)$(CNI_BIN_DIR)/podwire
+	install -m 0755 $(BUILD)/podwired $(BUILD)/podwirectl $(DESTDIR)$(PREFIX)/sbin/
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Map keys and values shared by bpf/ and userspace/. The one definition.
+ *
+ * Addresses are byte arrays so `bpftool map dump` prints them as
+ * [10,244,1,2] instead of one opaque decimal; MACs likewise. All multi-byte
+ * integers that are not addresses are host byte order unless named *_be. */
+#ifndef PODWIRE_ABI_H
+#define PODWIRE_ABI_H
+
+#ifdef __bpf__
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#include <assert.h>
+#endif
+
+#define PW_ETH_ALEN 6
+
+/* Map names, as pinned under /sys/fs/bpf/podwire/<instance>/. At most 15 chars. */
+#define PW_MAP_ENDPOINTS   "pw_endpoints"
+#define PW_MAP_EP_BY_IFIDX "pw_ep_ifindex"
+#define PW_MAP_METRICS     "pw_metrics"
+#define PW_MAP_EVENTS      "pw_events"
+#define PW_MAP_SETTINGS    "pw_settings"
+#define PW_MAP_PEERS       "pw_peers"
+
+/* Programs, pinned under <pin dir>/progs/. */
+#define PW_PROG_POD    "pod_ingress"   /* host side of each pod veth, tc ingress */
+#define PW_PROG_UPLINK "uplink_ingress" /* node uplink, tc ingress */
+
+/* Default map sizes (agent flags override). */
+#define PW_MAX_ENDPOINTS 4096
+#define PW_MAX_PEERS     1024
+
+struct pw_ip4 {
+	__u8 addr[4];
+};
+
+/* pw_endpoints: pod IP -> endpoint; pw_ep_ifindex: host veth ifindex -> endpoint. */
+struct pw_endpoint {
+	__u32 ifindex;              /* host-side veth */
+	__u8  ip[4];                /* pod IP */
+	__u8  mac[PW_ETH_ALEN];     /* pod eth0 MAC */
+	__u8  host_mac[PW_ETH_ALEN];/* host-side veth MAC: the gateway MAC the pod sees */
+	__u16 id;                   /* node-local endpoint id (IPAM offset in the pod CIDR) */
+	__u16 flags;                /* PW_EP_F_* */
+};
+
+enum pw_endpoint_flags {
+	PW_EP_F_NONE = 0,
+};
+
+/* pw_peers (LPM trie): a peer node's pod CIDR -> that node. */
+struct pw_peer_key {
+	__u32 prefixlen;            /* LPM trie convention: bits of addr that count */
+	__u8  addr[4];
+};
+
+struct pw_peer {
+	__u8  node_ip[4];
+	__u32 flags;
+};
+
+/* pw_metrics (per-CPU array): slot = -reason for drops, or a pw_metric_slot. */
+struct pw_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct pw_metric {
+	struct pw_counter egress;   /* leaving a local pod */
+	struct pw_counter ingress;  /* arriving from the uplink, overlay or host */
+};
+
+enum pw_dir {
+	PW_DIR_EGRESS  = 0,
+	PW_DIR_INGRESS = 1,
+};
+
+/* pw_settings (array, one entry): runtime switches flipped by podwirectl. */
+struct pw_settings {
+	__u32 drop_events;          /* non-zero: emit a pw_event for every drop */
+	__u32 trace_events;         /* non-zero: emit a pw_event for forwarded packets too */
+	__u8  trace_addr[4];        /* 0.0.0.0 = all; else only packets from/to this IP */
+	__u32 trace_sample;         /* emit 1 in N trace events (0 or 1 = all) */
+};
+
+/* pw_events (ring buffer) records. */
+enum pw_event_type {
+	PW_EVENT_DROP  = 1,
+	PW_EVENT_TRACE = 2,
+};
+
+enum pw_trace_point {
+	PW_TRACE_TO_POD   = 1,      /* redirected into a local pod */
+	PW_TRACE_TO_STACK = 2,      /* handed to the host stack */
+	PW_TRACE_TO_PEER  = 3,      /* sent to a peer node (native routing) */
+	PW_TRACE_TO_TUNNEL= 4,      /* sent into the overlay */
+	PW_TRACE_ARP_REPLY= 5,      /* ARP reply for the gateway sent back */
+};
+
+struct pw_event {
+	__u64 ts_ns;                /* bpf_ktime_get_ns() */
+	__u8  type;                 /* pw_event_type */
+	__u8  dir;                  /* pw_dir */
+	__u8  proto;                /* IP protocol, 0 if not IP */
+	__u8  point;                /* pw_trace_point for traces, 0 for drops */
+	__s32 reason;               /* pw_drop_reason for drops, 0 for traces */
+	__u32 ifindex;              /* where the packet was seen */
+	__u32 target_ifindex;       /* where it was redirected to (traces), else 0 */
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__u16 sport;                /* host byte order; 0 when not TCP/UDP */
+	__u16 dport;
+	__u32 len;                  /* skb->len */
+};
+
+#ifndef __bpf__
+static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
+static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
+static_assert(sizeof(struct pw_peer_key) == 8, "pw_peer_key layout");
+static_assert(sizeof(struct pw_peer) == 8, "pw_peer layout");
+static_assert(sizeof(struct pw_metric) == 32, "pw_metric layout");
+static_assert(sizeof(struct pw_settings) == 16, "pw_settings layout");
+static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
+#else
+_Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
+_Static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
+#endif
+
+#endif

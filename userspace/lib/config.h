@@ -1,0 +1,62 @@
+/* The node config model (architecture §10) and its JSON parser. */
+#ifndef PW_CONFIG_H
+#define PW_CONFIG_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "cidr.h"
+
+#define PW_NAME_MAX 64
+#define PW_IFNAME_MAX 16
+
+enum pw_routing { PW_ROUTING_NATIVE = 0, PW_ROUTING_VXLAN = 1 };
+
+struct pw_peer_config {
+	char name[PW_NAME_MAX];
+	uint32_t ip;
+	struct pw_cidr pod_cidr;
+};
+
+struct pw_backend_config {
+	uint32_t ip;
+	uint16_t port;
+};
+
+struct pw_service_config {
+	char name[PW_NAME_MAX];
+	uint32_t vip;
+	uint16_t port;
+	uint8_t protocol;        /* IPPROTO_TCP / IPPROTO_UDP */
+	uint16_t node_port;      /* 0 = none */
+	bool maglev;             /* algorithm: false = random */
+	uint32_t affinity_timeout;
+	struct pw_backend_config *backends;
+	int n_backends;
+};
+
+struct pw_node_config {
+	char name[PW_NAME_MAX];
+	uint32_t ip;
+	char uplink[PW_IFNAME_MAX];
+	struct pw_cidr pod_cidr;
+	struct pw_cidr cluster_cidr;
+	struct pw_cidr service_cidr;
+	enum pw_routing routing;
+	bool masquerade;
+	int mtu;                 /* 0 = derive from the uplink */
+	struct pw_peer_config *peers;
+	int n_peers;
+	struct pw_service_config *services;
+	int n_services;
+};
+
+/* Parse a node config. On error returns -EINVAL (or -errno for I/O) and
+ * writes a message naming the field, e.g. `node.podCIDR: "10.244.1.5/24" has
+ * host bits set`, into err. Defaults: cluster.podCIDR 10.244.0.0/16,
+ * serviceCIDR 10.96.0.0/12, routing native, masquerade true. Checks that do
+ * not need the running system: CIDRs well formed, node.podCIDR inside
+ * cluster.podCIDR, peers' CIDRs inside it and not overlapping each other or
+ * the node's. Whether the uplink exists is the agent's check. */
+int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen);
+int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
+void pw_config_free(struct pw_node_config *cfg);
+#endif

@@ -1,0 +1,39 @@
+/* Built-in IPAM: one reservation file per address under <state>/ipam/ (tmpfs,
+ * so nothing survives a reboot), serialised by an flock on <ipam>/lock.
+ * The network, gateway (.1) and broadcast addresses are never handed out.
+ * Allocation continues after the last address handed out (round robin), so
+ * an IP just released is not immediately reused. */
+#ifndef PW_IPAM_H
+#define PW_IPAM_H
+#include <stdint.h>
+#include <stddef.h>
+#include "cidr.h"
+
+struct pw_ipam {
+	char dir[256];
+	struct pw_cidr pool;
+	int lock_fd;     /* held between pw_ipam_lock and pw_ipam_unlock */
+};
+
+struct pw_ipam_entry {
+	uint32_t ip;
+	char container_id[256];
+	char ifname[16];
+};
+
+int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *pool);
+/* Exclusive lock around a whole ADD/DEL/GC so the allocation and everything
+ * it protects are one step for concurrent plugin runs. */
+int pw_ipam_lock(struct pw_ipam *ipam);
+void pw_ipam_unlock(struct pw_ipam *ipam);
+/* Reserve an address for (container_id, ifname). -EEXIST if that pair already
+ * has one (*ip set to it), -ENOSPC when the pool is exhausted. Must be locked. */
+int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
+/* Address held by (container_id, ifname): 0 and *ip set, or -ENOENT. */
+int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
+/* Release the reservation of (container_id, ifname); 0 also when there was none. */
+int pw_ipam_release(struct pw_ipam *ipam, const char *container_id, const char *ifname);
+/* All reservations; *out malloc'd, caller frees. Returns count or -errno. */
+int pw_ipam_list(struct pw_ipam *ipam, struct pw_ipam_entry **out);
+void pw_ipam_close(struct pw_ipam *ipam);
+#endif
