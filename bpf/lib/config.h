@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Per-node constants. The agent sets them through the skeleton's rodata
+ * (skel->rodata->cfg_*) before load, so the verifier sees them as known
+ * values and prunes the branches a node does not use. The names are an
+ * interface with userspace. All IPv4 values are __be32 exactly as they
+ * appear in packets (masks too), so `addr & mask` works without swapping.
+ * A zero mask means "not configured": nothing matches it. */
+#ifndef PW_BPF_CONFIG_H
+#define PW_BPF_CONFIG_H
+
+#include "common.h"
+
+const volatile __be32 cfg_gateway_ip   = 0; /* the pods' gateway, first address of the pod CIDR */
+const volatile __be32 cfg_node_ip      = 0; /* the node's uplink address */
+const volatile __be32 cfg_pod_cidr     = 0; /* this node's pod CIDR, network address */
+const volatile __be32 cfg_pod_mask     = 0;
+const volatile __be32 cfg_cluster_cidr = 0; /* all nodes' pod CIDRs together */
+const volatile __be32 cfg_cluster_mask = 0;
+
+static __always_inline int pw_in_pod_cidr(__be32 addr)
+{
+	return cfg_pod_mask && (addr & cfg_pod_mask) == cfg_pod_cidr;
+}
+
+static __always_inline int pw_in_cluster_cidr(__be32 addr)
+{
+	return cfg_cluster_mask && (addr & cfg_cluster_mask) == cfg_cluster_cidr;
+}
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Endpoint (local pod) lookups and delivery into a local pod, shared by
+ * every path that ends at a pod on this node. */
+#ifndef PW_BPF_ENDPOINT_H
+#define PW_BPF_ENDPOINT_H
+
+#include "common.h"
+#include "maps.h"
+#include "eth.h"
+#include "ipv4.h"
+#include "metrics.h"
+#include "events.h"
+
+static __always_inline const struct pw_endpoint *pw_ep_by_ifindex(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&pw_ep_ifindex, &ifindex);
+}
+
+static __always_inline const struct pw_endpoint *pw_ep_by_ip(__be32 addr)
+{
+	struct pw_ip4 key;
+
+	__builtin_memcpy(key.addr, &addr, 4);
+	return bpf_map_lookup_elem(&pw_endpoints, &key);
+}
+
+/* Route the packet into the target pod as one hop: TTL, MACs as if it left
+ * the gateway (source = the target's host-side veth, which is the gateway
+ * MAC the pod knows), then straight into the pod's netns with
+ * bpf_redirect_peer, skipping a second pass through the host-side veth.
+ * Returns the verdict or a drop reason. */
+static __always_inline int pw_deliver_local(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
+					    struct iphdr *iph, const struct pw_endpoint *target)
+{
+	__u32 target_ifindex = target->ifindex;
+
+	if (!pw_ipv4_ttl_ok(iph))
+		return PW_DROP_TTL_EXCEEDED;
+	pw_ipv4_dec_ttl(iph);
+	pw_eth_rewrite(eth, target->host_mac, target->mac);
+
+	pw_metrics_count(PW_METRIC_FORWARDED, pkt->dir, skb->len);
+	pw_event_trace(skb, pkt, PW_TRACE_TO_POD, target_ifindex);
+	return bpf_redirect_peer(target_ifindex, 0);
+}
+
+#endif

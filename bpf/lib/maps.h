@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Every map of the datapath. Both objects include this one file, so their
+ * definitions are identical and libbpf's pin-by-name reuse (under the pin
+ * root the agent passes, /sys/fs/bpf/podwire/<instance>/) makes pod.bpf.o
+ * and host.bpf.o share one set of maps. Layouts live in include/podwire/abi.h;
+ * sizes are defaults the agent may change with bpf_map__set_max_entries. */
+#ifndef PW_BPF_MAPS_H
+#define PW_BPF_MAPS_H
+
+#include "common.h"
+
+#define PW_EVENTS_BYTES (256 * 1024)
+
+/* pod IP -> endpoint: "is this destination a pod on this node?" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_ip4);
+	__type(value, struct pw_endpoint);
+	__uint(max_entries, PW_MAX_ENDPOINTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_endpoints SEC(".maps");
+
+/* host-side veth ifindex -> endpoint: "which pod sent this?" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pw_endpoint);
+	__uint(max_entries, PW_MAX_ENDPOINTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_ep_ifindex SEC(".maps");
+
+/* slot (drop reason -N at N, or pw_metric_slot) -> per-direction counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pw_metric);
+	__uint(max_entries, PW_METRIC_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_metrics SEC(".maps");
+
+/* runtime switches (events on/off, trace filter) written by podwirectl */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pw_settings);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_settings SEC(".maps");
+
+/* struct pw_event records for `podwirectl monitor` */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PW_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_events SEC(".maps");
+
+/* peer node pod CIDR -> peer node (filled by the agent; used by routing) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pw_peer_key);
+	__type(value, struct pw_peer);
+	__uint(max_entries, PW_MAX_PEERS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_peers SEC(".maps");
+
+#endif

@@ -1,0 +1,175 @@
+# Shared by the end-to-end tests and the demo: nodes and pods as network
+# namespaces, a real podwired per node, pods added by cnitool (the CNI
+# project's own client) through the conflist, checks that print
+# "ok - name" / "not ok - name: why".
+#
+# Processes enter a node or pod with `nsenter --net`, not `ip netns exec`:
+# the latter remounts /sys in a private mount namespace, which hides the
+# bpffs at /sys/fs/bpf, so pins made there would be invisible to everyone else.
+
+BUILD=${BUILD:-build}
+BUILD=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")
+PW_PREFIX=${PW_PREFIX:-pwt-$$}
+PW_TMP=$(mktemp -d "/tmp/${PW_PREFIX}.XXXXXX")
+PW_FAILED=0
+PW_NODES=()
+PW_PODS=()
+declare -A PW_AGENT_PID PW_POD_NODE PW_POD_IP PW_NODE_INST
+
+ok()     { echo "ok - $*"; }
+not_ok() { PW_FAILED=$((PW_FAILED + 1)); echo "not ok - $*"; }
+check()  { # name, command...: ok when the command succeeds
+	local name=$1; shift
+	if "$@" >/dev/null 2>&1; then ok "$name"; else not_ok "$name: command failed: $*"; fi
+}
+check_eq() { # name, got, want
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+log() { echo "# $*"; }
+
+in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
+
+ensure_bpffs() {
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+}
+
+# A LAN bridge in its own namespace joins the nodes, as a switch would.
+lan_up() {
+	ip netns add "${PW_PREFIX}-lan"
+	in_ns "${PW_PREFIX}-lan" ip link add br0 type bridge
+	in_ns "${PW_PREFIX}-lan" ip link set br0 up
+}
+
+# node_up NAME IP/24 PODCIDR [ROUTING] [PEERS_JSON]
+node_up() {
+	local name=$1 ip=$2 podcidr=$3 routing=${4:-native} peers=${5:-[]}
+	local ns="${PW_PREFIX}-$name" inst="${PW_PREFIX}-$name"
+	ip netns add "$ns"
+	PW_NODES+=("$name")
+	PW_NODE_INST[$name]=$inst
+	in_ns "$ns" ip link set lo up
+	if ip netns list | grep -q "^${PW_PREFIX}-lan"; then
+		ip link add "pwl$$$name" type veth peer name eth0 netns "$ns"
+		ip link set "pwl$$$name" netns "${PW_PREFIX}-lan"
+		in_ns "${PW_PREFIX}-lan" ip link set "pwl$$$name" master br0 up
+	else
+		in_ns "$ns" ip link add eth0 type dummy
+	fi
+	in_ns "$ns" ip addr add "$ip/24" dev eth0
+	in_ns "$ns" ip link set eth0 up
+	mkdir -p "$PW_TMP/$name/net.d"
+	cat > "$PW_TMP/$name/config.json" <<JSON
+{
+  "node":    {"name": "$name", "ip": "$ip", "uplink": "eth0", "podCIDR": "$podcidr"},
+  "cluster": {"podCIDR": "10.244.0.0/16", "serviceCIDR": "10.96.0.0/12", "routing": "$routing", "masquerade": true},
+  "peers":   $peers
+}
+JSON
+	cat > "$PW_TMP/$name/net.d/10-podwire.conflist" <<JSON
+{"cniVersion": "1.1.0", "name": "podwire",
+ "plugins": [{"type": "podwire", "instance": "$inst", "logFile": "$PW_TMP/$name/cni.log", "logLevel": "debug"}]}
+JSON
+	agent_start "$name"
+}
+
+agent_start() { # NAME: starts podwired in the node and waits until it has published node.json
+	local name=$1 inst=${PW_NODE_INST[$1]} i
+	in_ns "${PW_PREFIX}-$name" "$BUILD/podwired" --instance "$inst" \
+		--config "$PW_TMP/$name/config.json" >>"$PW_TMP/$name/agent.log" 2>&1 &
+	PW_AGENT_PID[$name]=$!
+	for i in $(seq 100); do
+		[ -f "/run/podwire/$inst/node.json" ] && [ -e "/sys/fs/bpf/podwire/$inst/progs/pod_ingress" ] && \
+			grep -q 'ready' "$PW_TMP/$name/agent.log" 2>/dev/null && return 0
+		kill -0 "${PW_AGENT_PID[$name]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "# agent of $name did not come up:"; sed 's/^/#   /' "$PW_TMP/$name/agent.log"
+	return 1
+}
+
+agent_stop() { # NAME: SIGTERM, wait
+	local pid=${PW_AGENT_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	PW_AGENT_PID[$1]=
+}
+
+cni() { # NODE VERB POD [extra env...]: runs cnitool in the node, as kubelet's runtime would
+	local node=$1 verb=$2 pod=$3; shift 3
+	env NETCONFPATH="$PW_TMP/$node/net.d" CNI_PATH="$BUILD" "$@" \
+		nsenter --net="/run/netns/${PW_PREFIX}-$node" cnitool "$verb" podwire "/run/netns/${PW_PREFIX}-$pod"
+}
+
+pod_add() { # NODE POD: creates the pod netns and ADDs it; sets PW_POD_IP[POD]
+	local node=$1 pod=$2 out
+	ip netns add "${PW_PREFIX}-$pod"
+	PW_PODS+=("$pod")
+	PW_POD_NODE[$pod]=$node
+	out=$(cni "$node" add "$pod") || { echo "# cnitool add $pod failed: $out"; return 1; }
+	PW_POD_IP[$pod]=$(jq -r '.ips[0].address' <<<"$out" | cut -d/ -f1)
+	[ -n "${PW_POD_IP[$pod]}" ] && [ "${PW_POD_IP[$pod]}" != null ]
+}
+
+pod_del() { # POD
+	cni "${PW_POD_NODE[$1]}" del "$1"
+}
+
+# tcp_peer_seen FROM TO [PORT]: a TCP exchange from pod FROM to pod TO; prints
+# the source address the server saw (the server answers with it).
+tcp_peer_seen() {
+	local from=$1 to=$2 port=${3:-7001} srv
+	in_ns "${PW_PREFIX}-$to" timeout 10 socat -T5 TCP-LISTEN:"$port",reuseaddr \
+		SYSTEM:'echo $SOCAT_PEERADDR' &
+	srv=$!
+	wait_listen "$to" "$port" tcp
+	in_ns "${PW_PREFIX}-$from" timeout 5 socat -T3 - TCP:"${PW_POD_IP[$to]}":"$port" </dev/null 2>/dev/null
+	wait "$srv" 2>/dev/null
+}
+
+udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen source)
+	local from=$1 to=$2 port=${3:-7002} srv
+	in_ns "${PW_PREFIX}-$to" timeout 10 socat -T3 UDP-RECVFROM:"$port",reuseaddr \
+		SYSTEM:'echo $SOCAT_PEERADDR' &
+	srv=$!
+	wait_listen "$to" "$port" udp
+	echo hi | in_ns "${PW_PREFIX}-$from" timeout 5 socat -T2 - UDP:"${PW_POD_IP[$to]}":"$port" 2>/dev/null
+	wait "$srv" 2>/dev/null
+}
+
+wait_listen() { # POD PORT tcp|udp
+	local i flag=-lnt
+	[ "$3" = udp ] && flag=-lnu
+	for i in $(seq 50); do
+		in_ns "${PW_PREFIX}-$1" ss "$flag" | grep -q ":$2 " && return 0
+		sleep 0.05
+	done
+}
+
+endpoint_ips() { # NODE: pod IPs in the node's pw_endpoints map, sorted, one per line
+	bpftool -j map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[$1]}/pw_endpoints" 2>/dev/null |
+		jq -r '.[] | .formatted.key.addr // .key.addr | map(tostring) | join(".")' 2>/dev/null | sort
+}
+
+# Everything a test made goes, pass or fail.
+pw_cleanup() {
+	local n p
+	for p in "${PW_PODS[@]}"; do
+		[ -n "${PW_POD_NODE[$p]:-}" ] && pod_del "$p" >/dev/null 2>&1
+	done
+	for n in "${PW_NODES[@]}"; do
+		agent_stop "$n"
+		in_ns "${PW_PREFIX}-$n" "$BUILD/podwired" --instance "${PW_NODE_INST[$n]}" --uninstall >/dev/null 2>&1
+		rm -rf "/sys/fs/bpf/podwire/${PW_NODE_INST[$n]}" "/run/podwire/${PW_NODE_INST[$n]}"
+	done
+	for p in $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-"); do
+		ip netns del "$p"
+	done
+	rm -rf "$PW_TMP"
+}
+
+pw_init() {
+	trap pw_cleanup EXIT
+	trap 'exit 130' INT TERM
+	ensure_bpffs
+}

@@ -1,0 +1,340 @@
+/* Built-in IPAM (see ipam.h). Layout of the ipam dir:
+ *   lock         flock'd for the duration of an ADD/DEL/GC
+ *   last         dotted IP handed out last (round-robin position)
+ *   10.244.1.2   one file per reservation: "<container id>\n<ifname>\n"
+ * A reservation is created with O_EXCL, so even a caller that forgot the
+ * lock cannot hand one address out twice. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "ipam.h"
+#include "paths.h"
+
+#define IPAM_LOCK "lock"
+#define IPAM_LAST "last"
+
+int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *pool)
+{
+	int err;
+
+	memset(ipam, 0, sizeof(*ipam));
+	ipam->lock_fd = -1;
+	if (snprintf(ipam->dir, sizeof(ipam->dir), "%s", dir) >= (int)sizeof(ipam->dir))
+		return -ENAMETOOLONG;
+	ipam->pool = *pool;
+	err = pw_mkdirs(ipam->dir, 0755);
+	return err;
+}
+
+void pw_ipam_close(struct pw_ipam *ipam)
+{
+	pw_ipam_unlock(ipam);
+}
+
+int pw_ipam_lock(struct pw_ipam *ipam)
+{
+	char path[PW_PATH_MAX + 16];
+	int fd;
+
+	if (ipam->lock_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" IPAM_LOCK, ipam->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+	}
+	ipam->lock_fd = fd;
+	return 0;
+}
+
+void pw_ipam_unlock(struct pw_ipam *ipam)
+{
+	if (ipam->lock_fd >= 0) {
+		/* Closing the only fd of the open file description drops the flock. */
+		close(ipam->lock_fd);
+		ipam->lock_fd = -1;
+	}
+}
+
+/* The names end up as file content lines: no newline, no NUL, bounded. */
+static int valid_owner(const char *container_id, const char *ifname)
+{
+	if (!container_id || !*container_id || !ifname || !*ifname)
+		return 0;
+	if (strlen(container_id) >= sizeof(((struct pw_ipam_entry *)0)->container_id) ||
+	    strlen(ifname) >= sizeof(((struct pw_ipam_entry *)0)->ifname))
+		return 0;
+	return !strchr(container_id, '\n') && !strchr(ifname, '\n');
+}
+
+/* Reads a reservation file into e; 0 or -errno/-EINVAL for a garbled file. */
+static int read_reservation(const char *dir, struct pw_ipam_entry *e)
+{
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], buf[512];
+	char *nl1, *nl2;
+	ssize_t n;
+	int fd;
+
+	pw_ip4_format(e->ip, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = '\0';
+	nl1 = strchr(buf, '\n');
+	if (!nl1)
+		return -EINVAL;
+	*nl1 = '\0';
+	nl2 = strchr(nl1 + 1, '\n');
+	if (nl2)
+		*nl2 = '\0';
+	if (strlen(buf) >= sizeof(e->container_id) || strlen(nl1 + 1) >= sizeof(e->ifname))
+		return -EINVAL;
+	strcpy(e->container_id, buf);
+	strcpy(e->ifname, nl1 + 1);
+	return 0;
+}
+
+/* Calls fn for every reservation file (name parses as an IP in the pool).
+ * fn returns non-zero to stop; that value is returned. */
+static int for_each_reservation(struct pw_ipam *ipam,
+				int (*fn)(const struct pw_ipam_entry *e, void *arg), void *arg)
+{
+	struct dirent *de;
+	int ret = 0;
+	DIR *d;
+
+	d = opendir(ipam->dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		struct pw_ipam_entry e;
+
+		memset(&e, 0, sizeof(e));
+		if (pw_ip4_parse(de->d_name, &e.ip) || !pw_cidr_contains(&ipam->pool, e.ip))
+			continue;
+		if (read_reservation(ipam->dir, &e))
+			continue;
+		ret = fn(&e, arg);
+		if (ret)
+			break;
+	}
+	closedir(d);
+	return ret;
+}
+
+struct owner_match {
+	const char *container_id;
+	const char *ifname;
+	uint32_t ip;
+};
+
+static int match_owner(const struct pw_ipam_entry *e, void *arg)
+{
+	struct owner_match *m = arg;
+
+	if (strcmp(e->container_id, m->container_id) || strcmp(e->ifname, m->ifname))
+		return 0;
+	m->ip = e->ip;
+	return 1;
+}
+
+int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
+{
+	struct owner_match m = { container_id, ifname, 0 };
+	int ret;
+
+	if (!valid_owner(container_id, ifname))
+		return -EINVAL;
+	ret = for_each_reservation(ipam, match_owner, &m);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		return -ENOENT;
+	*ip = m.ip;
+	return 0;
+}
+
+static int read_last(struct pw_ipam *ipam, uint32_t *last)
+{
+	char path[PW_PATH_MAX + 16], buf[PW_IP4_STRLEN + 2];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" IPAM_LAST, ipam->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EINVAL;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return pw_ip4_parse(buf, last);
+}
+
+/* Best effort: losing the round-robin position only makes reuse earlier. */
+static void write_last(struct pw_ipam *ipam, uint32_t ip)
+{
+	char path[PW_PATH_MAX + 16], tmp[PW_PATH_MAX + 24], buf[PW_IP4_STRLEN + 1];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" IPAM_LAST, ipam->dir);
+	snprintf(tmp, sizeof(tmp), "%s/." IPAM_LAST ".tmp", ipam->dir);
+	pw_ip4_format(ip, buf);
+	strcat(buf, "\n");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
+	if (rename(tmp, path))
+		unlink(tmp);
+}
+
+/* Creates the reservation file for ip; -EEXIST if already taken. */
+static int reserve(struct pw_ipam *ipam, uint32_t ip, const char *container_id, const char *ifname)
+{
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], content[300];
+	int fd, len;
+
+	pw_ip4_format(ip, name);
+	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+	len = snprintf(content, sizeof(content), "%s\n%s\n", container_id, ifname);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, content, (size_t)len) != len) {
+		int err = errno ? -errno : -EIO;
+
+		close(fd);
+		unlink(path);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+static int allocatable(const struct pw_cidr *pool, uint32_t ip)
+{
+	return ip != pool->addr && ip != pw_cidr_gateway(pool) && ip != pw_cidr_broadcast(pool);
+}
+
+int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
+{
+	uint64_t size = pw_cidr_size(&ipam->pool);
+	uint32_t last, cand;
+	int err;
+
+	if (!valid_owner(container_id, ifname))
+		return -EINVAL;
+	err = pw_ipam_find(ipam, container_id, ifname, ip);
+	if (err == 0)
+		return -EEXIST;
+	if (err != -ENOENT)
+		return err;
+	/* No network/gateway/broadcast triple fits in a /31 or /32. */
+	if (size < 4)
+		return -ENOSPC;
+	if (read_last(ipam, &last) || !pw_cidr_contains(&ipam->pool, last))
+		last = pw_cidr_gateway(&ipam->pool);
+
+	cand = last;
+	for (uint64_t i = 0; i < size; i++) {
+		cand = ipam->pool.addr + (uint32_t)(((uint64_t)(cand - ipam->pool.addr) + 1) % size);
+		if (!allocatable(&ipam->pool, cand))
+			continue;
+		err = reserve(ipam, cand, container_id, ifname);
+		if (err == -EEXIST)
+			continue;
+		if (err)
+			return err;
+		write_last(ipam, cand);
+		*ip = cand;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int pw_ipam_release(struct pw_ipam *ipam, const char *container_id, const char *ifname)
+{
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN];
+	uint32_t ip;
+	int err;
+
+	/* Loop: a stray duplicate (hand edits, a crash mid-ADD) goes too. */
+	while ((err = pw_ipam_find(ipam, container_id, ifname, &ip)) == 0) {
+		pw_ip4_format(ip, name);
+		snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
+struct list_acc {
+	struct pw_ipam_entry *v;
+	int n, cap;
+};
+
+static int collect(const struct pw_ipam_entry *e, void *arg)
+{
+	struct list_acc *acc = arg;
+
+	if (acc->n == acc->cap) {
+		int cap = acc->cap ? acc->cap * 2 : 16;
+		struct pw_ipam_entry *v = realloc(acc->v, (size_t)cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		acc->v = v;
+		acc->cap = cap;
+	}
+	acc->v[acc->n++] = *e;
+	return 0;
+}
+
+static int cmp_entry_ip(const void *a, const void *b)
+{
+	uint32_t x = ((const struct pw_ipam_entry *)a)->ip, y = ((const struct pw_ipam_entry *)b)->ip;
+
+	return x < y ? -1 : x > y;
+}
+
+int pw_ipam_list(struct pw_ipam *ipam, struct pw_ipam_entry **out)
+{
+	struct list_acc acc = { 0 };
+	int err;
+
+	err = for_each_reservation(ipam, collect, &acc);
+	if (err < 0) {
+		free(acc.v);
+		return err;
+	}
+	if (acc.n > 1)
+		qsort(acc.v, (size_t)acc.n, sizeof(*acc.v), cmp_entry_ip);
+	*out = acc.v;
+	return acc.n;
+}
