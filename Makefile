@@ -39,13 +39,15 @@ CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cni/*.c))
 UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit/test_*.c))
 BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
 
+BENCH_TOOLS := $(BUILD)/test/bench/pwperf
+
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
 
 .PHONY: all deps test test-unit test-bpf test-e2e demo demo-down bench vmtest install clean
 .DELETE_ON_ERROR:
 
-all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
+all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH_TOOLS)
 
 deps:
 	@bash scripts/deps.sh
@@ -80,6 +82,13 @@ $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/test/bpf/%: $(BUILD)/test/bpf/%.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# The CNI config parser lives with the plugin; its unit test links it directly.
+$(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/conf.o $(TESTLIB_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/bench/pwperf: test/bench/pwperf.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
 
 # The README's test command. Runs unit, BPF packet and end-to-end suites and
 # ends with one line "N passed, N failed".

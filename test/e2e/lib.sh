@@ -53,7 +53,8 @@ node_up() {
 		ip link set "pwl$$$name" netns "${PW_PREFIX}-lan"
 		in_ns "${PW_PREFIX}-lan" ip link set "pwl$$$name" master br0 up
 	else
-		in_ns "$ns" ip link add eth0 type dummy
+		in_ns "$ns" ip link add eth0 type veth peer name eth0p   # no dummy driver on every kernel
+		in_ns "$ns" ip link set eth0p up
 	fi
 	in_ns "$ns" ip addr add "$ip/24" dev eth0
 	in_ns "$ns" ip link set eth0 up
@@ -73,13 +74,15 @@ JSON
 }
 
 agent_start() { # NAME: starts podwired in the node and waits until it has published node.json
-	local name=$1 inst=${PW_NODE_INST[$1]} i
-	in_ns "${PW_PREFIX}-$name" "$BUILD/podwired" --instance "$inst" \
+	local name=$1 inst=${PW_NODE_INST[$1]} i skip
+	touch "$PW_TMP/$name/agent.log"
+	skip=$(wc -l < "$PW_TMP/$name/agent.log")
+	# nsenter itself, not the in_ns function: $! must be the agent, not a subshell.
+	nsenter --net="/run/netns/${PW_PREFIX}-$name" "$BUILD/podwired" --instance "$inst" \
 		--config "$PW_TMP/$name/config.json" >>"$PW_TMP/$name/agent.log" 2>&1 &
 	PW_AGENT_PID[$name]=$!
-	for i in $(seq 100); do
-		[ -f "/run/podwire/$inst/node.json" ] && [ -e "/sys/fs/bpf/podwire/$inst/progs/pod_ingress" ] && \
-			grep -q 'ready' "$PW_TMP/$name/agent.log" 2>/dev/null && return 0
+	for i in $(seq 150); do
+		tail -n +"$((skip + 1))" "$PW_TMP/$name/agent.log" | grep -q 'ready' && return 0
 		kill -0 "${PW_AGENT_PID[$name]}" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -119,7 +122,7 @@ pod_del() { # POD
 # the source address the server saw (the server answers with it).
 tcp_peer_seen() {
 	local from=$1 to=$2 port=${3:-7001} srv
-	in_ns "${PW_PREFIX}-$to" timeout 10 socat -T5 TCP-LISTEN:"$port",reuseaddr \
+	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T5 TCP-LISTEN:"$port",reuseaddr \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" tcp
@@ -129,7 +132,7 @@ tcp_peer_seen() {
 
 udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen source)
 	local from=$1 to=$2 port=${3:-7002} srv
-	in_ns "${PW_PREFIX}-$to" timeout 10 socat -T3 UDP-RECVFROM:"$port",reuseaddr \
+	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T3 UDP-RECVFROM:"$port",reuseaddr \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" udp

@@ -57,6 +57,8 @@ struct pw_node_config {
  * cluster.podCIDR, peers' CIDRs inside it and not overlapping each other or
  * the node's. Whether the uplink exists is the agent's check. */
 int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen);
+/* Like pw_config_parse on the file's content. err does not repeat the path
+ * (callers prefix it): "cannot open: No such file or directory". */
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
 #endif

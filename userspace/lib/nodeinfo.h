@@ -14,6 +14,7 @@ struct pw_nodeinfo {
 	uint32_t gateway;
 	int mtu;                      /* pod MTU: uplink MTU less encapsulation overhead */
 	enum pw_attach_mode attach;
+	char uplink[16];              /* node uplink ("uplink" key); "" if not published */
 };
 
 int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni);

@@ -75,3 +75,20 @@ int pw_mkdirs(const char *path, unsigned mode)
 	}
 	return 0;
 }
+
+int pw_link_pin_path(const struct pw_paths *p, const char *ifname, char *buf, size_t len)
+{
+	size_t n;
+
+	if (!ifname || !*ifname || strchr(ifname, '/'))
+		return -EINVAL;
+	if ((size_t)snprintf(buf, len, "%s/%s", p->link_dir, ifname) >= len)
+		return -ENAMETOOLONG;
+	/* bpffs refuses '.' in names (reserved); interface names may hold one
+	 * (eth0.100) but never ':', so this mapping cannot collide. */
+	n = strlen(p->link_dir) + 1;
+	for (char *s = buf + n; *s; s++)
+		if (*s == '.')
+			*s = ':';
+	return 0;
+}

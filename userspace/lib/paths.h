@@ -23,6 +23,13 @@ struct pw_paths {
  * 0 on success, -EINVAL for a bad name. Roots can be overridden with the
  * environment variables PODWIRE_BPFFS_ROOT and PODWIRE_RUN_ROOT (tests). */
 int pw_paths_init(struct pw_paths *p, const char *instance);
+/* Pin path of the tcx link on interface ifname: <link_dir>/<ifname>; the
+ * uplink's is <link_dir>/uplink (PW_LINK_UPLINK). Shared by the agent (which
+ * moves every pod link to a new program on restart) and the CNI plugin.
+ * A '.' in ifname becomes ':' (bpffs reserves '.').
+ * 0 or -ENAMETOOLONG / -EINVAL (ifname empty or containing '/'). */
+#define PW_LINK_UPLINK "uplink"
+int pw_link_pin_path(const struct pw_paths *p, const char *ifname, char *buf, size_t len);
 /* mkdir -p */
 int pw_mkdirs(const char *path, unsigned mode);
 #endif

@@ -1,0 +1,333 @@
+/* CNI environment and network-config parsing (see conf.h). Pure: no I/O. */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "cidr.h"
+#include "paths.h"
+
+int pw_cni_fail(struct pw_cni_err *err, int code, const char *details, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	snprintf(err->details, sizeof(err->details), "%s", details ? details : "");
+	return code;
+}
+
+/* ---- environment ---------------------------------------------------------- */
+
+static const struct { const char *name; enum pw_cni_cmd cmd; } commands[] = {
+	{ "ADD", PW_CNI_ADD }, { "DEL", PW_CNI_DEL }, { "CHECK", PW_CNI_CHECK },
+	{ "VERSION", PW_CNI_VERSION }, { "STATUS", PW_CNI_STATUS }, { "GC", PW_CNI_GC },
+};
+
+int pw_cni_cmd_parse(const char *s, enum pw_cni_cmd *cmd, struct pw_cni_err *err)
+{
+	if (!s || !*s)
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "required env variables [CNI_COMMAND] missing");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(s, commands[i].name) == 0) {
+			*cmd = commands[i].cmd;
+			return 0;
+		}
+	}
+	return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "unknown CNI_COMMAND: %.64s", s);
+}
+
+/* SPEC: alphanumeric first, then alphanumerics, '_', '.', '-'. */
+static bool valid_container_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= sizeof(((struct pw_cni_attachment *)0)->container_id) ||
+	    !isalnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return false;
+	return true;
+}
+
+/* SPEC: not empty, not "." or "..", shorter than 16, no '/', ':' or whitespace. */
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= 16 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '/' || s[i] == ':' || isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct pw_cni_err *err)
+{
+	bool need_ids = cmd == PW_CNI_ADD || cmd == PW_CNI_DEL || cmd == PW_CNI_CHECK;
+	bool need_netns = cmd == PW_CNI_ADD || cmd == PW_CNI_CHECK;
+	char missing[128] = "";
+
+#define NEED(cond, var, name) \
+	if ((cond) && (!(var) || !*(var))) \
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), \
+			 "%s%s", *missing ? " " : "", name)
+	NEED(need_ids, env->container_id, "CNI_CONTAINERID");
+	NEED(need_ids, env->ifname, "CNI_IFNAME");
+	NEED(need_netns, env->netns, "CNI_NETNS");
+#undef NEED
+	if (*missing)
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "required env variables [%s] missing", missing);
+	if (need_ids && !valid_container_id(env->container_id))
+		return pw_cni_fail(err, PW_CNI_E_ENV, env->container_id,
+				   "CNI_CONTAINERID is not a valid container ID (alphanumeric first, then [A-Za-z0-9_.-], at most 255)");
+	if (need_ids && !valid_ifname(env->ifname))
+		return pw_cni_fail(err, PW_CNI_E_ENV, env->ifname,
+				   "CNI_IFNAME is not a valid interface name (1-15 chars, no '/', ':' or whitespace)");
+	return 0;
+}
+
+/* ---- versions --------------------------------------------------------------- */
+
+static const char *const version_names[] = {
+	[PW_CNI_V_0_4_0] = "0.4.0", [PW_CNI_V_1_0_0] = "1.0.0", [PW_CNI_V_1_1_0] = "1.1.0",
+};
+
+enum pw_cni_version pw_cni_version_parse(const char *s)
+{
+	for (int v = PW_CNI_V_0_4_0; v <= PW_CNI_V_1_1_0; v++)
+		if (s && strcmp(s, version_names[v]) == 0)
+			return (enum pw_cni_version)v;
+	return PW_CNI_V_NONE;
+}
+
+const char *pw_cni_version_name(enum pw_cni_version v)
+{
+	return v >= PW_CNI_V_0_4_0 && v <= PW_CNI_V_1_1_0 ? version_names[v] : version_names[PW_CNI_V_LATEST];
+}
+
+/* ---- network config ------------------------------------------------------------ */
+
+/* Optional string key: 0 if absent or a string that fits, else code 7. */
+static int opt_string(const cJSON *o, const char *key, char *out, size_t outlen, struct pw_cni_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"%s\" must be a string", key);
+	if (strlen(v->valuestring) >= outlen)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"%s\" is too long (max %zu)",
+				   key, outlen - 1);
+	snprintf(out, outlen, "%s", v->valuestring);
+	return 0;
+}
+
+static bool valid_instance(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+static int parse_mtu(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "mtu");
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+	    v->valuedouble < 68 || v->valuedouble > 65535)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+				   "network config: \"mtu\" must be an integer between 68 and 65535");
+	c->mtu = v->valueint;
+	return 0;
+}
+
+static int parse_log(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	char level[16] = "";
+	int code;
+
+	if ((code = opt_string(o, "logFile", c->log_file, sizeof(c->log_file), err)) ||
+	    (code = opt_string(o, "logLevel", level, sizeof(level), err)))
+		return code;
+	if (*level && pw_log_level_parse(level, &c->log_level))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, level,
+				   "network config: \"logLevel\" must be error, warn, info or debug");
+	return 0;
+}
+
+static int parse_valid_attachments(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "cni.dev/valid-attachments");
+	const cJSON *item;
+	int i = 0;
+
+	if (!list || cJSON_IsNull(list))
+		return 0;
+	if (!cJSON_IsArray(list))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+				   "network config: \"cni.dev/valid-attachments\" must be an array");
+	c->has_valid_attachments = true;
+	c->n_valid_attachments = cJSON_GetArraySize(list);
+	if (c->n_valid_attachments == 0)
+		return 0;
+	c->valid_attachments = calloc((size_t)c->n_valid_attachments, sizeof(*c->valid_attachments));
+	if (!c->valid_attachments)
+		return pw_cni_fail(err, PW_CNI_E_IO, NULL, "out of memory");
+	cJSON_ArrayForEach(item, list) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "containerID");
+		const cJSON *ifn = cJSON_GetObjectItemCaseSensitive(item, "ifname");
+		struct pw_cni_attachment *a = &c->valid_attachments[i];
+
+		if (!cJSON_IsString(id) || !cJSON_IsString(ifn) ||
+		    strlen(id->valuestring) >= sizeof(a->container_id) ||
+		    strlen(ifn->valuestring) >= sizeof(a->ifname))
+			return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+					   "network config: \"cni.dev/valid-attachments\"[%d] needs string "
+					   "\"containerID\" and \"ifname\"", i);
+		strcpy(a->container_id, id->valuestring);
+		strcpy(a->ifname, ifn->valuestring);
+		i++;
+	}
+	return 0;
+}
+
+/* prevResult.ips[0].address, when present: what CHECK compares against. */
+static int parse_prev_result(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *prev = cJSON_GetObjectItemCaseSensitive(o, "prevResult");
+	const cJSON *ips, *ip;
+
+	if (!prev || cJSON_IsNull(prev))
+		return 0;
+	if (!cJSON_IsObject(prev))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"prevResult\" must be an object");
+	ips = cJSON_GetObjectItemCaseSensitive(prev, "ips");
+	if (!ips || cJSON_IsNull(ips))
+		return 0;
+	if (!cJSON_IsArray(ips))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"prevResult.ips\" must be an array");
+	cJSON_ArrayForEach(ip, ips) {
+		const cJSON *addr = cJSON_GetObjectItemCaseSensitive(ip, "address");
+		char buf[PW_CIDR_STRLEN], *slash;
+		long prefix;
+
+		if (!cJSON_IsString(addr) || strlen(addr->valuestring) >= sizeof(buf))
+			goto bad;
+		strcpy(buf, addr->valuestring);
+		if (strchr(buf, ':'))
+			continue;                       /* IPv6: not ours to check */
+		slash = strchr(buf, '/');
+		if (!slash)
+			goto bad;
+		*slash = '\0';
+		prefix = strtol(slash + 1, NULL, 10);
+		if (pw_ip4_parse(buf, &c->prev_ip) || prefix < 0 || prefix > 32)
+			goto bad;
+		c->prev_prefix = (uint8_t)prefix;
+		c->has_prev_ip = true;
+		return 0;
+	}
+	return 0;
+bad:
+	return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+			   "network config: \"prevResult.ips\" entries need an \"address\" in CIDR form");
+}
+
+static int parse_object(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "cniVersion");
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+	char type[64] = "";
+	int code;
+
+	if (!ver)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: missing \"cniVersion\"");
+	if (!cJSON_IsString(ver))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"cniVersion\" must be a string");
+	c->version = pw_cni_version_parse(ver->valuestring);
+	if (c->version == PW_CNI_V_NONE)
+		return pw_cni_fail(err, PW_CNI_E_VERSION, NULL,
+				   "incompatible CNI versions; config is \"%.32s\", plugin supports " PW_CNI_SUPPORTED_JSON,
+				   ver->valuestring);
+	if (!name)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: missing \"name\"");
+	if (!cJSON_IsString(name) || !*name->valuestring || strlen(name->valuestring) >= sizeof(c->name))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+				   "network config: \"name\" must be a non-empty string (max %zu)", sizeof(c->name) - 1);
+	strcpy(c->name, name->valuestring);
+	if ((code = opt_string(o, "type", type, sizeof(type), err)) ||
+	    (code = opt_string(o, "instance", c->instance, sizeof(c->instance), err)))
+		return code;
+	if (!valid_instance(c->instance))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, c->instance,
+				   "network config: \"instance\" must match [A-Za-z0-9_-]{1,63}");
+	if ((code = parse_mtu(o, c, err)) || (code = parse_log(o, c, err)) ||
+	    (code = parse_valid_attachments(o, c, err)) || (code = parse_prev_result(o, c, err)))
+		return code;
+	return 0;
+}
+
+int pw_cni_conf_parse(const char *json, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const char *where = NULL;
+	cJSON *o;
+	int code;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->instance, sizeof(c->instance), "%s", PW_DEFAULT_INSTANCE);
+	c->log_level = PW_LOG_INFO;
+	o = cJSON_ParseWithOpts(json ? json : "", &where, true);
+	if (!o) {
+		char near[40] = "";
+
+		if (where)
+			snprintf(near, sizeof(near), "%.32s", where);
+		return pw_cni_fail(err, PW_CNI_E_DECODE, *near ? near : NULL,
+				   "failed to decode network config: invalid JSON");
+	}
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return pw_cni_fail(err, PW_CNI_E_DECODE, NULL,
+				   "failed to decode network config: not a JSON object");
+	}
+	code = parse_object(o, c, err);
+	cJSON_Delete(o);
+	if (code)
+		pw_cni_conf_free(c);
+	return code;
+}
+
+void pw_cni_conf_free(struct pw_cni_conf *c)
+{
+	free(c->valid_attachments);
+	c->valid_attachments = NULL;
+	c->n_valid_attachments = 0;
+}
+
+bool pw_cni_conf_attachment_valid(const struct pw_cni_conf *c, const char *container_id,
+				  const char *ifname)
+{
+	for (int i = 0; i < c->n_valid_attachments; i++)
+		if (!strcmp(c->valid_attachments[i].container_id, container_id) &&
+		    !strcmp(c->valid_attachments[i].ifname, ifname))
+			return true;
+	return false;
+}

@@ -1,0 +1,107 @@
+/* What the CNI plugin is told: the CNI_* environment and the network config
+ * on stdin. Pure parsing and validation (no system access), so that
+ * test/unit/test_cniconf.c can cover every good and bad input. */
+#ifndef PW_CNI_CONF_H
+#define PW_CNI_CONF_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "log.h"
+
+/* Spec versions this plugin speaks, oldest first. */
+enum pw_cni_version {
+	PW_CNI_V_NONE = 0,      /* not given (VERSION without stdin) */
+	PW_CNI_V_0_4_0,
+	PW_CNI_V_1_0_0,
+	PW_CNI_V_1_1_0,
+};
+#define PW_CNI_V_LATEST PW_CNI_V_1_1_0
+#define PW_CNI_SUPPORTED_JSON "[\"0.4.0\", \"1.0.0\", \"1.1.0\"]"
+
+/* Spec error codes (SPEC.md "Error codes") and podwire's own (>= 100;
+ * docs/cni.md lists them). */
+enum pw_cni_code {
+	PW_CNI_OK                = 0,
+	PW_CNI_E_VERSION         = 1,   /* incompatible CNI version */
+	PW_CNI_E_UNSUPPORTED     = 2,   /* unsupported field in network config */
+	PW_CNI_E_UNKNOWN_CTR     = 3,   /* container unknown or does not exist */
+	PW_CNI_E_ENV             = 4,   /* invalid necessary environment variables */
+	PW_CNI_E_IO              = 5,   /* I/O failure */
+	PW_CNI_E_DECODE          = 6,   /* failed to decode content */
+	PW_CNI_E_CONFIG          = 7,   /* invalid network config */
+	PW_CNI_E_TRY_AGAIN       = 11,  /* try again later */
+	PW_CNI_E_NOT_AVAILABLE   = 50,  /* STATUS: plugin cannot serve ADD */
+	PW_CNI_E_NOT_AVAILABLE_DISRUPTED = 51,
+	PW_CNI_E_AGENT           = 100, /* node agent not running (node.json / pins absent) */
+	PW_CNI_E_POOL_EXHAUSTED  = 101, /* no free address in the node pod CIDR */
+	PW_CNI_E_EXISTS          = 102, /* (container, ifname) already attached */
+	PW_CNI_E_NETLINK         = 103, /* creating/configuring interfaces, addresses, routes */
+	PW_CNI_E_DATAPATH        = 104, /* attaching the program / endpoint map update */
+	PW_CNI_E_NETNS           = 105, /* CNI_NETNS unusable (e.g. the plugin's own netns) */
+	PW_CNI_E_CHECK           = 106, /* CHECK: attachment missing or not as set up */
+	PW_CNI_E_IPAM            = 107, /* IPAM state unreadable/unwritable */
+};
+
+struct pw_cni_err {
+	int code;
+	char msg[256];
+	char details[512];
+};
+
+/* Sets err and returns code (convenient as `return pw_cni_fail(...)`). */
+int pw_cni_fail(struct pw_cni_err *err, int code, const char *details, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+enum pw_cni_cmd { PW_CNI_ADD, PW_CNI_DEL, PW_CNI_CHECK, PW_CNI_VERSION, PW_CNI_STATUS, PW_CNI_GC };
+
+/* The CNI_* variables (NULL when unset). */
+struct pw_cni_env {
+	const char *command;
+	const char *container_id;
+	const char *netns;
+	const char *ifname;
+	const char *args;
+	const char *path;
+};
+
+/* CNI_COMMAND -> cmd; code 4 when missing or unknown. */
+int pw_cni_cmd_parse(const char *s, enum pw_cni_cmd *cmd, struct pw_cni_err *err);
+/* The variables cmd needs are present and well formed (code 4 naming them).
+ * ADD/CHECK need CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS; DEL the first two
+ * (its netns may be gone); VERSION/STATUS/GC none. */
+int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct pw_cni_err *err);
+
+/* "0.4.0" -> PW_CNI_V_0_4_0 ...; PW_CNI_V_NONE for anything else. */
+enum pw_cni_version pw_cni_version_parse(const char *s);
+const char *pw_cni_version_name(enum pw_cni_version v);
+
+struct pw_cni_attachment {
+	char container_id[256];
+	char ifname[16];
+};
+
+struct pw_cni_conf {
+	enum pw_cni_version version;
+	char name[128];
+	char instance[64];            /* default "default" */
+	int mtu;                      /* 0: the node's pod MTU */
+	char log_file[256];           /* "" = no log */
+	enum pw_log_level log_level;  /* default info */
+	/* GC: cni.dev/valid-attachments (has_valid_attachments false if absent) */
+	bool has_valid_attachments;
+	struct pw_cni_attachment *valid_attachments;
+	int n_valid_attachments;
+	/* CHECK/DEL: the first IPv4 address of prevResult, when one was sent */
+	bool has_prev_ip;
+	uint32_t prev_ip;
+	uint8_t prev_prefix;
+};
+
+/* Parse the network config. Returns 0 or the CNI error code with err set:
+ * 6 not JSON / not an object, 7 a missing or ill-typed key, 1 a cniVersion
+ * this plugin does not speak. On error nothing needs freeing. */
+int pw_cni_conf_parse(const char *json, struct pw_cni_conf *conf, struct pw_cni_err *err);
+void pw_cni_conf_free(struct pw_cni_conf *conf);
+/* Whether (container_id, ifname) is listed in cni.dev/valid-attachments. */
+bool pw_cni_conf_attachment_valid(const struct pw_cni_conf *conf, const char *container_id,
+				  const char *ifname);
+#endif

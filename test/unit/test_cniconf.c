@@ -1,0 +1,196 @@
+/* The CNI plugin's input parsing (cni/conf.c): network config JSON and the
+ * CNI_* environment, good and bad. Pure: no system state touched. */
+#include <string.h>
+#include "pwtest.h"
+#include "../../cni/conf.h"
+
+static int parse(const char *json, struct pw_cni_conf *c, struct pw_cni_err *e)
+{
+	memset(e, 0, sizeof(*e));
+	return pw_cni_conf_parse(json, c, e);
+}
+
+static void test_good(void)
+{
+	struct pw_cni_conf c;
+	struct pw_cni_err e;
+	int code;
+
+	code = parse("{\"cniVersion\":\"1.1.0\",\"name\":\"podwire\",\"type\":\"podwire\"}", &c, &e);
+	PWT_EQ_INT(code, 0, "minimal 1.1.0 config parses");
+	PWT_EQ_INT(c.version, PW_CNI_V_1_1_0, "minimal: version 1.1.0");
+	PWT_EQ_STR(c.name, "podwire", "minimal: name");
+	PWT_EQ_STR(c.instance, "default", "minimal: instance defaults to \"default\"");
+	PWT_EQ_INT(c.mtu, 0, "minimal: mtu 0 means the node's");
+	PWT_EQ_STR(c.log_file, "", "minimal: no log file");
+	PWT_EQ_INT(c.log_level, PW_LOG_INFO, "minimal: log level info");
+	PWT_EXPECT(!c.has_valid_attachments, "minimal: no valid-attachments");
+	PWT_EXPECT(!c.has_prev_ip, "minimal: no prevResult");
+	pw_cni_conf_free(&c);
+
+	code = parse("{\"cniVersion\":\"0.4.0\",\"name\":\"n\",\"type\":\"podwire\",\"instance\":\"node-1_a\","
+		     "\"mtu\":1450,\"logFile\":\"/tmp/x.log\",\"logLevel\":\"debug\","
+		     "\"args\":{\"k\":1},\"runtimeConfig\":{},\"dns\":{}}", &c, &e);
+	PWT_EQ_INT(code, 0, "full 0.4.0 config parses (unknown keys ignored)");
+	PWT_EQ_INT(c.version, PW_CNI_V_0_4_0, "full: version 0.4.0");
+	PWT_EQ_STR(c.instance, "node-1_a", "full: instance");
+	PWT_EQ_INT(c.mtu, 1450, "full: mtu");
+	PWT_EQ_STR(c.log_file, "/tmp/x.log", "full: logFile");
+	PWT_EQ_INT(c.log_level, PW_LOG_DEBUG, "full: logLevel");
+	pw_cni_conf_free(&c);
+
+	code = parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"prevResult\":{\"cniVersion\":\"1.0.0\","
+		     "\"ips\":[{\"address\":\"fd00::5/64\"},{\"address\":\"10.244.1.7/32\",\"gateway\":\"10.244.1.1\"}]}}",
+		     &c, &e);
+	PWT_EQ_INT(code, 0, "1.0.0 config with prevResult parses");
+	PWT_EXPECT(c.has_prev_ip, "prevResult: an IPv4 address found (IPv6 skipped)");
+	PWT_EQ_INT(c.prev_ip, (10u << 24) | (244u << 16) | (1u << 8) | 7u, "prevResult: address");
+	PWT_EQ_INT(c.prev_prefix, 32, "prevResult: prefix");
+	pw_cni_conf_free(&c);
+
+	code = parse("{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"cni.dev/valid-attachments\":["
+		     "{\"containerID\":\"abc\",\"ifname\":\"eth0\"},{\"containerID\":\"def\",\"ifname\":\"net1\"}]}",
+		     &c, &e);
+	PWT_EQ_INT(code, 0, "GC config with valid-attachments parses");
+	PWT_EXPECT(c.has_valid_attachments, "GC: has valid-attachments");
+	PWT_EQ_INT(c.n_valid_attachments, 2, "GC: two attachments");
+	PWT_EXPECT(pw_cni_conf_attachment_valid(&c, "def", "net1"), "GC: (def, net1) is valid");
+	PWT_EXPECT(!pw_cni_conf_attachment_valid(&c, "def", "eth0"), "GC: (def, eth0) is not (pair, not either)");
+	PWT_EXPECT(!pw_cni_conf_attachment_valid(&c, "xyz", "eth0"), "GC: (xyz, eth0) is not");
+	pw_cni_conf_free(&c);
+
+	code = parse("{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"cni.dev/valid-attachments\":[]}", &c, &e);
+	PWT_EQ_INT(code, 0, "GC with an empty valid-attachments list parses");
+	PWT_EXPECT(c.has_valid_attachments && c.n_valid_attachments == 0, "GC: empty list, nothing valid");
+	pw_cni_conf_free(&c);
+}
+
+static void test_bad(void)
+{
+	static const struct { const char *json; int code; const char *name; const char *msg_has; } cases[] = {
+		{ "", 6, "empty input", NULL },
+		{ "{\"cniVersion\":\"1.0.0\",", 6, "truncated JSON", NULL },
+		{ "not json", 6, "garbage", NULL },
+		{ "[1,2]", 6, "JSON array instead of object", NULL },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\"} trailing", 6, "trailing garbage", NULL },
+		{ "{\"name\":\"n\"}", 7, "missing cniVersion", "cniVersion" },
+		{ "{\"cniVersion\":1.0,\"name\":\"n\"}", 7, "cniVersion not a string", "cniVersion" },
+		{ "{\"cniVersion\":\"0.3.1\",\"name\":\"n\"}", 1, "cniVersion 0.3.1 unsupported", "0.3.1" },
+		{ "{\"cniVersion\":\"2.0.0\",\"name\":\"n\"}", 1, "unknown cniVersion 2.0.0", "2.0.0" },
+		{ "{\"cniVersion\":\"1.0.0\"}", 7, "missing name", "name" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":42}", 7, "name not a string", "name" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"\"}", 7, "empty name", "name" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":[]}", 7, "type not a string", "type" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"instance\":5}", 7, "instance not a string", "instance" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"instance\":\"../etc\"}", 7, "instance with a path", "instance" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"instance\":\"\"}", 7, "empty instance", "instance" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"mtu\":\"1500\"}", 7, "mtu as a string", "mtu" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"mtu\":20}", 7, "mtu too small", "mtu" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"mtu\":70000}", 7, "mtu too large", "mtu" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"mtu\":1400.5}", 7, "mtu not an integer", "mtu" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"logFile\":true}", 7, "logFile not a string", "logFile" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"logLevel\":\"loud\"}", 7, "unknown logLevel", "logLevel" },
+		{ "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"cni.dev/valid-attachments\":{}}", 7,
+		  "valid-attachments not an array", "valid-attachments" },
+		{ "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"cni.dev/valid-attachments\":[{\"containerID\":\"a\"}]}", 7,
+		  "valid-attachment without ifname", "valid-attachments" },
+		{ "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"cni.dev/valid-attachments\":[\"a\"]}", 7,
+		  "valid-attachment not an object", "valid-attachments" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"prevResult\":[]}", 7, "prevResult not an object", "prevResult" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"prevResult\":{\"ips\":[{\"address\":\"10.1.1.1\"}]}}", 7,
+		  "prevResult address without prefix", "prevResult" },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"prevResult\":{\"ips\":[{\"address\":\"10.1.1/32\"}]}}", 7,
+		  "prevResult address malformed", "prevResult" },
+	};
+	char name[160];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pw_cni_conf c;
+		struct pw_cni_err e;
+		int code = parse(cases[i].json, &c, &e);
+
+		snprintf(name, sizeof(name), "bad config: %s -> code %d", cases[i].name, cases[i].code);
+		PWT_CHECK(code == cases[i].code && e.code == code && e.msg[0], name,
+			  "code %d (err.code %d, msg \"%s\")", code, e.code, e.msg);
+		if (cases[i].msg_has) {
+			snprintf(name, sizeof(name), "bad config: %s: message names \"%s\"", cases[i].name,
+				 cases[i].msg_has);
+			PWT_CHECK(strstr(e.msg, cases[i].msg_has) != NULL, name, "msg \"%s\"", e.msg);
+		}
+		if (code == 0)
+			pw_cni_conf_free(&c);
+	}
+}
+
+static void test_versions(void)
+{
+	PWT_EQ_INT(pw_cni_version_parse("0.4.0"), PW_CNI_V_0_4_0, "version 0.4.0");
+	PWT_EQ_INT(pw_cni_version_parse("1.0.0"), PW_CNI_V_1_0_0, "version 1.0.0");
+	PWT_EQ_INT(pw_cni_version_parse("1.1.0"), PW_CNI_V_1_1_0, "version 1.1.0");
+	PWT_EQ_INT(pw_cni_version_parse("0.3.1"), PW_CNI_V_NONE, "version 0.3.1 refused");
+	PWT_EQ_INT(pw_cni_version_parse("1.0"), PW_CNI_V_NONE, "version 1.0 refused");
+	PWT_EQ_INT(pw_cni_version_parse(NULL), PW_CNI_V_NONE, "no version");
+	PWT_EQ_STR(pw_cni_version_name(PW_CNI_V_1_0_0), "1.0.0", "version name 1.0.0");
+	PWT_EQ_STR(pw_cni_version_name(PW_CNI_V_NONE), "1.1.0", "no version names the latest");
+}
+
+static void test_env(void)
+{
+	struct pw_cni_env full = { .command = "ADD", .container_id = "ctr-1.a_b", .netns = "/run/netns/x",
+				   .ifname = "eth0" };
+	struct pw_cni_env env;
+	struct pw_cni_err e;
+	enum pw_cni_cmd cmd;
+
+	PWT_EQ_INT(pw_cni_cmd_parse("ADD", &cmd, &e), 0, "CNI_COMMAND ADD");
+	PWT_EQ_INT(cmd, PW_CNI_ADD, "ADD parsed");
+	PWT_EQ_INT(pw_cni_cmd_parse("GC", &cmd, &e), 0, "CNI_COMMAND GC");
+	PWT_EQ_INT(cmd, PW_CNI_GC, "GC parsed");
+	PWT_EQ_INT(pw_cni_cmd_parse("STATUS", &cmd, &e), 0, "CNI_COMMAND STATUS");
+	PWT_EQ_INT(pw_cni_cmd_parse("add", &cmd, &e), 4, "lower-case command refused with 4");
+	PWT_EQ_INT(pw_cni_cmd_parse(NULL, &cmd, &e), 4, "missing CNI_COMMAND -> 4");
+	PWT_CHECK(strstr(e.msg, "CNI_COMMAND") != NULL, "missing CNI_COMMAND named", "msg \"%s\"", e.msg);
+
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &full, &e), 0, "ADD with full env");
+
+	env = full; env.container_id = NULL;
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ADD without CNI_CONTAINERID -> 4");
+	PWT_CHECK(strstr(e.msg, "CNI_CONTAINERID") && !strstr(e.msg, "CNI_NETNS"),
+		  "missing CNI_CONTAINERID named (only it)", "msg \"%s\"", e.msg);
+	env = full; env.ifname = "";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ADD with empty CNI_IFNAME -> 4");
+	PWT_CHECK(strstr(e.msg, "CNI_IFNAME") != NULL, "missing CNI_IFNAME named", "msg \"%s\"", e.msg);
+	env = full; env.netns = NULL;
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_CHECK, &env, &e), 4, "CHECK without CNI_NETNS -> 4");
+	PWT_CHECK(strstr(e.msg, "CNI_NETNS") != NULL, "missing CNI_NETNS named", "msg \"%s\"", e.msg);
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_DEL, &env, &e), 0, "DEL without CNI_NETNS is fine");
+	env = full; env.netns = NULL; env.ifname = NULL;
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ADD missing two -> 4");
+	PWT_CHECK(strstr(e.msg, "CNI_IFNAME") && strstr(e.msg, "CNI_NETNS"), "both missing named",
+		  "msg \"%s\"", e.msg);
+
+	memset(&env, 0, sizeof(env));
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_VERSION, &env, &e), 0, "VERSION needs no env");
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_STATUS, &env, &e), 0, "STATUS needs no env");
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_GC, &env, &e), 0, "GC needs no env");
+
+	env = full; env.container_id = "-bad";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "container ID starting with '-' -> 4");
+	env = full; env.container_id = "a/b";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_DEL, &env, &e), 4, "container ID with '/' -> 4");
+	env = full; env.ifname = "eth0:1";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ifname with ':' -> 4");
+	env = full; env.ifname = "0123456789abcdef";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "16-char ifname -> 4");
+	env = full; env.ifname = "..";
+	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ifname \"..\" -> 4");
+}
+
+int main(void)
+{
+	test_good();
+	test_bad();
+	test_versions();
+	test_env();
+	return pwt_done();
+}

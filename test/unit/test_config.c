@@ -1,0 +1,220 @@
+/* Node config parsing (userspace/lib/config.c): the good example lands in
+ * the right fields, every bad input fails with a message naming the field. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "pwtest.h"
+#include "config.h"
+
+static const char *good =
+	"{\n"
+	"  \"node\":    {\"name\": \"node1\", \"ip\": \"192.168.1.11\", \"uplink\": \"eth0\", \"podCIDR\": \"10.244.1.0/24\"},\n"
+	"  \"cluster\": {\"podCIDR\": \"10.244.0.0/16\", \"serviceCIDR\": \"10.96.0.0/12\",\n"
+	"              \"routing\": \"native\", \"masquerade\": true},\n"
+	"  \"peers\":   [{\"name\": \"node2\", \"ip\": \"192.168.1.12\", \"podCIDR\": \"10.244.2.0/24\"},\n"
+	"              {\"name\": \"node3\", \"ip\": \"192.168.1.13\", \"podCIDR\": \"10.244.3.0/24\"}],\n"
+	"  \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\",\n"
+	"                \"nodePort\": 30080, \"algorithm\": \"random\", \"affinityTimeoutSeconds\": 0,\n"
+	"                \"backends\": [{\"ip\": \"10.244.1.2\", \"port\": 8080}, {\"ip\": \"10.244.2.2\", \"port\": 8080}]},\n"
+	"               {\"name\": \"dns\", \"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\",\n"
+	"                \"algorithm\": \"maglev\", \"affinityTimeoutSeconds\": 30, \"backends\": []}]\n"
+	"}\n";
+
+static uint32_t IP(const char *s)
+{
+	uint32_t ip = 0;
+
+	pw_ip4_parse(s, &ip);
+	return ip;
+}
+
+static void test_good(void)
+{
+	struct pw_node_config c;
+	char err[256] = "";
+	int r = pw_config_parse(good, &c, err, sizeof(err));
+
+	PWT_CHECK(r == 0, "good example parses", "returned %d: %s", r, err);
+	if (r)
+		return;
+	PWT_EQ_STR(c.name, "node1", "node.name");
+	PWT_EQ_INT(c.ip, IP("192.168.1.11"), "node.ip");
+	PWT_EQ_STR(c.uplink, "eth0", "node.uplink");
+	PWT_EQ_INT(c.pod_cidr.addr, IP("10.244.1.0"), "node.podCIDR addr");
+	PWT_EQ_INT(c.pod_cidr.prefix, 24, "node.podCIDR prefix");
+	PWT_EQ_INT(c.cluster_cidr.prefix, 16, "cluster.podCIDR");
+	PWT_EQ_INT(c.service_cidr.addr, IP("10.96.0.0"), "cluster.serviceCIDR");
+	PWT_EQ_INT(c.routing, PW_ROUTING_NATIVE, "cluster.routing");
+	PWT_EXPECT(c.masquerade, "cluster.masquerade");
+	PWT_EQ_INT(c.mtu, 0, "node.mtu default 0 (from uplink)");
+	PWT_EQ_INT(c.n_peers, 2, "two peers");
+	if (c.n_peers == 2) {
+		PWT_EQ_STR(c.peers[1].name, "node3", "peers[1].name");
+		PWT_EQ_INT(c.peers[1].ip, IP("192.168.1.13"), "peers[1].ip");
+		PWT_EQ_INT(c.peers[1].pod_cidr.addr, IP("10.244.3.0"), "peers[1].podCIDR");
+	}
+	PWT_EQ_INT(c.n_services, 2, "two services");
+	if (c.n_services == 2) {
+		struct pw_service_config *w = &c.services[0], *d = &c.services[1];
+
+		PWT_EQ_STR(w->name, "web", "services[0].name");
+		PWT_EQ_INT(w->vip, IP("10.96.0.10"), "services[0].vip");
+		PWT_EQ_INT(w->port, 80, "services[0].port");
+		PWT_EQ_INT(w->protocol, IPPROTO_TCP, "services[0].protocol");
+		PWT_EQ_INT(w->node_port, 30080, "services[0].nodePort");
+		PWT_EXPECT(!w->maglev, "services[0].algorithm random");
+		PWT_EQ_INT(w->n_backends, 2, "services[0] two backends");
+		if (w->n_backends == 2) {
+			PWT_EQ_INT(w->backends[1].ip, IP("10.244.2.2"), "services[0].backends[1].ip");
+			PWT_EQ_INT(w->backends[1].port, 8080, "services[0].backends[1].port");
+		}
+		PWT_EQ_INT(d->protocol, IPPROTO_UDP, "services[1].protocol udp");
+		PWT_EQ_INT(d->node_port, 0, "services[1] no nodePort");
+		PWT_EXPECT(d->maglev, "services[1].algorithm maglev");
+		PWT_EQ_INT(d->affinity_timeout, 30, "services[1].affinityTimeoutSeconds");
+		PWT_EQ_INT(d->n_backends, 0, "services[1] no backends");
+	}
+	pw_config_free(&c);
+	PWT_EXPECT(c.peers == NULL && c.services == NULL && c.n_peers == 0, "free resets");
+}
+
+static void test_defaults(void)
+{
+	const char *minimal =
+		"{\"node\": {\"name\": \"n\", \"ip\": \"192.168.1.11\", \"uplink\": \"eth0\","
+		" \"podCIDR\": \"10.244.7.0/24\", \"mtu\": 1400}}";
+	struct pw_node_config c;
+	char err[256] = "";
+	int r = pw_config_parse(minimal, &c, err, sizeof(err));
+
+	PWT_CHECK(r == 0, "minimal config parses", "returned %d: %s", r, err);
+	if (r)
+		return;
+	PWT_EQ_INT(c.cluster_cidr.addr, IP("10.244.0.0"), "default cluster.podCIDR addr");
+	PWT_EQ_INT(c.cluster_cidr.prefix, 16, "default cluster.podCIDR prefix");
+	PWT_EQ_INT(c.service_cidr.prefix, 12, "default cluster.serviceCIDR");
+	PWT_EQ_INT(c.routing, PW_ROUTING_NATIVE, "default routing native");
+	PWT_EXPECT(c.masquerade, "default masquerade true");
+	PWT_EQ_INT(c.mtu, 1400, "node.mtu");
+	PWT_EQ_INT(c.n_peers, 0, "no peers");
+	PWT_EQ_INT(c.n_services, 0, "no services");
+	pw_config_free(&c);
+}
+
+/* Replaces the first occurrence of from in the good example by to. */
+static char *mutate(const char *from, const char *to)
+{
+	const char *at = strstr(good, from);
+	size_t n = strlen(good) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+
+	if (!at || !out) {
+		printf("# bad fixture: %s not in the example\n", from);
+		free(out);
+		return NULL;
+	}
+	snprintf(out, n, "%.*s%s%s", (int)(at - good), good, to, at + strlen(from));
+	return out;
+}
+
+struct bad_case {
+	const char *name;
+	const char *from, *to;   /* mutation of the good example */
+	const char *want;        /* substring the error must contain */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "missing node.ip", "\"ip\": \"192.168.1.11\", ", "", "node.ip: missing" },
+	{ "missing node", "\"node\":    {\"name\": \"node1\", \"ip\": \"192.168.1.11\", \"uplink\": \"eth0\", \"podCIDR\": \"10.244.1.0/24\"},", "", "node: missing" },
+	{ "missing node.uplink", "\"uplink\": \"eth0\", ", "", "node.uplink: missing" },
+	{ "bad node.ip", "\"192.168.1.11\"", "\"192.168.1.300\"", "node.ip: \"192.168.1.300\" is not an IPv4 address" },
+	{ "podCIDR host bits", "\"10.244.1.0/24\"", "\"10.244.1.5/24\"", "node.podCIDR: \"10.244.1.5/24\" has host bits set" },
+	{ "podCIDR /33", "\"10.244.1.0/24\"", "\"10.244.1.0/33\"", "node.podCIDR: \"10.244.1.0/33\" is not a CIDR" },
+	{ "podCIDR no prefix", "\"10.244.1.0/24\"", "\"10.244.1\"", "node.podCIDR: \"10.244.1\" is not a CIDR" },
+	{ "bad cluster CIDR", "\"10.244.0.0/16\"", "\"10.244.0.0/x\"", "cluster.podCIDR:" },
+	{ "podCIDR outside cluster", "\"10.244.1.0/24\"", "\"10.245.1.0/24\"", "node.podCIDR: 10.245.1.0/24 is not inside cluster.podCIDR 10.244.0.0/16" },
+	{ "peer outside cluster", "\"10.244.2.0/24\"", "\"10.99.2.0/24\"", "peers[0].podCIDR: 10.99.2.0/24 is not inside cluster.podCIDR" },
+	{ "overlapping peers", "\"10.244.3.0/24\"", "\"10.244.2.128/25\"", "peers[1].podCIDR: 10.244.2.128/25 overlaps peers[0].podCIDR" },
+	{ "peer overlaps node", "\"10.244.2.0/24\"", "\"10.244.0.0/23\"", "peers[0].podCIDR: 10.244.0.0/23 overlaps node.podCIDR" },
+	{ "duplicate peer name", "\"node3\"", "\"node2\"", "peers[1].name: \"node2\" is also peers[0].name" },
+	{ "peer missing ip", "\"ip\": \"192.168.1.12\", ", "", "peers[0].ip: missing" },
+	{ "unknown routing mode", "\"native\"", "\"bgp\"", "cluster.routing: \"bgp\" is not one of native, vxlan" },
+	{ "routing wrong type", "\"native\"", "1", "cluster.routing: expected a string" },
+	{ "masquerade wrong type", "\"masquerade\": true", "\"masquerade\": \"yes\"", "cluster.masquerade: expected true or false" },
+	{ "node.ip wrong type", "\"ip\": \"192.168.1.11\"", "\"ip\": 3232235787", "node.ip: expected a string" },
+	{ "peers wrong type", "\"peers\":   [", "\"peers\": 5, \"peers\": [", "peers: expected an array" },
+	{ "node wrong type", "\"node\":    {", "\"node\": \"n\", \"node\": {", "node: expected an object" },
+	{ "unknown field", "\"masquerade\": true", "\"masquerade\": true, \"mascarade\": false", "cluster.mascarade: unknown field" },
+	{ "port out of range", "\"port\": 80,", "\"port\": 70000,", "services[0].port: 70000 is not an integer in 1..65535" },
+	{ "port not integer", "\"port\": 80,", "\"port\": 80.5,", "services[0].port: 80.5 is not an integer" },
+	{ "nodePort out of range", "30080", "8080", "services[0].nodePort: 8080 is not an integer in 30000..32767" },
+	{ "unknown protocol", "\"protocol\": \"tcp\"", "\"protocol\": \"sctp\"", "services[0].protocol: \"sctp\" is not one of tcp, udp" },
+	{ "unknown algorithm", "\"algorithm\": \"random\"", "\"algorithm\": \"rr\"", "services[0].algorithm: \"rr\" is not one of random, maglev" },
+	{ "vip outside service CIDR", "\"10.96.0.10\"", "\"10.244.1.10\"", "services[0].vip: 10.244.1.10 is not inside cluster.serviceCIDR" },
+	{ "backend bad ip", "\"ip\": \"10.244.1.2\"", "\"ip\": \"10.244.1.2.3\"", "services[0].backends[0].ip:" },
+	{ "backend missing port", "\"ip\": \"10.244.2.2\", \"port\": 8080", "\"ip\": \"10.244.2.2\"", "services[0].backends[1].port: missing" },
+	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
+	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
+};
+
+static void test_bad(void)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *bc = &bad_cases[i];
+		char *json = mutate(bc->from, bc->to);
+		struct pw_node_config c;
+		char err[256] = "", name[128];
+		int r;
+
+		snprintf(name, sizeof(name), "rejects %s", bc->name);
+		if (!json) {
+			PWT_CHECK(0, name, "fixture does not apply");
+			continue;
+		}
+		r = pw_config_parse(json, &c, err, sizeof(err));
+		PWT_CHECK(r == -EINVAL && strstr(err, bc->want), name,
+			  "returned %d, error \"%s\", want -EINVAL and \"%s\"", r, err, bc->want);
+		free(json);
+	}
+}
+
+static void test_not_object_and_load(void)
+{
+	struct pw_node_config c;
+	char err[256] = "", path[] = "/tmp/pwt-config-XXXXXX";
+	int fd, r;
+
+	r = pw_config_parse("[1, 2]", &c, err, sizeof(err));
+	PWT_CHECK(r == -EINVAL && strstr(err, "expected a JSON object"), "rejects a top-level array",
+		  "returned %d: %s", r, err);
+	r = pw_config_parse("", &c, err, sizeof(err));
+	PWT_CHECK(r == -EINVAL && strstr(err, "invalid JSON"), "rejects an empty document",
+		  "returned %d: %s", r, err);
+
+	r = pw_config_load("/nonexistent/pwt-config.json", &c, err, sizeof(err));
+	PWT_CHECK(r == -ENOENT && strstr(err, "No such file"), "load of a missing file: -ENOENT",
+		  "returned %d: %s", r, err);
+	fd = mkstemp(path);
+	if (fd < 0) {
+		PWT_CHECK(0, "load from a file", "mkstemp failed");
+		return;
+	}
+	r = (int)write(fd, good, strlen(good));
+	close(fd);
+	r = pw_config_load(path, &c, err, sizeof(err));
+	PWT_CHECK(r == 0 && c.n_services == 2, "load from a file", "returned %d: %s", r, err);
+	if (r == 0)
+		pw_config_free(&c);
+	unlink(path);
+}
+
+int main(void)
+{
+	test_good();
+	test_defaults();
+	test_bad();
+	test_not_object_and_load();
+	return pwt_done();
+}

@@ -1,0 +1,256 @@
+/* podwired: flags, signals and the main loop. See docs/agent.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include "agent.h"
+#include "log.h"
+
+#define RELOAD_DEBOUNCE_MS 100   /* editors write a file in several steps */
+
+struct options {
+	const char *instance;
+	const char *config;
+	enum pw_log_level level;
+	bool uninstall;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: podwired [--instance NAME] [--config FILE] [--log-level debug|info|warn|error]\n"
+		"       podwired [--instance NAME] --uninstall\n"
+		"  --instance NAME  node instance (default \"default\"): pins under /sys/fs/bpf/podwire/NAME,\n"
+		"                   state under /run/podwire/NAME\n"
+		"  --config FILE    node config (default /etc/podwire/NAME.json), watched for changes\n"
+		"  --uninstall      detach and remove everything of the instance, then exit\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "uninstall", no_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->instance = PW_DEFAULT_INSTANCE;
+	o->level = PW_LOG_INFO;
+	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i': o->instance = optarg; break;
+		case 'c': o->config = optarg; break;
+		case 'u': o->uninstall = true; break;
+		case 'l':
+			if (pw_log_level_parse(optarg, &o->level)) {
+				fprintf(stderr, "podwired: --log-level: \"%s\" is not one of debug, info, warn, error\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "podwired: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void set_log_tag(const char *tag, enum pw_log_level level)
+{
+	char prog[96];
+
+	snprintf(prog, sizeof(prog), "podwired[%s]", tag);
+	pw_log_init(prog, level, stderr);
+}
+
+/* Termination and reload signals arrive through a signalfd: handled between
+ * steps, never in the middle of attaching something. */
+static int signals_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void reload(struct pw_agent *a)
+{
+	struct pw_node_config next;
+	char err[512];
+
+	if (pw_config_load(a->config_path, &next, err, sizeof(err))) {
+		pw_err("config %s: %s; keeping the running config", a->config_path, err);
+		return;
+	}
+	pw_info("config %s changed: applying", a->config_path);
+	if (pw_reconcile(a, &a->cfg, &next))
+		pw_warn("config applied with errors (see above)");
+	pw_config_free(&a->cfg);
+	a->cfg = next;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Returns when SIGTERM or SIGINT arrives. */
+static void run(struct pw_agent *a, int sig_fd, int watch_fd)
+{
+	long long reload_at = -1;
+
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = watch_fd, .events = POLLIN },
+		};
+		int timeout = -1;
+
+		if (reload_at >= 0) {
+			long long left = reload_at - now_ms();
+
+			timeout = left > 0 ? (int)left : 0;
+		}
+		if (poll(fds, watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
+			pw_err("poll: %s", strerror(errno));
+			return;
+		}
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					reload_at = now_ms();
+				} else {
+					pw_info("received %s: exiting; the datapath stays pinned and attached",
+						strsignal((int)si.ssi_signo));
+					return;
+				}
+			}
+		}
+		if (watch_fd >= 0 && (fds[1].revents & POLLIN) && pw_watch_changed(watch_fd, a->config_path))
+			reload_at = now_ms() + RELOAD_DEBOUNCE_MS;
+		if (reload_at >= 0 && now_ms() >= reload_at) {
+			reload_at = -1;
+			reload(a);
+		}
+	}
+}
+
+/* Everything up to "ready". Nothing is created before the config and the
+ * uplink check out. */
+static int start(struct pw_agent *a, enum pw_log_level level)
+{
+	char err[512], cidr[PW_CIDR_STRLEN], gw[PW_IP4_STRLEN];
+	struct pw_node_config empty;
+	int ret;
+
+	ret = pw_config_load(a->config_path, &a->cfg, err, sizeof(err));
+	if (ret) {
+		pw_err("config %s: %s", a->config_path, err);
+		return ret;
+	}
+	set_log_tag(a->cfg.name, level);
+	ret = pw_node_check(&a->cfg, &a->uplink_ifindex);
+	if (ret)
+		return ret;
+
+	ret = pw_mkdirs(a->paths.state_dir, 0755);
+	if (ret) {
+		pw_err("cannot create %s: %s", a->paths.state_dir, strerror(-ret));
+		return ret;
+	}
+	ret = pw_agent_lock(a);
+	if (ret)
+		return ret;
+	ret = pw_loader_start(a);
+	if (ret)
+		return ret;
+	ret = pw_node_setup(a);
+	if (ret)
+		return ret;
+	memset(&empty, 0, sizeof(empty));
+	ret = pw_reconcile(a, &empty, &a->cfg);
+	if (ret)
+		pw_warn("initial config applied with errors (see above)");
+
+	pw_cidr_format(&a->cfg.pod_cidr, cidr);
+	pw_ip4_format(pw_cidr_gateway(&a->cfg.pod_cidr), gw);
+	pw_info("loaded datapath (%s), pod CIDR %s, gateway %s, uplink %s, pod MTU %d",
+		pw_attach_mode_name(a->mode), cidr, gw, a->cfg.uplink, a->pod_mtu);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct pw_agent a = { .lock_fd = -1 };
+	struct options o = { 0 };
+	char config_path[PW_PATH_MAX + 32];
+	int sig_fd, watch_fd, ret;
+
+	if (parse_options(argc, argv, &o))
+		return 1;
+	set_log_tag(o.instance, o.level);
+	if (pw_paths_init(&a.paths, o.instance)) {
+		pw_err("--instance: \"%s\" is not a valid instance name ([A-Za-z0-9_-], 1-63 characters)",
+		       o.instance);
+		return 1;
+	}
+	if (!o.config) {
+		snprintf(config_path, sizeof(config_path), "/etc/podwire/%s.json", a.paths.instance);
+		o.config = config_path;
+	}
+	a.config_path = o.config;
+	if (o.uninstall)
+		return pw_uninstall(&a.paths, o.config) ? 1 : 0;
+
+	sig_fd = signals_open();
+	if (sig_fd < 0) {
+		pw_err("cannot set up signal handling: %s", strerror(-sig_fd));
+		return 1;
+	}
+	ret = start(&a, o.level);
+	if (ret) {
+		pw_loader_close(&a);
+		pw_config_free(&a.cfg);
+		return 1;
+	}
+	watch_fd = pw_watch_open(a.config_path);
+	if (watch_fd < 0)
+		pw_warn("cannot watch %s (%s): send SIGHUP to reload", a.config_path, strerror(-watch_fd));
+	pw_info("ready");
+
+	run(&a, sig_fd, watch_fd);
+
+	if (watch_fd >= 0)
+		close(watch_fd);
+	close(sig_fd);
+	pw_loader_close(&a);
+	pw_config_free(&a.cfg);
+	if (a.lock_fd >= 0)
+		close(a.lock_fd);
+	return 0;
+}

@@ -1,0 +1,199 @@
+/* Applying a config to the running node: the one place that turns desired
+ * state (struct pw_node_config, from whatever source) into map contents.
+ * Each section is synced in full against what the maps hold, so a restart
+ * that missed a change while the agent was down still converges. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include "podwire/abi.h"
+#include "agent.h"
+#include "log.h"
+
+/* Baked into the loaded programs (rodata) or into what the CNI plugin was
+ * told: only a restart applies them. Reported, never half-applied. */
+static void report_restart_fields(const struct pw_node_config *old, const struct pw_node_config *new)
+{
+	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
+
+	if (strcmp(old->name, new->name))
+		pw_warn("node.name changed (%s -> %s): restart podwired to apply", old->name, new->name);
+	if (old->ip != new->ip) {
+		pw_ip4_format(old->ip, a);
+		pw_ip4_format(new->ip, b);
+		pw_warn("node.ip changed (%s -> %s): restart podwired to apply", a, b);
+	}
+	if (strcmp(old->uplink, new->uplink))
+		pw_warn("node.uplink changed (%s -> %s): restart podwired to apply", old->uplink, new->uplink);
+	if (memcmp(&old->pod_cidr, &new->pod_cidr, sizeof(old->pod_cidr))) {
+		pw_cidr_format(&old->pod_cidr, a);
+		pw_cidr_format(&new->pod_cidr, b);
+		pw_warn("node.podCIDR changed (%s -> %s): restart podwired to apply "
+			"(pods keep their addresses from the old CIDR until re-created)", a, b);
+	}
+	if (memcmp(&old->cluster_cidr, &new->cluster_cidr, sizeof(old->cluster_cidr))) {
+		pw_cidr_format(&old->cluster_cidr, a);
+		pw_cidr_format(&new->cluster_cidr, b);
+		pw_warn("cluster.podCIDR changed (%s -> %s): restart podwired to apply", a, b);
+	}
+	if (old->routing != new->routing)
+		pw_warn("cluster.routing changed: restart podwired to apply");
+	if (old->mtu != new->mtu)
+		pw_warn("node.mtu changed: restart podwired to apply (new pods only)");
+}
+
+/* A changed restart field keeps its running value in the applied config, so
+ * that later diffs are against what actually runs (the warning repeats on
+ * each reload while the file and the running node disagree). */
+static void keep_restart_fields(const struct pw_node_config *old, struct pw_node_config *new)
+{
+	memcpy(new->name, old->name, sizeof(new->name));
+	new->ip = old->ip;
+	memcpy(new->uplink, old->uplink, sizeof(new->uplink));
+	new->pod_cidr = old->pod_cidr;
+	new->cluster_cidr = old->cluster_cidr;
+	new->routing = old->routing;
+	new->mtu = old->mtu;
+}
+
+static const struct pw_peer_config *find_peer(const struct pw_node_config *c, const char *name)
+{
+	for (int i = 0; i < c->n_peers; i++)
+		if (strcmp(c->peers[i].name, name) == 0)
+			return &c->peers[i];
+	return NULL;
+}
+
+static void peer_key(const struct pw_cidr *c, struct pw_peer_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = c->prefix;
+	pw_ip4_to_bytes(c->addr, k->addr);
+}
+
+static bool peer_wanted(const struct pw_node_config *c, const struct pw_peer_key *k)
+{
+	struct pw_peer_key w;
+
+	for (int i = 0; i < c->n_peers; i++) {
+		peer_key(&c->peers[i].pod_cidr, &w);
+		if (memcmp(&w, k, sizeof(w)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* pw_peers := new->peers (pod CIDR -> node IP). */
+static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
+{
+	struct pw_peer_key key, next, stale[64];
+	int fd = pw_loader_map_fd(a, PW_MAP_PEERS), n_stale, err = 0;
+	void *prev;
+
+	if (fd < 0)
+		return 0;   /* a datapath without peer routing yet */
+	for (int i = 0; i < new->n_peers; i++) {
+		struct pw_peer val;
+
+		peer_key(&new->peers[i].pod_cidr, &key);
+		memset(&val, 0, sizeof(val));
+		pw_ip4_to_bytes(new->peers[i].ip, val.node_ip);
+		if (bpf_map_update_elem(fd, &key, &val, BPF_ANY)) {
+			err = -errno;
+			pw_err("peers: cannot write %s into " PW_MAP_PEERS ": %s",
+			       new->peers[i].name, strerror(-err));
+		}
+	}
+	/* Deleting while iterating restarts an LPM walk; collect, then delete. */
+	do {
+		n_stale = 0;
+		prev = NULL;
+		while (n_stale < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+			key = next;
+			prev = &key;
+			if (!peer_wanted(new, &key))
+				stale[n_stale++] = key;
+		}
+		for (int i = 0; i < n_stale; i++)
+			bpf_map_delete_elem(fd, &stale[i]);
+	} while (n_stale == 64);
+	return err;
+}
+
+static int reconcile_peers(struct pw_agent *a, const struct pw_node_config *old,
+			   const struct pw_node_config *new)
+{
+	char cidr[PW_CIDR_STRLEN], ip[PW_IP4_STRLEN];
+
+	for (int i = 0; i < new->n_peers; i++) {
+		const struct pw_peer_config *p = &new->peers[i], *o = find_peer(old, p->name);
+
+		pw_cidr_format(&p->pod_cidr, cidr);
+		pw_ip4_format(p->ip, ip);
+		if (!o)
+			pw_info("peer %s: %s via %s", p->name, cidr, ip);
+		else if (o->ip != p->ip || memcmp(&o->pod_cidr, &p->pod_cidr, sizeof(o->pod_cidr)))
+			pw_info("peer %s changed: %s via %s", p->name, cidr, ip);
+	}
+	for (int i = 0; i < old->n_peers; i++)
+		if (!find_peer(new, old->peers[i].name))
+			pw_info("peer %s removed", old->peers[i].name);
+	return sync_peers_map(a, new);
+}
+
+static const struct pw_service_config *find_service(const struct pw_node_config *c, const char *name)
+{
+	for (int i = 0; i < c->n_services; i++)
+		if (strcmp(c->services[i].name, name) == 0)
+			return &c->services[i];
+	return NULL;
+}
+
+static bool service_equal(const struct pw_service_config *a, const struct pw_service_config *b)
+{
+	if (a->vip != b->vip || a->port != b->port || a->protocol != b->protocol ||
+	    a->node_port != b->node_port || a->maglev != b->maglev ||
+	    a->affinity_timeout != b->affinity_timeout || a->n_backends != b->n_backends)
+		return false;
+	for (int i = 0; i < a->n_backends; i++)
+		if (a->backends[i].ip != b->backends[i].ip || a->backends[i].port != b->backends[i].port)
+			return false;
+	return true;
+}
+
+/* Service load balancing lands in a later issue: for now the diff is
+ * reported so the operator sees the config was taken. */
+static int reconcile_services(const struct pw_node_config *old, const struct pw_node_config *new)
+{
+	char vip[PW_IP4_STRLEN];
+
+	for (int i = 0; i < new->n_services; i++) {
+		const struct pw_service_config *s = &new->services[i], *o = find_service(old, s->name);
+
+		pw_ip4_format(s->vip, vip);
+		if (!o)
+			pw_info("service %s: %s:%u/%s, %d backend(s)", s->name, vip, s->port,
+				s->protocol == 17 ? "udp" : "tcp", s->n_backends);
+		else if (!service_equal(o, s))
+			pw_info("service %s changed: %s:%u/%s, %d backend(s)", s->name, vip, s->port,
+				s->protocol == 17 ? "udp" : "tcp", s->n_backends);
+	}
+	for (int i = 0; i < old->n_services; i++)
+		if (!find_service(new, old->services[i].name))
+			pw_info("service %s removed", old->services[i].name);
+	return 0;
+}
+
+int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
+		 struct pw_node_config *new)
+{
+	int err, err2;
+
+	if (old->name[0]) {
+		report_restart_fields(old, new);
+		keep_restart_fields(old, new);
+	}
+	err = reconcile_peers(a, old, new);
+	err2 = reconcile_services(old, new);
+	return err ? err : err2;
+}

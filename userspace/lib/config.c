@@ -1,0 +1,506 @@
+/* Node config (architecture §10): strict JSON parsing with errors that name
+ * the field, e.g. `peers[1].podCIDR: "10.244.2.0/24" overlaps peers[0].podCIDR`.
+ * Unknown keys are refused too: a misspelt optional key would otherwise
+ * silently fall back to its default. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "config.h"
+
+#define PW_NODEPORT_MIN 30000
+#define PW_NODEPORT_MAX 32767
+
+struct perr {
+	char *buf;
+	size_t len;
+};
+
+static int __attribute__((format(printf, 2, 3))) fail(struct perr *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->buf && e->len) {
+		va_start(ap, fmt);
+		vsnprintf(e->buf, e->len, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* Refuses keys not in allowed (NULL-terminated). */
+static int check_keys(struct perr *e, const cJSON *obj, const char *path, const char *const *allowed)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, obj) {
+		const char *const *a;
+
+		for (a = allowed; *a; a++)
+			if (strcmp(*a, it->string) == 0)
+				break;
+		if (!*a)
+			return fail(e, "%s.%s: unknown field", path, it->string);
+	}
+	return 0;
+}
+
+/* Each getter: 0 = found and valid, 1 = absent (and !required), -EINVAL. */
+static int get_string(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		      bool required, const char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v || cJSON_IsNull(v))
+		return required ? fail(e, "%s.%s: missing", path, key) : 1;
+	if (!cJSON_IsString(v))
+		return fail(e, "%s.%s: expected a string", path, key);
+	*out = v->valuestring;
+	return 0;
+}
+
+static int get_name(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		    bool required, char *out, size_t outlen)
+{
+	const char *s;
+	int r = get_string(e, obj, path, key, required, &s);
+
+	if (r)
+		return r;
+	if (!*s)
+		return fail(e, "%s.%s: must not be empty", path, key);
+	if (strlen(s) >= outlen)
+		return fail(e, "%s.%s: \"%s\" is longer than %zu characters", path, key, s, outlen - 1);
+	strcpy(out, s);
+	return 0;
+}
+
+static int get_ip(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		  bool required, uint32_t *out)
+{
+	const char *s;
+	int r = get_string(e, obj, path, key, required, &s);
+
+	if (r)
+		return r;
+	if (pw_ip4_parse(s, out))
+		return fail(e, "%s.%s: \"%s\" is not an IPv4 address", path, key, s);
+	return 0;
+}
+
+static int get_cidr(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		    bool required, struct pw_cidr *out)
+{
+	const char *s;
+	int r = get_string(e, obj, path, key, required, &s);
+	const char *slash;
+	struct pw_cidr probe;
+	uint32_t ip;
+
+	if (r)
+		return r;
+	if (pw_cidr_parse(s, out) == 0)
+		return 0;
+	/* Say what is wrong with it, the most common typo first. */
+	slash = strchr(s, '/');
+	if (slash) {
+		char addr[PW_IP4_STRLEN + 1];
+		size_t n = (size_t)(slash - s);
+
+		if (n < sizeof(addr)) {
+			memcpy(addr, s, n);
+			addr[n] = '\0';
+			char fixed[64];
+
+			snprintf(fixed, sizeof(fixed), "0.0.0.0%s", slash);
+			if (pw_ip4_parse(addr, &ip) == 0 && pw_cidr_parse(fixed, &probe) == 0)
+				return fail(e, "%s.%s: \"%s\" has host bits set", path, key, s);
+		}
+	}
+	return fail(e, "%s.%s: \"%s\" is not a CIDR (a.b.c.d/n)", path, key, s);
+}
+
+static int get_int(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		   bool required, long min, long max, long *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	double d;
+
+	if (!v || cJSON_IsNull(v))
+		return required ? fail(e, "%s.%s: missing", path, key) : 1;
+	if (!cJSON_IsNumber(v))
+		return fail(e, "%s.%s: expected a number", path, key);
+	d = v->valuedouble;
+	if (!(d >= (double)min && d <= (double)max) || d != (double)(long)d)
+		return fail(e, "%s.%s: %g is not an integer in %ld..%ld", path, key, d, min, max);
+	*out = (long)d;
+	return 0;
+}
+
+static int get_bool(struct perr *e, const cJSON *obj, const char *path, const char *key, bool *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v || cJSON_IsNull(v))
+		return 1;
+	if (!cJSON_IsBool(v))
+		return fail(e, "%s.%s: expected true or false", path, key);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+/* An optional member that must be an object (or array) when present. */
+static int get_typed(struct perr *e, const cJSON *obj, const char *path, const char *key,
+		     bool required, bool array, const cJSON **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const char *dot = *path ? "." : "";
+
+	*out = NULL;
+	if (!v || cJSON_IsNull(v))
+		return required ? fail(e, "%s%s%s: missing", path, dot, key) : 1;
+	if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
+		return fail(e, "%s%s%s: expected %s", path, dot, key, array ? "an array" : "an object");
+	*out = v;
+	return 0;
+}
+
+#define TRY(expr) do { int _r = (expr); if (_r < 0) return _r; } while (0)
+
+static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
+	const cJSON *node;
+	long mtu = 0;
+
+	TRY(get_typed(e, root, "", "node", true, false, &node));
+	TRY(check_keys(e, node, "node", keys));
+	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
+	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
+	TRY(get_name(e, node, "node", "uplink", true, cfg->uplink, sizeof(cfg->uplink)));
+	if (strchr(cfg->uplink, '/'))
+		return fail(e, "node.uplink: \"%s\" is not an interface name", cfg->uplink);
+	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
+	if (cfg->pod_cidr.prefix > 30)
+		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
+			    cfg->pod_cidr.prefix);
+	TRY(get_int(e, node, "node", "mtu", false, 0, 65535, &mtu));
+	if (mtu != 0 && mtu < 576)
+		return fail(e, "node.mtu: %ld is below 576", mtu);
+	cfg->mtu = (int)mtu;
+	return 0;
+}
+
+static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", NULL };
+	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
+	const char *routing;
+	const cJSON *cl;
+	int r;
+
+	pw_cidr_parse("10.244.0.0/16", &cfg->cluster_cidr);
+	pw_cidr_parse("10.96.0.0/12", &cfg->service_cidr);
+	cfg->routing = PW_ROUTING_NATIVE;
+	cfg->masquerade = true;
+	r = get_typed(e, root, "", "cluster", false, false, &cl);
+	if (r < 0)
+		return r;
+	if (cl) {
+		TRY(check_keys(e, cl, "cluster", keys));
+		TRY(get_cidr(e, cl, "cluster", "podCIDR", false, &cfg->cluster_cidr));
+		TRY(get_cidr(e, cl, "cluster", "serviceCIDR", false, &cfg->service_cidr));
+		r = get_string(e, cl, "cluster", "routing", false, &routing);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			if (strcmp(routing, "native") == 0)
+				cfg->routing = PW_ROUTING_NATIVE;
+			else if (strcmp(routing, "vxlan") == 0)
+				cfg->routing = PW_ROUTING_VXLAN;
+			else
+				return fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", routing);
+		}
+		TRY(get_bool(e, cl, "cluster", "masquerade", &cfg->masquerade));
+	}
+	pw_cidr_format(&cfg->pod_cidr, a);
+	pw_cidr_format(&cfg->cluster_cidr, b);
+	if (!pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
+		return fail(e, "node.podCIDR: %s is not inside cluster.podCIDR %s", a, b);
+	if (pw_cidr_overlaps(&cfg->cluster_cidr, &cfg->service_cidr)) {
+		pw_cidr_format(&cfg->service_cidr, a);
+		return fail(e, "cluster.serviceCIDR: %s overlaps cluster.podCIDR %s", a, b);
+	}
+	return 0;
+}
+
+static int parse_peer(struct perr *e, const cJSON *item, const char *path,
+		      const struct pw_node_config *cfg, struct pw_peer_config *p)
+{
+	static const char *const keys[] = { "name", "ip", "podCIDR", NULL };
+	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
+
+	if (!cJSON_IsObject(item))
+		return fail(e, "%s: expected an object", path);
+	TRY(check_keys(e, item, path, keys));
+	TRY(get_name(e, item, path, "name", true, p->name, sizeof(p->name)));
+	TRY(get_ip(e, item, path, "ip", true, &p->ip));
+	TRY(get_cidr(e, item, path, "podCIDR", true, &p->pod_cidr));
+	pw_cidr_format(&p->pod_cidr, a);
+	if (!pw_cidr_within(&p->pod_cidr, &cfg->cluster_cidr)) {
+		pw_cidr_format(&cfg->cluster_cidr, b);
+		return fail(e, "%s.podCIDR: %s is not inside cluster.podCIDR %s", path, a, b);
+	}
+	if (pw_cidr_overlaps(&p->pod_cidr, &cfg->pod_cidr)) {
+		pw_cidr_format(&cfg->pod_cidr, b);
+		return fail(e, "%s.podCIDR: %s overlaps node.podCIDR %s", path, a, b);
+	}
+	if (p->ip == cfg->ip)
+		return fail(e, "%s.ip: is this node's own node.ip", path);
+	if (strcmp(p->name, cfg->name) == 0)
+		return fail(e, "%s.name: \"%s\" is this node's own node.name", path, p->name);
+	return 0;
+}
+
+static int parse_peers(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	const cJSON *arr, *item;
+	int r, i = 0;
+
+	r = get_typed(e, root, "", "peers", false, true, &arr);
+	if (r)
+		return r < 0 ? r : 0;
+	cfg->peers = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*cfg->peers));
+	if (!cfg->peers)
+		return -ENOMEM;
+	cJSON_ArrayForEach(item, arr) {
+		struct pw_peer_config *p = &cfg->peers[i];
+		char path[32], a[PW_CIDR_STRLEN];
+
+		snprintf(path, sizeof(path), "peers[%d]", i);
+		TRY(parse_peer(e, item, path, cfg, p));
+		cfg->n_peers = ++i;
+		for (int j = 0; j < i - 1; j++) {
+			const struct pw_peer_config *q = &cfg->peers[j];
+
+			pw_cidr_format(&p->pod_cidr, a);
+			if (pw_cidr_overlaps(&p->pod_cidr, &q->pod_cidr))
+				return fail(e, "%s.podCIDR: %s overlaps peers[%d].podCIDR", path, a, j);
+			if (strcmp(p->name, q->name) == 0)
+				return fail(e, "%s.name: \"%s\" is also peers[%d].name", path, p->name, j);
+			if (p->ip == q->ip)
+				return fail(e, "%s.ip: is also peers[%d].ip", path, j);
+		}
+	}
+	return 0;
+}
+
+static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
+			  struct pw_service_config *s)
+{
+	static const char *const keys[] = { "ip", "port", NULL };
+	const cJSON *arr, *item;
+	char path[64];
+	int r, i = 0;
+
+	r = get_typed(e, svc, spath, "backends", false, true, &arr);
+	if (r)
+		return r < 0 ? r : 0;
+	s->backends = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*s->backends));
+	if (!s->backends)
+		return -ENOMEM;
+	cJSON_ArrayForEach(item, arr) {
+		struct pw_backend_config *b = &s->backends[i];
+		long port;
+
+		snprintf(path, sizeof(path), "%s.backends[%d]", spath, i);
+		if (!cJSON_IsObject(item))
+			return fail(e, "%s: expected an object", path);
+		TRY(check_keys(e, item, path, keys));
+		TRY(get_ip(e, item, path, "ip", true, &b->ip));
+		TRY(get_int(e, item, path, "port", true, 1, 65535, &port));
+		b->port = (uint16_t)port;
+		s->n_backends = ++i;
+		for (int j = 0; j < i - 1; j++)
+			if (s->backends[j].ip == b->ip && s->backends[j].port == b->port)
+				return fail(e, "%s: duplicate of %s.backends[%d]", path, spath, j);
+	}
+	return 0;
+}
+
+static int parse_service(struct perr *e, const cJSON *item, const char *path,
+			 const struct pw_node_config *cfg, struct pw_service_config *s)
+{
+	static const char *const keys[] = { "name", "vip", "port", "protocol", "nodePort",
+					    "algorithm", "affinityTimeoutSeconds", "backends", NULL };
+	const char *proto = "tcp", *algo = "random";
+	long port, node_port = 0, affinity = 0;
+	char vip[PW_IP4_STRLEN], scidr[PW_CIDR_STRLEN];
+
+	if (!cJSON_IsObject(item))
+		return fail(e, "%s: expected an object", path);
+	TRY(check_keys(e, item, path, keys));
+	TRY(get_name(e, item, path, "name", true, s->name, sizeof(s->name)));
+	TRY(get_ip(e, item, path, "vip", true, &s->vip));
+	if (!pw_cidr_contains(&cfg->service_cidr, s->vip)) {
+		pw_ip4_format(s->vip, vip);
+		pw_cidr_format(&cfg->service_cidr, scidr);
+		return fail(e, "%s.vip: %s is not inside cluster.serviceCIDR %s", path, vip, scidr);
+	}
+	TRY(get_int(e, item, path, "port", true, 1, 65535, &port));
+	s->port = (uint16_t)port;
+	TRY(get_string(e, item, path, "protocol", false, &proto));
+	if (strcmp(proto, "tcp") == 0)
+		s->protocol = IPPROTO_TCP;
+	else if (strcmp(proto, "udp") == 0)
+		s->protocol = IPPROTO_UDP;
+	else
+		return fail(e, "%s.protocol: \"%s\" is not one of tcp, udp", path, proto);
+	TRY(get_int(e, item, path, "nodePort", false, PW_NODEPORT_MIN, PW_NODEPORT_MAX, &node_port));
+	s->node_port = (uint16_t)node_port;
+	TRY(get_string(e, item, path, "algorithm", false, &algo));
+	if (strcmp(algo, "random") == 0)
+		s->maglev = false;
+	else if (strcmp(algo, "maglev") == 0)
+		s->maglev = true;
+	else
+		return fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, algo);
+	TRY(get_int(e, item, path, "affinityTimeoutSeconds", false, 0, 86400, &affinity));
+	s->affinity_timeout = (uint32_t)affinity;
+	return parse_backends(e, item, path, s);
+}
+
+static int parse_services(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	const cJSON *arr, *item;
+	int r, i = 0;
+
+	r = get_typed(e, root, "", "services", false, true, &arr);
+	if (r)
+		return r < 0 ? r : 0;
+	cfg->services = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*cfg->services));
+	if (!cfg->services)
+		return -ENOMEM;
+	cJSON_ArrayForEach(item, arr) {
+		struct pw_service_config *s = &cfg->services[i];
+		char path[32];
+
+		snprintf(path, sizeof(path), "services[%d]", i);
+		/* Counted before parsing so pw_config_free frees its backends on error. */
+		cfg->n_services = i + 1;
+		TRY(parse_service(e, item, path, cfg, s));
+		i++;
+		for (int j = 0; j < i - 1; j++) {
+			const struct pw_service_config *q = &cfg->services[j];
+
+			if (strcmp(s->name, q->name) == 0)
+				return fail(e, "%s.name: \"%s\" is also services[%d].name", path, s->name, j);
+			if (s->vip == q->vip && s->port == q->port && s->protocol == q->protocol)
+				return fail(e, "%s: vip, port and protocol are also those of services[%d]", path, j);
+			if (s->node_port && s->node_port == q->node_port && s->protocol == q->protocol)
+				return fail(e, "%s.nodePort: %u is also services[%d].nodePort", path, s->node_port, j);
+		}
+	}
+	return 0;
+}
+
+/* Line and column of a cJSON error position, for "invalid JSON at line 3, column 7". */
+static void json_error_position(const char *json, const char *at, int *line, int *col)
+{
+	*line = 1;
+	*col = 1;
+	for (const char *p = json; p && at && p < at && *p; p++) {
+		if (*p == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "node", "cluster", "peers", "services", NULL };
+	struct perr e = { err, errlen };
+	const char *end = NULL;
+	cJSON *root;
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (err && errlen)
+		err[0] = '\0';
+	if (!json)
+		return fail(&e, "config: empty");
+	root = cJSON_ParseWithOpts(json, &end, 1);
+	if (!root) {
+		int line, col;
+
+		json_error_position(json, end ? end : cJSON_GetErrorPtr(), &line, &col);
+		return fail(&e, "invalid JSON at line %d, column %d", line, col);
+	}
+	if (!cJSON_IsObject(root))
+		ret = fail(&e, "config: expected a JSON object at the top level");
+	else if (!(ret = check_keys(&e, root, "config", keys)) &&
+		 !(ret = parse_node(&e, root, cfg)) &&
+		 !(ret = parse_cluster(&e, root, cfg)) &&
+		 !(ret = parse_peers(&e, root, cfg)))
+		ret = parse_services(&e, root, cfg);
+	cJSON_Delete(root);
+	if (ret == -ENOMEM)
+		fail(&e, "config: out of memory");
+	if (ret)
+		pw_config_free(cfg);
+	return ret;
+}
+
+int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!f) {
+		ret = -errno;
+		if (err && errlen)
+			snprintf(err, errlen, "cannot open: %s", strerror(-ret));
+		return ret;
+	}
+	/* Read it whole; a config is a few kB, refuse anything absurd. */
+	buf = malloc(1 << 20);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	len = fread(buf, 1, (1 << 20) - 1, f);
+	if (ferror(f) || !feof(f)) {
+		ret = ferror(f) ? -EIO : -EFBIG;
+		if (err && errlen)
+			snprintf(err, errlen, "%s", ferror(f) ? "read error" : "larger than 1 MiB");
+		fclose(f);
+		free(buf);
+		return ret;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	ret = pw_config_parse(buf, cfg, err, errlen);
+	free(buf);
+	return ret;
+}
+
+void pw_config_free(struct pw_node_config *cfg)
+{
+	for (int i = 0; cfg->services && i < cfg->n_services; i++)
+		free(cfg->services[i].backends);
+	free(cfg->services);
+	free(cfg->peers);
+	cfg->services = NULL;
+	cfg->peers = NULL;
+	cfg->n_services = 0;
+	cfg->n_peers = 0;
+}

@@ -1,0 +1,591 @@
+/* rtnetlink over libnl-route-3: see netlink.h. Link creation and link
+ * attribute changes are built as raw RTM_NEWLINK/RTM_SETLINK messages (the
+ * libnl veth object's reference counting changed between releases, and a
+ * raw message says exactly what the kernel gets); addresses and routes use
+ * libnl's route objects. */
+#include "netlink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_link.h>
+#include <linux/nsfs.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/attr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/route.h>
+#include <netlink/route/nexthop.h>
+
+#ifndef IFF_UP
+#define IFF_UP 0x1
+#endif
+
+struct pw_nl {
+	struct nl_sock *sk;
+};
+
+/* libnl folds kernel errnos into its own NLE_* codes; give callers errnos
+ * back (the reverse of libnl's nl_syserr2nlerr for the codes that matter). */
+static int nle_to_errno(int nle)
+{
+	switch (nle < 0 ? -nle : nle) {
+	case 0:                return 0;
+	case NLE_EXIST:        return -EEXIST;
+	case NLE_NODEV:        return -ENODEV;
+	case NLE_OBJ_NOTFOUND: return -ENOENT;
+	case NLE_NOADDR:       return -EADDRNOTAVAIL;
+	case NLE_BUSY:         return -EBUSY;
+	case NLE_PERM:         return -EPERM;
+	case NLE_NOACCESS:     return -EACCES;
+	case NLE_INVAL:        return -EINVAL;
+	case NLE_RANGE:        return -ERANGE;
+	case NLE_NOMEM:        return -ENOMEM;
+	case NLE_AGAIN:        return -EAGAIN;
+	case NLE_INTR:         return -EINTR;
+	case NLE_OPNOTSUPP:    return -EOPNOTSUPP;
+	case NLE_AF_NOSUPPORT: return -EAFNOSUPPORT;
+	case NLE_MSGSIZE:      return -EMSGSIZE;
+	default:               return -EIO;
+	}
+}
+
+/* ---- sockets and namespaces ---------------------------------------------- */
+
+int pw_nl_open(struct pw_nl **out)
+{
+	struct pw_nl *nl = calloc(1, sizeof(*nl));
+	int err;
+
+	if (!nl)
+		return -ENOMEM;
+	nl->sk = nl_socket_alloc();
+	if (!nl->sk) {
+		free(nl);
+		return -ENOMEM;
+	}
+	err = nl_connect(nl->sk, NETLINK_ROUTE);
+	if (err < 0) {
+		nl_socket_free(nl->sk);
+		free(nl);
+		return nle_to_errno(err);
+	}
+	*out = nl;
+	return 0;
+}
+
+static int open_in_cb(void *arg)
+{
+	return pw_nl_open(arg);
+}
+
+int pw_nl_open_in(int netns_fd, struct pw_nl **out)
+{
+	return pw_netns_run(netns_fd, open_in_cb, out);
+}
+
+void pw_nl_close(struct pw_nl *nl)
+{
+	if (!nl)
+		return;
+	nl_socket_free(nl->sk);   /* closes the socket */
+	free(nl);
+}
+
+int pw_netns_open(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int type;
+
+	if (fd < 0)
+		return -errno;
+	/* A stale bind mount leaves a plain empty file behind: refuse it
+	 * rather than let setns fail later with a less useful error. */
+	type = ioctl(fd, NS_GET_NSTYPE);
+	if (type != CLONE_NEWNET) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int pw_netns_is_current(int netns_fd)
+{
+	struct stat a, b;
+
+	if (fstat(netns_fd, &a) < 0 || stat("/proc/thread-self/ns/net", &b) < 0)
+		return -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int pw_netns_run(int netns_fd, int (*fn)(void *arg), void *arg)
+{
+	int self, ret;
+
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	if (setns(netns_fd, CLONE_NEWNET) < 0) {
+		ret = -errno;
+		close(self);
+		return ret;
+	}
+	ret = fn(arg);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* Carrying on would configure the wrong namespace. */
+		fprintf(stderr, "podwire: cannot return to the original netns: %s\n", strerror(errno));
+		abort();
+	}
+	close(self);
+	return ret;
+}
+
+/* ---- links --------------------------------------------------------------- */
+
+static struct nl_msg *link_msg(int type, int flags, int ifindex)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
+	struct nl_msg *msg = nlmsg_alloc_simple(type, flags);
+
+	if (msg && nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* Sends msg (always consumed) and waits for the kernel's ack. */
+static int send_sync(struct pw_nl *nl, struct nl_msg *msg)
+{
+	return nle_to_errno(nl_send_sync(nl->sk, msg));
+}
+
+static void fill_link_info(struct rtnl_link *link, struct pw_link_info *out)
+{
+	struct nl_addr *a = rtnl_link_get_addr(link);
+	const char *name = rtnl_link_get_name(link);
+	const char *kind = rtnl_link_get_type(link);
+
+	memset(out, 0, sizeof(*out));
+	out->ifindex = rtnl_link_get_ifindex(link);
+	snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
+	snprintf(out->kind, sizeof(out->kind), "%s", kind ? kind : "");
+	if (a && nl_addr_get_len(a) == sizeof(out->mac))
+		memcpy(out->mac, nl_addr_get_binary_addr(a), sizeof(out->mac));
+	out->mtu = (int)rtnl_link_get_mtu(link);
+	out->up = rtnl_link_get_flags(link) & IFF_UP;
+}
+
+static int link_get(struct pw_nl *nl, int ifindex, const char *name, struct pw_link_info *out)
+{
+	struct rtnl_link *link = NULL;
+	int err;
+
+	err = nle_to_errno(rtnl_link_get_kernel(nl->sk, ifindex, name, &link));
+	if (err == -ENOENT)
+		err = -ENODEV;
+	if (err < 0)
+		return err;
+	fill_link_info(link, out);
+	rtnl_link_put(link);
+	return 0;
+}
+
+int pw_nl_link_get(struct pw_nl *nl, const char *name, struct pw_link_info *out)
+{
+	if (!name || !*name || strlen(name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	return link_get(nl, 0, name, out);
+}
+
+int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out)
+{
+	if (ifindex <= 0)
+		return -EINVAL;
+	return link_get(nl, ifindex, NULL, out);
+}
+
+int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		   int peer_netns_fd, int mtu)
+{
+	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
+	struct nlattr *linkinfo, *data, *peer;
+	struct nl_msg *msg;
+
+	if (strlen(name) >= PW_NL_IFNAMSIZ || strlen(peer_name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	msg = link_msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, IFLA_IFNAME, name) < 0 ||
+	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0))
+		goto too_big;
+	if (!(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
+	    nla_put_string(msg, IFLA_INFO_KIND, "veth") < 0 ||
+	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)) ||
+	    !(peer = nla_nest_start(msg, VETH_INFO_PEER)))
+		goto too_big;
+	/* The peer is described by its own ifinfomsg + attributes; with
+	 * IFLA_NET_NS_FD the kernel creates it directly in that netns, so
+	 * its name only has to be free there. */
+	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
+	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
+	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
+	    (peer_netns_fd >= 0 && nla_put_u32(msg, IFLA_NET_NS_FD, peer_netns_fd) < 0))
+		goto too_big;
+	nla_nest_end(msg, peer);
+	nla_nest_end(msg, data);
+	nla_nest_end(msg, linkinfo);
+	return send_sync(nl, msg);
+too_big:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+int pw_nl_vxlan_add(struct pw_nl *nl, const struct pw_vxlan_opts *o)
+{
+	struct nlattr *linkinfo, *data;
+	struct nl_msg *msg;
+
+	if (!o->name || strlen(o->name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	msg = link_msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, IFLA_IFNAME, o->name) < 0 ||
+	    (o->mtu > 0 && nla_put_u32(msg, IFLA_MTU, o->mtu) < 0) ||
+	    !(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
+	    nla_put_string(msg, IFLA_INFO_KIND, "vxlan") < 0 ||
+	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)))
+		goto too_big;
+	if (o->external) {
+		if (nla_put_u8(msg, IFLA_VXLAN_COLLECT_METADATA, 1) < 0)
+			goto too_big;
+	} else if (nla_put_u32(msg, IFLA_VXLAN_ID, o->vni) < 0) {
+		goto too_big;
+	}
+	if (nla_put_u16(msg, IFLA_VXLAN_PORT, htons(o->port)) < 0 ||
+	    nla_put_u8(msg, IFLA_VXLAN_LEARNING, 0) < 0 ||
+	    (o->local && nla_put_u32(msg, IFLA_VXLAN_LOCAL, htonl(o->local)) < 0) ||
+	    (o->link_ifindex > 0 && nla_put_u32(msg, IFLA_VXLAN_LINK, o->link_ifindex) < 0))
+		goto too_big;
+	nla_nest_end(msg, data);
+	nla_nest_end(msg, linkinfo);
+	return send_sync(nl, msg);
+too_big:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+int pw_nl_link_set_up(struct pw_nl *nl, int ifindex, bool up)
+{
+	struct nl_msg *msg = link_msg(RTM_SETLINK, 0, ifindex);
+	struct ifinfomsg *ifi;
+
+	if (!msg)
+		return -ENOMEM;
+	ifi = nlmsg_data(nlmsg_hdr(msg));
+	ifi->ifi_flags = up ? IFF_UP : 0;
+	ifi->ifi_change = IFF_UP;
+	return send_sync(nl, msg);
+}
+
+int pw_nl_link_set_mtu(struct pw_nl *nl, int ifindex, int mtu)
+{
+	struct nl_msg *msg = link_msg(RTM_SETLINK, 0, ifindex);
+
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_u32(msg, IFLA_MTU, mtu) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return send_sync(nl, msg);
+}
+
+int pw_nl_link_set_name(struct pw_nl *nl, int ifindex, const char *name)
+{
+	struct nl_msg *msg;
+
+	if (strlen(name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	msg = link_msg(RTM_SETLINK, 0, ifindex);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, IFLA_IFNAME, name) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return send_sync(nl, msg);
+}
+
+int pw_nl_link_set_netns(struct pw_nl *nl, int ifindex, int netns_fd, const char *new_name)
+{
+	struct nl_msg *msg;
+
+	if (new_name && strlen(new_name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	msg = link_msg(RTM_SETLINK, 0, ifindex);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_u32(msg, IFLA_NET_NS_FD, netns_fd) < 0 ||
+	    (new_name && nla_put_string(msg, IFLA_IFNAME, new_name) < 0)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return send_sync(nl, msg);
+}
+
+static int link_del(struct pw_nl *nl, int ifindex, const char *name)
+{
+	struct nl_msg *msg = link_msg(RTM_DELLINK, 0, ifindex);
+	int err;
+
+	if (!msg)
+		return -ENOMEM;
+	if (name && nla_put_string(msg, IFLA_IFNAME, name) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	err = send_sync(nl, msg);
+	return err == -ENODEV || err == -ENOENT ? 0 : err;
+}
+
+int pw_nl_link_del(struct pw_nl *nl, const char *name)
+{
+	if (!name || !*name || strlen(name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	return link_del(nl, 0, name);
+}
+
+int pw_nl_link_del_index(struct pw_nl *nl, int ifindex)
+{
+	if (ifindex <= 0)
+		return -EINVAL;
+	return link_del(nl, ifindex, NULL);
+}
+
+/* ---- addresses ------------------------------------------------------------ */
+
+static struct nl_addr *ip4_addr(uint32_t ip, uint8_t prefix)
+{
+	uint32_t be = htonl(ip);
+	struct nl_addr *a = nl_addr_build(AF_INET, &be, sizeof(be));
+
+	if (a)
+		nl_addr_set_prefixlen(a, prefix);
+	return a;
+}
+
+static bool addr_is(struct nl_addr *a, uint32_t ip)
+{
+	uint32_t be;
+
+	if (!a || nl_addr_get_family(a) != AF_INET || nl_addr_get_len(a) != sizeof(be))
+		return false;
+	memcpy(&be, nl_addr_get_binary_addr(a), sizeof(be));
+	return ntohl(be) == ip;
+}
+
+static struct rtnl_addr *addr_obj(int ifindex, uint32_t ip, uint8_t prefix)
+{
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	struct nl_addr *local = ip4_addr(ip, prefix);
+
+	if (!a || !local || rtnl_addr_set_local(a, local) < 0) {
+		if (a)
+			rtnl_addr_put(a);
+		nl_addr_put(local);
+		return NULL;
+	}
+	nl_addr_put(local);        /* the rtnl_addr holds its own reference */
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_family(a, AF_INET);
+	rtnl_addr_set_prefixlen(a, prefix);
+	return a;
+}
+
+int pw_nl_addr_add(struct pw_nl *nl, int ifindex, uint32_t ip, uint8_t prefix)
+{
+	struct rtnl_addr *a = addr_obj(ifindex, ip, prefix);
+	int err;
+
+	if (!a)
+		return -ENOMEM;
+	err = nle_to_errno(rtnl_addr_add(nl->sk, a, NLM_F_EXCL));
+	rtnl_addr_put(a);
+	return err;
+}
+
+int pw_nl_addr_del(struct pw_nl *nl, int ifindex, uint32_t ip, uint8_t prefix)
+{
+	struct rtnl_addr *a = addr_obj(ifindex, ip, prefix);
+	int err;
+
+	if (!a)
+		return -ENOMEM;
+	err = nle_to_errno(rtnl_addr_delete(nl->sk, a, 0));
+	rtnl_addr_put(a);
+	return err == -EADDRNOTAVAIL || err == -ENODEV || err == -ENOENT ? 0 : err;
+}
+
+int pw_nl_addr_check(struct pw_nl *nl, int ifindex, uint32_t ip, uint8_t prefix)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	int err, found = 0;
+
+	err = nle_to_errno(rtnl_addr_alloc_cache(nl->sk, &cache));
+	if (err < 0)
+		return err;
+	for (o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o)) {
+		struct rtnl_addr *a = (struct rtnl_addr *)o;
+
+		found = rtnl_addr_get_family(a) == AF_INET &&
+			rtnl_addr_get_ifindex(a) == ifindex &&
+			rtnl_addr_get_prefixlen(a) == prefix &&
+			addr_is(rtnl_addr_get_local(a), ip);
+	}
+	nl_cache_free(cache);
+	return found ? 0 : -ENOENT;
+}
+
+/* ---- routes --------------------------------------------------------------- */
+
+static struct rtnl_route *route_obj(const struct pw_route *r, bool for_delete)
+{
+	struct rtnl_route *rt = rtnl_route_alloc();
+	struct nl_addr *dst = ip4_addr(r->dst.addr, r->dst.prefix);
+	struct nl_addr *gw = NULL;
+
+	if (!rt || !dst)
+		goto fail;
+	rtnl_route_set_family(rt, AF_INET);
+	rtnl_route_set_table(rt, r->table ? r->table : RT_TABLE_MAIN);
+	rtnl_route_set_type(rt, RTN_UNICAST);
+	if (rtnl_route_set_dst(rt, dst) < 0)
+		goto fail;
+	if (for_delete) {
+		/* Match the route whatever scope/protocol it was added with. */
+		rtnl_route_set_scope(rt, RT_SCOPE_NOWHERE);
+		rtnl_route_set_protocol(rt, 0);
+	} else {
+		rtnl_route_set_scope(rt, r->scope);
+		rtnl_route_set_protocol(rt, r->protocol ? r->protocol : RTPROT_BOOT);
+	}
+	if (r->metric)
+		rtnl_route_set_priority(rt, r->metric);
+	if (r->gw || r->oif) {
+		struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+
+		if (!nh)
+			goto fail;
+		if (r->oif)
+			rtnl_route_nh_set_ifindex(nh, r->oif);
+		if (r->gw) {
+			gw = ip4_addr(r->gw, 32);
+			if (!gw) {
+				rtnl_route_nh_free(nh);
+				goto fail;
+			}
+			rtnl_route_nh_set_gateway(nh, gw);
+			nl_addr_put(gw);
+		}
+		rtnl_route_add_nexthop(rt, nh);   /* route owns nh now */
+	}
+	nl_addr_put(dst);
+	return rt;
+fail:
+	nl_addr_put(dst);
+	if (rt)
+		rtnl_route_put(rt);
+	return NULL;
+}
+
+static int route_send(struct pw_nl *nl, const struct pw_route *r, int flags)
+{
+	struct rtnl_route *rt = route_obj(r, false);
+	int err;
+
+	if (!rt)
+		return -ENOMEM;
+	err = nle_to_errno(rtnl_route_add(nl->sk, rt, flags));
+	rtnl_route_put(rt);
+	return err;
+}
+
+int pw_nl_route_add(struct pw_nl *nl, const struct pw_route *r)
+{
+	return route_send(nl, r, NLM_F_EXCL);
+}
+
+int pw_nl_route_replace(struct pw_nl *nl, const struct pw_route *r)
+{
+	return route_send(nl, r, NLM_F_REPLACE);
+}
+
+int pw_nl_route_del(struct pw_nl *nl, const struct pw_route *r)
+{
+	struct rtnl_route *rt = route_obj(r, true);
+	int err;
+
+	if (!rt)
+		return -ENOMEM;
+	err = nle_to_errno(rtnl_route_delete(nl->sk, rt, 0));
+	rtnl_route_put(rt);
+	/* ESRCH (no such route) arrives as NLE_OBJ_NOTFOUND; a gone device as ENODEV. */
+	return err == -ENOENT || err == -ENODEV ? 0 : err;
+}
+
+static bool route_matches(struct rtnl_route *rt, const struct pw_route *r)
+{
+	struct nl_addr *dst = rtnl_route_get_dst(rt);
+	int i, n;
+
+	if (rtnl_route_get_family(rt) != AF_INET ||
+	    rtnl_route_get_type(rt) != RTN_UNICAST ||
+	    rtnl_route_get_table(rt) != (r->table ? r->table : RT_TABLE_MAIN))
+		return false;
+	/* The kernel omits RTA_DST for the default route. */
+	if ((dst ? (int)nl_addr_get_prefixlen(dst) : 0) != r->dst.prefix)
+		return false;
+	if (r->dst.prefix && !addr_is(dst, r->dst.addr))
+		return false;
+	if (!r->gw && !r->oif)
+		return true;
+	n = rtnl_route_get_nnexthops(rt);
+	for (i = 0; i < n; i++) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(rt, i);
+
+		if ((!r->oif || rtnl_route_nh_get_ifindex(nh) == r->oif) &&
+		    (!r->gw || addr_is(rtnl_route_nh_get_gateway(nh), r->gw)))
+			return true;
+	}
+	return false;
+}
+
+int pw_nl_route_check(struct pw_nl *nl, const struct pw_route *r)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	int err, found = 0;
+
+	err = nle_to_errno(rtnl_route_alloc_cache(nl->sk, AF_INET, 0, &cache));
+	if (err < 0)
+		return err;
+	for (o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o))
+		found = route_matches((struct rtnl_route *)o, r);
+	nl_cache_free(cache);
+	return found ? 0 : -ENOENT;
+}

@@ -1,0 +1,186 @@
+/* <state_dir>/node.json: the agent's hand-off to the CNI plugin. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "nodeinfo.h"
+
+static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
+{
+	char cidr[PW_CIDR_STRLEN], gw[PW_IP4_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	pw_cidr_format(&ni->pod_cidr, cidr);
+	pw_ip4_format(ni->gateway, gw);
+	if (!cJSON_AddStringToObject(o, "node", ni->node) ||
+	    !cJSON_AddStringToObject(o, "podCIDR", cidr) ||
+	    !cJSON_AddStringToObject(o, "gateway", gw) ||
+	    !cJSON_AddNumberToObject(o, "mtu", ni->mtu) ||
+	    !cJSON_AddStringToObject(o, "attach", pw_attach_mode_name(ni->attach)) ||
+	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink))) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni)
+{
+	char tmp[4096];
+	cJSON *o = nodeinfo_to_json(ni);
+	char *text = o ? cJSON_Print(o) : NULL;
+	int fd, err;
+
+	cJSON_Delete(o);
+	if (!text)
+		return -ENOMEM;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+		free(text);
+		return -ENAMETOOLONG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = -errno;
+		free(text);
+		return err;
+	}
+	err = write_all(fd, text, strlen(text));
+	if (!err)
+		err = write_all(fd, "\n", 1);
+	free(text);
+	if (close(fd) && !err)
+		err = -errno;
+	/* rename() is atomic: a reader sees the old or the new file, never half. */
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+static char *read_file(const char *path, int *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f) {
+		*err = -errno;
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 8192);
+
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				*err = -ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+			cap += 8192;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		*err = -EIO;
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*err = 0;
+	return buf;
+}
+
+static const char *get_string(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int garbled(char *err, size_t errlen, const char *path, const char *what)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", path, what);
+	return -EINVAL;
+}
+
+int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t errlen)
+{
+	const char *node, *cidr, *gw, *attach, *uplink;
+	const cJSON *mtu;
+	int ret;
+	char *text = read_file(path, &ret);
+	cJSON *o;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!text) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	o = cJSON_Parse(text);
+	free(text);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return garbled(err, errlen, path, "not a JSON object");
+	}
+	memset(ni, 0, sizeof(*ni));
+	node = get_string(o, "node");
+	cidr = get_string(o, "podCIDR");
+	gw = get_string(o, "gateway");
+	attach = get_string(o, "attach");
+	uplink = get_string(o, "uplink");
+	mtu = cJSON_GetObjectItemCaseSensitive(o, "mtu");
+	if (!node || strlen(node) >= sizeof(ni->node))
+		ret = garbled(err, errlen, path, "node: missing or too long");
+	else if (!cidr || pw_cidr_parse(cidr, &ni->pod_cidr))
+		ret = garbled(err, errlen, path, "podCIDR: missing or not a CIDR");
+	else if (!gw || pw_ip4_parse(gw, &ni->gateway) || !pw_cidr_contains(&ni->pod_cidr, ni->gateway))
+		ret = garbled(err, errlen, path, "gateway: missing or not an IP in podCIDR");
+	else if (!cJSON_IsNumber(mtu) || mtu->valuedouble < 68 || mtu->valuedouble > 65535)
+		ret = garbled(err, errlen, path, "mtu: missing or out of range");
+	else if (!attach || pw_attach_mode_parse(attach, &ni->attach))
+		ret = garbled(err, errlen, path, "attach: missing or not tcx/tc");
+	else if (uplink && strlen(uplink) >= sizeof(ni->uplink))
+		ret = garbled(err, errlen, path, "uplink: too long");
+	else {
+		if (uplink)
+			strcpy(ni->uplink, uplink);
+		strcpy(ni->node, node);
+		ni->mtu = mtu->valueint;
+		ret = 0;
+	}
+	cJSON_Delete(o);
+	return ret;
+}
