@@ -23,10 +23,31 @@
 #define PW_MAP_EVENTS      "pw_events"
 #define PW_MAP_SETTINGS    "pw_settings"
 #define PW_MAP_PEERS       "pw_peers"
+#define PW_MAP_NODES       "pw_nodes"      /* node IPs of this node and its peers: never masqueraded */
+#define PW_MAP_SNAT        "pw_snat"       /* masquerade translations, both directions */
 
 /* Programs, pinned under <pin dir>/progs/. */
 #define PW_PROG_POD    "pod_ingress"   /* host side of each pod veth, tc ingress */
 #define PW_PROG_UPLINK "uplink_ingress" /* node uplink, tc ingress */
+#define PW_PROG_UPLINK_EGRESS  "uplink_egress"   /* node uplink, tc egress: masquerade */
+#define PW_PROG_OVERLAY        "overlay_ingress" /* VXLAN device, tc ingress: decapsulated traffic to pods */
+#define PW_PROG_OVERLAY_EGRESS "overlay_egress"  /* VXLAN device, tc egress: tunnel key for host-originated traffic */
+
+/* The overlay: one collect-metadata VXLAN device per node, created by the agent. */
+#define PW_VXLAN_DEV  "pw_vxlan"
+#define PW_VXLAN_PORT 8472
+#define PW_VXLAN_VNI  1
+#define PW_VXLAN_OVERHEAD 50   /* outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
+
+/* Masquerade source ports on the node IP. */
+#define PW_SNAT_PORT_MIN 32768
+#define PW_SNAT_PORT_MAX 60999
+#define PW_MAX_SNAT      65536
+
+enum pw_routing_mode {
+	PW_MODE_NATIVE = 0,
+	PW_MODE_VXLAN  = 1,
+};
 
 /* Default map sizes (agent flags override). */
 #define PW_MAX_ENDPOINTS 4096
@@ -59,6 +80,35 @@ struct pw_peer_key {
 struct pw_peer {
 	__u8  node_ip[4];
 	__u32 flags;
+};
+
+/* pw_nodes (hash): node IP -> flags. */
+struct pw_node {
+	__u32 flags;                /* PW_NODE_F_* */
+};
+enum pw_node_flags {
+	PW_NODE_F_SELF = 1,
+};
+
+/* pw_snat (LRU hash): a flow as seen on the wire -> the address/port to
+ * rewrite to. Egress key: (pod IP, pod port, remote IP, remote port) ->
+ * (node IP, allocated port); ingress key: (remote IP, remote port, node IP,
+ * allocated port) -> (pod IP, pod port). ICMP echo uses the identifier as port. */
+struct pw_nat_key {
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__u16 sport;                /* host byte order */
+	__u16 dport;
+	__u8  proto;
+	__u8  dir;                  /* pw_dir of the packet this key matches */
+	__u16 pad;
+};
+
+struct pw_nat_entry {
+	__u8  addr[4];              /* rewrite to */
+	__u16 port;                 /* host byte order */
+	__u16 pad;
+	__u64 last_seen_ns;         /* bpf_ktime_get_ns(): the agent expires idle entries */
 };
 
 /* pw_metrics (per-CPU array): slot = -reason for drops, or a pw_metric_slot. */
@@ -123,6 +173,9 @@ static_assert(sizeof(struct pw_peer) == 8, "pw_peer layout");
 static_assert(sizeof(struct pw_metric) == 32, "pw_metric layout");
 static_assert(sizeof(struct pw_settings) == 16, "pw_settings layout");
 static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
+static_assert(sizeof(struct pw_nat_key) == 16, "pw_nat_key layout");
+static_assert(sizeof(struct pw_nat_entry) == 16, "pw_nat_entry layout");
+static_assert(sizeof(struct pw_node) == 4, "pw_node layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 _Static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
