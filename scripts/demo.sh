@@ -4,10 +4,12 @@
 # short report of what talks to what.
 #   scripts/demo.sh up      build the cluster, show the report, tear down
 #   KEEP=1 scripts/demo.sh up   ... and leave it running for exploration
+#   MODE=vxlan scripts/demo.sh up   the overlay instead of native routing
 #   scripts/demo.sh down    remove a demo left running
 set -u
 cd "$(dirname "$0")/.."
 export PW_PREFIX=pwdemo
+MODE=${MODE:-native}   # or vxlan
 . test/e2e/lib.sh
 
 demo_down() {
@@ -35,29 +37,44 @@ demo_up() {
 		trap 'exit 130' INT TERM
 	fi
 	set -e
-	hr; echo "podwire demo: one node, three pods (namespaces prefixed ${PW_PREFIX}-)"; hr
-	node_up node1 192.168.1.11 10.244.1.0/24
-	for p in pod1 pod2 pod3; do pod_add node1 "$p"; done
+	hr; echo "podwire demo: three nodes on LAN 192.168.1.0/24, two pods each, routing: $MODE"
+	echo "(namespaces prefixed ${PW_PREFIX}-; each node runs its own podwired)"; hr
+	lan_up
+	for n in 1 2 3; do
+		node_up "node$n" "192.168.1.1$n" "10.244.$n.0/24" "$MODE" "$(seed_peers_json node$n)"
+	done
+	ext_up world 192.168.1.100
+	for n in 1 2 3; do for p in a b; do pod_add "node$n" "pod$n$p"; done; done
 	set +e
 
-	printf '\n%-8s %-8s %-15s\n' POD NODE IP
-	for p in pod1 pod2 pod3; do printf '%-8s %-8s %-15s\n' "$p" "${PW_POD_NODE[$p]}" "${PW_POD_IP[$p]}"; done
+	printf '\n%-7s %-7s %-15s\n' POD NODE IP
+	for n in 1 2 3; do for p in a b; do
+		printf '%-7s %-7s %-15s\n' "pod$n$p" "node$n" "${PW_POD_IP[pod$n$p]}"
+	done; done
 
-	echo; echo "ping pod1 -> pod3:"
-	in_ns "${PW_PREFIX}-pod1" ping -c 3 -i 0.2 "${PW_POD_IP[pod3]}" | sed 's/^/  /'
-	echo; echo "TCP exchanges (the server prints the source address it saw):"
-	for pair in "pod1 pod2" "pod2 pod3" "pod3 pod1"; do
+	echo; echo "ping pod1a (node1) -> pod3b (node3):"
+	in_ns "${PW_PREFIX}-pod1a" ping -c 3 -i 0.2 "${PW_POD_IP[pod3b]}" | sed 's/^/  /'
+	echo; echo "TCP exchanges across nodes (the server prints the source address it saw):"
+	for pair in "pod1a pod2a" "pod2b pod3a" "pod3b pod1b" "pod1a pod1b"; do
 		set -- $pair
-		printf '  %s (%s) -> %s (%s): server saw %s\n' "$1" "${PW_POD_IP[$1]}" "$2" "${PW_POD_IP[$2]}" \
-			"$(tcp_peer_seen "$1" "$2")"
+		seen=$(tcp_peer_seen "$1" "$2")
+		printf '  %-6s %-11s -> %-6s %-11s server saw %-11s %s\n' "$1" "${PW_POD_IP[$1]}" "$2" "${PW_POD_IP[$2]}" \
+			"${seen:-nothing}" "$([ "$seen" = "${PW_POD_IP[$1]}" ] && echo '(pod IP, no NAT)' || echo '(UNEXPECTED)')"
 	done
-	echo; echo "bpftool map dump pinned /sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/pw_endpoints"
-	bpftool map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/pw_endpoints" | sed 's/^/  /'
+	seen=$(tcp_peer_seen pod2a world)
+	printf '  %-6s %-11s -> %-6s %-11s server saw %-11s %s\n' pod2a "${PW_POD_IP[pod2a]}" world 192.168.1.100 \
+		"${seen:-nothing}" "(outside the cluster: masqueraded to node2)"
+	echo; echo "node1's maps (bpftool map dump pinned /sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/...):"
+	for m in pw_endpoints pw_peers; do
+		echo "  $m:"
+		bpftool map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/$m" | sed 's/^/    /'
+	done
 	echo
 	if [ "${KEEP:-0}" = 1 ]; then
 		hr
 		echo "The demo keeps running. Explore, e.g.:"
-		echo "  nsenter --net=/run/netns/${PW_PREFIX}-pod1 ping ${PW_POD_IP[pod2]}"
+		echo "  nsenter --net=/run/netns/${PW_PREFIX}-pod1a ping ${PW_POD_IP[pod3a]}"
+		echo "  nsenter --net=/run/netns/${PW_PREFIX}-node1 $BUILD/podwirectl --instance ${PW_NODE_INST[node1]} endpoints"
 		echo "  bpftool map dump pinned /sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/pw_metrics"
 		echo "Remove it with: make demo-down"
 		trap - EXIT

@@ -59,6 +59,51 @@ JSON
 	done
 }
 
+# Two nodes on a LAN, each a Linux bridge with bridge + host-local, and kernel
+# routes between them: what a user would otherwise run across nodes.
+bridge_cross_node() {
+	local n out
+	ip netns add "${PW_PREFIX}-lan"; in_ns "${PW_PREFIX}-lan" ip link add br0 type bridge; in_ns "${PW_PREFIX}-lan" ip link set br0 up
+	for n in 1 2; do
+		local ns="${PW_PREFIX}-bn$n"
+		ip netns add "$ns"; in_ns "$ns" ip link set lo up
+		lan_port "$ns" "bn$n"
+		in_ns "$ns" ip addr add "192.168.2.1$n/24" dev eth0; in_ns "$ns" ip link set eth0 up
+		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
+		mkdir -p "$PW_TMP/bn$n/net.d"
+		cat > "$PW_TMP/bn$n/net.d/10-bridge.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "bridge",
+ "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+              "ipam": {"type": "host-local", "subnet": "10.252.$n.0/24", "dataDir": "$PW_TMP/bn$n/ipam",
+                       "routes": [{"dst": "0.0.0.0/0"}]}}]}
+JSON
+		ip netns add "${PW_PREFIX}-bp$n"
+		out=$(NETCONFPATH="$PW_TMP/bn$n/net.d" CNI_PATH=/usr/lib/cni in_ns "$ns" cnitool add bridge "/run/netns/${PW_PREFIX}-bp$n")
+		eval "ip_bp$n=$(jq -r '.ips[0].address' <<<"$out" | cut -d/ -f1)"
+	done
+	in_ns "${PW_PREFIX}-bn1" ip route add 10.252.2.0/24 via 192.168.2.12
+	in_ns "${PW_PREFIX}-bn2" ip route add 10.252.1.0/24 via 192.168.2.11
+	measure bridge-x "${PW_PREFIX}-bp1" "${PW_PREFIX}-bp2" "$ip_bp2"
+	for n in 1 2; do
+		NETCONFPATH="$PW_TMP/bn$n/net.d" CNI_PATH=/usr/lib/cni in_ns "${PW_PREFIX}-bn$n" \
+			cnitool del bridge "/run/netns/${PW_PREFIX}-bp$n" >/dev/null 2>&1
+		ip netns del "${PW_PREFIX}-bn$n"; ip netns del "${PW_PREFIX}-bp$n"
+	done
+	ip netns del "${PW_PREFIX}-lan"
+}
+
+podwire_cross_node() { # MODE
+	local mode=$1 n
+	lan_up
+	for n in 1 2 3; do
+		node_up "x$mode$n" "192.168.1.1$n" "10.244.$n.0/24" "$mode" "$(seed_peers_json "node$n")" >/dev/null ||
+			{ echo "podwire $mode node did not start"; return 1; }
+	done
+	pod_add "x${mode}1" "x${mode}p1" && pod_add "x${mode}2" "x${mode}p2" || return 1
+	measure "podwire-$mode" "${PW_PREFIX}-x${mode}p1" "${PW_PREFIX}-x${mode}p2" "${PW_POD_IP[x${mode}p2]}"
+	pw_cleanup_nodes
+}
+
 podwire_same_node() {
 	node_up n1 192.168.1.11 10.244.1.0/24 >/dev/null || { echo "podwire node did not start"; return 1; }
 	pod_add n1 a && pod_add n1 b || return 1
@@ -67,16 +112,27 @@ podwire_same_node() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
+table() { # TITLE BASELINE SETUPS...
+	local title=$1 base=$2 s; shift 2
+	echo; echo "$title (${SECS}s per figure, client+server on CPU $CPU)"
+	printf '%-16s %10s %8s %10s %8s %8s %8s\n' setup "RR/s" "vs $base" "CRR/s" "vs $base" "Gbit/s" "vs $base"
+	for s in "$@"; do
+		printf '%-16s %10s %8s %10s %8s %8s %8s\n' "$s" \
+			"${RES[$s,rr]:--}" "$(ratio "${RES[$s,rr]:-0}" "${RES[$base,rr]:-0}")" \
+			"${RES[$s,crr]:--}" "$(ratio "${RES[$s,crr]:-0}" "${RES[$base,crr]:-0}")" \
+			"${RES[$s,tput]:--}" "$(ratio "${RES[$s,tput]:-0}" "${RES[$base,tput]:-0}")"
+	done
+}
+
 veth_baseline
 bridge_baseline
 podwire_same_node
+pw_cleanup_nodes
+bridge_cross_node
+podwire_cross_node native
+podwire_cross_node vxlan
 
+table "pod-to-pod, same node" veth veth bridge podwire
+table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native podwire-vxlan
 echo
-echo "pod-to-pod, same node (${SECS}s per figure, client+server on CPU $CPU)"
-printf '%-10s %12s %8s %12s %8s %12s %8s\n' setup "RR/s" "vs veth" "CRR/s" "vs veth" "Gbit/s" "vs veth"
-for s in veth bridge podwire; do
-	printf '%-10s %12s %8s %12s %8s %12s %8s\n' "$s" \
-		"${RES[$s,rr]:--}" "$(ratio "${RES[$s,rr]:-0}" "${RES[veth,rr]:-0}")" \
-		"${RES[$s,crr]:--}" "$(ratio "${RES[$s,crr]:-0}" "${RES[veth,crr]:-0}")" \
-		"${RES[$s,tput]:--}" "$(ratio "${RES[$s,tput]:-0}" "${RES[veth,tput]:-0}")"
-done
+echo "podwire-vxlan RR vs podwire-native: $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}")"

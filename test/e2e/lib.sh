@@ -14,7 +14,7 @@ PW_TMP=$(mktemp -d "/tmp/${PW_PREFIX}.XXXXXX")
 PW_FAILED=0
 PW_NODES=()
 PW_PODS=()
-declare -A PW_AGENT_PID PW_POD_NODE PW_POD_IP PW_NODE_INST
+declare -A PW_AGENT_PID PW_POD_NODE PW_POD_IP PW_NODE_INST PW_HOST_IP
 
 ok()     { echo "ok - $*"; }
 not_ok() { PW_FAILED=$((PW_FAILED + 1)); echo "not ok - $*"; }
@@ -40,6 +40,34 @@ lan_up() {
 	in_ns "${PW_PREFIX}-lan" ip link set br0 up
 }
 
+lan_port() { # NS NAME: plugs NS's eth0 into the LAN bridge
+	ip link add "l-$2" netns "${PW_PREFIX}-lan" type veth peer name eth0 netns "$1"
+	in_ns "${PW_PREFIX}-lan" ip link set "l-$2" master br0 up
+}
+
+# ext_up NAME IP: a host on the LAN standing for the world outside the
+# cluster; it has no route to any pod CIDR.
+ext_up() {
+	local ns="${PW_PREFIX}-$1"
+	ip netns add "$ns"
+	in_ns "$ns" ip link set lo up
+	lan_port "$ns" "$1"
+	in_ns "$ns" ip addr add "$2/24" dev eth0
+	in_ns "$ns" ip link set eth0 up
+	PW_HOST_IP[$1]=$2
+}
+
+# peers_json NAME: the seeds' cluster as seen from node NAME (every other node)
+seed_peers_json() {
+	local self=$1 n sep="" out="["
+	for n in 1 2 3; do
+		[ "node$n" = "$self" ] && continue
+		out+="$sep{\"name\": \"node$n\", \"ip\": \"192.168.1.1$n\", \"podCIDR\": \"10.244.$n.0/24\"}"
+		sep=", "
+	done
+	echo "$out]"
+}
+
 # node_up NAME IP/24 PODCIDR [ROUTING] [PEERS_JSON]
 node_up() {
 	local name=$1 ip=$2 podcidr=$3 routing=${4:-native} peers=${5:-[]}
@@ -49,9 +77,7 @@ node_up() {
 	PW_NODE_INST[$name]=$inst
 	in_ns "$ns" ip link set lo up
 	if ip netns list | grep -q "^${PW_PREFIX}-lan"; then
-		ip link add "pwl$$$name" type veth peer name eth0 netns "$ns"
-		ip link set "pwl$$$name" netns "${PW_PREFIX}-lan"
-		in_ns "${PW_PREFIX}-lan" ip link set "pwl$$$name" master br0 up
+		lan_port "$ns" "$name"
 	else
 		in_ns "$ns" ip link add eth0 type veth peer name eth0p   # no dummy driver on every kernel
 		in_ns "$ns" ip link set eth0p up
@@ -122,21 +148,23 @@ pod_del() { # POD
 # the source address the server saw (the server answers with it).
 tcp_peer_seen() {
 	local from=$1 to=$2 port=${3:-7001} srv
+	local dst=${PW_POD_IP[$to]:-${PW_HOST_IP[$to]:-}}
 	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T5 TCP-LISTEN:"$port",reuseaddr \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" tcp
-	in_ns "${PW_PREFIX}-$from" timeout 5 socat -T3 - TCP:"${PW_POD_IP[$to]}":"$port" </dev/null 2>/dev/null
+	in_ns "${PW_PREFIX}-$from" timeout 5 socat -T3 - TCP:"$dst":"$port" </dev/null 2>/dev/null
 	wait "$srv" 2>/dev/null
 }
 
 udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen source)
 	local from=$1 to=$2 port=${3:-7002} srv
+	local dst=${PW_POD_IP[$to]:-${PW_HOST_IP[$to]:-}}
 	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T3 UDP-RECVFROM:"$port",reuseaddr \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" udp
-	echo hi | in_ns "${PW_PREFIX}-$from" timeout 5 socat -T2 - UDP:"${PW_POD_IP[$to]}":"$port" 2>/dev/null
+	echo hi | in_ns "${PW_PREFIX}-$from" timeout 5 socat -T2 - UDP:"$dst":"$port" 2>/dev/null
 	wait "$srv" 2>/dev/null
 }
 
@@ -154,17 +182,28 @@ endpoint_ips() { # NODE: pod IPs in the node's pw_endpoints map, sorted, one per
 		jq -r '.[] | .formatted.key.addr // .key.addr | map(tostring) | join(".")' 2>/dev/null | sort
 }
 
-# Everything a test made goes, pass or fail.
-pw_cleanup() {
+# Pods (DEL through the plugin) and nodes (agent stopped, uninstalled), and their namespaces.
+pw_cleanup_nodes() {
 	local n p
 	for p in "${PW_PODS[@]}"; do
 		[ -n "${PW_POD_NODE[$p]:-}" ] && pod_del "$p" >/dev/null 2>&1
+		ip netns del "${PW_PREFIX}-$p" 2>/dev/null
 	done
 	for n in "${PW_NODES[@]}"; do
 		agent_stop "$n"
 		in_ns "${PW_PREFIX}-$n" "$BUILD/podwired" --instance "${PW_NODE_INST[$n]}" --uninstall >/dev/null 2>&1
 		rm -rf "/sys/fs/bpf/podwire/${PW_NODE_INST[$n]}" "/run/podwire/${PW_NODE_INST[$n]}"
+		ip netns del "${PW_PREFIX}-$n" 2>/dev/null
 	done
+	PW_PODS=() PW_NODES=()
+	ip netns del "${PW_PREFIX}-lan" 2>/dev/null
+	return 0
+}
+
+# Everything a test made goes, pass or fail.
+pw_cleanup() {
+	local p
+	pw_cleanup_nodes
 	for p in $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-"); do
 		ip netns del "$p"
 	done

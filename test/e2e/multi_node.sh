@@ -1,0 +1,86 @@
+# The three-node cluster of the seeds, in the routing mode $MODE (native or
+# vxlan): sourced by test_multi_node_native.sh and test_multi_node_vxlan.sh.
+set -u
+. "$(dirname "$0")/lib.sh"
+pw_init
+
+lan_up
+for n in 1 2 3; do
+	node_up "node$n" "192.168.1.1$n" "10.244.$n.0/24" "$MODE" "$(seed_peers_json node$n)" ||
+		{ not_ok "agent of node$n starts ($MODE)"; exit 1; }
+done
+ok "three agents up in $MODE mode"
+ext_up world 192.168.1.100
+
+PODS=()
+for n in 1 2 3; do
+	for p in a b; do
+		pod="n${n}$p"
+		if pod_add "node$n" "$pod"; then PODS+=("$pod"); else not_ok "add $pod on node$n"; fi
+	done
+done
+check_eq "six pods, each in its node's pod CIDR" \
+	"$(for p in "${PODS[@]}"; do echo "${PW_POD_IP[$p]%.*}"; done | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')" "2 2 2 "
+
+# Every ordered pair: TCP and UDP, and the receiver sees the sender's pod IP.
+bad_tcp=() bad_udp=()
+for from in "${PODS[@]}"; do
+	for to in "${PODS[@]}"; do
+		[ "$from" = "$to" ] && continue
+		[ "$(tcp_peer_seen "$from" "$to")" = "${PW_POD_IP[$from]}" ] || bad_tcp+=("$from->$to")
+		[ "$(udp_peer_seen "$from" "$to")" = "${PW_POD_IP[$from]}" ] || bad_udp+=("$from->$to")
+	done
+done
+check_eq "TCP between all 30 ordered pod pairs, source IP preserved ($MODE)" "${bad_tcp[*]:-}" ""
+check_eq "UDP between all 30 ordered pod pairs, source IP preserved ($MODE)" "${bad_udp[*]:-}" ""
+
+check "node1 (host stack) reaches a pod on node2 ($MODE)" in_ns "${PW_PREFIX}-node1" ping -c 1 -W 2 "${PW_POD_IP[n2a]}"
+
+# 1 MiB over TCP across nodes, checked byte for byte.
+head -c 1048576 /dev/urandom > "$PW_TMP/blob"
+nsenter --net="/run/netns/${PW_PREFIX}-n3a" timeout 20 socat -u TCP-LISTEN:7010,reuseaddr OPEN:"$PW_TMP/blob.rx",creat,trunc &
+srv=$!
+wait_listen n3a 7010 tcp
+in_ns "${PW_PREFIX}-n1a" timeout 20 socat -u OPEN:"$PW_TMP/blob" TCP:"${PW_POD_IP[n3a]}":7010
+wait "$srv"
+check_eq "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
+	"$(sha256sum < "$PW_TMP/blob.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob" | cut -c1-16)"
+
+# The outside world sees the node's IP and its replies find the pod.
+check_eq "pod on node2 -> outside host over TCP: outside sees node2's IP" "$(tcp_peer_seen n2a world)" 192.168.1.12
+check_eq "pod on node3 -> outside host over UDP: outside sees node3's IP" "$(udp_peer_seen n3b world)" 192.168.1.13
+check "pod on node1 pings the outside host" in_ns "${PW_PREFIX}-n1a" ping -c 1 -W 2 192.168.1.100
+check_eq "pod -> other node's IP is not masqueraded" "$(
+	nsenter --net="/run/netns/${PW_PREFIX}-node2" timeout 10 socat -T5 TCP-LISTEN:7011,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR' &
+	wait_listen_ns() { for i in $(seq 50); do in_ns "${PW_PREFIX}-node2" ss -lnt | grep -q ':7011 ' && return; sleep 0.05; done; }
+	wait_listen_ns
+	in_ns "${PW_PREFIX}-n1a" timeout 5 socat -T3 - TCP:192.168.1.12:7011 </dev/null 2>/dev/null)" "${PW_POD_IP[n1a]}"
+
+# Removing a peer from node1's config cuts node1 off from node2's pods only.
+cp "$PW_TMP/node1/config.json" "$PW_TMP/node1/config.full"
+jq '.peers |= map(select(.name != "node2"))' "$PW_TMP/node1/config.full" > "$PW_TMP/node1/config.tmp"
+mv "$PW_TMP/node1/config.tmp" "$PW_TMP/node1/config.json"
+sleep 1
+if in_ns "${PW_PREFIX}-n1a" ping -c 1 -W 1 "${PW_POD_IP[n2a]}" >/dev/null 2>&1; then
+	not_ok "after removing peer node2, node1's pod still reaches node2's pod"
+else
+	ok "after removing peer node2, node1's pods cannot reach node2's pods"
+fi
+check_eq "... while node1 -> node3 keeps working" "$(tcp_peer_seen n1a n3a)" "${PW_POD_IP[n1a]}"
+check_eq "... and node3 -> node2 keeps working" "$(tcp_peer_seen n3b n2b)" "${PW_POD_IP[n3b]}"
+cp "$PW_TMP/node1/config.full" "$PW_TMP/node1/config.tmp"
+mv "$PW_TMP/node1/config.tmp" "$PW_TMP/node1/config.json"
+sleep 1
+check_eq "adding peer node2 back restores node1 -> node2" "$(tcp_peer_seen n1b n2a)" "${PW_POD_IP[n1b]}"
+
+# Teardown leaves nothing behind.
+insts=$(printf '%s\n' "${PW_NODE_INST[@]}")
+pw_cleanup
+trap - EXIT
+left=$(ip netns list | grep -c "^${PW_PREFIX}-")
+for i in $insts; do
+	[ -e "/sys/fs/bpf/podwire/$i" ] && left=$((left + 1))
+	[ -e "/run/podwire/$i" ] && left=$((left + 1))
+done
+check_eq "teardown leaves no namespace, pin or state dir" "$left" 0
+[ "$PW_FAILED" = 0 ]
