@@ -14,7 +14,7 @@
 
 struct add {
 	struct pw_cni *c;
-	struct pw_node node;
+	struct pw_cni_node node;
 	struct pw_ipam ipam;
 	bool ipam_locked;
 	int netns_fd;

@@ -9,7 +9,7 @@
 
 struct check {
 	struct pw_cni *c;
-	struct pw_node node;
+	struct pw_cni_node node;
 	int netns_fd;
 	struct pw_nl *host_nl, *pod_nl;
 	uint32_t ip;

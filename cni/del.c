@@ -8,7 +8,7 @@
 
 int pw_cmd_del(struct pw_cni *c)
 {
-	struct pw_node node;
+	struct pw_cni_node node;
 	struct pw_ipam ipam;
 	struct pw_nl *nl = NULL;
 	bool have_ipam;
@@ -42,7 +42,7 @@ out:
 int pw_cmd_gc(struct pw_cni *c)
 {
 	struct pw_ipam_entry *entries = NULL;
-	struct pw_node node;
+	struct pw_cni_node node;
 	struct pw_ipam ipam;
 	struct pw_nl *nl = NULL;
 	int err, n, code = 0, freed = 0;

@@ -16,7 +16,7 @@ static struct pw_ip4 ip_key(uint32_t ip)
 	return k;
 }
 
-int pw_ep_register(const struct pw_node *n, uint32_t ip, int host_ifindex,
+int pw_ep_register(const struct pw_cni_node *n, uint32_t ip, int host_ifindex,
 		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id)
 {
 	struct pw_endpoint ep = { .ifindex = (__u32)host_ifindex, .id = id, .flags = PW_EP_F_NONE };
@@ -41,7 +41,7 @@ int pw_ep_register(const struct pw_node *n, uint32_t ip, int host_ifindex,
 
 /* pw_ep_ifindex entries whose endpoint is ip (the veth is gone, so its
  * ifindex is unknown; there are at most a few thousand entries). */
-static void forget_ifindex_by_ip(const struct pw_node *n, uint32_t ip)
+static void forget_ifindex_by_ip(const struct pw_cni_node *n, uint32_t ip)
 {
 	struct pw_ip4 want = ip_key(ip);
 	__u32 key, next, *prev = NULL;
@@ -62,7 +62,7 @@ static void forget_ifindex_by_ip(const struct pw_node *n, uint32_t ip)
 		bpf_map_delete_elem(n->ep_ifidx_fd, &stale[i]);
 }
 
-void pw_ep_forget(const struct pw_node *n, uint32_t ip, int host_ifindex)
+void pw_ep_forget(const struct pw_cni_node *n, uint32_t ip, int host_ifindex)
 {
 	struct pw_endpoint ep;
 
@@ -88,7 +88,7 @@ void pw_ep_forget(const struct pw_node *n, uint32_t ip, int host_ifindex)
 	forget_ifindex_by_ip(n, ip);
 }
 
-int pw_ep_lookup(const struct pw_node *n, uint32_t ip, int host_ifindex)
+int pw_ep_lookup(const struct pw_cni_node *n, uint32_t ip, int host_ifindex)
 {
 	struct pw_ip4 key = ip_key(ip);
 	struct pw_endpoint by_ip, by_ifx;

@@ -9,13 +9,13 @@
 #include "log.h"
 #include "plugin.h"
 
-static void node_reset(struct pw_node *n)
+static void node_reset(struct pw_cni_node *n)
 {
 	memset(n, 0, sizeof(*n));
 	n->prog_fd = n->ep_fd = n->ep_ifidx_fd = -1;
 }
 
-void pw_node_close(struct pw_node *n)
+void pw_node_close(struct pw_cni_node *n)
 {
 	if (n->prog_fd >= 0)
 		close(n->prog_fd);
@@ -38,7 +38,7 @@ static int pin_missing(struct pw_cni *c, int fd, const char *dir, const char *na
 			   dir, name, strerror(-fd));
 }
 
-int pw_node_open(struct pw_cni *c, struct pw_node *n, bool need_prog, int unavail_code)
+int pw_node_open(struct pw_cni *c, struct pw_cni_node *n, bool need_prog, int unavail_code)
 {
 	char why[512];
 	int err;
@@ -76,7 +76,7 @@ fail:
 	return err;
 }
 
-void pw_node_open_partial(struct pw_cni *c, struct pw_node *n)
+void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n)
 {
 	char why[512];
 
@@ -90,7 +90,7 @@ void pw_node_open_partial(struct pw_cni *c, struct pw_node *n)
 			n->ep_fd >= 0 && n->ep_ifidx_fd >= 0 ? "ok" : "absent");
 }
 
-int pw_node_ipam_open(struct pw_cni *c, const struct pw_node *n, struct pw_ipam *ipam, bool create)
+int pw_node_ipam_open(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam, bool create)
 {
 	/* Every address: without node.json DEL/GC must still see reservations. */
 	struct pw_cidr any = { 0, 0 };
@@ -113,7 +113,7 @@ void pw_host_ifname(const char *container_id, const char *ifname, char out[PW_HO
 	snprintf(out, PW_HOST_IFNAME_LEN + 1, "pw%012llx", (unsigned long long)(h & 0xffffffffffffULL));
 }
 
-int pw_teardown(struct pw_cni *c, const struct pw_node *n, struct pw_ipam *ipam,
+int pw_teardown(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam,
 		struct pw_nl *host_nl, const char *container_id, const char *ifname)
 {
 	char host_if[PW_HOST_IFNAME_LEN + 1], pin[PW_PATH_MAX + 32], ipbuf[PW_IP4_STRLEN] = "none";

@@ -26,7 +26,8 @@ struct pw_cni {
 
 /* The node as its agent published it: node.json and the pinned program/maps.
  * Absent pieces are -1 / have_info false. */
-struct pw_node {
+/* Named pw_cni_node: struct pw_node is the pw_nodes map value in abi.h. */
+struct pw_cni_node {
 	bool have_info;
 	struct pw_nodeinfo info;
 	int prog_fd;              /* <prog_dir>/pod_ingress */
@@ -36,14 +37,14 @@ struct pw_node {
 
 /* All of it, or an error (code 100, or `unavail_code` for STATUS) naming
  * the first missing piece. need_prog: also the pod program. */
-int pw_node_open(struct pw_cni *c, struct pw_node *n, bool need_prog, int unavail_code);
+int pw_node_open(struct pw_cni *c, struct pw_cni_node *n, bool need_prog, int unavail_code);
 /* Whatever is there (DEL/GC clean up even when the agent is gone). */
-void pw_node_open_partial(struct pw_cni *c, struct pw_node *n);
-void pw_node_close(struct pw_node *n);
+void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n);
+void pw_node_close(struct pw_cni_node *n);
 /* IPAM over the node's pod CIDR; without node.json over 0.0.0.0/0 so that
  * DEL/GC still find reservations. -ENOENT when no IPAM state exists at all
  * and create is false. */
-int pw_node_ipam_open(struct pw_cni *c, const struct pw_node *n, struct pw_ipam *ipam, bool create);
+int pw_node_ipam_open(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam, bool create);
 
 /* Host-side veth name: "pw" + 12 hex digits of FNV-1a-64("containerID/ifname"),
  * stable so DEL finds it without state. */
@@ -52,20 +53,20 @@ void pw_host_ifname(const char *container_id, const char *ifname, char out[PW_HO
 /* The tcx link pin of a host veth: pw_link_pin_path() in paths.h. */
 
 /* Endpoint map entries (endpoint.c). */
-int pw_ep_register(const struct pw_node *n, uint32_t ip, int host_ifindex,
+int pw_ep_register(const struct pw_cni_node *n, uint32_t ip, int host_ifindex,
 		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id);
 /* Removes the entries of ip and/or host_ifindex (0 = unknown); entries of
  * pw_ep_ifindex that point at ip are found by scanning when the ifindex is
  * unknown (the veth is already gone). Missing entries are fine. */
-void pw_ep_forget(const struct pw_node *n, uint32_t ip, int host_ifindex);
+void pw_ep_forget(const struct pw_cni_node *n, uint32_t ip, int host_ifindex);
 /* 0 when pw_endpoints[ip] and pw_ep_ifindex[host_ifindex] both exist and
  * agree with each other; -ENOENT / -ESTALE otherwise. */
-int pw_ep_lookup(const struct pw_node *n, uint32_t ip, int host_ifindex);
+int pw_ep_lookup(const struct pw_cni_node *n, uint32_t ip, int host_ifindex);
 
 /* DEL of one attachment (shared with GC): endpoint entries, link pin, host
  * veth (and with it the pod end), reservation. ipam must be locked (or NULL
  * when no IPAM state exists). Missing pieces are success. */
-int pw_teardown(struct pw_cni *c, const struct pw_node *n, struct pw_ipam *ipam,
+int pw_teardown(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam,
 		struct pw_nl *host_nl, const char *container_id, const char *ifname);
 
 /* Verbs: 0 on success (c->out set if there is something to print), else the

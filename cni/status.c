@@ -9,7 +9,7 @@ int pw_cmd_status(struct pw_cni *c)
 {
 	struct pw_ipam_entry *entries = NULL;
 	char cidr[PW_CIDR_STRLEN];
-	struct pw_node node;
+	struct pw_cni_node node;
 	struct pw_ipam ipam;
 	uint64_t usable;
 	int code, n = 0;
