@@ -26,6 +26,15 @@
 #define PW_MAP_NODES       "pw_nodes"      /* node IPs of this node and its peers: never masqueraded */
 #define PW_MAP_SNAT        "pw_snat"       /* masquerade translations, both directions */
 
+/* Service load balancing (architecture §5, §6). */
+#define PW_MAP_SERVICES    "pw_services"   /* frontend -> service */
+#define PW_MAP_SLOTS       "pw_svc_slots"  /* (service, slot) -> backend id */
+#define PW_MAP_BACKENDS    "pw_backends"   /* backend id -> address */
+#define PW_MAP_REVNAT      "pw_revnat"     /* service id -> frontend, for replies */
+#define PW_MAP_MAGLEV      "pw_maglev"     /* service id -> Maglev table (inner array of backend ids) */
+#define PW_MAP_AFFINITY    "pw_affinity"   /* (service, client IP) -> backend, ClientIP affinity */
+#define PW_MAP_CT          "pw_ct"         /* conntrack */
+
 /* Programs, pinned under <pin dir>/progs/. */
 #define PW_PROG_POD    "pod_ingress"   /* host side of each pod veth, tc ingress */
 #define PW_PROG_UPLINK "uplink_ingress" /* node uplink, tc ingress */
@@ -111,6 +120,109 @@ struct pw_nat_entry {
 	__u64 last_seen_ns;         /* bpf_ktime_get_ns(): the agent expires idle entries */
 };
 
+/* Default sizes (agent flags override): >= 10,000 services with a NodePort
+ * each, >= 100,000 backends, 512k conntrack entries. */
+#define PW_MAX_SERVICES   32768     /* frontends: ClusterIP and NodePort each count one */
+#define PW_MAX_BACKENDS   131072
+#define PW_MAX_SLOTS      262144
+#define PW_MAX_CT         524288
+#define PW_MAX_AFFINITY   65536
+#define PW_MAX_MAGLEV     4096      /* services using Maglev */
+#define PW_MAGLEV_M       1021      /* default Maglev table size (a prime) */
+#define PW_NODEPORT_MIN   30000
+#define PW_NODEPORT_MAX   32767
+
+enum pw_svc_scope {
+	PW_SVC_CLUSTERIP = 0,       /* addr = the VIP */
+	PW_SVC_NODEPORT  = 1,       /* addr = 0.0.0.0: any IP of this node */
+};
+
+enum pw_lb_algorithm {
+	PW_LB_RANDOM = 0,
+	PW_LB_MAGLEV = 1,
+};
+
+/* pw_services key: a frontend. */
+struct pw_svc_key {
+	__u8  addr[4];
+	__u16 port;                 /* host byte order */
+	__u8  proto;                /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8  scope;                /* pw_svc_scope */
+};
+
+struct pw_svc {
+	__u32 id;                   /* service id: key of pw_svc_slots, pw_revnat, pw_maglev, pw_affinity */
+	__u16 backends;             /* active slots 0..backends-1 in pw_svc_slots */
+	__u8  algorithm;            /* pw_lb_algorithm */
+	__u8  flags;
+	__u32 affinity_timeout;     /* seconds; 0 = no ClientIP affinity */
+	__u32 pad;
+};
+
+struct pw_slot_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct pw_backend {
+	__u8  addr[4];
+	__u16 port;                 /* host byte order */
+	__u8  state;                /* pw_backend_state */
+	__u8  pad;
+};
+
+enum pw_backend_state {
+	PW_BACKEND_ACTIVE      = 0,
+	PW_BACKEND_TERMINATING = 1, /* existing flows keep it, new ones never pick it */
+};
+
+struct pw_revnat {
+	__u8  addr[4];              /* the frontend the client used */
+	__u16 port;
+	__u16 pad;
+};
+
+struct pw_affinity_key {
+	__u32 svc_id;
+	__u8  client[4];
+};
+
+struct pw_affinity {
+	__u32 backend_id;
+	__u32 pad;
+	__u64 last_used_ns;
+};
+
+/* pw_ct (LRU hash): one entry per direction of a load-balanced flow. */
+struct pw_ct_key {
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__u16 sport;                /* host byte order */
+	__u16 dport;
+	__u8  proto;
+	__u8  dir;                  /* PW_CT_FORWARD (client -> frontend) / PW_CT_REPLY (backend -> client) */
+	__u16 pad;
+};
+
+enum pw_ct_dir { PW_CT_FORWARD = 0, PW_CT_REPLY = 1 };
+
+enum pw_ct_state {
+	PW_CT_NEW         = 0,      /* SYN seen (or first UDP packet) */
+	PW_CT_ESTABLISHED = 1,
+	PW_CT_CLOSING     = 2,      /* FIN seen */
+	PW_CT_CLOSED      = 3,      /* RST seen, or both FINs */
+};
+
+struct pw_ct_entry {
+	__u64 last_seen_ns;         /* bpf_ktime_get_ns(): the agent expires by state timeout */
+	__u32 svc_id;               /* -> pw_revnat for replies */
+	__u32 backend_id;
+	__u8  state;                /* pw_ct_state */
+	__u8  tcp_flags;            /* TCP flags seen so far */
+	__u16 pad;
+	__u32 pad2;
+};
+
 /* pw_metrics (per-CPU array): slot = -reason for drops, or a pw_metric_slot. */
 struct pw_counter {
 	__u64 packets;
@@ -176,6 +288,15 @@ static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
 static_assert(sizeof(struct pw_nat_key) == 16, "pw_nat_key layout");
 static_assert(sizeof(struct pw_nat_entry) == 16, "pw_nat_entry layout");
 static_assert(sizeof(struct pw_node) == 4, "pw_node layout");
+static_assert(sizeof(struct pw_svc_key) == 8, "pw_svc_key layout");
+static_assert(sizeof(struct pw_svc) == 16, "pw_svc layout");
+static_assert(sizeof(struct pw_slot_key) == 8, "pw_slot_key layout");
+static_assert(sizeof(struct pw_backend) == 8, "pw_backend layout");
+static_assert(sizeof(struct pw_revnat) == 8, "pw_revnat layout");
+static_assert(sizeof(struct pw_affinity_key) == 8, "pw_affinity_key layout");
+static_assert(sizeof(struct pw_affinity) == 16, "pw_affinity layout");
+static_assert(sizeof(struct pw_ct_key) == 16, "pw_ct_key layout");
+static_assert(sizeof(struct pw_ct_entry) == 24, "pw_ct_entry layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 _Static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
