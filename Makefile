@@ -39,7 +39,7 @@ CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cni/*.c))
 UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit/test_*.c))
 BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
 
-BENCH_TOOLS := $(BUILD)/test/bench/pwperf
+BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -89,6 +89,10 @@ $(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/
 $(BUILD)/test/bench/pwperf: test/bench/pwperf.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+# BPF_PROG_TEST_RUN cost of pod_ingress, its counters and events (reuses the BPF tests' sandbox).
+$(BUILD)/test/bench/bpf_cost: test/bench/bpf_cost.c test/bpf/pwt_bpf.h $(BPF_SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LDLIBS)
 
 # The README's test command. Runs unit, BPF packet and end-to-end suites and
 # ends with one line "N passed, N failed".
@@ -112,7 +116,7 @@ bench: deps
 
 vmtest: deps
 	@$(MAKE) --no-print-directory all
-	@bash vmtest/run.sh $(KERNELS)
+	@BUILD=$(BUILD) bash vmtest/run.sh $(KERNELS)
 
 install: all
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin

@@ -189,13 +189,13 @@ static int attach_datapath(struct add *s)
 	int err;
 
 	if ((err = pw_link_pin_path(&c->paths, s->a.host_if, s->pin, sizeof(s->pin))) ||
-	    (s->node.info.attach == PW_ATTACH_TCX && (err = pw_mkdirs(c->paths.link_dir, 0700))))
+	    (s->node.info.pod_attach == PW_ATTACH_TCX && (err = pw_mkdirs(c->paths.link_dir, 0700))))
 		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err), "cannot prepare %s", c->paths.link_dir);
-	err = pw_attach_ingress(s->node.info.attach, s->node.prog_fd, s->host_ifindex, s->pin);
+	err = pw_attach_ingress(s->node.info.pod_attach, s->node.prog_fd, s->host_ifindex, s->pin);
 	if (err)
 		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err),
 				   "cannot attach %s to %s (%s)", PW_PROG_POD, s->a.host_if,
-				   pw_attach_mode_name(s->node.info.attach));
+				   pw_attach_mode_name(s->node.info.pod_attach));
 	s->attached = true;
 	err = pw_ep_register(&s->node, s->a.ip, s->host_ifindex, s->a.pod_mac, s->a.host_mac, id);
 	if (err)
@@ -213,7 +213,7 @@ static void rollback(struct add *s)
 
 	if (s->ep_registered)
 		pw_ep_forget(&s->node, s->a.ip, s->host_ifindex);
-	if (s->attached && (err = pw_detach_ingress(s->node.info.attach, s->host_ifindex, s->pin)))
+	if (s->attached && (err = pw_detach_ingress(s->node.info.pod_attach, s->host_ifindex, s->pin)))
 		pw_warn("rollback: detach %s: %s", s->a.host_if, strerror(-err));
 	if (s->veth_made && (err = pw_nl_link_del(s->host_nl, s->a.host_if)))
 		pw_warn("rollback: delete %s: %s", s->a.host_if, strerror(-err));

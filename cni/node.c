@@ -92,12 +92,13 @@ void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n)
 
 int pw_node_ipam_open(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam, bool create)
 {
-	/* Every address: without node.json DEL/GC must still see reservations. */
+	/* Lookups and releases over every address: without node.json, or after
+	 * the node's pod CIDR changed, DEL/GC must still see reservations. */
 	struct pw_cidr any = { 0, 0 };
 
 	if (!create && access(c->paths.ipam_dir, F_OK) < 0)
 		return -ENOENT;
-	return pw_ipam_open(ipam, c->paths.ipam_dir, n->have_info ? &n->info.pod_cidr : &any);
+	return pw_ipam_open(ipam, c->paths.ipam_dir, create && n->have_info ? &n->info.pod_cidr : &any);
 }
 
 void pw_host_ifname(const char *container_id, const char *ifname, char out[PW_HOST_IFNAME_LEN + 1])
@@ -130,22 +131,26 @@ int pw_teardown(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *i
 	pw_info("teardown %s/%s: ip %s, host veth %s %s", container_id, ifname, ipbuf, host_if,
 		err ? "absent" : "present");
 
-	/* Datapath first, so no packet is steered at an interface being deleted. */
+	/* Map entries first, so nothing is steered at an interface being deleted. */
 	pw_ep_forget(n, ip, err ? 0 : host.ifindex);
-	if (pw_link_pin_path(&c->paths, host_if, pin, sizeof(pin)) == 0) {
-		/* Without node.json the mode is unknown: the tc variant also
-		 * removes the link pin, so it covers both. */
-		enum pw_attach_mode mode = n->have_info ? n->info.attach : PW_ATTACH_TC;
-		int derr = pw_detach_ingress(mode, err ? 0 : host.ifindex, pin);
-
-		if (derr)
-			pw_warn("detach %s: %s", host_if, strerror(-derr));
-	}
-	/* The pod end, the host /32 route and any tc filter go with it. */
+	/* The pod end, the host /32 route and the tc filter or tcx attachment
+	 * go with the host end. Deleting it before detaching matters for speed:
+	 * an explicit tcx detach waits for RCU grace periods, the device
+	 * teardown does that anyway. */
 	if (!err) {
 		err = pw_nl_link_del(host_nl, host_if);
 		if (err)
 			return pw_cni_fail(&c->err, PW_CNI_E_NETLINK, strerror(-err), "cannot delete %s", host_if);
+	}
+	/* A tcx link pin outlives its device: remove it. Without node.json the
+	 * mode is unknown; the tc variant also removes the pin, so it covers
+	 * both (ifindex 0: the filter, if any, died with the device). */
+	if (pw_link_pin_path(&c->paths, host_if, pin, sizeof(pin)) == 0) {
+		enum pw_attach_mode mode = n->have_info ? n->info.pod_attach : PW_ATTACH_TC;
+		int derr = pw_detach_ingress(mode, 0, pin);
+
+		if (derr)
+			pw_warn("detach %s: %s", host_if, strerror(-derr));
 	}
 	if (ipam) {
 		err = pw_ipam_release(ipam, container_id, ifname);

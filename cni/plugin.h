@@ -41,9 +41,10 @@ int pw_node_open(struct pw_cni *c, struct pw_cni_node *n, bool need_prog, int un
 /* Whatever is there (DEL/GC clean up even when the agent is gone). */
 void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n);
 void pw_node_close(struct pw_cni_node *n);
-/* IPAM over the node's pod CIDR; without node.json over 0.0.0.0/0 so that
- * DEL/GC still find reservations. -ENOENT when no IPAM state exists at all
- * and create is false. */
+/* IPAM state of the instance. create (ADD): allocating from the node's pod
+ * CIDR, directories made if needed. Otherwise (DEL/GC/CHECK/STATUS): over
+ * 0.0.0.0/0, so reservations are found even without node.json or after the
+ * pod CIDR changed; -ENOENT when no IPAM state exists at all. */
 int pw_node_ipam_open(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *ipam, bool create);
 
 /* Host-side veth name: "pw" + 12 hex digits of FNV-1a-64("containerID/ifname"),

@@ -21,7 +21,13 @@ int pw_cmd_status(struct pw_cni *c)
 	usable = pw_cidr_size(&node.info.pod_cidr);
 	usable = usable > 3 ? usable - 3 : 0;
 	if (pw_node_ipam_open(c, &node, &ipam, false) == 0) {
-		n = pw_ipam_list(&ipam, &entries);
+		int all = pw_ipam_list(&ipam, &entries);
+
+		/* Only what occupies the current pool (the list spans every address). */
+		for (int i = 0; i < all; i++)
+			n += pw_cidr_contains(&node.info.pod_cidr, entries[i].ip);
+		if (all < 0)
+			n = all;
 		pw_ipam_close(&ipam);
 		free(entries);
 		if (n < 0)

@@ -35,6 +35,12 @@ struct pw_pkt {
 	__be32 daddr;
 	__u16 sport;
 	__u16 dport;
+	/* What the path decided, for the events: next hop towards a peer
+	 * node, and the address/port a NAT rewrote the packet to. */
+	__be32 nexthop;
+	__be32 nat_addr;
+	__u16 nat_port;
+	__u16 pad2;
 };
 
 static __always_inline void pw_pkt_init(struct pw_pkt *pkt, const struct __sk_buff *skb, __u8 dir)

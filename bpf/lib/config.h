@@ -16,6 +16,10 @@ const volatile __be32 cfg_pod_cidr     = 0; /* this node's pod CIDR, network add
 const volatile __be32 cfg_pod_mask     = 0;
 const volatile __be32 cfg_cluster_cidr = 0; /* all nodes' pod CIDRs together */
 const volatile __be32 cfg_cluster_mask = 0;
+/* Cross-node paths. Host byte order: these are not packet fields. */
+const volatile __u32 cfg_routing_mode    = 0; /* enum pw_routing_mode: PW_MODE_NATIVE or PW_MODE_VXLAN */
+const volatile __u32 cfg_overlay_ifindex = 0; /* the pw_vxlan device (VXLAN mode), 0 in native mode */
+const volatile __u32 cfg_masquerade      = 0; /* non-zero: SNAT pods' traffic to outside the cluster */
 
 static __always_inline int pw_in_pod_cidr(__be32 addr)
 {

@@ -35,6 +35,11 @@ static __always_inline void pw_event_emit(const struct __sk_buff *skb, const str
 	ev->sport = pkt->sport;
 	ev->dport = pkt->dport;
 	ev->len = skb->len;
+	__builtin_memcpy(ev->nexthop, &pkt->nexthop, 4);
+	__builtin_memcpy(ev->nat_addr, &pkt->nat_addr, 4);
+	ev->nat_port = pkt->nat_port;
+	ev->pad = 0;
+	ev->reserved = 0;
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Every map of the datapath. Both objects include this one file, so their
+/* Every map of the datapath. Every object includes this one file, so their
  * definitions are identical and libbpf's pin-by-name reuse (under the pin
- * root the agent passes, /sys/fs/bpf/podwire/<instance>/) makes pod.bpf.o
- * and host.bpf.o share one set of maps. Layouts live in include/podwire/abi.h;
- * sizes are defaults the agent may change with bpf_map__set_max_entries. */
+ * root the agent passes, /sys/fs/bpf/podwire/<instance>/) makes pod.bpf.o,
+ * host.bpf.o and overlay.bpf.o share one set of maps. Layouts live in
+ * include/podwire/abi.h; sizes are defaults the agent may change with
+ * bpf_map__set_max_entries (on every object alike, or the reuse fails). */
 #ifndef PW_BPF_MAPS_H
 #define PW_BPF_MAPS_H
 
@@ -63,5 +64,25 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_peers SEC(".maps");
+
+/* node IP -> flags: this node and its peers. Never masqueraded towards. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_ip4);
+	__type(value, struct pw_node);
+	__uint(max_entries, PW_MAX_NODES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_nodes SEC(".maps");
+
+/* masquerade translations, one entry per direction of a flow (see
+ * struct pw_nat_key). LRU: a full table forgets the idlest flows instead of
+ * refusing new ones; the agent also expires entries by last_seen_ns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pw_nat_key);
+	__type(value, struct pw_nat_entry);
+	__uint(max_entries, PW_MAX_SNAT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_snat SEC(".maps");
 
 #endif

@@ -9,6 +9,7 @@
 #include "ipv4.h"
 #include "arp.h"
 #include "endpoint.h"
+#include "remote.h"
 #include "metrics.h"
 #include "events.h"
 
@@ -49,8 +50,15 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 		return pw_deliver_local(skb, pkt, eth, iph, target);
 	/* Nothing else lives in our pod CIDR: don't let the host stack
 	 * bounce it around or ARP for it. The gateway itself is the host's. */
-	if (pw_in_pod_cidr(iph->daddr) && iph->daddr != cfg_gateway_ip)
-		return PW_DROP_UNKNOWN_EP;
+	if (pw_in_pod_cidr(iph->daddr)) {
+		if (iph->daddr != cfg_gateway_ip)
+			return PW_DROP_UNKNOWN_EP;
+		return TC_ACT_OK;
+	}
+	if (pw_in_cluster_cidr(iph->daddr))
+		return pw_to_remote(skb, pkt, eth, iph);
+	/* Node IPs and the world: the host stack routes them (and
+	 * uplink_egress masquerades what leaves the cluster). */
 	return TC_ACT_OK;
 }
 

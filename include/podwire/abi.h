@@ -61,6 +61,7 @@ enum pw_routing_mode {
 /* Default map sizes (agent flags override). */
 #define PW_MAX_ENDPOINTS 4096
 #define PW_MAX_PEERS     1024
+#define PW_MAX_NODES     1024   /* pw_nodes: this node and its peers */
 
 struct pw_ip4 {
 	__u8 addr[4];
@@ -259,6 +260,7 @@ enum pw_trace_point {
 	PW_TRACE_TO_PEER  = 3,      /* sent to a peer node (native routing) */
 	PW_TRACE_TO_TUNNEL= 4,      /* sent into the overlay */
 	PW_TRACE_ARP_REPLY= 5,      /* ARP reply for the gateway sent back */
+	PW_TRACE_MASQUERADE = 6,    /* source rewritten to the node IP, on to the uplink */
 };
 
 struct pw_event {
@@ -275,6 +277,14 @@ struct pw_event {
 	__u16 sport;                /* host byte order; 0 when not TCP/UDP */
 	__u16 dport;
 	__u32 len;                  /* skb->len */
+	__u8  nexthop[4];           /* TO_PEER: the FIB next hop (the peer's node IP, or the
+	                             * gateway towards it); TO_TUNNEL: the peer's node IP (the
+	                             * tunnel's remote); else 0.0.0.0 */
+	__u8  nat_addr[4];          /* MASQUERADE: the new source (node IP); TO_POD after a
+	                             * reverse translation: the new destination (pod IP); else 0 */
+	__u16 nat_port;             /* host byte order, with nat_addr: the new port (ICMP: echo id) */
+	__u16 pad;
+	__u32 reserved;
 };
 
 #ifndef __bpf__
@@ -284,7 +294,7 @@ static_assert(sizeof(struct pw_peer_key) == 8, "pw_peer_key layout");
 static_assert(sizeof(struct pw_peer) == 8, "pw_peer layout");
 static_assert(sizeof(struct pw_metric) == 32, "pw_metric layout");
 static_assert(sizeof(struct pw_settings) == 16, "pw_settings layout");
-static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
+static_assert(sizeof(struct pw_event) == 56, "pw_event layout");
 static_assert(sizeof(struct pw_nat_key) == 16, "pw_nat_key layout");
 static_assert(sizeof(struct pw_nat_entry) == 16, "pw_nat_entry layout");
 static_assert(sizeof(struct pw_node) == 4, "pw_node layout");
@@ -299,7 +309,7 @@ static_assert(sizeof(struct pw_ct_key) == 16, "pw_ct_key layout");
 static_assert(sizeof(struct pw_ct_entry) == 24, "pw_ct_entry layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
-_Static_assert(sizeof(struct pw_event) == 40, "pw_event layout");
+_Static_assert(sizeof(struct pw_event) == 56, "pw_event layout");
 #endif
 
 #endif

@@ -34,6 +34,9 @@ enum pw_metric_slot {
 	PW_METRIC_FORWARDED = 0,   /* redirected by the datapath (to a pod, peer, tunnel) */
 	PW_METRIC_PASSED    = 48,  /* handed to the host stack */
 	PW_METRIC_ARP_REPLY = 49,  /* ARP reply for the gateway answered in BPF */
+	PW_METRIC_MASQUERADED = 50,/* source rewritten to the node IP by uplink_egress: a note
+	                            * on packets pod_ingress already counted as passed, not
+	                            * an outcome of its own */
 	PW_METRIC_MAX       = 64,
 };
 

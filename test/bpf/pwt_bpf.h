@@ -193,6 +193,118 @@ static inline struct iphdr *pwt_iph(uint8_t *frame)
 	return (struct iphdr *)(frame + sizeof(struct ethhdr));
 }
 
+/* The L4 checksum over the IPv4 pseudo header (TCP, UDP) or the message
+ * alone (ICMP) of the IPv4 packet in frame, computed over the segment as it
+ * is, checksum field included: 0 when the checksum field is right. Set the
+ * field to 0 first to get the value to store. */
+static inline uint16_t pwt_l4_csum(const uint8_t *frame)
+{
+	const struct iphdr *iph = (const struct iphdr *)(frame + sizeof(struct ethhdr));
+	size_t hlen = (size_t)iph->ihl * 4, l4_len = ntohs(iph->tot_len) - hlen;
+	uint8_t buf[12 + PWT_MAX_PKT];
+	size_t n = 0;
+
+	if (l4_len > PWT_MAX_PKT)
+		abort();
+	if (iph->protocol != IPPROTO_ICMP) {
+		memcpy(buf, &iph->saddr, 4);
+		memcpy(buf + 4, &iph->daddr, 4);
+		buf[8] = 0;
+		buf[9] = iph->protocol;
+		buf[10] = (uint8_t)(l4_len >> 8);
+		buf[11] = (uint8_t)l4_len;
+		n = 12;
+	}
+	memcpy(buf + n, (const uint8_t *)iph + hlen, l4_len);
+	return pwt_csum(buf, n + l4_len);
+}
+
+/* Offset of the L4 checksum field in frame (TCP 16, UDP 6, ICMP 2). */
+static inline size_t pwt_l4_csum_off(const uint8_t *frame)
+{
+	const struct iphdr *iph = (const struct iphdr *)(frame + sizeof(struct ethhdr));
+	size_t off = sizeof(struct ethhdr) + (size_t)iph->ihl * 4;
+
+	return off + (iph->protocol == IPPROTO_TCP ? 16 : iph->protocol == IPPROTO_UDP ? 6 : 2);
+}
+
+/* Store the right L4 checksum (for UDP, instead of "none"). */
+static inline void pwt_l4_fix_csum(uint8_t *frame)
+{
+	size_t off = pwt_l4_csum_off(frame);
+	uint16_t c;
+
+	memset(frame + off, 0, 2);
+	c = pwt_l4_csum(frame);
+	if (c == 0 && pwt_iph(frame)->protocol == IPPROTO_UDP)
+		c = 0xffff; /* UDP sends a computed 0 as all ones */
+	memcpy(frame + off, &c, 2);
+}
+
+/* Ethernet + IPv4 + TCP (20-byte header, ACK|PSH, valid checksums). The
+ * spec's payload is the TCP payload length. */
+static inline size_t pwt_build_tcp(uint8_t *buf, const struct pwt_udp_spec *s)
+{
+	size_t len = pwt_build_udp(buf, s); /* same layout up to the ports */
+	struct iphdr *iph = pwt_iph(buf);
+	uint8_t *tcp = (uint8_t *)(iph + 1);
+	size_t ip_len = sizeof(*iph) + 20 + s->payload;
+
+	memset(tcp + 4, 0, 16);
+	tcp[4] = 0x11; tcp[7] = 0x22;           /* seq */
+	tcp[11] = 0x33;                         /* ack */
+	tcp[12] = 5 << 4;                       /* data offset */
+	tcp[13] = 0x18;                         /* ACK|PSH */
+	tcp[14] = 0xff; tcp[15] = 0xff;         /* window */
+	for (uint16_t i = 0; i < s->payload; i++)
+		tcp[20 + i] = (uint8_t)(0x30 + i);
+	iph->protocol = IPPROTO_TCP;
+	iph->tot_len = htons((uint16_t)ip_len);
+	iph->check = 0;
+	iph->check = pwt_csum(iph, sizeof(*iph));
+	pwt_l4_fix_csum(buf);
+	(void)len;
+	return sizeof(struct ethhdr) + ip_len;
+}
+
+/* Ethernet + IPv4 + ICMP echo (type 8 request or 0 reply) with identifier
+ * id, sequence 1, s->payload bytes of data, valid checksums. */
+static inline size_t pwt_build_icmp_echo(uint8_t *buf, const struct pwt_udp_spec *s, uint8_t type, uint16_t id)
+{
+	size_t len = pwt_build_udp(buf, s); /* 8-byte header too */
+	struct iphdr *iph = pwt_iph(buf);
+	uint8_t *icmp = (uint8_t *)(iph + 1);
+
+	icmp[0] = type;
+	icmp[1] = 0;
+	icmp[4] = (uint8_t)(id >> 8);
+	icmp[5] = (uint8_t)id;
+	icmp[6] = 0;
+	icmp[7] = 1;
+	iph->protocol = IPPROTO_ICMP;
+	iph->check = 0;
+	iph->check = pwt_csum(iph, sizeof(*iph));
+	pwt_l4_fix_csum(buf);
+	return len;
+}
+
+/* Source/destination port of a TCP/UDP packet, or ICMP echo id (both). */
+static inline uint16_t pwt_sport(const uint8_t *frame)
+{
+	const struct iphdr *iph = (const struct iphdr *)(frame + sizeof(struct ethhdr));
+	const uint8_t *l4 = (const uint8_t *)iph + iph->ihl * 4;
+
+	return iph->protocol == IPPROTO_ICMP ? (uint16_t)(l4[4] << 8 | l4[5]) : (uint16_t)(l4[0] << 8 | l4[1]);
+}
+
+static inline uint16_t pwt_dport(const uint8_t *frame)
+{
+	const struct iphdr *iph = (const struct iphdr *)(frame + sizeof(struct ethhdr));
+	const uint8_t *l4 = (const uint8_t *)iph + iph->ihl * 4;
+
+	return iph->protocol == IPPROTO_ICMP ? (uint16_t)(l4[4] << 8 | l4[5]) : (uint16_t)(l4[2] << 8 | l4[3]);
+}
+
 /* ---------- running programs ---------- */
 
 struct pwt_run {

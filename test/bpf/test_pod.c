@@ -333,8 +333,12 @@ static void test_destinations(void)
 	expect_drop("pod cidr broadcast address", pkt, len, if_a, PW_DROP_UNKNOWN_EP);
 	len = udp_from_a(pkt, gw, 64);
 	expect_pass("to the gateway", pkt, len, if_a);
+	/* No peers configured here (test_remote.c has them): a cluster
+	 * address outside our pod CIDR has no owner and must not leak. */
 	len = udp_from_a(pkt, "10.244.2.5", 64);
-	expect_pass("to another node's pod cidr", pkt, len, if_a);
+	expect_drop("to another node's pod cidr, no peer owns it", pkt, len, if_a, PW_DROP_NO_ROUTE);
+	len = udp_from_a(pkt, "8.8.8.8", 64);
+	expect_pass("to outside the cluster", pkt, len, if_a);
 	len = udp_from_a(pkt, "192.168.1.12", 64);
 	expect_pass("to a node ip", pkt, len, if_a);
 

@@ -104,8 +104,10 @@ agent_start() { # NAME: starts podwired in the node and waits until it has publi
 	touch "$PW_TMP/$name/agent.log"
 	skip=$(wc -l < "$PW_TMP/$name/agent.log")
 	# nsenter itself, not the in_ns function: $! must be the agent, not a subshell.
+	# PW_AGENT_ARGS: extra podwired flags (word-split), e.g. "--metrics-port 9966".
+	# shellcheck disable=SC2086
 	nsenter --net="/run/netns/${PW_PREFIX}-$name" "$BUILD/podwired" --instance "$inst" \
-		--config "$PW_TMP/$name/config.json" >>"$PW_TMP/$name/agent.log" 2>&1 &
+		--config "$PW_TMP/$name/config.json" ${PW_AGENT_ARGS:-} >>"$PW_TMP/$name/agent.log" 2>&1 &
 	PW_AGENT_PID[$name]=$!
 	for i in $(seq 150); do
 		tail -n +"$((skip + 1))" "$PW_TMP/$name/agent.log" | grep -q 'ready' && return 0

@@ -23,7 +23,7 @@ ok()     { echo "ok - $*"; }
 not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
 expect() { # name, condition-command...
 	local name=$1; shift
-	if "$@"; then ok "$name"; else not_ok "$name: failed: $*"; fi
+	if "$@" >/dev/null 2>&1; then ok "$name"; else not_ok "$name: failed: $*"; fi
 }
 expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi; }
 
@@ -58,7 +58,7 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # ---- setup ------------------------------------------------------------------
 
-node_up() { # NAME NODE_IP PODCIDR
+node_up() { # NAME NODE_IP PODCIDR [ATTACH_MODE]
 	local name=$1 ns=$P-$1 i
 	ip netns add "$ns"
 	in_ns "$ns" ip link set lo up
@@ -72,7 +72,10 @@ node_up() { # NAME NODE_IP PODCIDR
 {"node": {"name": "$name", "ip": "$2", "uplink": "eth0", "podCIDR": "$3"},
  "cluster": {"podCIDR": "10.244.0.0/16", "serviceCIDR": "10.96.0.0/12", "routing": "native", "masquerade": true}}
 JSON
-	in_ns "$ns" "$AGENT" --instance "$ns" --config "$TMP/$name.json" >"$TMP/$name-agent.log" 2>&1 &
+	# nsenter and env exec: $! is the agent itself (a backgrounded shell
+	# function would give the PID of a subshell, and kill would miss it).
+	nsenter --net="/run/netns/$ns" env PODWIRE_ATTACH_MODE="${4:-}" "$AGENT" --instance "$ns" \
+		--config "$TMP/$name.json" >"$TMP/$name-agent.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	for i in $(seq 100); do
 		[ -f "/run/podwire/$ns/node.json" ] && [ -e "/sys/fs/bpf/podwire/$ns/progs/pod_ingress" ] &&
@@ -86,7 +89,8 @@ JSON
 
 node_up node 192.168.1.11 10.244.1.0/24 && ok "agent for $P-node is up" ||
 	{ not_ok "agent for $P-node is up"; exit 1; }
-node_up node2 192.168.1.12 10.244.2.0/28 && ok "agent for $P-node2 is up" ||
+# node2 uses the legacy clsact/cls_bpf attachment (no link pins).
+node_up node2 192.168.1.12 10.244.2.0/28 tc && ok "agent for $P-node2 is up" ||
 	{ not_ok "agent for $P-node2 is up"; exit 1; }
 
 # conf VERSION [INSTANCE] [EXTRA_JSON_MEMBERS]
@@ -132,7 +136,7 @@ n_pins()   { ls "/sys/fs/bpf/podwire/$P-$1/links" 2>/dev/null | grep -c '^pw'; }
 n_resv()   { ls "/run/podwire/$P-$1/ipam" 2>/dev/null | grep -c '^[0-9]'; }
 ep_has()   { # NODE IP: pw_endpoints has IP
 	bpftool -j map dump pinned "/sys/fs/bpf/podwire/$P-$1/pw_endpoints" |
-		jq -e --arg ip "$2" 'map(select((.key.addr // .formatted.key.addr) | map(tostring) | join(".") == $ip)) | length == 1' >/dev/null
+		jq -e --arg ip "$2" 'map(select(.formatted.key.addr | map(tostring) | join(".") == $ip)) | length == 1' >/dev/null
 }
 # Nothing of any attachment left on a node.
 expect_clean() { # NAME NODE
@@ -197,17 +201,23 @@ expect_eq "pod default route via the gateway" "$(in_ns "$P-v110" ip -4 route sho
 expect "pod has a scope link route to the gateway" grep -q '^10.244.1.1 dev eth0 scope link' <<<"$(in_ns "$P-v110" ip -4 route)"
 expect_eq "pod eth0 and lo are up" "$(in_ns "$P-v110" ip -o link show up | grep -cE ': (lo|eth0)[:@]')" 2
 expect_eq "pod eth0 has IPv6 disabled" "$(in_ns "$P-v110" cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" 1
-expect_eq "pod eth0 MTU is the node's" "$(in_ns "$P-v110" cat /sys/class/net/eth0/mtu 2>/dev/null || in_ns "$P-v110" ip -o link show eth0 | sed 's/.*mtu \([0-9]*\).*/\1/')" \
+# (not /sys/class/net: sysfs shows the netns of whoever mounted it)
+expect_eq "pod eth0 MTU is the node's" "$(in_ns "$P-v110" ip -o link show eth0 | sed 's/.*mtu \([0-9]*\).*/\1/')" \
 	"$(jq -r .mtu /run/podwire/$P-node/node.json)"
+NSM=$(pod_ns pm)
+cni node ADD pm eth0 "$NSM" "$(conf 1.1.0 "$P-node" '"mtu":1400')"
+expect_eq "ADD with \"mtu\": 1400 -> both veth ends at 1400, result says so" \
+	"$RC $(in_ns "$P-pm" ip -o link show eth0 | sed 's/.*mtu \([0-9]*\).*/\1/') $(in_ns "$P-node" ip -o link show "$(host_if pm eth0)" | sed 's/.*mtu \([0-9]*\).*/\1/') $(jq -r '.interfaces[1].mtu' <<<"$OUT")" \
+	"0 1400 1400 1400"
+del node pm
 HOSTIF=$(host_if v110 eth0)
 expect "host has a /32 route to the pod via its veth" \
 	grep -q "^${POD_IP%/32} dev $HOSTIF scope link" <<<"$(in_ns "$P-node" ip -4 route)"
 expect "endpoint map has the pod IP" ep_has node "${POD_IP%/32}"
-HOSTIDX=$(in_ns "$P-node" cat "/sys/class/net/$HOSTIF/ifindex" 2>/dev/null ||
-	in_ns "$P-node" ip -o link show "$HOSTIF" | cut -d: -f1)
+HOSTIDX=$(in_ns "$P-node" ip -o link show "$HOSTIF" | cut -d: -f1)
 expect_eq "pw_ep_ifindex has the host veth ifindex -> pod IP" \
 	"$(bpftool -j map lookup pinned /sys/fs/bpf/podwire/$P-node/pw_ep_ifindex key $(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((HOSTIDX & 255)) $((HOSTIDX >> 8 & 255)) 0 0) |
-	   jq -r '(.value.ip // .formatted.value.ip) | map(tostring) | join(".")')" "${POD_IP%/32}"
+	   jq -r '.formatted.value.ip | map(tostring) | join(".")')" "${POD_IP%/32}"
 expect "tcx link pinned for the host veth" test -e "/sys/fs/bpf/podwire/$P-node/links/$HOSTIF"
 expect "pod reaches the node IP through the datapath" in_ns "$P-v110" ping -c1 -W2 -q 192.168.1.11
 
@@ -234,6 +244,22 @@ expect_eq "ADD into the plugin's own netns -> code 105" "$RC/$(code)" "1/105"
 cni node ADD c-own eth0 "/tmp" "$(conf 1.0.0)"
 expect_eq "ADD into a path that is no netns -> code 105" "$RC/$(code)" "1/105"
 expect_eq "refused ADDs left nothing" "$(n_veths node)/$(n_resv node)/$(n_eps node)" "$before"
+
+# A failure after the veth exists must undo everything: the pod netns already
+# has a route to the gateway, so adding ours fails midway.
+NSF=$(pod_ns pf)
+in_ns "$P-pf" ip link set lo up
+in_ns "$P-pf" ip route add 10.244.1.1/32 dev lo
+counts() { echo "$(n_veths node)/$(n_resv node)/$(n_eps node)/$(n_epifx node)/$(n_pins node)"; }
+before5=$(counts)
+cni node ADD pf eth0 "$NSF" "$(conf 1.0.0)"
+expect_eq "ADD failing midway (pod route exists) -> code 103" "$RC/$(code)" "1/103"
+expect_eq "midway failure rolled back veth, reservation, map entries, pins" \
+	"$(counts)" "$before5"
+expect "midway failure: no eth0 left in the pod" not in_ns "$P-pf" ip link show eth0
+cni node ADD pl lo "$NSF" "$(conf 1.0.0)"
+expect_eq "ADD with CNI_IFNAME already taken in the pod -> code 102" "$RC/$(code)" "1/102"
+expect_eq "taken ifname: nothing left" "$(n_veths node)/$(n_resv node)/$(n_eps node)" "$before"
 
 # ---- DEL ---------------------------------------------------------------------------------
 
@@ -263,21 +289,25 @@ expect_eq "DEL of an unknown container succeeds" "$RC" 0
 # ---- concurrency -----------------------------------------------------------------------------
 
 for i in $(seq 16); do ip netns add "$P-cc$i"; done
+jobs_=()   # only these: a bare `wait` would also wait for the agents
 for i in $(seq 16); do
 	( printf '%s' "$(conf 1.0.0)" | in_ns "$P-node" env -i CNI_COMMAND=ADD CNI_CONTAINERID="cc$i" \
 		CNI_IFNAME=eth0 CNI_NETNS="/run/netns/$P-cc$i" "$PLUGIN" >"$TMP/cc$i.out" 2>/dev/null
 	  echo $? >"$TMP/cc$i.rc" ) &
+	jobs_+=($!)
 done
-wait
+wait "${jobs_[@]}"
 okc=0; for i in $(seq 16); do [ "$(cat "$TMP/cc$i.rc")" = 0 ] && okc=$((okc + 1)); done
 expect_eq "16 concurrent ADDs succeed" "$okc" 16
 expect_eq "16 concurrent ADDs got 16 distinct IPs" \
 	"$(cat "$TMP"/cc*.out | jq -r '.ips[0].address' | sort -u | grep -c /32)" 16
 expect_eq "16 endpoints in the map" "$(n_eps node)" 16
+jobs_=()
 for i in $(seq 16); do
 	( cni node DEL "cc$i" eth0 "/run/netns/$P-cc$i" "$(conf 1.0.0)"; echo "$RC" >"$TMP/ccd$i.rc" ) &
+	jobs_+=($!)
 done
-wait
+wait "${jobs_[@]}"
 expect_eq "16 concurrent DELs succeed" "$(cat "$TMP"/ccd*.rc | grep -c '^0$')" 16
 expect_clean "after concurrent DELs nothing is left" node
 
@@ -299,11 +329,15 @@ expect_eq "STATUS with a free pool and the agent up -> 0, no output" "$RC/$OUT" 
 filled=0
 for i in $(seq 13); do add node2 "x$i" && filled=$((filled + 1)); done
 expect_eq "13 ADDs fill the /28" "$filled" 13
+expect_eq "node2 publishes attach mode tc" "$(jq -r .attach /run/podwire/$P-node2/node.json)" tc
+expect "tc mode: cls_bpf filter on the host veth's ingress" \
+	grep -q 'bpf.*direct-action' <<<"$(in_ns "$P-node2" tc filter show dev "$(host_if x1 eth0)" ingress)"
+expect "tc mode: pod reaches its node" in_ns "$P-x1" ping -c1 -W2 -q 192.168.1.12
 add node2 x14
 expect_eq "ADD on an exhausted pool -> code 101" "$RC/$(code)" "1/101"
 expect_eq "exhaustion left nothing half-made" \
 	"veths=$(n_veths node2) eps=$(n_eps node2) pins=$(n_pins node2) resv=$(n_resv node2)" \
-	"veths=13 eps=13 pins=13 resv=13"
+	"veths=13 eps=13 pins=0 resv=13"
 expect "exhaustion: no host veth for the refused pod" \
 	test -z "$(in_ns "$P-node2" ip -o link show "$(host_if x14 eth0)" 2>/dev/null)"
 cni node2 STATUS - - - "$(conf 1.1.0 "$P-node2")"
@@ -313,8 +347,7 @@ expect_clean "DEL of a full pool left nothing" node2
 
 # ---- GC ------------------------------------------------------------------------------------------
 
-add node ga; add node gb; add node gc
-GB_IP=$IP
+add node ga; add node gb; GB_IP=$IP; add node gc
 cni node GC - - - "$(conf 1.1.0 "$P-node" '"cni.dev/valid-attachments":[{"containerID":"ga","ifname":"eth0"},{"containerID":"gc","ifname":"eth0"}]')"
 expect_eq "GC succeeds" "$RC" 0
 expect_eq "GC freed the one attachment not listed" \
@@ -338,7 +371,8 @@ expect_eq "STATUS with cniVersion 1.0.0 -> code 1" "$RC/$(code)" "1/1"
 cni node STATUS - - - "$(conf 1.1.0 "$P-absent")"
 expect_eq "STATUS for an instance without agent -> code 50" "$RC/$(code)" "1/50"
 kill -TERM "${AGENT_PID[node]}" 2>/dev/null; wait "${AGENT_PID[node]}" 2>/dev/null; AGENT_PID[node]=
-in_ns "$P-node" "$AGENT" --instance "$P-node" --uninstall >/dev/null 2>&1
+in_ns "$P-node" "$AGENT" --instance "$P-node" --uninstall >"$TMP/uninstall.log" 2>&1 ||
+	sed 's/^/# uninstall: /' "$TMP/uninstall.log"
 cni node STATUS - - - "$(conf 1.1.0)"
 expect_eq "STATUS after the agent's pins are removed -> code 50" "$RC/$(code)" "1/50"
 cni node DEL gone eth0 - "$(conf 1.1.0)"

@@ -9,6 +9,22 @@
 #include "paths.h"
 
 struct pw_datapath;   /* loader.c: the open skeletons */
+struct pw_nl;         /* netlink.h */
+struct pw_snat_gc;    /* snat_gc.c */
+
+/* Link pins under <pin dir>/links/ besides the uplink's (PW_LINK_UPLINK)
+ * and the pods' (their host veth names). */
+#define PW_LINK_UPLINK_EGRESS  "uplink_egress"   /* uplink tc egress: masquerade */
+#define PW_LINK_OVERLAY        "overlay"         /* pw_vxlan tc ingress */
+#define PW_LINK_OVERLAY_EGRESS "overlay_egress"  /* pw_vxlan tc egress */
+
+/* rtm_protocol of the kernel routes the agent makes for peers (`ip route
+ * show proto 112`): how it tells its own routes from everyone else's, to
+ * remove stale ones after a restart and at uninstall. */
+#define PW_RTPROT 112
+
+#define PW_SNAT_TIMEOUT_DEFAULT 120   /* seconds idle before a TCP/UDP masquerade entry expires */
+#define PW_SNAT_TIMEOUT_ICMP     30   /* ICMP: at most this */
 
 struct pw_agent {
 	struct pw_paths paths;
@@ -19,6 +35,10 @@ struct pw_agent {
 	int pod_mtu;
 	struct pw_datapath *dp;
 	int lock_fd;                   /* flock on <state_dir>/agent.lock: one agent per instance */
+	struct pw_nl *nl;              /* rtnetlink in the node's netns (pw_agent_nl), or NULL */
+	int overlay_ifindex;           /* pw_vxlan in vxlan mode, else 0 */
+	int snat_timeout;              /* --snat-timeout seconds (0 = default) */
+	struct pw_snat_gc *snat_gc;    /* the masquerade expiry thread, or NULL */
 };
 
 /* loader.c */
@@ -41,6 +61,30 @@ int pw_agent_lock(struct pw_agent *a);
  * actually runs. Returns 0 or -errno. */
 int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 		 struct pw_node_config *new);
+
+/* overlay.c: the VXLAN device and the agent's netlink handle */
+int pw_agent_nl(struct pw_agent *a, struct pw_nl **out);
+/* vxlan mode: creates pw_vxlan (or reuses it after a restart), MTU = uplink
+ * MTU - PW_VXLAN_OVERHEAD, up; sets a->overlay_ifindex. Before load: the
+ * programs need its ifindex. */
+int pw_overlay_setup(struct pw_agent *a);
+/* native mode: removes a pw_vxlan left by a run in vxlan mode, and its link
+ * pins. Nothing to do is success. */
+int pw_overlay_remove(const struct pw_paths *p, struct pw_nl *nl);
+
+/* routes.c: the kernel side of peers -- one route per peer pod CIDR
+ * (native: via the peer's node IP on the uplink; vxlan: via the peer's
+ * gateway on pw_vxlan, onlink, with a permanent neighbour entry), tagged
+ * PW_RTPROT. Synced against what the kernel holds: only differences are
+ * touched, stale ones (restart, removed peer) removed. */
+int pw_routes_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+/* --uninstall: every PW_RTPROT route of the netns; managed neighbour
+ * entries of the peers in cfg (may be NULL) on uplink_ifindex. */
+void pw_routes_uninstall(struct pw_nl *nl, const struct pw_node_config *cfg, int uplink_ifindex);
+
+/* snat_gc.c: expires idle pw_snat entries every few seconds in a thread. */
+int pw_snat_gc_start(struct pw_agent *a, int map_fd);
+void pw_snat_gc_stop(struct pw_agent *a);
 
 /* watch.c: inotify on the config file's directory. */
 int pw_watch_open(const char *config_path);

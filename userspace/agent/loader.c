@@ -23,19 +23,34 @@
 #include <arpa/inet.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "podwire/abi.h"
 #include "agent.h"
 #include "log.h"
+#include "netlink.h"
 #include "nodeinfo.h"
 #include "pod.skel.h"
 #include "host.skel.h"
+/* The overlay object (bpf/overlay.bpf.c) is built when its source exists;
+ * without it the agent still builds, and vxlan routing refuses to start. */
+#if __has_include("overlay.skel.h")
+#include "overlay.skel.h"
+#define PW_HAVE_OVERLAY 1
+#else
+#define PW_HAVE_OVERLAY 0
+#endif
 
 #define BPFFS_MOUNT "/sys/fs/bpf"
 
 struct pw_datapath {
 	struct pod_bpf *pod;
 	struct host_bpf *host;
+#if PW_HAVE_OVERLAY
+	struct overlay_bpf *overlay;   /* vxlan mode only */
+#endif
+	struct bpf_object *objs[3];    /* the loaded ones, for lookups by name */
+	int n_objs;
 };
 
 /* libbpf's own messages into our log: warnings (a verifier log, a pinned
@@ -106,6 +121,96 @@ static int ensure_pin_dirs(const struct pw_paths *p)
 	(rodata)->cfg_cluster_mask = htonl(pw_cidr_mask((cfg)->cluster_cidr.prefix)); \
 } while (0)
 
+static struct bpf_map *rodata_map(struct bpf_object *obj)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj) {
+		const char *name = bpf_map__name(m);
+		size_t n = strlen(name);
+
+		if (bpf_map__is_internal(m) && n >= 7 && strcmp(name + n - 7, ".rodata") == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* Sets the `const volatile __u32 name` global of an opened (not yet loaded)
+ * object, found through its BTF: the globals that only some objects declare
+ * (cfg_routing_mode, cfg_overlay_ifindex, cfg_masquerade) are set wherever
+ * they exist without the agent depending on which. -ENOENT if absent. */
+static int set_rodata_u32(struct bpf_object *obj, const char *name, __u32 val)
+{
+	const struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	struct bpf_map *map = rodata_map(obj);
+	size_t size = 0;
+	char *data;
+	int id;
+
+	if (!btf || !map)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	data = bpf_map__initial_value(map, &size);
+	if (id < 0 || !data)
+		return -ENOENT;
+	sec = btf__type_by_id(btf, id);
+	vs = btf_var_secinfos(sec);
+	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+			continue;
+		if (vs->size != sizeof(val) || vs->offset + vs->size > size)
+			return -EINVAL;
+		memcpy(data + vs->offset, &val, sizeof(val));
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* The cross-node constants, in every object that declares them. */
+static int set_cross_node_rodata(struct pw_agent *a, struct bpf_object *obj)
+{
+	const struct { const char *name; __u32 val; } vars[] = {
+		{ "cfg_routing_mode", a->cfg.routing == PW_ROUTING_VXLAN ? PW_MODE_VXLAN : PW_MODE_NATIVE },
+		{ "cfg_overlay_ifindex", (__u32)a->overlay_ifindex },
+		{ "cfg_masquerade", a->cfg.masquerade ? 1 : 0 },
+	};
+
+	for (unsigned i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		int err = set_rodata_u32(obj, vars[i].name, vars[i].val);
+
+		if (err == -EINVAL) {
+			pw_err("%s: %s is not a 32-bit global", bpf_object__name(obj), vars[i].name);
+			return err;
+		}
+		if (err)
+			pw_debug("%s: no %s", bpf_object__name(obj), vars[i].name);
+	}
+	return 0;
+}
+
+/* A tcx link only takes a program loaded for its hook (see datapath.h).
+ * Programs the object does not have (yet) are skipped. */
+static void set_attach_type(struct pw_agent *a, struct bpf_object *obj, const char *prog,
+			    enum pw_hook hook)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(obj, prog);
+
+	if (p && a->mode == PW_ATTACH_TCX)
+		bpf_program__set_expected_attach_type(p, pw_hook_tcx_attach_type(hook));
+}
+
+static int load_failed(const char *what, int err)
+{
+	pw_err("cannot load the %s datapath: %s%s", what, strerror(-err),
+	       err == -EINVAL ? " (pinned maps of an incompatible version? "
+				"podwired --uninstall removes them)" : "");
+	return err;
+}
+
 static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = a->paths.pin_dir);
@@ -118,16 +223,14 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 		return err;
 	}
 	SET_RODATA(dp->pod->rodata, &a->cfg);
-	/* A tcx link only takes a program loaded for tcx (see datapath.h). */
-	if (a->mode == PW_ATTACH_TCX)
-		bpf_program__set_expected_attach_type(dp->pod->progs.pod_ingress, BPF_TCX_INGRESS);
-	err = pod_bpf__load(dp->pod);
-	if (err) {
-		pw_err("cannot load the pod datapath: %s%s", strerror(-err),
-		       err == -EINVAL ? " (pinned maps of an incompatible version? "
-					"podwired --uninstall removes them)" : "");
+	err = set_cross_node_rodata(a, dp->pod->obj);
+	if (err)
 		return err;
-	}
+	set_attach_type(a, dp->pod->obj, PW_PROG_POD, PW_HOOK_INGRESS);
+	err = pod_bpf__load(dp->pod);
+	if (err)
+		return load_failed("pod", err);
+	dp->objs[dp->n_objs++] = dp->pod->obj;
 
 	/* Same pin root: host.bpf.o reuses the maps pod.bpf.o just pinned. */
 	dp->host = host_bpf__open_opts(&opts);
@@ -137,14 +240,52 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 		return err;
 	}
 	SET_RODATA(dp->host->rodata, &a->cfg);
-	if (a->mode == PW_ATTACH_TCX)
-		bpf_program__set_expected_attach_type(dp->host->progs.uplink_ingress, BPF_TCX_INGRESS);
+	err = set_cross_node_rodata(a, dp->host->obj);
+	if (err)
+		return err;
+	set_attach_type(a, dp->host->obj, PW_PROG_UPLINK, PW_HOOK_INGRESS);
+	set_attach_type(a, dp->host->obj, PW_PROG_UPLINK_EGRESS, PW_HOOK_EGRESS);
 	err = host_bpf__load(dp->host);
-	if (err) {
-		pw_err("cannot load the uplink datapath: %s", strerror(-err));
+	if (err)
+		return load_failed("uplink", err);
+	dp->objs[dp->n_objs++] = dp->host->obj;
+
+	if (a->cfg.routing != PW_ROUTING_VXLAN)
+		return 0;
+#if PW_HAVE_OVERLAY
+	dp->overlay = overlay_bpf__open_opts(&opts);
+	if (!dp->overlay) {
+		err = -errno;
+		pw_err("cannot open the overlay datapath object: %s", strerror(-err));
 		return err;
 	}
+	SET_RODATA(dp->overlay->rodata, &a->cfg);
+	err = set_cross_node_rodata(a, dp->overlay->obj);
+	if (err)
+		return err;
+	set_attach_type(a, dp->overlay->obj, PW_PROG_OVERLAY, PW_HOOK_INGRESS);
+	set_attach_type(a, dp->overlay->obj, PW_PROG_OVERLAY_EGRESS, PW_HOOK_EGRESS);
+	err = overlay_bpf__load(dp->overlay);
+	if (err)
+		return load_failed("overlay", err);
+	dp->objs[dp->n_objs++] = dp->overlay->obj;
 	return 0;
+#else
+	pw_err("cluster.routing \"vxlan\" needs the overlay datapath (bpf/overlay.bpf.c), "
+	       "which this build does not have");
+	return -ENOTSUP;
+#endif
+}
+
+static struct bpf_program *find_prog(struct pw_datapath *dp, const char *name)
+{
+	for (int i = 0; i < dp->n_objs; i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(dp->objs[i], name);
+
+		if (p)
+			return p;
+	}
+	return NULL;
 }
 
 /* Pins prog at <prog_dir>/<name>, replacing an older pin atomically: pin
@@ -181,14 +322,14 @@ static int pin_prog(const struct pw_paths *p, struct bpf_program *prog, const ch
  * mode), the attachment of the other mode goes once the new one is in place:
  * for a moment both run, never neither. */
 static void drop_other_mode(enum pw_attach_mode now, enum pw_attach_mode before,
-			    int ifindex, const char *pin)
+			    int ifindex, enum pw_hook hook, const char *pin)
 {
 	if (now == before)
 		return;
 	if (before == PW_ATTACH_TCX)
-		pw_detach_ingress(PW_ATTACH_TCX, ifindex, pin);
+		pw_detach(PW_ATTACH_TCX, ifindex, hook, pin);
 	else
-		pw_detach_ingress(PW_ATTACH_TC, ifindex, NULL);
+		pw_detach(PW_ATTACH_TC, ifindex, hook, NULL);
 }
 
 /* Moves every pod attachment to the freshly loaded pod program. */
@@ -220,7 +361,7 @@ static void move_pod_attachments(struct pw_agent *a, struct pw_datapath *dp,
 				ifname, key, strerror(-err));
 			failed++;
 		} else {
-			drop_other_mode(a->mode, before, (int)key, pin);
+			drop_other_mode(a->mode, before, (int)key, PW_HOOK_INGRESS, pin);
 			moved++;
 		}
 	}
@@ -261,6 +402,116 @@ static int choose_attach_mode(enum pw_attach_mode *mode)
 	return 0;
 }
 
+/* Pins every program the loaded objects have under progs/; the pin of one
+ * they do not have (an overlay program after a switch to native routing)
+ * goes, so progs/ shows what runs. */
+static int pin_progs(struct pw_agent *a, struct pw_datapath *dp)
+{
+	const char *names[] = { PW_PROG_POD, PW_PROG_UPLINK, PW_PROG_UPLINK_EGRESS,
+				PW_PROG_OVERLAY, PW_PROG_OVERLAY_EGRESS };
+	char path[PW_PATH_MAX + 32];
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct bpf_program *p = find_prog(dp, names[i]);
+		int err;
+
+		if (p) {
+			err = pin_prog(&a->paths, p, names[i]);
+			if (err)
+				return err;
+		} else {
+			snprintf(path, sizeof(path), "%s/%s", a->paths.prog_dir, names[i]);
+			unlink(path);
+		}
+	}
+	return 0;
+}
+
+static int attach_prog(struct pw_agent *a, struct bpf_program *prog, int ifindex, const char *ifname,
+		       enum pw_hook hook, const char *link_name, enum pw_attach_mode before)
+{
+	char pin[PW_PATH_MAX + 32];
+	int err;
+
+	err = pw_link_pin_path(&a->paths, link_name, pin, sizeof(pin));
+	if (!err)
+		err = pw_attach(a->mode, bpf_program__fd(prog), ifindex, hook, pin);
+	if (err) {
+		pw_err("cannot attach %s to %s %s (%s): %s", bpf_program__name(prog), ifname,
+		       pw_hook_name(hook), pw_attach_mode_name(a->mode), strerror(-err));
+		return err;
+	}
+	drop_other_mode(a->mode, before, ifindex, hook, pin);
+	return 0;
+}
+
+/* Undoes attach_prog in whichever mode it was made. */
+static void detach_prog(const struct pw_paths *p, enum pw_attach_mode mode, enum pw_attach_mode before,
+			int ifindex, enum pw_hook hook, const char *link_name)
+{
+	char pin[PW_PATH_MAX + 32];
+
+	if (pw_link_pin_path(p, link_name, pin, sizeof(pin)))
+		return;
+	pw_detach(mode, ifindex, hook, pin);
+	if (before != mode)
+		pw_detach(before, ifindex, hook, pin);
+}
+
+/* uplink_egress masquerades traffic leaving the cluster. Whether it runs is
+ * decided here, at start: on attaches it, off detaches what an earlier run
+ * attached. */
+static int setup_masquerade(struct pw_agent *a, struct pw_datapath *dp, enum pw_attach_mode before)
+{
+	struct bpf_program *prog = find_prog(dp, PW_PROG_UPLINK_EGRESS);
+
+	if (a->cfg.masquerade && prog)
+		return attach_prog(a, prog, a->uplink_ifindex, a->cfg.uplink, PW_HOOK_EGRESS,
+				   PW_LINK_UPLINK_EGRESS, before);
+	detach_prog(&a->paths, a->mode, before, a->uplink_ifindex, PW_HOOK_EGRESS, PW_LINK_UPLINK_EGRESS);
+	if (a->cfg.masquerade)
+		pw_warn("cluster.masquerade is on but this datapath has no %s: traffic leaving "
+			"the cluster is not masqueraded", PW_PROG_UPLINK_EGRESS);
+	return 0;
+}
+
+/* vxlan: both overlay programs on pw_vxlan. native: no overlay at all. */
+static int setup_overlay(struct pw_agent *a, struct pw_datapath *dp, enum pw_attach_mode before)
+{
+	struct bpf_program *in = find_prog(dp, PW_PROG_OVERLAY);
+	struct bpf_program *out = find_prog(dp, PW_PROG_OVERLAY_EGRESS);
+	struct pw_nl *nl;
+	int err;
+
+	if (a->cfg.routing != PW_ROUTING_VXLAN) {
+		err = pw_agent_nl(a, &nl);
+		return err ? err : pw_overlay_remove(&a->paths, nl);
+	}
+	if (!in || !out) {
+		pw_err("the overlay datapath lacks %s", in ? PW_PROG_OVERLAY_EGRESS : PW_PROG_OVERLAY);
+		return -ENOENT;
+	}
+	err = attach_prog(a, in, a->overlay_ifindex, PW_VXLAN_DEV, PW_HOOK_INGRESS, PW_LINK_OVERLAY, before);
+	if (!err)
+		err = attach_prog(a, out, a->overlay_ifindex, PW_VXLAN_DEV, PW_HOOK_EGRESS,
+				  PW_LINK_OVERLAY_EGRESS, before);
+	return err;
+}
+
+static void start_snat_gc(struct pw_agent *a)
+{
+	int fd = pw_loader_map_fd(a, PW_MAP_SNAT);
+	int err;
+
+	if (fd < 0) {
+		pw_debug("no " PW_MAP_SNAT " map: nothing to expire");
+		return;
+	}
+	err = pw_snat_gc_start(a, fd);
+	if (err)
+		pw_warn("cannot start expiring " PW_MAP_SNAT " entries: %s", strerror(-err));
+}
+
 int pw_loader_start(struct pw_agent *a)
 {
 	enum pw_attach_mode before;
@@ -282,6 +533,9 @@ int pw_loader_start(struct pw_agent *a)
 		return err;
 	/* What the previous run attached with, to clean up after a mode change. */
 	before = pw_nodeinfo_read(a->paths.node_file, &prev, perr, sizeof(perr)) == 0 ? prev.attach : a->mode;
+	/* The programs are built for pw_vxlan's ifindex: it exists before load. */
+	if (a->cfg.routing == PW_ROUTING_VXLAN && (err = pw_overlay_setup(a)))
+		return err;
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
@@ -295,42 +549,47 @@ int pw_loader_start(struct pw_agent *a)
 	else
 		pw_info("created maps pinned in %s", a->paths.pin_dir);
 
-	err = pin_prog(&a->paths, dp->pod->progs.pod_ingress, PW_PROG_POD);
-	if (!err)
-		err = pin_prog(&a->paths, dp->host->progs.uplink_ingress, PW_PROG_UPLINK);
+	err = pin_progs(a, dp);
 	if (err)
 		return err;
-
-	err = pw_link_pin_path(&a->paths, PW_LINK_UPLINK, pin, sizeof(pin));
+	err = attach_prog(a, dp->host->progs.uplink_ingress, a->uplink_ifindex, a->cfg.uplink,
+			  PW_HOOK_INGRESS, PW_LINK_UPLINK, before);
 	if (!err)
-		err = pw_attach_ingress(a->mode, bpf_program__fd(dp->host->progs.uplink_ingress),
-					a->uplink_ifindex, pin);
-	if (err) {
-		pw_err("cannot attach %s to %s (%s): %s", PW_PROG_UPLINK, a->cfg.uplink,
-		       pw_attach_mode_name(a->mode), strerror(-err));
+		err = setup_masquerade(a, dp, before);
+	if (!err)
+		err = setup_overlay(a, dp, before);
+	if (err)
 		return err;
-	}
-	drop_other_mode(a->mode, before, a->uplink_ifindex, pin);
 	move_pod_attachments(a, dp, before);
+	start_snat_gc(a);
 	return 0;
 }
 
 int pw_loader_map_fd(struct pw_agent *a, const char *name)
 {
-	struct bpf_map *m;
-
-	if (!a->dp || !a->dp->pod)
+	if (!a->dp)
 		return -ENOENT;
-	m = bpf_object__find_map_by_name(a->dp->pod->obj, name);
-	return m ? bpf_map__fd(m) : -ENOENT;
+	for (int i = 0; i < a->dp->n_objs; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(a->dp->objs[i], name);
+
+		if (m)
+			return bpf_map__fd(m);
+	}
+	return -ENOENT;
 }
 
 /* Closes our handles only: pins and attachments stay, the datapath keeps
  * forwarding without the agent. */
 void pw_loader_close(struct pw_agent *a)
 {
+	pw_snat_gc_stop(a);
+	pw_nl_close(a->nl);
+	a->nl = NULL;
 	if (!a->dp)
 		return;
+#if PW_HAVE_OVERLAY
+	overlay_bpf__destroy(a->dp->overlay);
+#endif
 	host_bpf__destroy(a->dp->host);
 	pod_bpf__destroy(a->dp->pod);
 	free(a->dp);
@@ -417,6 +676,28 @@ static void detach_link_pins(const struct pw_paths *p)
 	closedir(d);
 }
 
+/* What the agent made outside bpffs: pw_vxlan (with the routes and
+ * neighbour entries through it), the peer routes, the managed neighbour
+ * entries of the peers (known from the config, if it is still there). */
+static void uninstall_kernel_state(const struct pw_paths *p, const char *config_path, int uplink_ifindex)
+{
+	struct pw_node_config cfg;
+	struct pw_nl *nl;
+	char err[256];
+	bool have_cfg;
+
+	if (pw_nl_open(&nl)) {
+		pw_warn("cannot open an rtnetlink socket: %s and its peer routes are left", PW_VXLAN_DEV);
+		return;
+	}
+	have_cfg = config_path && pw_config_load(config_path, &cfg, err, sizeof(err)) == 0;
+	pw_overlay_remove(p, nl);
+	pw_routes_uninstall(nl, have_cfg ? &cfg : NULL, uplink_ifindex);
+	if (have_cfg)
+		pw_config_free(&cfg);
+	pw_nl_close(nl);
+}
+
 int pw_uninstall(const struct pw_paths *p, const char *config_path)
 {
 	char uplink[IF_NAMESIZE], pin[PW_PATH_MAX + 32], lock[PW_PATH_MAX + 16];
@@ -441,7 +722,9 @@ int pw_uninstall(const struct pw_paths *p, const char *config_path)
 	ifindex = uplink[0] ? (int)if_nametoindex(uplink) : 0;
 	if (pw_link_pin_path(p, PW_LINK_UPLINK, pin, sizeof(pin)) == 0)
 		pw_detach_ingress(mode, ifindex, pin);
+	detach_prog(p, mode, mode, ifindex, PW_HOOK_EGRESS, PW_LINK_UPLINK_EGRESS);
 	detach_link_pins(p);
+	uninstall_kernel_state(p, config_path, ifindex);
 
 	remove_tree(p->pin_dir);
 	remove_tree(p->state_dir);

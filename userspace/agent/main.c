@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "agent.h"
 #include "log.h"
+#include "metrics_http.h"
 
 #define RELOAD_DEBOUNCE_MS 100   /* editors write a file in several steps */
 
@@ -19,6 +20,8 @@ struct options {
 	const char *config;
 	enum pw_log_level level;
 	bool uninstall;
+	int metrics_port;
+	int snat_timeout;
 };
 
 static void usage(FILE *out)
@@ -29,7 +32,10 @@ static void usage(FILE *out)
 		"  --instance NAME  node instance (default \"default\"): pins under /sys/fs/bpf/podwire/NAME,\n"
 		"                   state under /run/podwire/NAME\n"
 		"  --config FILE    node config (default /etc/podwire/NAME.json), watched for changes\n"
-		"  --uninstall      detach and remove everything of the instance, then exit\n");
+		"  --snat-timeout S seconds before an idle masquerade entry expires (default %d; ICMP at most %d)\n"
+		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
+		"  --uninstall      detach and remove everything of the instance, then exit\n",
+		PW_SNAT_TIMEOUT_DEFAULT, PW_SNAT_TIMEOUT_ICMP);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -39,6 +45,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "uninstall", no_argument, NULL, 'u' },
+		{ "metrics-port", required_argument, NULL, 'm' },
+		{ "snat-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -46,11 +54,34 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 	o->instance = PW_DEFAULT_INSTANCE;
 	o->level = PW_LOG_INFO;
+	o->metrics_port = PW_METRICS_PORT_DEFAULT;
 	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i': o->instance = optarg; break;
 		case 'c': o->config = optarg; break;
 		case 'u': o->uninstall = true; break;
+		case 'm': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end || v < 0 || v > 65535) {
+				fprintf(stderr, "podwired: --metrics-port: \"%s\" is not a port number (0 = off)\n", optarg);
+				return -EINVAL;
+			}
+			o->metrics_port = (int)v;
+			break;
+		}
+		case 'T': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end || v < 1 || v > 86400) {
+				fprintf(stderr, "podwired: --snat-timeout: \"%s\" is not a number of seconds in 1..86400\n", optarg);
+				return -EINVAL;
+			}
+			o->snat_timeout = (int)v;
+			break;
+		}
 		case 'l':
 			if (pw_log_level_parse(optarg, &o->level)) {
 				fprintf(stderr, "podwired: --log-level: \"%s\" is not one of debug, info, warn, error\n", optarg);
@@ -103,8 +134,10 @@ static void reload(struct pw_agent *a)
 		return;
 	}
 	pw_info("config %s changed: applying", a->config_path);
-	if (pw_reconcile(a, &a->cfg, &next))
+	if (pw_reconcile(a, &a->cfg, &next)) {
+		pw_metrics_reconcile_error();
 		pw_warn("config applied with errors (see above)");
+	}
 	pw_config_free(&a->cfg);
 	a->cfg = next;
 }
@@ -194,8 +227,10 @@ static int start(struct pw_agent *a, enum pw_log_level level)
 		return ret;
 	memset(&empty, 0, sizeof(empty));
 	ret = pw_reconcile(a, &empty, &a->cfg);
-	if (ret)
+	if (ret) {
+		pw_metrics_reconcile_error();
 		pw_warn("initial config applied with errors (see above)");
+	}
 
 	pw_cidr_format(&a->cfg.pod_cidr, cidr);
 	pw_ip4_format(pw_cidr_gateway(&a->cfg.pod_cidr), gw);
@@ -224,6 +259,7 @@ int main(int argc, char **argv)
 		o.config = config_path;
 	}
 	a.config_path = o.config;
+	a.snat_timeout = o.snat_timeout;
 	if (o.uninstall)
 		return pw_uninstall(&a.paths, o.config) ? 1 : 0;
 
@@ -241,9 +277,13 @@ int main(int argc, char **argv)
 	watch_fd = pw_watch_open(a.config_path);
 	if (watch_fd < 0)
 		pw_warn("cannot watch %s (%s): send SIGHUP to reload", a.config_path, strerror(-watch_fd));
+	ret = pw_metrics_http_start(&a.paths, o.metrics_port);
+	if (ret)
+		pw_warn("cannot serve metrics on 127.0.0.1:%d (%s): running without them", o.metrics_port, strerror(-ret));
 	pw_info("ready");
 
 	run(&a, sig_fd, watch_fd);
+	pw_metrics_http_stop();
 
 	if (watch_fd >= 0)
 		close(watch_fd);

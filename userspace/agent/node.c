@@ -11,11 +11,10 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "podwire/abi.h"
 #include "agent.h"
 #include "log.h"
 #include "nodeinfo.h"
-
-#define PW_VXLAN_OVERHEAD 50   /* outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
 
 int pw_node_check(const struct pw_node_config *cfg, int *uplink_ifindex)
 {
@@ -106,6 +105,18 @@ static int setup_sysctls(const char *uplink)
 	return 0;
 }
 
+/* A pod keeps the MTU it was created with: after a switch to vxlan routing
+ * (or a smaller uplink MTU) older pods send frames the tunnel cannot carry. */
+static void warn_if_mtu_lowered(const struct pw_agent *a, int mtu)
+{
+	struct pw_nodeinfo prev;
+	char err[128];
+
+	if (pw_nodeinfo_read(a->paths.node_file, &prev, err, sizeof(err)) == 0 && prev.mtu > mtu)
+		pw_warn("pod MTU lowered from %d to %d: pods created before keep %d and must be "
+			"re-created for full-size packets to reach other nodes", prev.mtu, mtu, prev.mtu);
+}
+
 int pw_node_setup(struct pw_agent *a)
 {
 	struct pw_nodeinfo ni;
@@ -126,6 +137,7 @@ int pw_node_setup(struct pw_agent *a)
 			mtu -= PW_VXLAN_OVERHEAD;
 	}
 	a->pod_mtu = mtu;
+	warn_if_mtu_lowered(a, mtu);
 
 	memset(&ni, 0, sizeof(ni));
 	snprintf(ni.node, sizeof(ni.node), "%s", a->cfg.name);

@@ -38,6 +38,9 @@ static void report_restart_fields(const struct pw_node_config *old, const struct
 	}
 	if (old->routing != new->routing)
 		pw_warn("cluster.routing changed: restart podwired to apply");
+	if (old->masquerade != new->masquerade)
+		pw_warn("cluster.masquerade changed (%s -> %s): restart podwired to apply",
+			old->masquerade ? "true" : "false", new->masquerade ? "true" : "false");
 	if (old->mtu != new->mtu)
 		pw_warn("node.mtu changed: restart podwired to apply (new pods only)");
 }
@@ -53,6 +56,7 @@ static void keep_restart_fields(const struct pw_node_config *old, struct pw_node
 	new->pod_cidr = old->pod_cidr;
 	new->cluster_cidr = old->cluster_cidr;
 	new->routing = old->routing;
+	new->masquerade = old->masquerade;
 	new->mtu = old->mtu;
 }
 
@@ -83,7 +87,8 @@ static bool peer_wanted(const struct pw_node_config *c, const struct pw_peer_key
 	return false;
 }
 
-/* pw_peers := new->peers (pod CIDR -> node IP). */
+/* pw_peers := new->peers (pod CIDR -> node IP). An entry that is already
+ * right is not rewritten: a reload touches only the peers that changed. */
 static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
 {
 	struct pw_peer_key key, next, stale[64];
@@ -93,11 +98,13 @@ static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
 	if (fd < 0)
 		return 0;   /* a datapath without peer routing yet */
 	for (int i = 0; i < new->n_peers; i++) {
-		struct pw_peer val;
+		struct pw_peer val, cur;
 
 		peer_key(&new->peers[i].pod_cidr, &key);
 		memset(&val, 0, sizeof(val));
 		pw_ip4_to_bytes(new->peers[i].ip, val.node_ip);
+		if (bpf_map_lookup_elem(fd, &key, &cur) == 0 && memcmp(&cur, &val, sizeof(val)) == 0)
+			continue;
 		if (bpf_map_update_elem(fd, &key, &val, BPF_ANY)) {
 			err = -errno;
 			pw_err("peers: cannot write %s into " PW_MAP_PEERS ": %s",
@@ -120,10 +127,73 @@ static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
 	return err;
 }
 
+/* What pw_nodes should say about ip: PW_NODE_F_SELF for this node, 0 for a
+ * peer, -1 when ip is neither. */
+static long node_flags(const struct pw_node_config *c, const struct pw_ip4 *ip)
+{
+	struct pw_ip4 w;
+
+	pw_ip4_to_bytes(c->ip, w.addr);
+	if (memcmp(&w, ip, sizeof(w)) == 0)
+		return PW_NODE_F_SELF;
+	for (int i = 0; i < c->n_peers; i++) {
+		pw_ip4_to_bytes(c->peers[i].ip, w.addr);
+		if (memcmp(&w, ip, sizeof(w)) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static int put_node(int fd, uint32_t ip, __u32 flags)
+{
+	struct pw_node val = { .flags = flags }, cur;
+	struct pw_ip4 key;
+	char s[PW_IP4_STRLEN];
+
+	pw_ip4_to_bytes(ip, key.addr);
+	if (bpf_map_lookup_elem(fd, &key, &cur) == 0 && cur.flags == val.flags)
+		return 0;
+	if (bpf_map_update_elem(fd, &key, &val, BPF_ANY) == 0)
+		return 0;
+	pw_ip4_format(ip, s);
+	pw_err("cannot write %s into " PW_MAP_NODES ": %s", s, strerror(errno));
+	return -errno;
+}
+
+/* pw_nodes := this node's IP (PW_NODE_F_SELF) + every peer's node IP: the
+ * addresses masquerading never touches. */
+static int sync_nodes_map(struct pw_agent *a, const struct pw_node_config *new)
+{
+	struct pw_ip4 key, next, stale[64];
+	int fd = pw_loader_map_fd(a, PW_MAP_NODES), n_stale, err, ret;
+	void *prev;
+
+	if (fd < 0)
+		return 0;   /* a datapath without masquerading yet */
+	ret = put_node(fd, new->ip, PW_NODE_F_SELF);
+	for (int i = 0; i < new->n_peers; i++)
+		if ((err = put_node(fd, new->peers[i].ip, 0)))
+			ret = err;
+	do {
+		n_stale = 0;
+		prev = NULL;
+		while (n_stale < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+			key = next;
+			prev = &key;
+			if (node_flags(new, &key) < 0)
+				stale[n_stale++] = key;
+		}
+		for (int i = 0; i < n_stale; i++)
+			bpf_map_delete_elem(fd, &stale[i]);
+	} while (n_stale == 64);
+	return ret;
+}
+
 static int reconcile_peers(struct pw_agent *a, const struct pw_node_config *old,
 			   const struct pw_node_config *new)
 {
 	char cidr[PW_CIDR_STRLEN], ip[PW_IP4_STRLEN];
+	int err, err2, err3;
 
 	for (int i = 0; i < new->n_peers; i++) {
 		const struct pw_peer_config *p = &new->peers[i], *o = find_peer(old, p->name);
@@ -138,7 +208,10 @@ static int reconcile_peers(struct pw_agent *a, const struct pw_node_config *old,
 	for (int i = 0; i < old->n_peers; i++)
 		if (!find_peer(new, old->peers[i].name))
 			pw_info("peer %s removed", old->peers[i].name);
-	return sync_peers_map(a, new);
+	err = sync_peers_map(a, new);
+	err2 = sync_nodes_map(a, new);
+	err3 = pw_routes_sync(a, new);
+	return err ? err : err2 ? err2 : err3;
 }
 
 static const struct pw_service_config *find_service(const struct pw_node_config *c, const char *name)

@@ -83,10 +83,21 @@ int pw_prog_open(const struct pw_paths *p, const char *name)
 	return obj_get(p->prog_dir, name);
 }
 
-/* The tcx link pinned at link_pin if it is still attached to ifindex; -ENOENT
- * when there is no pin, -ESTALE when the pin outlived its device (the link is
- * detached, or the ifindex now names another device). */
-static int open_live_tcx_link(const char *link_pin, int ifindex)
+const char *pw_hook_name(enum pw_hook h)
+{
+	return h == PW_HOOK_EGRESS ? "egress" : "ingress";
+}
+
+int pw_hook_tcx_attach_type(enum pw_hook h)
+{
+	return h == PW_HOOK_EGRESS ? BPF_TCX_EGRESS : BPF_TCX_INGRESS;
+}
+
+/* The tcx link pinned at link_pin if it is still attached to ifindex at the
+ * same hook; -ENOENT when there is no pin, -ESTALE when the pin outlived its
+ * device (the link is detached, or the ifindex now names another device) or
+ * names another hook. */
+static int open_live_tcx_link(const char *link_pin, int ifindex, enum pw_hook hook)
 {
 	struct bpf_link_info info;
 	__u32 len = sizeof(info);
@@ -96,20 +107,21 @@ static int open_live_tcx_link(const char *link_pin, int ifindex)
 		return -errno;
 	memset(&info, 0, sizeof(info));
 	if (bpf_link_get_info_by_fd(fd, &info, &len) || info.type != BPF_LINK_TYPE_TCX ||
-	    (int)info.tcx.ifindex != ifindex) {
+	    (int)info.tcx.ifindex != ifindex ||
+	    info.tcx.attach_type != (__u32)pw_hook_tcx_attach_type(hook)) {
 		close(fd);
 		return -ESTALE;
 	}
 	return fd;
 }
 
-static int attach_tcx(int prog_fd, int ifindex, const char *link_pin)
+static int attach_tcx(int prog_fd, int ifindex, enum pw_hook hook, const char *link_pin)
 {
 	int link_fd, err;
 
 	if (!link_pin)
 		return -EINVAL;
-	link_fd = open_live_tcx_link(link_pin, ifindex);
+	link_fd = open_live_tcx_link(link_pin, ifindex, hook);
 	if (link_fd >= 0) {
 		/* Atomic program swap: no packet sees the hook empty. */
 		err = bpf_link_update(link_fd, prog_fd, NULL) ? -errno : 0;
@@ -119,7 +131,7 @@ static int attach_tcx(int prog_fd, int ifindex, const char *link_pin)
 	if (link_fd != -ENOENT && unlink(link_pin) && errno != ENOENT)
 		return -errno;
 
-	link_fd = bpf_link_create(prog_fd, ifindex, BPF_TCX_INGRESS, NULL);
+	link_fd = bpf_link_create(prog_fd, ifindex, pw_hook_tcx_attach_type(hook), NULL);
 	if (link_fd < 0)
 		return -errno;
 	err = bpf_obj_pin(link_fd, link_pin) ? -errno : 0;
@@ -128,25 +140,37 @@ static int attach_tcx(int prog_fd, int ifindex, const char *link_pin)
 	return err;
 }
 
-static int attach_tc(int prog_fd, int ifindex)
+static enum bpf_tc_attach_point tc_point(enum pw_hook hook)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	return hook == PW_HOOK_EGRESS ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+}
+
+static int attach_tc(int prog_fd, int ifindex, enum pw_hook hook)
+{
+	LIBBPF_OPTS(bpf_tc_hook, tch, .ifindex = ifindex, .attach_point = tc_point(hook));
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PW_TC_HANDLE, .priority = PW_TC_PRIORITY,
 		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
 	int err;
 
-	err = bpf_tc_hook_create(&hook);
+	/* One clsact qdisc serves both hooks: EEXIST for the second. */
+	err = bpf_tc_hook_create(&tch);
 	if (err && err != -EEXIST)
 		return err;
-	return bpf_tc_attach(&hook, &opts);
+	return bpf_tc_attach(&tch, &opts);
+}
+
+int pw_attach(enum pw_attach_mode mode, int prog_fd, int ifindex, enum pw_hook hook,
+	      const char *link_pin)
+{
+	if (prog_fd < 0 || ifindex <= 0)
+		return -EINVAL;
+	return mode == PW_ATTACH_TCX ? attach_tcx(prog_fd, ifindex, hook, link_pin)
+				     : attach_tc(prog_fd, ifindex, hook);
 }
 
 int pw_attach_ingress(enum pw_attach_mode mode, int prog_fd, int ifindex, const char *link_pin)
 {
-	if (prog_fd < 0 || ifindex <= 0)
-		return -EINVAL;
-	return mode == PW_ATTACH_TCX ? attach_tcx(prog_fd, ifindex, link_pin)
-				     : attach_tc(prog_fd, ifindex);
+	return pw_attach(mode, prog_fd, ifindex, PW_HOOK_INGRESS, link_pin);
 }
 
 static int detach_tcx(const char *link_pin)
@@ -168,27 +192,32 @@ static int detach_tcx(const char *link_pin)
 	return 0;
 }
 
-static int detach_tc(int ifindex)
+static int detach_tc(int ifindex, enum pw_hook hook)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_hook, tch, .ifindex = ifindex, .attach_point = tc_point(hook));
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PW_TC_HANDLE, .priority = PW_TC_PRIORITY);
 	int err;
 
 	if (ifindex <= 0)
 		return 0;
-	err = bpf_tc_detach(&hook, &opts);
+	err = bpf_tc_detach(&tch, &opts);
 	/* Gone interface, gone clsact or gone filter: already detached. */
 	if (err == -ENOENT || err == -ENODEV || err == -EINVAL)
 		return 0;
 	return err;
 }
 
-int pw_detach_ingress(enum pw_attach_mode mode, int ifindex, const char *link_pin)
+int pw_detach(enum pw_attach_mode mode, int ifindex, enum pw_hook hook, const char *link_pin)
 {
 	int err = 0, err2;
 
 	if (mode == PW_ATTACH_TC)
-		err = detach_tc(ifindex);
+		err = detach_tc(ifindex, hook);
 	err2 = detach_tcx(link_pin);
 	return err ? err : err2;
+}
+
+int pw_detach_ingress(enum pw_attach_mode mode, int ifindex, const char *link_pin)
+{
+	return pw_detach(mode, ifindex, PW_HOOK_INGRESS, link_pin);
 }

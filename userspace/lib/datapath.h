@@ -1,6 +1,6 @@
 /* Access to a node's pinned datapath, shared by podwired, podwirectl and the
  * CNI plugin: open pinned maps/programs, attach a program to an interface's
- * tc ingress (tcx link or clsact/cls_bpf), detach. All through libbpf. */
+ * tc ingress or egress (tcx link or clsact/cls_bpf), detach. All through libbpf. */
 #ifndef PW_DATAPATH_H
 #define PW_DATAPATH_H
 #include <stdbool.h>
@@ -20,14 +20,32 @@ enum pw_attach_mode pw_attach_probe(void);
 int pw_map_open(const struct pw_paths *p, const char *name);
 int pw_prog_open(const struct pw_paths *p, const char *name);
 
-/* Attach prog_fd to the tc ingress hook of ifindex.
+/* The two tc hooks of a device. */
+enum pw_hook { PW_HOOK_INGRESS = 0, PW_HOOK_EGRESS = 1 };
+
+const char *pw_hook_name(enum pw_hook h);   /* "ingress" / "egress" */
+/* The expected attach type a program must be loaded with to be attached to
+ * hook h in tcx mode (BPF_TCX_INGRESS / BPF_TCX_EGRESS): libbpf's
+ * bpf_program__set_expected_attach_type before load. A plain SEC("tc")
+ * program (BPF_CGROUP_INET_INGRESS = 0) would make the tcx link EINVAL. */
+int pw_hook_tcx_attach_type(enum pw_hook h);
+
+/* Attach prog_fd to tc hook `hook` of ifindex.
  * tcx: creates a link pinned at link_pin (replacing an existing pinned link's
- *      program atomically with bpf_link_update if link_pin exists);
- * tc:  clsact qdisc + cls_bpf direct-action filter at a fixed handle/priority,
- *      replaced in place if present (link_pin unused).
+ *      program atomically with bpf_link_update if link_pin holds a live link
+ *      of the same device and hook);
+ * tc:  clsact qdisc + cls_bpf direct-action filter at a fixed handle/priority
+ *      on the ingress or egress side, replaced in place if present
+ *      (link_pin unused).
  * 0 or -errno. */
+int pw_attach(enum pw_attach_mode mode, int prog_fd, int ifindex, enum pw_hook hook,
+	      const char *link_pin);
+/* Undo pw_attach. Idempotent: a missing link pin, interface or filter is
+ * success. Removes the link pin in both modes. */
+int pw_detach(enum pw_attach_mode mode, int ifindex, enum pw_hook hook, const char *link_pin);
+
+/* The ingress special cases (pod veths, the uplink): pw_attach/pw_detach
+ * with PW_HOOK_INGRESS. */
 int pw_attach_ingress(enum pw_attach_mode mode, int prog_fd, int ifindex, const char *link_pin);
-/* Undo pw_attach_ingress. Idempotent: a missing link pin, interface or
- * filter is success. Removes the link pin in both modes. */
 int pw_detach_ingress(enum pw_attach_mode mode, int ifindex, const char *link_pin);
 #endif

@@ -70,6 +70,10 @@ const char *pw_map_type_name(uint32_t type);
 
 /* ---------- the agent ---------- */
 
+/* Whether some process holds a flock on path, without taking it: looks the
+ * file's inode up in /proc/locks. */
+bool pw_inspect_flock_held(const char *path);
+
 /* Whether an agent holds <state_dir>/agent.lock, without taking the lock
  * (a probe that took it, even shared and briefly, could make a starting
  * agent think another one runs): looks the lock up in /proc/locks. *pid gets

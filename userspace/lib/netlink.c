@@ -589,3 +589,213 @@ int pw_nl_route_check(struct pw_nl *nl, const struct pw_route *r)
 	nl_cache_free(cache);
 	return found ? 0 : -ENOENT;
 }
+
+/* ---- peer routes and neighbour entries ------------------------------------ */
+
+#include <linux/neighbour.h>
+#include <netlink/route/neighbour.h>
+
+int pw_nl_route_replace_opts(struct pw_nl *nl, const struct pw_route *r,
+			     const struct pw_route_opts *o)
+{
+	struct rtnl_route *rt = route_obj(r, false);
+	struct nl_addr *src = NULL;
+	int err;
+
+	if (!rt)
+		return -ENOMEM;
+	if (o && o->prefsrc) {
+		src = ip4_addr(o->prefsrc, 32);
+		if (!src || rtnl_route_set_pref_src(rt, src) < 0) {
+			nl_addr_put(src);
+			rtnl_route_put(rt);
+			return -ENOMEM;
+		}
+		nl_addr_put(src);
+	}
+	if (o && o->onlink) {
+		struct rtnl_nexthop *nh = rtnl_route_get_nnexthops(rt) ? rtnl_route_nexthop_n(rt, 0) : NULL;
+
+		if (!nh) {
+			rtnl_route_put(rt);
+			return -EINVAL;   /* onlink needs a nexthop */
+		}
+		rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+	}
+	err = nle_to_errno(rtnl_route_add(nl->sk, rt, NLM_F_REPLACE));
+	rtnl_route_put(rt);
+	return err;
+}
+
+static uint32_t addr_ip4(struct nl_addr *a)
+{
+	uint32_t be = 0;
+
+	if (a && nl_addr_get_family(a) == AF_INET && nl_addr_get_len(a) == sizeof(be))
+		memcpy(&be, nl_addr_get_binary_addr(a), sizeof(be));
+	return ntohl(be);
+}
+
+int pw_nl_route_list(struct pw_nl *nl, uint32_t table, uint8_t protocol,
+		     struct pw_route **out, int *n)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	struct pw_route *v = NULL;
+	int err, count = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	err = nle_to_errno(rtnl_route_alloc_cache(nl->sk, AF_INET, 0, &cache));
+	if (err < 0)
+		return err;
+	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+		struct rtnl_route *rt = (struct rtnl_route *)o;
+		struct nl_addr *dst = rtnl_route_get_dst(rt);
+		struct pw_route *r;
+
+		if (rtnl_route_get_family(rt) != AF_INET || rtnl_route_get_type(rt) != RTN_UNICAST ||
+		    rtnl_route_get_table(rt) != (table ? table : RT_TABLE_MAIN) ||
+		    rtnl_route_get_protocol(rt) != protocol)
+			continue;
+		if (count == cap) {
+			struct pw_route *g = realloc(v, (size_t)(cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!g) {
+				free(v);
+				nl_cache_free(cache);
+				return -ENOMEM;
+			}
+			v = g;
+			cap = cap ? cap * 2 : 16;
+		}
+		r = &v[count++];
+		memset(r, 0, sizeof(*r));
+		r->dst.addr = addr_ip4(dst);
+		r->dst.prefix = dst ? (uint8_t)nl_addr_get_prefixlen(dst) : 0;
+		r->scope = (uint8_t)rtnl_route_get_scope(rt);
+		r->protocol = protocol;
+		r->table = rtnl_route_get_table(rt);
+		r->metric = rtnl_route_get_priority(rt);
+		if (rtnl_route_get_nnexthops(rt) > 0) {
+			struct rtnl_nexthop *nh = rtnl_route_nexthop_n(rt, 0);
+
+			r->oif = rtnl_route_nh_get_ifindex(nh);
+			r->gw = addr_ip4(rtnl_route_nh_get_gateway(nh));
+		}
+	}
+	nl_cache_free(cache);
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+/* RTM_NEWNEIGH / RTM_DELNEIGH for an IPv4 entry, raw like the link messages. */
+static struct nl_msg *neigh_msg(int type, int flags, int ifindex, uint32_t ip, uint16_t state)
+{
+	struct ndmsg ndm = { .ndm_family = AF_INET, .ndm_ifindex = ifindex, .ndm_state = state };
+	struct nl_msg *msg = nlmsg_alloc_simple(type, flags);
+	uint32_t be = htonl(ip);
+
+	if (!msg)
+		return NULL;
+	if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
+	    nla_put(msg, NDA_DST, sizeof(be), &be) < 0) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+int pw_nl_neigh_replace(struct pw_nl *nl, int ifindex, uint32_t ip, const uint8_t mac[6])
+{
+	struct nl_msg *msg;
+
+	if (ifindex <= 0)
+		return -EINVAL;
+	msg = neigh_msg(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ifindex, ip, NUD_PERMANENT);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put(msg, NDA_LLADDR, 6, mac) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return send_sync(nl, msg);
+}
+
+int pw_nl_neigh_managed(struct pw_nl *nl, int ifindex, uint32_t ip)
+{
+	struct nl_msg *msg;
+
+	if (ifindex <= 0)
+		return -EINVAL;
+	/* No lladdr, state NONE: the kernel starts resolution itself. */
+	msg = neigh_msg(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ifindex, ip, NUD_NONE);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_u32(msg, NDA_FLAGS_EXT, NTF_EXT_MANAGED) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return send_sync(nl, msg);
+}
+
+int pw_nl_neigh_del(struct pw_nl *nl, int ifindex, uint32_t ip)
+{
+	struct nl_msg *msg;
+	int err;
+
+	if (ifindex <= 0)
+		return -EINVAL;
+	msg = neigh_msg(RTM_DELNEIGH, 0, ifindex, ip, 0);
+	if (!msg)
+		return -ENOMEM;
+	err = send_sync(nl, msg);
+	return err == -ENOENT || err == -ENODEV ? 0 : err;
+}
+
+int pw_nl_neigh_list(struct pw_nl *nl, int ifindex, struct pw_neigh **out, int *n)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	struct pw_neigh *v = NULL;
+	int err, count = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	err = nle_to_errno(rtnl_neigh_alloc_cache(nl->sk, &cache));
+	if (err < 0)
+		return err;
+	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+		struct rtnl_neigh *ne = (struct rtnl_neigh *)o;
+		struct nl_addr *ll = rtnl_neigh_get_lladdr(ne);
+		struct pw_neigh *e;
+
+		if (rtnl_neigh_get_family(ne) != AF_INET || rtnl_neigh_get_ifindex(ne) != ifindex)
+			continue;
+		if (count == cap) {
+			struct pw_neigh *g = realloc(v, (size_t)(cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!g) {
+				free(v);
+				nl_cache_free(cache);
+				return -ENOMEM;
+			}
+			v = g;
+			cap = cap ? cap * 2 : 16;
+		}
+		e = &v[count++];
+		memset(e, 0, sizeof(*e));
+		e->ifindex = ifindex;
+		e->ip = addr_ip4(rtnl_neigh_get_dst(ne));
+		e->state = (uint16_t)rtnl_neigh_get_state(ne);
+		if (ll && nl_addr_get_len(ll) == sizeof(e->mac)) {
+			memcpy(e->mac, nl_addr_get_binary_addr(ll), sizeof(e->mac));
+			e->has_mac = true;
+		}
+	}
+	nl_cache_free(cache);
+	*out = v;
+	*n = count;
+	return 0;
+}

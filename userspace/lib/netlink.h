@@ -101,4 +101,39 @@ int pw_netns_is_current(int netns_fd);
  * aborts rather than carry on in the wrong namespace. Returns fn's value, or
  * -errno if entering failed (fn not called). */
 int pw_netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
+/* ---- peer routes and neighbour entries (the agent's cross-node set-up) ---- */
+
+/* Route attributes pw_route does not carry. */
+struct pw_route_opts {
+	uint32_t prefsrc;        /* host order; 0 = the kernel picks the source */
+	bool onlink;             /* RTNH_F_ONLINK: gw need not be on a subnet of oif */
+};
+/* Like pw_nl_route_replace, with the extra attributes of o (may be NULL). */
+int pw_nl_route_replace_opts(struct pw_nl *nl, const struct pw_route *r,
+			     const struct pw_route_opts *o);
+/* Every IPv4 unicast route of `table` (0 = main) whose protocol is
+ * `protocol`: *out is a malloc'd array of *n routes (gw and oif of the
+ * first nexthop), freed by the caller (NULL when *n == 0). */
+int pw_nl_route_list(struct pw_nl *nl, uint32_t table, uint8_t protocol,
+		     struct pw_route **out, int *n);
+
+struct pw_neigh {
+	int ifindex;
+	uint32_t ip;             /* host order */
+	uint8_t mac[6];
+	bool has_mac;
+	uint16_t state;          /* NUD_* from <linux/neighbour.h> */
+};
+/* A permanent IPv4 neighbour entry ip -> mac on ifindex, created or
+ * overwritten. */
+int pw_nl_neigh_replace(struct pw_nl *nl, int ifindex, uint32_t ip, const uint8_t mac[6]);
+/* A kernel-managed entry (NTF_EXT_MANAGED, kernel >= 5.16): the kernel
+ * resolves ip on ifindex now and keeps it resolved, so the first packet a
+ * BPF program sends there finds a neighbour. -EINVAL/-EOPNOTSUPP on older
+ * kernels. */
+int pw_nl_neigh_managed(struct pw_nl *nl, int ifindex, uint32_t ip);
+/* Delete the IPv4 entry for ip on ifindex; absent is success. */
+int pw_nl_neigh_del(struct pw_nl *nl, int ifindex, uint32_t ip);
+/* Every IPv4 neighbour entry on ifindex: *out malloc'd, *n entries. */
+int pw_nl_neigh_list(struct pw_nl *nl, int ifindex, struct pw_neigh **out, int *n);
 #endif

@@ -22,6 +22,7 @@ static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 	    !cJSON_AddStringToObject(o, "gateway", gw) ||
 	    !cJSON_AddNumberToObject(o, "mtu", ni->mtu) ||
 	    !cJSON_AddStringToObject(o, "attach", pw_attach_mode_name(ni->attach)) ||
+	    !cJSON_AddStringToObject(o, "podAttach", pw_attach_mode_name(ni->pod_attach)) ||
 	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink))) {
 		cJSON_Delete(o);
 		return NULL;
@@ -136,7 +137,7 @@ static int garbled(char *err, size_t errlen, const char *path, const char *what)
 
 int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t errlen)
 {
-	const char *node, *cidr, *gw, *attach, *uplink;
+	const char *node, *cidr, *gw, *attach, *pod_attach, *uplink;
 	const cJSON *mtu;
 	int ret;
 	char *text = read_file(path, &ret);
@@ -160,6 +161,7 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 	cidr = get_string(o, "podCIDR");
 	gw = get_string(o, "gateway");
 	attach = get_string(o, "attach");
+	pod_attach = get_string(o, "podAttach");
 	uplink = get_string(o, "uplink");
 	mtu = cJSON_GetObjectItemCaseSensitive(o, "mtu");
 	if (!node || strlen(node) >= sizeof(ni->node))
@@ -172,11 +174,15 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 		ret = garbled(err, errlen, path, "mtu: missing or out of range");
 	else if (!attach || pw_attach_mode_parse(attach, &ni->attach))
 		ret = garbled(err, errlen, path, "attach: missing or not tcx/tc");
+	else if (pod_attach && pw_attach_mode_parse(pod_attach, &ni->pod_attach))
+		ret = garbled(err, errlen, path, "podAttach: not tcx/tc");
 	else if (uplink && strlen(uplink) >= sizeof(ni->uplink))
 		ret = garbled(err, errlen, path, "uplink: too long");
 	else {
 		if (uplink)
 			strcpy(ni->uplink, uplink);
+		if (!pod_attach)
+			ni->pod_attach = ni->attach;
 		strcpy(ni->node, node);
 		ni->mtu = mtu->valueint;
 		ret = 0;

@@ -13,8 +13,14 @@ struct pw_nodeinfo {
 	struct pw_cidr pod_cidr;
 	uint32_t gateway;
 	int mtu;                      /* pod MTU: uplink MTU less encapsulation overhead */
-	enum pw_attach_mode attach;
+	enum pw_attach_mode attach;   /* the node's uplink/overlay programs */
+	/* Pod veths ("podAttach"; defaults to attach when absent). Separate because
+	 * creating a tcx link waits for two RCU grace periods (~15 ms per pod
+	 * at HZ=250) where a cls_bpf filter does not, and a pod's host veth has
+	 * no other tc user for tcx's multi-program ordering to protect. */
+	enum pw_attach_mode pod_attach;
 	char uplink[16];              /* node uplink ("uplink" key); "" if not published */
+	char routing[8];              /* "native" / "vxlan" ("routing" key, for podwirectl); "" if not published */
 };
 
 int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni);

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Masquerade: pods' traffic to outside the cluster leaves with the node IP
+ * as its source and a port allocated here; replies to that port are
+ * translated back. Both directions of a flow live in pw_snat (see struct
+ * pw_nat_key); the agent expires idle entries by last_seen_ns. */
+#ifndef PW_BPF_NAT_H
+#define PW_BPF_NAT_H
+
+#include "common.h"
+#include "config.h"
+#include "maps.h"
+#include "l4.h"
+#include "csum.h"
+
+#define PW_SNAT_RANGE   (PW_SNAT_PORT_MAX - PW_SNAT_PORT_MIN + 1)
+#define PW_SNAT_RETRIES 32
+/* last_seen_ns is refreshed at most this often: expiry needs seconds, and
+ * not writing it on every packet keeps the entry's cache line shared. */
+#define PW_NAT_TOUCH_NS 1000000000ULL
+
+/* Not a packet for this NAT: leave it alone. */
+#define PW_NAT_SKIP 1
+
+static __always_inline void pw_nat_touch(struct pw_nat_entry *e, __u64 now)
+{
+	if (now - e->last_seen_ns > PW_NAT_TOUCH_NS)
+		e->last_seen_ns = now;
+}
+
+/* Spreads flows over the port range; the same flow asks for the same port
+ * first, so a retransmitted first packet after a lost entry likely gets its
+ * old port back. (murmur3's finalizer) */
+static __always_inline __u32 pw_nat_hash(const struct pw_nat_key *k)
+{
+	__u32 h = pw_ip4_load(k->saddr) * 0x9e3779b1u ^ pw_ip4_load(k->daddr);
+
+	h ^= ((__u32)k->sport << 16 | k->dport) + k->proto;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* The key replies of the egress flow ekey carry once it is translated to
+ * node_ip:port. */
+static __always_inline void pw_nat_reverse_key(struct pw_nat_key *rkey, const struct pw_nat_key *ekey,
+					       __be32 node_ip, __u16 port)
+{
+	__builtin_memset(rkey, 0, sizeof(*rkey));
+	__builtin_memcpy(rkey->saddr, ekey->daddr, 4);
+	__builtin_memcpy(rkey->daddr, &node_ip, 4);
+	rkey->sport = ekey->dport;
+	rkey->dport = port;
+	rkey->proto = ekey->proto;
+	rkey->dir = PW_DIR_INGRESS;
+}
+
+/* Claim a port for a new egress flow: a port is free when no reply key
+ * (remote, remote port, node IP, port) uses it, so one port serves many
+ * remotes. The reply entry is inserted with BPF_NOEXIST, which makes the
+ * claim atomic against other CPUs. */
+static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 node_ip, __u64 now, __u16 *port)
+{
+	struct pw_nat_entry rval = { .port = ekey->sport, .last_seen_ns = now };
+	struct pw_nat_key rkey;
+	__u32 h = pw_nat_hash(ekey);
+
+	__builtin_memcpy(rval.addr, ekey->saddr, 4);
+	pw_nat_reverse_key(&rkey, ekey, node_ip, 0);
+	for (int i = 0; i < PW_SNAT_RETRIES; i++) {
+		rkey.dport = PW_SNAT_PORT_MIN + h % PW_SNAT_RANGE;
+		if (bpf_map_update_elem(&pw_snat, &rkey, &rval, BPF_NOEXIST) == 0) {
+			*port = rkey.dport;
+			return 0;
+		}
+		h = bpf_get_prandom_u32();
+	}
+	return PW_DROP_NAT_FAILED;
+}
+
+/* The translation of egress flow ekey: the existing one, or a new one with
+ * a freshly claimed port. 0 and *xlate filled, or a drop reason. */
+static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 node_ip, struct pw_nat_entry *xlate)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct pw_nat_entry *e = bpf_map_lookup_elem(&pw_snat, ekey);
+	struct pw_nat_entry eval = { .last_seen_ns = now };
+	struct pw_nat_key rkey;
+	__u16 port;
+	int err;
+
+	if (e) {
+		pw_nat_touch(e, now);
+		*xlate = *e;
+		/* The LRU may have dropped the reply direction of a flow whose
+		 * replies are rare: put it back, or the next reply is lost. */
+		pw_nat_reverse_key(&rkey, ekey, pw_ip4_load(xlate->addr), xlate->port);
+		if (!bpf_map_lookup_elem(&pw_snat, &rkey)) {
+			struct pw_nat_entry rval = { .port = ekey->sport, .last_seen_ns = now };
+
+			__builtin_memcpy(rval.addr, ekey->saddr, 4);
+			bpf_map_update_elem(&pw_snat, &rkey, &rval, BPF_NOEXIST);
+		}
+		return 0;
+	}
+
+	err = pw_snat_alloc(ekey, node_ip, now, &port);
+	if (err)
+		return err;
+	__builtin_memcpy(eval.addr, &node_ip, 4);
+	eval.port = port;
+	if (bpf_map_update_elem(&pw_snat, ekey, &eval, BPF_NOEXIST) == 0) {
+		*xlate = eval;
+		return 0;
+	}
+	/* Another CPU translated the same flow first: use its port, give ours back. */
+	pw_nat_reverse_key(&rkey, ekey, node_ip, port);
+	bpf_map_delete_elem(&pw_snat, &rkey);
+	e = bpf_map_lookup_elem(&pw_snat, ekey);
+	if (!e)
+		return PW_DROP_NAT_FAILED;
+	*xlate = *e;
+	return 0;
+}
+
+/* Egress: source -> cfg_node_ip and an allocated port (ICMP echo: id). The
+ * caller decided the packet must be masqueraded. 0, or a drop reason. */
+static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_nat_entry xlate;
+	struct pw_nat_key key = {};
+	struct pw_l4 l4;
+	__be32 saddr = iph->saddr;
+	__be32 node_ip = cfg_node_ip;
+	int err;
+
+	err = pw_l4_parse(skb, iph, &l4);
+	if (err)
+		return err;
+	if (!l4.sport_off)
+		return PW_DROP_UNSUPPORTED; /* an ICMP echo reply: pods answer no outside pings */
+	__builtin_memcpy(key.saddr, &saddr, 4);
+	__builtin_memcpy(key.daddr, &iph->daddr, 4);
+	key.sport = l4.sport;
+	key.dport = l4.dport;
+	key.proto = l4.proto;
+	key.dir = PW_DIR_EGRESS;
+
+	err = pw_snat_get(&key, node_ip, &xlate);
+	if (err)
+		return err;
+	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
+	    pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = node_ip;
+	pkt->nat_port = xlate.port;
+	return 0;
+}
+
+/* Ingress, a packet to cfg_node_ip: if it answers a masqueraded flow, its
+ * destination goes back to the pod's address and port. 0 (translated: the
+ * pod's address is in pkt->nat_addr), PW_NAT_SKIP (not a reply of ours: the
+ * host stack's), or a drop reason. */
+static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_nat_entry *e;
+	struct pw_nat_key key = {};
+	struct pw_l4 l4;
+	__be32 daddr = iph->daddr, pod_ip;
+	__u16 pod_port;
+
+	if (pw_l4_parse(skb, iph, &l4) || !l4.dport_off)
+		return PW_NAT_SKIP;
+	__builtin_memcpy(key.saddr, &iph->saddr, 4);
+	__builtin_memcpy(key.daddr, &daddr, 4);
+	key.sport = l4.sport;
+	key.dport = l4.dport;
+	key.proto = l4.proto;
+	key.dir = PW_DIR_INGRESS;
+	e = bpf_map_lookup_elem(&pw_snat, &key);
+	if (!e)
+		return PW_NAT_SKIP;
+	pw_nat_touch(e, bpf_ktime_get_ns());
+	pod_ip = pw_ip4_load(e->addr);
+	pod_port = e->port;
+
+	if (pw_rewrite_addr(skb, &l4, PW_IP_DADDR_OFF, daddr, pod_ip) ||
+	    pw_rewrite_port(skb, &l4, l4.dport_off, bpf_htons(l4.dport), bpf_htons(pod_port)))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = pod_ip;
+	pkt->nat_port = pod_port;
+	return 0;
+}
+
+#endif

@@ -1,0 +1,432 @@
+/* Packet tests of the cross-node paths through BPF_PROG_TEST_RUN: pod_ingress
+ * to another node's pod in native routing mode (bpf_fib_lookup against this
+ * netns's real FIB and neighbour table, then bpf_redirect /
+ * bpf_redirect_neigh) and in VXLAN mode (tunnel key + redirect into the
+ * overlay device), and overlay.bpf.c's two programs on a real collect-md
+ * VXLAN device. Every object is loaded under one pin root, as the agent does. */
+#include "pwt_bpf.h"
+#include "pod.skel.h"
+#include "overlay.skel.h"
+
+static struct pod_bpf *native, *vxlan, *vxlan_noif;
+static struct overlay_bpf *overlay;
+static int native_fd, vxlan_fd, vxlan_noif_fd, ov_in_fd, ov_out_fd, metrics_fd;
+static unsigned if_a, if_up, if_vx;
+static struct pw_endpoint ep_a;
+static struct pwt_events events;
+static uint8_t up_mac[6], peer_mac[6];
+
+#define SET_CFG(rodata, mode, overlay_ifindex) do {                  \
+	(rodata)->cfg_gateway_ip = pwt_ip("10.244.1.1");              \
+	(rodata)->cfg_node_ip = pwt_ip("192.168.1.11");               \
+	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                \
+	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");             \
+	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");            \
+	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");           \
+	(rodata)->cfg_routing_mode = (mode);                          \
+	(rodata)->cfg_overlay_ifindex = (overlay_ifindex);            \
+} while (0)
+
+static struct pod_bpf *load_pod(const char *pin_root, uint32_t mode, unsigned overlay_ifindex)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = pin_root);
+	struct pod_bpf *p = pod_bpf__open_opts(&oopts);
+
+	if (!p)
+		return NULL;
+	SET_CFG(p->rodata, mode, overlay_ifindex);
+	if (pod_bpf__load(p)) {
+		pod_bpf__destroy(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int add_peer(const char *cidr, unsigned prefixlen, const char *node_ip)
+{
+	struct pw_peer_key key = { .prefixlen = prefixlen };
+	struct pw_peer peer;
+	uint32_t a = pwt_ip(cidr), n = pwt_ip(node_ip);
+
+	memset(&peer, 0, sizeof(peer));
+	memcpy(key.addr, &a, 4);
+	memcpy(peer.node_ip, &n, 4);
+	return bpf_map_update_elem(bpf_map__fd(native->maps.pw_peers), &key, &peer, BPF_ANY);
+}
+
+static int setup(void)
+{
+	const char *pin_root = pwt_sandbox();
+	LIBBPF_OPTS(bpf_object_open_opts, oopts);
+	uint32_t addr = pwt_ip("10.244.1.2");
+
+	if (!pin_root)
+		return -1;
+	/* A router: bpf_fib_lookup refuses to forward otherwise. */
+	if (system("sysctl -qw net.ipv4.ip_forward=1") != 0)
+		return -1;
+	if_a = pwt_veth("pwt-h1", "pwt-p1");
+	if_up = pwt_veth("pwt-up0", "pwt-up1");
+	if (!if_a || !if_up)
+		return -1;
+	pwt_mac(up_mac, 0x52, 0x54, 0x00, 0x00, 0x00, 0x11);
+	pwt_mac(peer_mac, 0x52, 0x54, 0x00, 0x00, 0x00, 0x12);
+	/* The LAN as a node sees it: its address, a known neighbour (.12),
+	 * an unresolved one (.13), a subnet behind a router (.1), nothing
+	 * for 172.31/16 (no default route in this netns). */
+	if (system("ip link set pwt-up0 address 52:54:00:00:00:11 && "
+		   "ip addr add 192.168.1.11/24 dev pwt-up0 && "
+		   "ip neigh replace 192.168.1.12 lladdr 52:54:00:00:00:12 nud permanent dev pwt-up0 && "
+		   "ip route add 192.168.50.0/24 via 192.168.1.1 dev pwt-up0") != 0)
+		return -1;
+	if (system("ip link add pwt-vx type vxlan external dstport 8472 && ip link set pwt-vx up") != 0)
+		return -1;
+	if_vx = if_nametoindex("pwt-vx");
+	if (!if_vx)
+		return -1;
+
+	native = load_pod(pin_root, PW_MODE_NATIVE, 0);
+	vxlan = load_pod(pin_root, PW_MODE_VXLAN, if_vx);
+	vxlan_noif = load_pod(pin_root, PW_MODE_VXLAN, 0);
+	if (!native || !vxlan || !vxlan_noif)
+		return -1;
+	oopts.pin_root_path = pin_root;
+	overlay = overlay_bpf__open_opts(&oopts);
+	if (!overlay)
+		return -1;
+	SET_CFG(overlay->rodata, PW_MODE_VXLAN, if_vx);
+	if (overlay_bpf__load(overlay))
+		return -1;
+	native_fd = bpf_program__fd(native->progs.pod_ingress);
+	vxlan_fd = bpf_program__fd(vxlan->progs.pod_ingress);
+	vxlan_noif_fd = bpf_program__fd(vxlan_noif->progs.pod_ingress);
+	ov_in_fd = bpf_program__fd(overlay->progs.overlay_ingress);
+	ov_out_fd = bpf_program__fd(overlay->progs.overlay_egress);
+	metrics_fd = bpf_map__fd(native->maps.pw_metrics);
+
+	memset(&ep_a, 0, sizeof(ep_a));
+	ep_a.ifindex = if_a;
+	memcpy(ep_a.ip, &addr, 4);
+	pwt_mac(ep_a.mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x02);
+	pwt_mac(ep_a.host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, 0x02);
+	if (pwt_endpoint_add(bpf_map__fd(native->maps.pw_endpoints), bpf_map__fd(native->maps.pw_ep_ifindex), &ep_a))
+		return -1;
+	if (add_peer("10.244.2.0", 24, "192.168.1.12") || add_peer("10.244.3.0", 24, "192.168.1.13") ||
+	    add_peer("10.244.4.0", 24, "192.168.50.4") || add_peer("10.244.5.0", 24, "172.31.0.5") ||
+	    add_peer("10.244.2.128", 25, "192.168.1.13"))
+		return -1;
+	return pwt_events_open(&events, bpf_map__fd(native->maps.pw_events));
+}
+
+static uint32_t map_id(const struct bpf_map *m)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_map_get_info_by_fd(bpf_map__fd(m), &info, &len) != 0)
+		return 0;
+	return info.id;
+}
+
+static void test_shared_maps(void)
+{
+	PWT_EXPECT(map_id(overlay->maps.pw_peers) == map_id(native->maps.pw_peers) &&
+		   map_id(overlay->maps.pw_endpoints) == map_id(native->maps.pw_endpoints) &&
+		   map_id(overlay->maps.pw_metrics) == map_id(vxlan->maps.pw_metrics) &&
+		   map_id(overlay->maps.pw_nodes) == map_id(native->maps.pw_nodes) &&
+		   map_id(overlay->maps.pw_snat) == map_id(native->maps.pw_snat) &&
+		   map_id(overlay->maps.pw_events) == map_id(vxlan->maps.pw_events) && map_id(overlay->maps.pw_peers),
+		   "overlay and pod objects share every map through the pin root");
+}
+
+static void trace(uint32_t on)
+{
+	struct pw_settings s;
+
+	memset(&s, 0, sizeof(s));
+	s.trace_events = on;
+	s.drop_events = on;
+	pwt_settings_set(bpf_map__fd(native->maps.pw_settings), &s);
+	pwt_events_read(&events);
+}
+
+static size_t udp_from_a(uint8_t *buf, const char *dst, uint8_t ttl)
+{
+	struct pwt_udp_spec s = {
+		.src_mac = ep_a.mac, .dst_mac = ep_a.host_mac,
+		.daddr = pwt_ip(dst), .sport = 40000, .dport = 5201, .ttl = ttl, .payload = 48,
+	};
+
+	memcpy(&s.saddr, ep_a.ip, 4);
+	return pwt_build_udp(buf, &s);
+}
+
+/* The packet left as a router forwards it: same addresses and payload, TTL
+ * one less, IPv4 checksum still right. */
+static void check_routed(const char *name, const uint8_t *in, size_t len, const struct pwt_run *r)
+{
+	char n[160];
+	const struct iphdr *ip_in = (const struct iphdr *)(in + 14), *ip_out = (const struct iphdr *)(r->out + 14);
+
+	snprintf(n, sizeof(n), "%s: source and destination stay the pod IPs", name);
+	PWT_EXPECT(r->out_len == len && ip_out->saddr == ip_in->saddr && ip_out->daddr == ip_in->daddr, n);
+	snprintf(n, sizeof(n), "%s: ttl decremented, ip checksum valid", name);
+	PWT_CHECK(ip_out->ttl == ip_in->ttl - 1 && pwt_csum(ip_out, sizeof(*ip_out)) == 0, n, "ttl %d -> %d",
+		  ip_in->ttl, ip_out->ttl);
+	snprintf(n, sizeof(n), "%s: L4 header and payload untouched", name);
+	PWT_EXPECT(memcmp(r->out + 34, in + 34, len - 34) == 0, n);
+}
+
+/* Runs pkt through prog, expects TC_ACT_REDIRECT with one trace event of
+ * `point` naming target_ifindex and nexthop, counted forwarded once. */
+static void expect_redirect(const char *name, int prog, const uint8_t *pkt, size_t len, unsigned ifindex,
+			    uint8_t point, unsigned target, const char *nexthop, struct pwt_run *r)
+{
+	char n[160];
+	struct pw_metric before = pwt_metric(metrics_fd, PW_METRIC_FORWARDED), after;
+	uint32_t nh = pwt_ip(nexthop);
+	const struct pw_event *ev = &events.ev[0];
+
+	trace(1);
+	*r = pwt_run_prog(prog, pkt, len, ifindex);
+	after = pwt_metric(metrics_fd, PW_METRIC_FORWARDED);
+	snprintf(n, sizeof(n), "%s: TC_ACT_REDIRECT", name);
+	PWT_CHECK(r->err == 0 && r->retval == TC_ACT_REDIRECT, n, "err %d retval %d", r->err, r->retval);
+	snprintf(n, sizeof(n), "%s: counted once as forwarded (egress)", name);
+	PWT_CHECK(after.egress.packets == before.egress.packets + 1 && after.egress.bytes == before.egress.bytes + len,
+		  n, "packets %llu -> %llu", (unsigned long long)before.egress.packets,
+		  (unsigned long long)after.egress.packets);
+	snprintf(n, sizeof(n), "%s: trace point %u, target ifindex %u, next hop %s", name, point, target, nexthop);
+	PWT_CHECK(pwt_events_read(&events) == 1 && ev->type == PW_EVENT_TRACE && ev->point == point &&
+		  ev->target_ifindex == target && memcmp(ev->nexthop, &nh, 4) == 0 && ev->ifindex == ifindex,
+		  n, "%d events, point %u target %u next hop %u.%u.%u.%u", events.n, ev->point, ev->target_ifindex,
+		  ev->nexthop[0], ev->nexthop[1], ev->nexthop[2], ev->nexthop[3]);
+	trace(0);
+}
+
+static void expect_verdict(const char *name, int prog, const uint8_t *pkt, size_t len, unsigned ifindex,
+			   int verdict, uint32_t slot, int dir)
+{
+	char n[160];
+	struct pw_metric before = pwt_metric(metrics_fd, slot), after;
+	struct pwt_run r = pwt_run_prog(prog, pkt, len, ifindex);
+	const struct pw_counter *b = dir == PW_DIR_EGRESS ? &before.egress : &before.ingress;
+	const struct pw_counter *a = dir == PW_DIR_EGRESS ? &after.egress : &after.ingress;
+
+	after = pwt_metric(metrics_fd, slot);
+	snprintf(n, sizeof(n), "%s: verdict %d, counted once at slot %u (%s)", name, verdict, slot,
+		 dir == PW_DIR_EGRESS ? "egress" : "ingress");
+	PWT_CHECK(r.err == 0 && r.retval == verdict && a->packets == b->packets + 1, n,
+		  "err %d retval %d count %llu -> %llu", r.err, r.retval, (unsigned long long)b->packets,
+		  (unsigned long long)a->packets);
+	if (verdict == TC_ACT_OK) {
+		snprintf(n, sizeof(n), "%s: packet unchanged", name);
+		PWT_EXPECT(r.out_len == len && memcmp(r.out, pkt, len) == 0, n);
+	}
+}
+
+static void test_native(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	const struct ethhdr *eth;
+	struct pwt_run r;
+	size_t len;
+
+	len = udp_from_a(pkt, "10.244.2.5", 64);
+	expect_redirect("native, neighbour known", native_fd, pkt, len, if_a, PW_TRACE_TO_PEER, if_up,
+			"192.168.1.12", &r);
+	check_routed("native, neighbour known", pkt, len, &r);
+	eth = (const struct ethhdr *)r.out;
+	PWT_EXPECT(memcmp(eth->h_source, up_mac, 6) == 0 && memcmp(eth->h_dest, peer_mac, 6) == 0 &&
+		   ntohs(eth->h_proto) == ETH_P_IP,
+		   "native, neighbour known: src mac = uplink, dst mac = the peer node's");
+
+	/* No neighbour entry: bpf_redirect_neigh resolves it on the way out;
+	 * the MACs are left for it to fill. */
+	len = udp_from_a(pkt, "10.244.3.7", 64);
+	expect_redirect("native, neighbour unresolved", native_fd, pkt, len, if_a, PW_TRACE_TO_PEER, if_up,
+			"192.168.1.13", &r);
+	check_routed("native, neighbour unresolved", pkt, len, &r);
+	PWT_EXPECT(memcmp(r.out, pkt, 12) == 0, "native, neighbour unresolved: MACs left to bpf_redirect_neigh");
+
+	/* The FIB's next hop, not the node IP, when the peer sits behind a router. */
+	len = udp_from_a(pkt, "10.244.4.9", 64);
+	expect_redirect("native, peer behind a router", native_fd, pkt, len, if_a, PW_TRACE_TO_PEER, if_up,
+			"192.168.1.1", &r);
+
+	/* The longest prefix wins: 10.244.2.128/25 belongs to .13. */
+	len = udp_from_a(pkt, "10.244.2.200", 64);
+	expect_redirect("native, longest peer prefix wins", native_fd, pkt, len, if_a, PW_TRACE_TO_PEER, if_up,
+			"192.168.1.13", &r);
+
+	len = udp_from_a(pkt, "10.244.5.9", 64);
+	expect_verdict("native, no route to the peer node", native_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_FIB_FAILED, PW_DIR_EGRESS);
+	len = udp_from_a(pkt, "10.244.2.5", 64);
+	if (system("sysctl -qw net.ipv4.ip_forward=0") == 0) {
+		expect_verdict("native, forwarding disabled", native_fd, pkt, len, if_a, TC_ACT_SHOT,
+			       (uint32_t)-PW_DROP_FIB_FAILED, PW_DIR_EGRESS);
+		if (system("sysctl -qw net.ipv4.ip_forward=1") != 0)
+			PWT_CHECK(0, "re-enable forwarding", "%s", "sysctl failed");
+	}
+	len = udp_from_a(pkt, "10.244.2.5", 1);
+	expect_verdict("native, ttl 1 to a remote pod", native_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_TTL_EXCEEDED, PW_DIR_EGRESS);
+	len = udp_from_a(pkt, "8.8.8.8", 64);
+	expect_verdict("native, outside the cluster", native_fd, pkt, len, if_a, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_EGRESS);
+}
+
+static void test_no_route(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len = udp_from_a(pkt, "10.244.9.9", 64);
+	struct pwt_run r;
+	uint32_t dst = pwt_ip("10.244.9.9");
+
+	expect_verdict("native, pod cidr no peer owns", native_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_NO_ROUTE, PW_DIR_EGRESS);
+	expect_verdict("vxlan, pod cidr no peer owns", vxlan_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_NO_ROUTE, PW_DIR_EGRESS);
+	trace(1);
+	r = pwt_run_prog(native_fd, pkt, len, if_a);
+	PWT_CHECK(r.retval == TC_ACT_SHOT && pwt_events_read(&events) == 1 && events.ev[0].type == PW_EVENT_DROP &&
+		  events.ev[0].reason == PW_DROP_NO_ROUTE && memcmp(events.ev[0].daddr, &dst, 4) == 0,
+		  "no route: drop event names the reason and the destination", "retval %d, %d events", r.retval,
+		  events.n);
+	trace(0);
+	PWT_EQ_STR(pw_drop_reason_name(PW_DROP_NO_ROUTE), "no-route", "no route: reason name");
+}
+
+static void test_vxlan(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pwt_run r;
+	size_t len;
+
+	len = udp_from_a(pkt, "10.244.2.5", 64);
+	expect_redirect("vxlan, to a peer's pod", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_vx,
+			"192.168.1.12", &r);
+	check_routed("vxlan, to a peer's pod", pkt, len, &r);
+	/* The tunnel's remote is the node IP even behind a router: routing
+	 * the outer packet is the VXLAN device's business. */
+	len = udp_from_a(pkt, "10.244.4.9", 64);
+	expect_redirect("vxlan, peer behind a router", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_vx,
+			"192.168.50.4", &r);
+	len = udp_from_a(pkt, "10.244.2.5", 64);
+	expect_verdict("vxlan, no overlay device configured", vxlan_noif_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_ENCAP_FAILED, PW_DIR_EGRESS);
+	len = udp_from_a(pkt, "10.244.2.5", 1);
+	expect_verdict("vxlan, ttl 1", vxlan_fd, pkt, len, if_a, TC_ACT_SHOT, (uint32_t)-PW_DROP_TTL_EXCEEDED,
+		       PW_DIR_EGRESS);
+	len = udp_from_a(pkt, "8.8.8.8", 64);
+	expect_verdict("vxlan, outside the cluster", vxlan_fd, pkt, len, if_a, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_EGRESS);
+}
+
+static void test_overlay_ingress(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], other_mac[6];
+	struct pwt_udp_spec s = {
+		.src_mac = peer_mac, .dst_mac = other_mac,
+		.saddr = pwt_ip("10.244.2.7"), .daddr = pwt_ip("10.244.1.2"), .sport = 5201, .dport = 40000,
+		.ttl = 63, .payload = 48,
+	};
+	struct pw_metric before = pwt_metric(metrics_fd, PW_METRIC_FORWARDED), after;
+	const struct ethhdr *eth;
+	struct pwt_run r;
+	size_t len;
+
+	/* Addressed to some other MAC (the sender's pw_vxlan), as it arrives. */
+	pwt_mac(other_mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
+	len = pwt_build_udp(pkt, &s);
+	trace(1);
+	r = pwt_run_prog(ov_in_fd, pkt, len, if_vx);
+	after = pwt_metric(metrics_fd, PW_METRIC_FORWARDED);
+	eth = (const struct ethhdr *)r.out;
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_REDIRECT, "overlay ingress to a local pod: TC_ACT_REDIRECT",
+		  "err %d retval %d", r.err, r.retval);
+	PWT_EXPECT(memcmp(eth->h_source, ep_a.host_mac, 6) == 0 && memcmp(eth->h_dest, ep_a.mac, 6) == 0,
+		   "overlay ingress to a local pod: MACs rewritten for the pod");
+	PWT_EQ_INT(pwt_iph(r.out)->ttl, 62, "overlay ingress to a local pod: ttl decremented");
+	PWT_EQ_INT(pwt_csum(pwt_iph(r.out), 20), 0, "overlay ingress to a local pod: ip checksum valid");
+	PWT_EQ_INT(after.ingress.packets - before.ingress.packets, 1,
+		   "overlay ingress to a local pod: counted forwarded, ingress");
+	PWT_CHECK(pwt_events_read(&events) == 1 && events.ev[0].point == PW_TRACE_TO_POD &&
+		  events.ev[0].target_ifindex == if_a && events.ev[0].ifindex == if_vx &&
+		  events.ev[0].dir == PW_DIR_INGRESS,
+		  "overlay ingress to a local pod: trace names the pod's veth", "%d events", events.n);
+	trace(0);
+
+	s.daddr = pwt_ip("10.244.1.99");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("overlay ingress, no such pod", ov_in_fd, pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_INGRESS);
+	s.daddr = pwt_ip("10.244.1.2");
+	len = pwt_build_udp(pkt, &s);
+	pwt_iph(pkt)->tot_len = htons(1400);
+	expect_verdict("overlay ingress, total length > packet", ov_in_fd, pkt, len, if_vx, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_MALFORMED, PW_DIR_INGRESS);
+	len = pwt_build_arp_request(pkt, peer_mac, pwt_ip("10.244.2.1"), pwt_ip("10.244.1.1"));
+	expect_verdict("overlay ingress, arp", ov_in_fd, pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_INGRESS);
+}
+
+static void test_overlay_egress(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], vx_mac[6];
+	struct pwt_udp_spec s = {
+		.src_mac = up_mac, .dst_mac = vx_mac,
+		.saddr = pwt_ip("192.168.1.11"), .daddr = pwt_ip("10.244.2.5"), .sport = 33000, .dport = 80,
+		.ttl = 64, .payload = 20,
+	};
+	struct pw_metric before = pwt_metric(metrics_fd, PW_METRIC_FORWARDED), after;
+	struct pwt_run r;
+	size_t len;
+	uint32_t nh = pwt_ip("192.168.1.12");
+
+	pwt_mac(vx_mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
+	len = pwt_build_udp(pkt, &s);
+	trace(1);
+	r = pwt_run_prog(ov_out_fd, pkt, len, if_vx);
+	after = pwt_metric(metrics_fd, PW_METRIC_FORWARDED);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_OK && r.out_len == len && memcmp(r.out, pkt, len) == 0,
+		  "overlay egress, host to a peer's pod: on to the encapsulation, unchanged", "err %d retval %d",
+		  r.err, r.retval);
+	PWT_EQ_INT(after.egress.packets - before.egress.packets, 1,
+		   "overlay egress, host to a peer's pod: counted forwarded, egress");
+	PWT_CHECK(pwt_events_read(&events) == 1 && events.ev[0].point == PW_TRACE_TO_TUNNEL &&
+		  memcmp(events.ev[0].nexthop, &nh, 4) == 0 && events.ev[0].target_ifindex == if_vx,
+		  "overlay egress, host to a peer's pod: tunnel key for the peer's node IP", "%d events", events.n);
+	trace(0);
+
+	s.daddr = pwt_ip("10.244.9.9");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("overlay egress, pod cidr no peer owns", ov_out_fd, pkt, len, if_vx, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_NO_ROUTE, PW_DIR_EGRESS);
+	len = pwt_build_arp_request(pkt, up_mac, pwt_ip("192.168.1.11"), pwt_ip("10.244.2.5"));
+	r = pwt_run_prog(ov_out_fd, pkt, len, if_vx);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_OK, "overlay egress, arp: left alone", "err %d retval %d", r.err,
+		  r.retval);
+}
+
+int main(void)
+{
+	if (setup() != 0) {
+		PWT_CHECK(0, "remote paths: sandbox and load", "setup failed: %s", strerror(errno));
+		return pwt_done();
+	}
+	test_shared_maps();
+	test_native();
+	test_no_route();
+	test_vxlan();
+	test_overlay_ingress();
+	test_overlay_egress();
+	pwt_events_close(&events);
+	overlay_bpf__destroy(overlay);
+	pod_bpf__destroy(vxlan_noif);
+	pod_bpf__destroy(vxlan);
+	pod_bpf__destroy(native);
+	return pwt_done();
+}

@@ -1,0 +1,84 @@
+/* podwirectl: the operator's view of one node instance. main.c parses the
+ * global flags and dispatches; each command group is one file exporting one
+ * struct ctl_cmd (listed in main.c); output.c holds the shared table/JSON
+ * output. Everything is read from the instance's pinned maps, so it works
+ * whether or not the agent runs. See docs/podwirectl.md. */
+#ifndef PW_CTL_H
+#define PW_CTL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <net/if.h>
+#include <cjson/cJSON.h>
+#include "paths.h"
+
+/* Exit codes scripts can rely on (docs/podwirectl.md). */
+enum ctl_exit {
+	CTL_OK          = 0,
+	CTL_ERROR       = 1,   /* a map could not be read, a write failed, ... */
+	CTL_USAGE       = 2,   /* bad command line */
+	CTL_NO_INSTANCE = 3,   /* no datapath pinned for --instance */
+	CTL_UNSUPPORTED = 4,   /* the pinned datapath has no such feature (yet) */
+};
+
+struct ctl {
+	struct pw_paths paths;
+	bool json;                /* -o json */
+	bool agent_running;
+	int agent_pid;            /* 0 if unknown */
+	bool in_agent_netns;      /* interface names are resolved where the agent runs */
+};
+
+struct ctl_cmd {
+	const char *name;
+	const char *args;         /* usage after the name, "" if none */
+	const char *summary;
+	int (*run)(struct ctl *c, int argc, char **argv);   /* argv[0] is the command */
+	/* For `status`: how many entries this group has (endpoints, peers, ...),
+	 * -ENOTSUP when the datapath has none, -errno on failure. NULL: not a
+	 * countable group. A new group shows up in status by filling this in. */
+	long (*count)(const struct ctl *c);
+	const char *count_label;  /* name in status if not .name ("conntrack" for ct) */
+};
+
+/* One per file. */
+extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_endpoints, ctl_cmd_peers,
+	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_metrics, ctl_cmd_monitor;
+
+/* monitor.c: pid of the podwirectl monitor that holds the instance's event
+ * stream (the ring buffer has one consumer), 0 when none runs. */
+int ctl_monitor_holder(const struct ctl *c);
+
+/* ---------- shared helpers (output.c) ---------- */
+
+/* Open a pinned map of the instance; prints why on failure. fd or -1. */
+int ctl_map_open(const struct ctl *c, const char *name);
+
+/* Entries of a pinned map, counted like status does; -errno. */
+long ctl_count_map(const struct ctl *c, const char *name);
+
+/* Messages to stderr, "podwirectl: ..."; return the exit code given. */
+int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Command-local usage error: prints "usage: podwirectl <cmd> <args>". */
+int ctl_usage(const struct ctl_cmd *cmd);
+
+void ctl_fmt_ip(const uint8_t ip[4], char buf[16]);
+void ctl_fmt_mac(const uint8_t mac[6], char buf[18]);
+const char *ctl_proto_name(uint8_t proto, char buf[8]);   /* "tcp", "udp", "icmp", or the number */
+
+/* Name of ifindex in the current netns. With expect_mac, a device whose MAC
+ * differs is reported as "?" rather than a wrong name (ifindexes are per
+ * network namespace: run where the agent runs, or while it runs). */
+const char *ctl_ifname(unsigned ifindex, const uint8_t *expect_mac, char buf[IF_NAMESIZE]);
+
+/* Tables: columns aligned, header in capitals. */
+struct ctl_table;
+struct ctl_table *ctl_table_new(int ncols, ...);          /* ncols header strings */
+void ctl_table_add(struct ctl_table *t, ...);              /* ncols cell strings */
+void ctl_table_print(struct ctl_table *t, FILE *out);      /* and frees it */
+
+/* Prints a JSON document (indented) and deletes it. CTL_OK, or CTL_ERROR
+ * when doc is NULL (an allocation failed while building it). */
+int ctl_json_print(cJSON *doc);
+#endif

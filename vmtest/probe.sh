@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs inside the vmtest guest (from guest.sh): one node with one pod, built
+# with the e2e helpers, to record what the suites do not print: the attach
+# mode the agent chose (node.json) and the verifier's instruction count of
+# every program it loaded (bpftool prog show, verified_insns).
+# usage: BUILD=... probe.sh OUTDIR   writes OUTDIR/attach, progs.tsv, net.txt
+set -u
+out=$1
+PW_PREFIX=pwvm-$$
+. "$(dirname "$0")/../test/e2e/lib.sh"
+pw_init
+
+node_up n1 192.168.1.11 10.244.1.0/27 || { echo "probe: agent did not start"; exit 1; }
+pod_add n1 a || { echo "probe: cnitool add failed"; exit 1; }
+inst=${PW_NODE_INST[n1]}
+
+jq -r '.attach // "unknown"' "/run/podwire/$inst/node.json" > "$out/attach" || exit 1
+# Every program in the guest is ours (nothing else loads BPF there); the pod
+# object is shared by all pods, so a name appears once per object.
+bpftool -j prog show | jq -r '.[] | select(.name != null) |
+	[.name, .type, (.verified_insns // "n/a"), (.bytes_xlated // "n/a")] | @tsv' |
+	sort -u > "$out/progs.tsv" || exit 1
+{
+	echo "# bpftool net show, node namespace"
+	in_ns "${PW_PREFIX}-n1" bpftool net show
+	echo "# tc filter show dev eth0 ingress, node namespace"
+	in_ns "${PW_PREFIX}-n1" tc filter show dev eth0 ingress
+} > "$out/net.txt" 2>&1
+echo "probe: attach=$(cat "$out/attach"), $(wc -l < "$out/progs.tsv") programs"
