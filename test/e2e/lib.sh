@@ -160,14 +160,19 @@ tcp_peer_seen() {
 }
 
 udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen source)
-	local from=$1 to=$2 port=${3:-7002} srv
+	local from=$1 to=$2 port=${3:-7002} srv try seen
 	local dst=${PW_POD_IP[$to]:-${PW_HOST_IP[$to]:-}}
-	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T3 UDP-RECVFROM:"$port",reuseaddr \
+	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 8 socat -T6 UDP-RECVFROM:"$port",reuseaddr,fork \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" udp
-	echo hi | in_ns "${PW_PREFIX}-$from" timeout 5 socat -T2 - UDP:"$dst":"$port" 2>/dev/null
-	wait "$srv" 2>/dev/null
+	# UDP may lose a datagram (e.g. the first one while a neighbour resolves): retry like any UDP client.
+	for try in 1 2 3; do
+		seen=$(echo hi | in_ns "${PW_PREFIX}-$from" timeout 3 socat -T1 - UDP:"$dst":"$port" 2>/dev/null)
+		[ -n "$seen" ] && break
+	done
+	kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
+	echo "$seen"
 }
 
 wait_listen() { # POD PORT tcp|udp

@@ -54,9 +54,9 @@ check_eq "status: node name" "$(jq -r .node.name <<<"$st")" n1
 check_eq "status: pod CIDR" "$(jq -r .node.podCIDR <<<"$st")" 10.244.1.0/24
 check_eq "status: attach mode is what node.json says" "$(jq -r .node.attach <<<"$st")" \
 	"$(jq -r .attach "/run/podwire/$inst/node.json")"
+check_eq "status: routing" "$(jq -r .node.routing <<<"$st")" native
 check_eq "status: endpoints" "$(jq -r .counts.endpoints <<<"$st")" 2
 check_eq "status: peers" "$(jq -r .counts.peers <<<"$st")" 1
-check_eq "status: services not in this datapath (null)" "$(jq -r .counts.services <<<"$st")" null
 check_eq "status: pw_endpoints fill 2/4096" \
 	"$(jq -r '.maps[] | select(.name == "pw_endpoints") | "\(.entries)/\(.maxEntries)"' <<<"$st")" 2/4096
 check_eq "status: events off" "$(jq -r '"\(.events.drops) \(.events.traces)"' <<<"$st")" "false false"
@@ -157,6 +157,11 @@ for m in "$pins"/*; do
 	show=$(bpftool -j map show pinned "$m" 2>/dev/null) || continue   # a program pin
 	name=$(basename "$m") type=$(jq -r .type <<<"$show")
 	nmaps=$((nmaps + 1))
+	case $type in array_of_maps|hash_of_maps)
+		# The value is an inner map's id, which has no BTF type of its own.
+		check "map $name: dumps (map of maps)" bpftool -j map dump pinned "$m"
+		continue ;;
+	esac
 	if [ "$type" = ringbuf ]; then
 		# A ring buffer has no key or value: the kernel stores no BTF for it and
 		# cannot dump it. Its record is struct pw_event (include/podwire/abi.h).
@@ -173,11 +178,17 @@ done
 [ "$nmaps" -ge 6 ] && ok "checked $nmaps pinned maps" || not_ok "only $nmaps pinned maps found"
 
 # ---------- exit codes ----------
+# services and ct are placeholders until load balancing lands (then they
+# list, and their own tests check them against what was created).
 ctl services >/dev/null 2>"$PW_TMP/svc.err"
-check_eq "services: exit 4 (not in this datapath)" "$?" 4
-check "services: says why" grep -q "no services/conntrack maps in this datapath yet" "$PW_TMP/svc.err"
-ctl ct >/dev/null 2>&1
-check_eq "ct: exit 4" "$?" 4
+if [ $? = 4 ]; then
+	check "services: exit 4 says why" grep -q "no services/conntrack maps in this datapath yet" "$PW_TMP/svc.err"
+	check_eq "status: services count is null while unsupported" "$(ctl status -o json | jq -r .counts.services)" null
+fi
+ctl ct >/dev/null 2>"$PW_TMP/ct.err"
+if [ $? = 4 ]; then
+	check "ct: exit 4 says why" grep -q "no services/conntrack maps in this datapath yet" "$PW_TMP/ct.err"
+fi
 in_ns "${PW_PREFIX}-n1" "$BUILD/podwirectl" --instance "${PW_PREFIX}-nosuch" status >/dev/null 2>&1
 check_eq "unknown instance: exit 3" "$?" 3
 ctl frobnicate >/dev/null 2>&1

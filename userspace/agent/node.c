@@ -142,10 +142,12 @@ int pw_node_setup(struct pw_agent *a)
 	memset(&ni, 0, sizeof(ni));
 	snprintf(ni.node, sizeof(ni.node), "%s", a->cfg.name);
 	snprintf(ni.uplink, sizeof(ni.uplink), "%s", a->cfg.uplink);
+	snprintf(ni.routing, sizeof(ni.routing), "%s", a->cfg.routing == PW_ROUTING_VXLAN ? "vxlan" : "native");
 	ni.pod_cidr = a->cfg.pod_cidr;
 	ni.gateway = pw_cidr_gateway(&a->cfg.pod_cidr);
 	ni.mtu = mtu;
 	ni.attach = a->mode;
+	ni.pod_attach = a->mode;
 	err = pw_nodeinfo_write(a->paths.node_file, &ni);
 	if (err)
 		pw_err("cannot write %s: %s", a->paths.node_file, strerror(-err));

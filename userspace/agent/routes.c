@@ -124,9 +124,13 @@ static int sync_route_table(struct pw_agent *a, struct pw_nl *nl, const struct p
 	for (int j = 0; j < n; j++) {
 		bool wanted = false;
 
+		/* A route of a wanted destination at the default metric was just
+		 * replaced in place by the loop above (mode switch, new peer IP). */
 		for (int i = 0; i < cfg->n_peers && !wanted; i++) {
 			desired_route(a, &cfg->peers[i], &want, &o);
-			wanted = same_route(&have[j], &want);
+			wanted = same_route(&have[j], &want) ||
+				 (have[j].metric == 0 && have[j].dst.addr == want.dst.addr &&
+				  have[j].dst.prefix == want.dst.prefix);
 		}
 		if (wanted)
 			continue;

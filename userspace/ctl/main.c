@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "ctl.h"
+#include "datapath.h"
 #include "inspect.h"
 
 static const struct ctl_cmd *const commands[] = {
@@ -67,6 +68,25 @@ static void join_agent_netns(struct ctl *c)
 	if (setns(fd, CLONE_NEWNET) == 0)
 		c->in_agent_netns = true;
 	close(fd);
+}
+
+/* With the agent down, tell whether we run in the node's namespace: the
+ * first endpoint's host veth must exist here with the MAC the map records. */
+static bool endpoints_resolve_here(const struct ctl *c)
+{
+	struct pw_endpoint *eps = NULL;
+	char name[IF_NAMESIZE];
+	size_t n = 0;
+	int fd = pw_map_open(&c->paths, PW_MAP_ENDPOINTS);
+	bool here = false;
+
+	if (fd < 0)
+		return false;
+	if (pw_inspect_endpoints(fd, &eps, &n) == 0 && n)
+		here = strcmp(ctl_ifname(eps[0].ifindex, eps[0].host_mac, name), "?") != 0;
+	free(eps);
+	close(fd);
+	return here;
 }
 
 static int parse_global(int argc, char **argv, struct ctl *c, int *cmd_index)
@@ -138,5 +158,7 @@ int main(int argc, char **argv)
 				c.paths.instance, c.paths.pin_dir);
 	c.agent_running = pw_inspect_agent_running(&c.paths, &c.agent_pid);
 	join_agent_netns(&c);
+	if (!c.in_agent_netns)
+		c.in_agent_netns = endpoints_resolve_here(&c);
 	return cmd->run(&c, argc - ci, argv + ci);
 }

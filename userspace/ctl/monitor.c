@@ -271,18 +271,22 @@ static int print_text(const struct monitor *m, const struct pw_event *ev)
 {
 	char t[32], src[24], dst[24], ifn[IF_NAMESIZE], tifn[IF_NAMESIZE], pbuf[8], where[64];
 	bool ports = ev->proto == 6 || ev->proto == 17;
-	const char *proto = ev->proto ? ctl_proto_name(ev->proto, pbuf) : "non-ip";
+	const char *proto = ev->proto ? ctl_proto_name(ev->proto, pbuf) : "-";
 	int ret;
 
 	fmt_time(m, ev->ts_ns, false, t, sizeof(t));
 	fmt_endpoint(ev->saddr, ev->sport, ports, src, sizeof(src));
 	fmt_endpoint(ev->daddr, ev->dport, ports, dst, sizeof(dst));
+	if (!ev->proto && ip_zero(ev->saddr) && ip_zero(ev->daddr)) {
+		src[0] = '\0';   /* ARP, IPv6, ...: nothing parsed to show */
+		snprintf(dst, sizeof(dst), "(not IPv4)");
+	}
 	event_ifname(m, ev->ifindex, ifn);
 	if (ev->type == PW_EVENT_DROP) {
 		snprintf(where, sizeof(where), "%s(%u)", ifn, ev->ifindex);
-		ret = printf("%s DROP  %-18s %-7s %-18s %s %s -> %s len %u: %s\n", t,
-			     pw_drop_reason_name(ev->reason), pw_dir_name(ev->dir), where, proto, src, dst,
-			     ev->len, pw_drop_reason_text(ev->reason));
+		ret = printf("%s DROP  %-18s %-7s %-18s %s %s%s%s len %u: %s\n", t,
+			     pw_drop_reason_name(ev->reason), pw_dir_name(ev->dir), where, proto, src,
+			     src[0] ? " -> " : "", dst, ev->len, pw_drop_reason_text(ev->reason));
 	} else {
 		if (ev->target_ifindex)
 			snprintf(where, sizeof(where), "%s(%u) -> %s(%u)", ifn, ev->ifindex,
@@ -292,8 +296,8 @@ static int print_text(const struct monitor *m, const struct pw_event *ev)
 		char extra[64];
 
 		fmt_extra(ev, extra, sizeof(extra));
-		ret = printf("%s TRACE %-18s %-7s %-18s %s %s -> %s len %u%s\n", t, point_name(ev->point),
-			     pw_dir_name(ev->dir), where, proto, src, dst, ev->len, extra);
+		ret = printf("%s TRACE %-18s %-7s %-18s %s %s%s%s len %u%s\n", t, point_name(ev->point),
+			     pw_dir_name(ev->dir), where, proto, src, src[0] ? " -> " : "", dst, ev->len, extra);
 	}
 	return ret < 0 ? -EIO : 0;
 }

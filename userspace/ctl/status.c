@@ -24,7 +24,6 @@ static const char *label(const struct ctl_cmd *cmd)
 struct status {
 	bool have_node;
 	struct pw_nodeinfo ni;
-	char routing[16];          /* "" when node.json does not say */
 	char node_err[300];
 	long counts[N_COUNTED];
 	bool have_settings;
@@ -34,35 +33,12 @@ struct status {
 	size_t n_maps;
 };
 
-/* node.json's optional "routing" key (not every agent publishes it). */
-static void read_routing(const char *node_file, char *out, size_t len)
-{
-	FILE *f = fopen(node_file, "re");
-	char buf[4096];
-	size_t n;
-	cJSON *o, *r;
-
-	out[0] = '\0';
-	if (!f)
-		return;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	o = cJSON_Parse(buf);
-	r = cJSON_GetObjectItemCaseSensitive(o, "routing");
-	if (cJSON_IsString(r))
-		snprintf(out, len, "%s", r->valuestring);
-	cJSON_Delete(o);
-}
-
 static int gather(struct ctl *c, struct status *s)
 {
 	int fd, err;
 
 	memset(s, 0, sizeof(*s));
 	s->have_node = pw_nodeinfo_read(c->paths.node_file, &s->ni, s->node_err, sizeof(s->node_err)) == 0;
-	if (s->have_node)
-		read_routing(c->paths.node_file, s->routing, sizeof(s->routing));
 	for (size_t i = 0; i < N_COUNTED; i++)
 		s->counts[i] = counted[i]->count(c);
 	fd = pw_map_open(&c->paths, PW_MAP_SETTINGS);
@@ -114,8 +90,9 @@ static int print_table(struct ctl *c, const struct status *s)
 		pw_ip4_format(s->ni.gateway, gw);
 		printf("node:       %s\n", s->ni.node);
 		printf("pod CIDR:   %s (gateway %s, pod MTU %d)\n", cidr, gw, s->ni.mtu);
-		printf("routing:    %s\n", s->routing[0] ? s->routing : "unknown (not in node.json)");
-		printf("attach:     %s\n", pw_attach_mode_name(s->ni.attach));
+		printf("routing:    %s\n", s->ni.routing[0] ? s->ni.routing : "unknown (not in node.json)");
+		printf("attach:     %s (uplink), %s (pods)\n", pw_attach_mode_name(s->ni.attach),
+		       pw_attach_mode_name(s->ni.pod_attach));
 		printf("uplink:     %s\n", s->ni.uplink[0] ? s->ni.uplink : "unknown");
 	} else {
 		printf("node:       unknown (%s)\n", s->node_err);
@@ -143,8 +120,8 @@ static int print_table(struct ctl *c, const struct status *s)
 	else
 		printf("\n");
 	if (!c->in_agent_netns)
-		printf("note:       interface names are resolved in this network namespace%s\n",
-		       c->agent_running ? " (could not join the agent's)" : "; run in the node's");
+		printf("note:       interface names may not resolve: this is not the node's network namespace%s\n",
+		       c->agent_running ? " (could not join the agent's)" : " (run podwirectl in it)");
 
 	printf("\n");
 	t = ctl_table_new(6, "MAP", "TYPE", "ENTRIES", "MAX", "FILL", "BTF");
@@ -156,7 +133,7 @@ static int print_table(struct ctl *c, const struct status *s)
 		snprintf(entries, sizeof(entries), m->entries >= 0 ? "%ld" : "-", m->entries);
 		snprintf(max, sizeof(max), m->type == BPF_MAP_TYPE_RINGBUF ? "%u bytes" : "%u", m->max_entries);
 		if (pct >= 0)
-			snprintf(fill, sizeof(fill), "%.1f%%", pct);
+			snprintf(fill, sizeof(fill), pct < 1 && pct > 0 ? "%.2f%%" : "%.1f%%", pct);
 		else
 			snprintf(fill, sizeof(fill), "-");
 		snprintf(btf, sizeof(btf), m->btf_id ? "yes" : "no");
@@ -181,8 +158,9 @@ static cJSON *node_json(const struct status *s)
 	cJSON_AddStringToObject(n, "gateway", gw);
 	cJSON_AddNumberToObject(n, "mtu", s->ni.mtu);
 	cJSON_AddStringToObject(n, "attach", pw_attach_mode_name(s->ni.attach));
-	if (s->routing[0])
-		cJSON_AddStringToObject(n, "routing", s->routing);
+	cJSON_AddStringToObject(n, "podAttach", pw_attach_mode_name(s->ni.pod_attach));
+	if (s->ni.routing[0])
+		cJSON_AddStringToObject(n, "routing", s->ni.routing);
 	else
 		cJSON_AddNullToObject(n, "routing");
 	cJSON_AddStringToObject(n, "uplink", s->ni.uplink);

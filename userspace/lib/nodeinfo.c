@@ -23,7 +23,8 @@ static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 	    !cJSON_AddNumberToObject(o, "mtu", ni->mtu) ||
 	    !cJSON_AddStringToObject(o, "attach", pw_attach_mode_name(ni->attach)) ||
 	    !cJSON_AddStringToObject(o, "podAttach", pw_attach_mode_name(ni->pod_attach)) ||
-	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink))) {
+	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink)) ||
+	    (ni->routing[0] && !cJSON_AddStringToObject(o, "routing", ni->routing))) {
 		cJSON_Delete(o);
 		return NULL;
 	}
@@ -181,6 +182,11 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 	else {
 		if (uplink)
 			strcpy(ni->uplink, uplink);
+		/* optional and informational (podwirectl status): cut, never refused */
+		const char *routing = get_string(o, "routing");
+
+		if (routing)
+			snprintf(ni->routing, sizeof(ni->routing), "%s", routing);
 		if (!pod_attach)
 			ni->pod_attach = ni->attach;
 		strcpy(ni->node, node);
