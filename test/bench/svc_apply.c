@@ -15,7 +15,9 @@
  * Every figure is wall-clock time of the library call, in ms.
  *
  * usage: svc_apply [--services N] [--backends-per-service B] [--maglev K]
- *                  [--rounds R] */
+ *                  [--rounds R] [--in-place 0|1]
+ * --in-place 1 sets pw_services.maglev_in_place (Maglev tables patched in
+ * place instead of swapped; see services.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +82,7 @@ static void report(const char *what, double *t, int n, const struct pw_svc_stats
 
 int main(int argc, char **argv)
 {
-	int nsvc = 10000, per = 2, nmaglev = 0, rounds = 21;
+	int nsvc = 10000, per = 2, nmaglev = 0, rounds = 21, in_place = 0;
 	struct pw_svc_maps m;
 	struct pw_services s, s2;
 	struct pw_service_config *svcs;
@@ -97,13 +99,15 @@ int main(int argc, char **argv)
 			nmaglev = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--rounds"))
 			rounds = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--in-place"))
+			in_place = atoi(argv[i + 1]);
 		else
 			break;
 	}
 	if (i < argc || nsvc < 2 || per < 1 || nmaglev < 0 || nmaglev > nsvc || rounds < 1 ||
 	    (long)nsvc * per > 60000) {
 		fprintf(stderr, "usage: %s [--services N] [--backends-per-service B] [--maglev K]"
-			" [--rounds R]\n", argv[0]);
+			" [--rounds R] [--in-place 0|1]\n", argv[0]);
 		return 2;
 	}
 	if ((err = create_maps(&m))) {
@@ -133,14 +137,16 @@ int main(int argc, char **argv)
 		d->backends = &be[i * per];
 		d->n_backends = per;
 	}
-	printf("# %d services, %d backends (%d per service), %d with NodePort, %d Maglev (M=%u)\n",
-	       nsvc, nbe, per, nsvc < 2768 ? nsvc : 2768, nmaglev, PW_MAGLEV_M);
+	printf("# %d services, %d backends (%d per service), %d with NodePort, %d Maglev (M=%u%s)\n",
+	       nsvc, nbe, per, nsvc < 2768 ? nsvc : 2768, nmaglev, PW_MAGLEV_M,
+	       in_place ? ", tables patched in place" : ", tables swapped");
 
 	t0 = now_ms();
 	if ((err = pw_services_init(&s, &m, 0))) {
 		fprintf(stderr, "init: %s\n", s.err);
 		return 1;
 	}
+	s.maglev_in_place = in_place;
 	t = now_ms();
 	printf("%-42s %7.3f ms\n", "init on empty maps", t - t0);
 	t0 = now_ms();
@@ -163,7 +169,7 @@ int main(int argc, char **argv)
 
 	/* Replace one backend of a random-algorithm service, back and forth. */
 	{
-		struct pw_service_config *d = &svcs[nsvc / 2 - (nmaglev ? 0 : 0)];
+		struct pw_service_config *d = &svcs[nsvc / 2];
 		struct pw_backend_config *orig = d->backends;
 		struct pw_backend_config alt[64];
 		int k = per < 64 ? per : 64;
@@ -241,6 +247,8 @@ int main(int argc, char **argv)
 		pw_services_apply(&s, svcs, nsvc);
 	}
 
+	if (nmaglev > nsvc / 2)
+		printf("# (with --maglev > N/2 the 'one service' rows above change a Maglev service)\n");
 	pw_services_close(&s);
 	t0 = now_ms();
 	err = pw_services_init(&s2, &m, 0);

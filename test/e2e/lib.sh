@@ -167,9 +167,11 @@ udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen 
 	srv=$!
 	wait_listen "$to" "$port" udp
 	# UDP may lose a datagram (e.g. the first one while a neighbour resolves): retry like any UDP client.
-	for try in 1 2 3; do
+	# A refused datagram (server not bound yet under load) fails at once: space the tries.
+	for try in 1 2 3 4; do
 		seen=$(echo hi | in_ns "${PW_PREFIX}-$from" timeout 3 socat -T1 - UDP:"$dst":"$port" 2>/dev/null)
 		[ -n "$seen" ] && break
+		sleep 0.3
 	done
 	kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
 	echo "$seen"

@@ -611,6 +611,168 @@ static void test_open_pinned(void)
 	close_maps(&m);
 }
 
+
+/* ---- randomized: random configs in a row (with restarts), after each
+ * apply the maps must hold exactly what the config says ---- */
+
+#define RS_SVCS 24
+#define RS_ADDRS 40
+#define RS_M 31
+
+static uint32_t rs_state = 12345;
+
+static uint32_t rs_rand(void)
+{
+	rs_state = rs_state * 1103515245u + 12345u;
+	return rs_state >> 8;
+}
+
+/* Everything the maps hold matches svcs[0..n-1]; why in msg if not. */
+static bool maps_match(const struct pw_svc_maps *m, const struct pw_service_config *svcs, int n,
+		       uint32_t mm, char *msg, size_t len)
+{
+	int fes = 0, slots = 0, maglevs = 0, distinct = 0;
+	uint32_t seen[RS_ADDRS] = { 0 };
+
+	for (int i = 0; i < n; i++) {
+		const struct pw_service_config *d = &svcs[i];
+		struct pw_svc v, np;
+		uint32_t ids[RS_ADDRS];
+		struct pw_maglev_backend mb[RS_ADDRS];
+		struct pw_revnat rn;
+
+		if (!get_svc(m->services, d->vip, d->port, d->protocol, PW_SVC_CLUSTERIP, &v) ||
+		    v.backends != d->n_backends || v.algorithm != (d->maglev ? PW_LB_MAGLEV : PW_LB_RANDOM) ||
+		    v.affinity_timeout != d->affinity_timeout)
+			return snprintf(msg, len, "svc %d: frontend missing or wrong", i), false;
+		fes++;
+		if (d->node_port) {
+			if (!get_svc(m->services, 0, d->node_port, d->protocol, PW_SVC_NODEPORT, &np) ||
+			    memcmp(&np, &v, sizeof(v)))
+				return snprintf(msg, len, "svc %d: NodePort frontend", i), false;
+			fes++;
+		}
+		if (bpf_map_lookup_elem(m->revnat, &v.id, &rn) || pw_ip4_from_bytes(rn.addr) != d->vip ||
+		    rn.port != d->port)
+			return snprintf(msg, len, "svc %d: revnat", i), false;
+		for (int j = 0; j < d->n_backends; j++) {
+			int a = (int)(d->backends[j].ip - IP("10.244.7.0"));
+
+			ids[j] = backend_id(m->backends, d->backends[j].ip, d->backends[j].port);
+			if (!ids[j])
+				return snprintf(msg, len, "svc %d: backend %d missing", i, j), false;
+			if (seen[a] && seen[a] != ids[j])
+				return snprintf(msg, len, "backend %d has two ids", a), false;
+			if (!seen[a])
+				distinct++;
+			seen[a] = ids[j];
+			mb[j] = (struct pw_maglev_backend){ ids[j], d->backends[j].ip, d->backends[j].port };
+		}
+		if (!slots_are(m->slots, v.id, ids, (uint32_t)d->n_backends))
+			return snprintf(msg, len, "svc %d: slots", i), false;
+		slots += d->n_backends;
+		if (d->maglev && d->n_backends) {
+			if (!maglev_matches(m->maglev, v.id, mb, d->n_backends, mm))
+				return snprintf(msg, len, "svc %d: Maglev table", i), false;
+			maglevs++;
+		}
+	}
+	if (count_entries(m->services, 8) != fes || count_entries(m->slots, 8) != slots ||
+	    count_entries(m->backends, 4) != distinct || count_entries(m->revnat, 4) != n ||
+	    count_entries(m->maglev, 4) != maglevs)
+		return snprintf(msg, len, "extra entries: fe %d/%d slots %d/%d be %d/%d revnat %d/%d maglev %d/%d",
+				count_entries(m->services, 8), fes, count_entries(m->slots, 8), slots,
+				count_entries(m->backends, 4), distinct, count_entries(m->revnat, 4), n,
+				count_entries(m->maglev, 4), maglevs), false;
+	return true;
+}
+
+static void test_random_sequence(bool in_place)
+{
+	static struct pw_backend_config pool[RS_SVCS][RS_ADDRS];
+	struct pw_service_config all[RS_SVCS], cur[RS_SVCS];
+	bool present[RS_SVCS] = { false };
+	struct pw_svc_maps m;
+	struct pw_services s;
+	char msg[320] = "", name[96];
+	int round, failed_round = -1, restarts = 0;
+
+	if (create_maps(&m, BPF_F_INNER_MAP)) {
+		PWT_CHECK(0, "random: create maps", "%s", strerror(errno));
+		return;
+	}
+	memset(all, 0, sizeof(all));
+	for (int i = 0; i < RS_SVCS; i++) {
+		all[i].vip = IP("10.96.5.0") + (uint32_t)i;
+		all[i].port = 80;
+		all[i].protocol = i % 3 ? IPPROTO_TCP : IPPROTO_UDP;
+		all[i].backends = pool[i];
+	}
+	pw_services_init(&s, &m, RS_M);
+	s.maglev_in_place = in_place;
+	for (round = 0; round < 300 && failed_round < 0; round++) {
+		int n = 0, changes = 1 + (int)(rs_rand() % 4);
+
+		for (int c = 0; c < changes; c++) {
+			int i = (int)(rs_rand() % RS_SVCS);
+			struct pw_service_config *d = &all[i];
+
+			switch (rs_rand() % 6) {
+			case 0:
+				present[i] = !present[i];
+				break;
+			case 1:
+				d->maglev = !d->maglev;
+				break;
+			case 2:   /* NodePorts from a small range: they move between services */
+				d->node_port = rs_rand() % 3 ? 0 : (uint16_t)(30000 + rs_rand() % 6);
+				for (int j = 0; j < RS_SVCS; j++)
+					if (j != i && all[j].node_port == d->node_port)
+						all[j].node_port = 0;
+				break;
+			case 3:
+				d->affinity_timeout = rs_rand() % 2 ? 0 : 10800;
+				break;
+			default: { /* a fresh random subset of the address pool, in random order */
+				int k = (int)(rs_rand() % 13);
+				bool used[RS_ADDRS] = { false };
+
+				d->n_backends = 0;
+				while (d->n_backends < k) {
+					int a = (int)(rs_rand() % RS_ADDRS);
+
+					if (used[a])
+						continue;
+					used[a] = true;
+					pool[i][d->n_backends++] = (struct pw_backend_config){
+						IP("10.244.7.0") + (uint32_t)a, 8080 };
+				}
+			}
+			}
+		}
+		for (int i = 0; i < RS_SVCS; i++)
+			if (present[i])
+				cur[n++] = all[i];
+		if (round % 37 == 36) {
+			pw_services_close(&s);
+			pw_services_init(&s, &m, RS_M);
+			s.maglev_in_place = in_place;
+			restarts++;
+		}
+		if (pw_services_apply(&s, cur, n)) {
+			snprintf(msg, sizeof(msg), "apply: %s", s.err);
+			failed_round = round;
+		} else if (!maps_match(&m, cur, n, RS_M, msg, sizeof(msg))) {
+			failed_round = round;
+		}
+	}
+	snprintf(name, sizeof(name), "random: 300 rounds of changes (%d restarts%s), maps always exact",
+		 restarts, in_place ? ", Maglev in place" : "");
+	PWT_CHECK(failed_round < 0, name, "round %d: %s", failed_round, msg);
+	pw_services_close(&s);
+	close_maps(&m);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -624,5 +786,7 @@ int main(void)
 	test_refusals();
 	test_leftovers();
 	test_open_pinned();
+	test_random_sequence(false);
+	test_random_sequence(true);
 	return pwt_done();
 }

@@ -258,7 +258,7 @@ struct pw_svc_state {
 	struct wlist stale_fe, stale_slots, stale_revnat, stale_maglev;
 	/* one apply's writes */
 	struct wlist be_upd, slot_upd, revnat_upd, fe_upd, fe_del, slot_del, revnat_del,
-		     be_del, maglev_del;
+		     be_del, maglev_del, maglev_upd;
 	uint32_t *maglev_build;     /* svc indices */
 	uint32_t n_maglev_build, cap_maglev_build;
 	uint64_t *aff_drop;         /* (svc id << 32 | backend id), backend id 0 = all */
@@ -470,7 +470,7 @@ static void state_free(struct pw_svc_state *st)
 	struct wlist *lists[] = { &st->stale_fe, &st->stale_slots, &st->stale_revnat,
 				  &st->stale_maglev, &st->be_upd, &st->slot_upd, &st->revnat_upd,
 				  &st->fe_upd, &st->fe_del, &st->slot_del, &st->revnat_del,
-				  &st->be_del, &st->maglev_del };
+				  &st->be_del, &st->maglev_del, &st->maglev_upd };
 
 	if (!st)
 		return;
@@ -517,6 +517,7 @@ static struct pw_svc_state *state_new(void)
 	wl_init(&st->revnat_del, sizeof(__u32), 0);
 	wl_init(&st->be_del, sizeof(__u32), 0);
 	wl_init(&st->maglev_del, sizeof(__u32), 0);
+	wl_init(&st->maglev_upd, sizeof(__u32), sizeof(int));
 	st->next_svc_id = 1;
 	st->next_be_id = 1;
 	return st;
@@ -710,32 +711,26 @@ static int load_revnat(void *ctx, const void *key, const void *val)
 	return 0;
 }
 
-/* Read inner map inner_id into table (up to cap entries); its size in *m. */
-static int read_inner(struct pw_svc_state *st, uint32_t inner_id, uint32_t *m)
+/* Read the Maglev inner map fd into st->table2; its size in *m. */
+static int read_inner_fd(struct pw_svc_state *st, int fd, uint32_t *m)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info), count;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	uint32_t out;
-	int fd = bpf_map_get_fd_by_id(inner_id), err = 0;
+	int err = 0;
 
-	if (fd < 0)
-		return -errno;
 	memset(&info, 0, sizeof(info));
-	if (bpf_map_get_info_by_fd(fd, &info, &len)) {
-		err = -errno;
-		goto out;
-	}
+	if (bpf_map_get_info_by_fd(fd, &info, &len))
+		return -errno;
 	st->inner_flags = info.map_flags;
 	st->inner_flags_known = true;
 	*m = info.max_entries;
 	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != 4 || !pw_is_prime(*m) ||
-	    *m > PW_MAGLEV_M_MAX) {
-		err = -EINVAL;
-		goto out;
-	}
+	    *m > PW_MAGLEV_M_MAX)
+		return -EINVAL;
 	if ((err = table_reserve(st, *m)))
-		goto out;
+		return err;
 	count = *m;
 	err = bpf_map_lookup_batch(fd, NULL, &out, st->mkeys, st->table2, &count, &opts);
 	if (err == -ENOENT && count == *m)
@@ -748,7 +743,16 @@ static int read_inner(struct pw_svc_state *st, uint32_t inner_id, uint32_t *m)
 	/* mkeys may have been overwritten by the batch: restore 0..m-1. */
 	for (uint32_t i = 0; i < st->table_cap; i++)
 		st->mkeys[i] = i;
-out:
+	return err;
+}
+
+static int read_inner(struct pw_svc_state *st, uint32_t inner_id, uint32_t *m)
+{
+	int fd = bpf_map_get_fd_by_id(inner_id), err;
+
+	if (fd < 0)
+		return -errno;
+	err = read_inner_fd(st, fd, m);
 	close(fd);
 	return err;
 }
@@ -1021,79 +1025,162 @@ static int flush_delete(struct pw_services *s, int fd, struct wlist *w)
 	return err;
 }
 
-static int flush_delete_each(struct pw_services *s, int fd, struct wlist *w)
-{
-	int err = 0;
-
-	for (uint32_t i = 0; i < w->n && !err; i++) {
-		s->last.syscalls++;
-		if (bpf_map_delete_elem(fd, w->k + (size_t)i * w->ksz) && errno != ENOENT)
-			err = -errno;
-	}
-	if (!err)
-		s->last.deletes += w->n;
-	w->n = 0;
-	return err;
-}
-
-static int create_inner(struct pw_services *s, uint32_t m, uint32_t flags)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_maglev_in", sizeof(__u32), sizeof(__u32),
-				m, &opts);
-
-	(void)s;
-	return fd < 0 ? -errno : fd;
-}
-
-/* Build the table of svc r in a new inner map and swap it in at r->id. */
-static int install_maglev(struct pw_services *s, struct svc_rec *r)
+/* A new inner map holding st->table (m entries): fd or -errno. */
+static int build_inner(struct pw_services *s, uint32_t m, uint32_t flags)
 {
 	struct pw_svc_state *st = s->st;
+	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = flags);
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	uint32_t m = s->maglev_m;
-	/* The inner template decides whether inner maps carry BPF_F_INNER_MAP
-	 * (which frees them to differ in size from it); unknown until the
-	 * first insert, so try the flag first and fall back once. */
-	uint32_t flags[2] = { BPF_F_INNER_MAP, 0 };
-	int tries = st->inner_flags_known ? 1 : 2, err;
+	__u32 count = m;
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_maglev_in", sizeof(__u32), sizeof(__u32),
+				m, &copts);
+	int err;
 
-	if (st->inner_flags_known)
-		flags[0] = st->inner_flags;
-	if ((err = table_reserve(st, m)) || (err = maglev_backends(st, r)) ||
-	    (err = pw_maglev_build(st->mb, (int)r->n, m, st->table)))
+	if (fd < 0)
+		return -errno;
+	s->last.syscalls += 2;
+	err = bpf_map_update_batch(fd, st->mkeys, st->table, &count, &opts);
+	if (err && no_batch(err)) {
+		err = 0;
+		for (uint32_t i = 0; i < m && !err; i++)
+			err = bpf_map_update_elem(fd, &i, &st->table[i], BPF_ANY) ? -errno : 0;
+	}
+	if (err) {
+		close(fd);
 		return err;
-	for (int t = 0; t < tries; t++) {
-		__u32 count = m;
-		int fd = create_inner(s, m, flags[t]);
+	}
+	s->last.maglev_entries += m;
+	return fd;
+}
+
+static void maglev_installed(struct pw_services *s, struct svc_rec *r)
+{
+	r->maglev_m = s->maglev_m;
+	r->maglev_current = true;
+	s->last.maglev_tables++;
+}
+
+/* The first table ever written learns which map_flags the pw_maglev inner
+ * template wants: BPF_F_INNER_MAP (inner maps may differ in size from the
+ * template) is tried first, then none. */
+static int install_first_maglev(struct pw_services *s, struct svc_rec *r)
+{
+	static const uint32_t flags[2] = { BPF_F_INNER_MAP, 0 };
+	struct pw_svc_state *st = s->st;
+	int err = 0;
+
+	for (int t = 0; t < 2; t++) {
+		int fd = build_inner(s, s->maglev_m, flags[t]);
 
 		if (fd < 0)
 			return fd;
-		s->last.syscalls += 2;
-		err = bpf_map_update_batch(fd, st->mkeys, st->table, &count, &opts);
-		if (err && no_batch(err)) {
-			err = 0;
-			for (uint32_t i = 0; i < m && !err; i++)
-				err = bpf_map_update_elem(fd, &i, &st->table[i], BPF_ANY) ? -errno : 0;
-		}
-		if (!err) {
-			s->last.syscalls++;
-			err = bpf_map_update_elem(s->fd.maglev, &r->id, &fd, BPF_ANY) ? -errno : 0;
-		}
-		close(fd);  /* the outer map holds the table now */
+		s->last.syscalls++;
+		err = bpf_map_update_elem(s->fd.maglev, &r->id, &fd, BPF_ANY) ? -errno : 0;
+		close(fd);   /* the outer map holds the table now */
 		if (!err) {
 			st->inner_flags = flags[t];
 			st->inner_flags_known = true;
-			r->maglev_m = m;
-			r->maglev_current = true;
 			s->last.writes++;
-			s->last.maglev_tables++;
-			s->last.maglev_entries += m;
+			maglev_installed(s, r);
 			return 0;
 		}
 		if (err != -EINVAL)
 			break;
 	}
+	return err;
+}
+
+/* Rewrite, in service r's installed table, only the entries that differ
+ * from st->table (same size). No RCU wait, but a reader may briefly see a
+ * mix of old and new entries (each entry is one atomic 4-byte value). */
+static int patch_maglev(struct pw_services *s, struct svc_rec *r)
+{
+	struct pw_svc_state *st = s->st;
+	struct wlist w;
+	uint32_t inner_id, m = 0;
+	int fd, err;
+
+	if (bpf_map_lookup_elem(s->fd.maglev, &r->id, &inner_id))
+		return -errno;
+	fd = bpf_map_get_fd_by_id(inner_id);
+	if (fd < 0)
+		return -errno;
+	s->last.syscalls += 2;
+	err = read_inner_fd(st, fd, &m);
+	if (!err && m != s->maglev_m)
+		err = -ESTALE;
+	wl_init(&w, sizeof(__u32), sizeof(__u32));
+	for (uint32_t i = 0; i < m && !err; i++)
+		if (st->table[i] != st->table2[i])
+			err = wl_add(&w, &i, &st->table[i]);
+	if (!err) {
+		uint32_t changed = w.n;
+		unsigned long writes = s->last.writes;
+
+		err = flush_update(s, fd, &w);
+		s->last.writes = writes;   /* counted as Maglev entries, not map elements */
+		s->last.maglev_entries += changed;
+	}
+	if (!err) {
+		r->maglev_m = m;
+		r->maglev_current = true;
+	}
+	wl_free(&w);
+	close(fd);
+	return err;
+}
+
+/* Phase 3 for Maglev: build every scheduled table in a new inner map, then
+ * swap them all in with one batch update of pw_maglev. The kernel waits for
+ * an RCU grace period after a write to a map of maps (so no program still
+ * uses the old table when the call returns): one wait per apply, not one
+ * per table. With s->maglev_in_place, a table of unchanged size is patched
+ * in place instead and no wait happens at all. */
+static int install_maglev_tables(struct pw_services *s)
+{
+	struct pw_svc_state *st = s->st;
+	uint32_t i = 0, n_fds;
+	int err = 0;
+
+	for (; i < st->n_maglev_build && !err; i++) {
+		struct svc_rec *r = &st->svc[st->maglev_build[i]];
+
+		if ((err = table_reserve(st, s->maglev_m)) || (err = maglev_backends(st, r)) ||
+		    (err = pw_maglev_build(st->mb, (int)r->n, s->maglev_m, st->table)))
+			break;
+		if (!st->inner_flags_known) {
+			err = install_first_maglev(s, r);
+			continue;
+		}
+		if (s->maglev_in_place && r->maglev_m == s->maglev_m) {
+			err = patch_maglev(s, r);
+			if (err != -ENOENT && err != -ESTALE)
+				continue;   /* done, or a real error; else: replace the table */
+		}
+		err = build_inner(s, s->maglev_m, st->inner_flags);
+		if (err >= 0) {
+			int fd = err;
+
+			err = wl_add(&st->maglev_upd, &r->id, &fd);
+			if (err)
+				close(fd);
+		}
+	}
+	n_fds = st->maglev_upd.n;
+	if (!err)
+		err = flush_update(s, s->fd.maglev, &st->maglev_upd);
+	for (uint32_t j = 0; j < n_fds; j++) {
+		int fd;
+		uint32_t id;
+
+		memcpy(&fd, st->maglev_upd.v + (size_t)j * sizeof(int), sizeof(fd));
+		memcpy(&id, st->maglev_upd.k + (size_t)j * sizeof(id), sizeof(id));
+		close(fd);   /* the outer map holds the tables now */
+		if (!err)
+			maglev_installed(s, svc_by_id(st, id));
+	}
+	st->maglev_upd.n = 0;
+	st->n_maglev_build = 0;
 	return err;
 }
 
@@ -1498,21 +1585,19 @@ static int write_phases(struct pw_services *s)
 	STEP(flush_delete(s, s->fd.services, &st->stale_fe), "deleting stale frontends");
 	STEP(flush_delete(s, s->fd.slots, &st->stale_slots), "deleting stale slots");
 	STEP(flush_delete(s, s->fd.revnat, &st->stale_revnat), "deleting stale revnat");
-	STEP(flush_delete_each(s, s->fd.maglev, &st->stale_maglev), "deleting stale Maglev tables");
+	STEP(flush_delete(s, s->fd.maglev, &st->stale_maglev), "deleting stale Maglev tables");
 	/* 1-3: everything a frontend will point to */
 	STEP(flush_update(s, s->fd.backends, &st->be_upd), "writing " PW_MAP_BACKENDS);
 	STEP(flush_update(s, s->fd.slots, &st->slot_upd), "writing " PW_MAP_SLOTS);
 	STEP(flush_update(s, s->fd.revnat, &st->revnat_upd), "writing " PW_MAP_REVNAT);
-	for (uint32_t i = 0; i < st->n_maglev_build; i++)
-		STEP(install_maglev(s, &st->svc[st->maglev_build[i]]), "installing a Maglev table");
-	st->n_maglev_build = 0;
+	STEP(install_maglev_tables(s), "installing Maglev tables");
 	/* 4: frontends switch over (deletes first: a NodePort may move between services) */
 	STEP(flush_delete(s, s->fd.services, &st->fe_del), "deleting frontends");
 	STEP(flush_update(s, s->fd.services, &st->fe_upd), "writing " PW_MAP_SERVICES);
 	/* 5: what no frontend points to any more */
 	STEP(flush_delete(s, s->fd.slots, &st->slot_del), "deleting slots");
 	STEP(flush_delete(s, s->fd.revnat, &st->revnat_del), "deleting revnat");
-	STEP(flush_delete_each(s, s->fd.maglev, &st->maglev_del), "deleting Maglev tables");
+	STEP(flush_delete(s, s->fd.maglev, &st->maglev_del), "deleting Maglev tables");
 	STEP(drop_affinity(s), "deleting affinity entries");
 	/* 6: backends no service names */
 	for (uint32_t i = 0; i < st->n_cand; i++) {
@@ -1539,7 +1624,8 @@ static void forget_removed(struct pw_svc_state *st)
 {
 	uint32_t k = 0;
 
-	qsort(st->del_svc, st->n_del_svc, sizeof(*st->del_svc), cmp_desc);
+	if (st->n_del_svc)
+		qsort(st->del_svc, st->n_del_svc, sizeof(*st->del_svc), cmp_desc);
 	for (uint32_t i = 0; i < st->n_del_svc; i++)
 		remove_svc_rec(st, st->del_svc[i]);
 	st->n_del_svc = 0;
@@ -1548,7 +1634,8 @@ static void forget_removed(struct pw_svc_state *st)
 		if (!st->be[st->cand[i]].refs)
 			st->cand[k++] = st->cand[i];
 	}
-	qsort(st->cand, k, sizeof(*st->cand), cmp_desc);
+	if (k)
+		qsort(st->cand, k, sizeof(*st->cand), cmp_desc);
 	for (uint32_t i = 0; i < k; i++)
 		remove_be_rec(st, st->cand[i]);
 	st->n_cand = 0;

@@ -35,6 +35,12 @@ struct pw_services {
 	struct pw_svc_maps fd;
 	bool own_fds;                /* pw_services_open: close them in pw_services_close */
 	uint32_t maglev_m;           /* Maglev table size (prime) for tables built from now on */
+	/* false (default): a changed Maglev table is built in a new inner map
+	 * and swapped in atomically (costs one kernel RCU grace period per
+	 * apply, several ms). true: a table of unchanged size is patched in
+	 * place, only its changed entries written (no wait; a reader may see a
+	 * mix of old and new entries for the few microseconds of the write). */
+	bool maglev_in_place;
 	struct pw_svc_stats last;    /* of the last pw_services_apply */
 	char err[256];               /* why the last call failed */
 	struct pw_svc_state *st;
