@@ -30,7 +30,7 @@ BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/podwire/*.h)
 LIB_SRCS  := $(wildcard userspace/lib/*.c)
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB       := $(BUILD)/libpodwire.a
-HDRS      := $(wildcard userspace/lib/*.h) $(wildcard include/podwire/*.h)
+HDRS      := $(wildcard userspace/lib/*.h userspace/agent/*.h userspace/ctl/*.h cni/*.h include/podwire/*.h)
 
 AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/agent/*.c))
 CTL_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/ctl/*.c))

@@ -64,4 +64,49 @@ if ! [ -x /usr/local/bin/cnitool ] || ! /usr/local/bin/cnitool 2>&1 | grep -q 'g
 	command -v go >/dev/null || { need_root; apt_update_once; apt-get install -y -qq golang-go; }
 	GOBIN=/usr/local/bin GOFLAGS=-mod=mod go install "github.com/containernetworking/cni/cnitool@${CNITOOL_VERSION}"
 fi
-echo "deps: ok (libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -1), cnitool ${CNITOOL_VERSION})"
+
+# ---- vmtest (make vmtest, vmtest/run.sh; owner: vmtest) --------------------
+# virtme-ng from PyPI at a pinned version, in its own venv under VMTEST_HOME
+# (vmtest/run.sh puts its bin/ first on PATH: vng runs virtme-run from PATH).
+# Debian packages it needs on the host, whose root the guest shares:
+#   qemu-system-x86  the VM (TCG here: /dev/kvm does not work on these machines)
+#   busybox-static   virtme-ng's initramfs shell
+#   kmod             depmod for the unpacked kernel trees, modprobe in the guest
+#   udev             the guest's udevd creates /dev/virtio-ports/virtme.*,
+#                    without which vng cannot pass the script's I/O and exit status
+# Kernels are not installed here: vmtest/run.sh fetches them as .deb per run
+# (cached in VMTEST_HOME/kernels, see docs/vmtest.md).
+VNG_VERSION=${VNG_VERSION:-1.42}
+VMTEST_HOME=${VMTEST_HOME:-/opt/podwire-vmtest}
+VMTEST_PKGS=(qemu-system-x86 busybox-static kmod udev)
+
+vng_ok() {
+	[ -x "$VMTEST_HOME/venv/bin/vng" ] &&
+		[ "$("$VMTEST_HOME/venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("virtme-ng"))' 2>/dev/null)" = "$VNG_VERSION" ]
+}
+
+vmissing=()
+for p in "${VMTEST_PKGS[@]}"; do pkg_ok "$p" || vmissing+=("$p"); done
+if [ ${#vmissing[@]} -gt 0 ]; then
+	need_root
+	export DEBIAN_FRONTEND=noninteractive
+	apt_update_once
+	apt-get install -y -qq --no-install-recommends "${vmissing[@]}"
+fi
+if ! vng_ok; then
+	need_root
+	# A venv whose interpreter went away (pyenv version change) is rebuilt whole.
+	rm -rf "$VMTEST_HOME/venv"
+	mkdir -p "$VMTEST_HOME"
+	if ! python3 -m venv "$VMTEST_HOME/venv" 2>/dev/null; then
+		rm -rf "$VMTEST_HOME/venv"
+		apt_update_once
+		apt-get install -y -qq --no-install-recommends python3-venv
+		/usr/bin/python3 -m venv "$VMTEST_HOME/venv"
+	fi
+	"$VMTEST_HOME/venv/bin/pip" install -q --disable-pip-version-check "virtme-ng==${VNG_VERSION}"
+	vng_ok || { echo "make deps: virtme-ng ${VNG_VERSION} did not install into $VMTEST_HOME/venv" >&2; exit 1; }
+fi
+# ---- end vmtest --------------------------------------------------------------
+
+echo "deps: ok (libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -1), cnitool ${CNITOOL_VERSION}, virtme-ng ${VNG_VERSION})"

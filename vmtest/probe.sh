@@ -2,7 +2,7 @@
 # Runs inside the vmtest guest (from guest.sh): one node with one pod, built
 # with the e2e helpers, to record what the suites do not print: the attach
 # mode the agent chose (node.json) and the verifier's instruction count of
-# every program it loaded (bpftool prog show, verified_insns).
+# every program it loaded (bpf_prog_info.verified_insns, via progstat).
 # usage: BUILD=... probe.sh OUTDIR   writes OUTDIR/attach, progs.tsv, net.txt
 set -u
 out=$1
@@ -16,10 +16,10 @@ inst=${PW_NODE_INST[n1]}
 
 jq -r '.attach // "unknown"' "/run/podwire/$inst/node.json" > "$out/attach" || exit 1
 # Every program in the guest is ours (nothing else loads BPF there); the pod
-# object is shared by all pods, so a name appears once per object.
-bpftool -j prog show | jq -r '.[] | select(.name != null) |
-	[.name, .type, (.verified_insns // "n/a"), (.bytes_xlated // "n/a")] | @tsv' |
-	sort -u > "$out/progs.tsv" || exit 1
+# object is shared by all pods, so a name appears once per object. bpftool
+# does not print verified_insns: progstat (vmtest/tools/progstat.c) does.
+"$BUILD/vmtest/progstat" > "$out/progs.raw" && sort -u "$out/progs.raw" > "$out/progs.tsv" || exit 1
+rm -f "$out/progs.raw"
 {
 	echo "# bpftool net show, node namespace"
 	in_ns "${PW_PREFIX}-n1" bpftool net show

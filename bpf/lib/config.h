@@ -20,6 +20,9 @@ const volatile __be32 cfg_cluster_mask = 0;
 const volatile __u32 cfg_routing_mode    = 0; /* enum pw_routing_mode: PW_MODE_NATIVE or PW_MODE_VXLAN */
 const volatile __u32 cfg_overlay_ifindex = 0; /* the pw_vxlan device (VXLAN mode), 0 in native mode */
 const volatile __u32 cfg_masquerade      = 0; /* non-zero: SNAT pods' traffic to outside the cluster */
+/* Entries of the Maglev tables the agent builds (its Maglev M, a prime): the
+ * BPF side cannot read an inner map's size, so the agent says it. */
+const volatile __u32 cfg_maglev_m        = PW_MAGLEV_M;
 
 static __always_inline int pw_in_pod_cidr(__be32 addr)
 {

@@ -85,4 +85,88 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_snat SEC(".maps");
 
+/* ---- Service load balancing (written by userspace/lib/services.c, see
+ * docs/services.md; read here by lb.h) ---- */
+
+/* frontend (VIP or 0.0.0.0 for NodePort, port, proto, scope) -> service */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_svc_key);
+	__type(value, struct pw_svc);
+	__uint(max_entries, PW_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_services SEC(".maps");
+
+/* (service id, slot 0..backends-1) -> backend id */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_slot_key);
+	__type(value, __u32);
+	__uint(max_entries, PW_MAX_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_svc_slots SEC(".maps");
+
+/* backend id -> address, port, state */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pw_backend);
+	__uint(max_entries, PW_MAX_BACKENDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_backends SEC(".maps");
+
+/* service id -> the ClusterIP frontend replies must come from */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pw_revnat);
+	__uint(max_entries, PW_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_revnat SEC(".maps");
+
+/* The inner map template of pw_maglev: one table of backend ids per Maglev
+ * service. BPF_F_INNER_MAP lets the agent's tables have another size than
+ * the template (the Maglev M it builds with, cfg_maglev_m here). */
+struct pw_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, PW_MAGLEV_M);
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+/* service id -> its Maglev table (built in userspace, swapped in whole) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, PW_MAX_MAGLEV);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct pw_maglev_inner);
+} pw_maglev SEC(".maps");
+
+/* (service id, client IP) -> backend: ClientIP session affinity. LRU: a
+ * forgotten pin only costs the client its stickiness. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pw_affinity_key);
+	__type(value, struct pw_affinity);
+	__uint(max_entries, PW_MAX_AFFINITY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_affinity SEC(".maps");
+
+/* Conntrack of load-balanced flows, both directions (struct pw_ct_key).
+ * A plain hash, not an LRU: when it is full a new flow is refused
+ * (PW_DROP_CT_FULL) and established flows keep their entries, where an
+ * LRU would silently evict some established flow to make room. Not
+ * preallocated: memory follows the flows. The agent deletes expired
+ * entries (state + last_seen_ns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_ct_key);
+	__type(value, struct pw_ct_entry);
+	__uint(max_entries, PW_MAX_CT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_ct SEC(".maps");
+
 #endif

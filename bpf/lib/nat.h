@@ -61,9 +61,10 @@ static __always_inline void pw_nat_reverse_key(struct pw_nat_key *rkey, const st
  * (remote, remote port, node IP, port) uses it, so one port serves many
  * remotes. The reply entry is inserted with BPF_NOEXIST, which makes the
  * claim atomic against other CPUs. */
-static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 node_ip, __u64 now, __u16 *port)
+static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 node_ip, __u16 flags, __u64 now,
+					 __u16 *port)
 {
-	struct pw_nat_entry rval = { .port = ekey->sport, .last_seen_ns = now };
+	struct pw_nat_entry rval = { .port = ekey->sport, .flags = flags, .last_seen_ns = now };
 	struct pw_nat_key rkey;
 	__u32 h = pw_nat_hash(ekey);
 
@@ -81,12 +82,14 @@ static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 n
 }
 
 /* The translation of egress flow ekey: the existing one, or a new one with
- * a freshly claimed port. 0 and *xlate filled, or a drop reason. */
-static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 node_ip, struct pw_nat_entry *xlate)
+ * a freshly claimed port, both entries marked with flags (PW_NAT_F_*).
+ * 0 and *xlate filled, or a drop reason. */
+static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 node_ip, __u16 flags,
+				       struct pw_nat_entry *xlate)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct pw_nat_entry *e = bpf_map_lookup_elem(&pw_snat, ekey);
-	struct pw_nat_entry eval = { .last_seen_ns = now };
+	struct pw_nat_entry eval = { .flags = flags, .last_seen_ns = now };
 	struct pw_nat_key rkey;
 	__u16 port;
 	int err;
@@ -98,7 +101,8 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 		 * replies are rare: put it back, or the next reply is lost. */
 		pw_nat_reverse_key(&rkey, ekey, pw_ip4_load(xlate->addr), xlate->port);
 		if (!bpf_map_lookup_elem(&pw_snat, &rkey)) {
-			struct pw_nat_entry rval = { .port = ekey->sport, .last_seen_ns = now };
+			struct pw_nat_entry rval = { .port = ekey->sport, .flags = xlate->flags,
+						     .last_seen_ns = now };
 
 			__builtin_memcpy(rval.addr, ekey->saddr, 4);
 			bpf_map_update_elem(&pw_snat, &rkey, &rval, BPF_NOEXIST);
@@ -106,7 +110,7 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 		return 0;
 	}
 
-	err = pw_snat_alloc(ekey, node_ip, now, &port);
+	err = pw_snat_alloc(ekey, node_ip, flags, now, &port);
 	if (err)
 		return err;
 	__builtin_memcpy(eval.addr, &node_ip, 4);
@@ -148,7 +152,7 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 	key.proto = l4.proto;
 	key.dir = PW_DIR_EGRESS;
 
-	err = pw_snat_get(&key, node_ip, &xlate);
+	err = pw_snat_get(&key, node_ip, 0, &xlate);
 	if (err)
 		return err;
 	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
@@ -159,11 +163,46 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 	return 0;
 }
 
-/* Ingress, a packet to cfg_node_ip: if it answers a masqueraded flow, its
- * destination goes back to the pod's address and port. 0 (translated: the
- * pod's address is in pkt->nat_addr), PW_NAT_SKIP (not a reply of ours: the
- * host stack's), or a drop reason. */
-static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+/* A NodePort flow to a remote backend (already DNATed: iph holds the
+ * backend as destination): source -> cfg_node_ip and an allocated port, so
+ * the backend's replies come back through this node. Same allocation and
+ * entries as masquerade, marked PW_NAT_F_NODEPORT. 0 or a drop reason. */
+static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_nat_entry xlate;
+	struct pw_nat_key key = {};
+	struct pw_l4 l4;
+	__be32 saddr = iph->saddr;
+	__be32 node_ip = cfg_node_ip;
+	int err;
+
+	err = pw_l4_parse(skb, iph, &l4);
+	if (err)
+		return err;
+	__builtin_memcpy(key.saddr, &saddr, 4);
+	__builtin_memcpy(key.daddr, &iph->daddr, 4);
+	key.sport = l4.sport;
+	key.dport = l4.dport;
+	key.proto = l4.proto;
+	key.dir = PW_DIR_EGRESS;
+
+	err = pw_snat_get(&key, node_ip, PW_NAT_F_NODEPORT, &xlate);
+	if (err)
+		return err;
+	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
+	    pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
+		return PW_DROP_NAT_FAILED;
+	return 0;
+}
+
+/* Ingress, a packet to cfg_node_ip: if it answers a masqueraded flow (only
+ * when the node masquerades) or a NodePort flow SNATed to a remote backend
+ * (always), its destination goes back to the pod's (client's) address and
+ * port. 0 (translated: the new destination is in pkt->nat_addr/nat_port,
+ * the entry's flags in *flags), PW_NAT_SKIP (not a reply of ours: the host
+ * stack's), or a drop reason. */
+static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
+					       __u16 *flags)
 {
 	struct pw_nat_entry *e;
 	struct pw_nat_key key = {};
@@ -181,6 +220,9 @@ static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_
 	key.dir = PW_DIR_INGRESS;
 	e = bpf_map_lookup_elem(&pw_snat, &key);
 	if (!e)
+		return PW_NAT_SKIP;
+	*flags = e->flags;
+	if (!cfg_masquerade && !(e->flags & PW_NAT_F_NODEPORT))
 		return PW_NAT_SKIP;
 	pw_nat_touch(e, bpf_ktime_get_ns());
 	pod_ip = pw_ip4_load(e->addr);

@@ -117,8 +117,13 @@ struct pw_nat_key {
 struct pw_nat_entry {
 	__u8  addr[4];              /* rewrite to */
 	__u16 port;                 /* host byte order */
-	__u16 pad;
+	__u16 flags;                /* PW_NAT_F_* (was padding: 0 for masquerade) */
 	__u64 last_seen_ns;         /* bpf_ktime_get_ns(): the agent expires idle entries */
+};
+
+enum pw_nat_flags {
+	PW_NAT_F_NODEPORT = 1,      /* SNAT of a NodePort flow to a remote backend: translated
+	                             * back even when the node does not masquerade */
 };
 
 /* Default sizes (agent flags override): >= 10,000 services with a NodePort
@@ -194,7 +199,11 @@ struct pw_affinity {
 	__u64 last_used_ns;
 };
 
-/* pw_ct (LRU hash): one entry per direction of a load-balanced flow. */
+/* pw_ct (hash, BPF_F_NO_PREALLOC: a full table refuses new flows instead of
+ * evicting established ones; the agent deletes expired entries): one entry
+ * per direction of a load-balanced flow. Forward key: the packet as the
+ * client sent it (client, frontend). Reply key: the packet as the backend
+ * sends it (backend, client; hairpin: backend, cfg_gateway_ip). */
 struct pw_ct_key {
 	__u8  saddr[4];
 	__u8  daddr[4];
@@ -218,10 +227,18 @@ struct pw_ct_entry {
 	__u64 last_seen_ns;         /* bpf_ktime_get_ns(): the agent expires by state timeout */
 	__u32 svc_id;               /* -> pw_revnat for replies */
 	__u32 backend_id;
-	__u8  state;                /* pw_ct_state */
-	__u8  tcp_flags;            /* TCP flags seen so far */
-	__u16 pad;
-	__u32 pad2;
+	__u8  state;                /* pw_ct_state, the same in both entries of a flow */
+	__u8  tcp_flags;            /* TCP flags seen so far in this entry's direction */
+	__u16 fe_port;              /* NodePort flows: the node port (host order), else 0 */
+	__u8  flags;                /* PW_CT_F_* */
+	__u8  pad;
+	__u16 pad2;
+};
+
+enum pw_ct_flags {
+	PW_CT_F_NODEPORT = 1,       /* frontend = cfg_node_ip:fe_port (not pw_revnat) */
+	PW_CT_F_HAIRPIN  = 2,       /* client == backend: its source is cfg_gateway_ip towards the pod */
+	PW_CT_F_SNAT     = 4,       /* NodePort to a remote backend: source also SNATed (pw_snat) */
 };
 
 /* pw_metrics (per-CPU array): slot = -reason for drops, or a pw_metric_slot. */

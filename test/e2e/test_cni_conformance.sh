@@ -75,7 +75,7 @@ JSON
 	# nsenter and env exec: $! is the agent itself (a backgrounded shell
 	# function would give the PID of a subshell, and kill would miss it).
 	nsenter --net="/run/netns/$ns" env PODWIRE_ATTACH_MODE="${4:-}" "$AGENT" --instance "$ns" \
-		--config "$TMP/$name.json" >"$TMP/$name-agent.log" 2>&1 &
+		--config "$TMP/$name.json" ${5:-} >"$TMP/$name-agent.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	for i in $(seq 100); do
 		[ -f "/run/podwire/$ns/node.json" ] && [ -e "/sys/fs/bpf/podwire/$ns/progs/pod_ingress" ] &&
@@ -87,7 +87,9 @@ JSON
 	return 1
 }
 
-node_up node 192.168.1.11 10.244.1.0/24 && ok "agent for $P-node is up" ||
+# The first node attaches pods with tcx (--pod-attach tcx), the second with
+# cls_bpf on a node forced to tc: both pod attach paths are exercised.
+node_up node 192.168.1.11 10.244.1.0/24 "" "--pod-attach tcx" && ok "agent for $P-node is up" ||
 	{ not_ok "agent for $P-node is up"; exit 1; }
 # node2 uses the legacy clsact/cls_bpf attachment (no link pins).
 node_up node2 192.168.1.12 10.244.2.0/28 tc && ok "agent for $P-node2 is up" ||

@@ -30,7 +30,8 @@ struct pw_agent {
 	struct pw_paths paths;
 	const char *config_path;
 	struct pw_node_config cfg;     /* the config currently applied */
-	enum pw_attach_mode mode;
+	enum pw_attach_mode mode;      /* uplink and overlay programs */
+	enum pw_attach_mode pod_mode;  /* pod veths: tc unless --pod-attach tcx (see nodeinfo.h) */
 	int uplink_ifindex;
 	int pod_mtu;
 	struct pw_datapath *dp;

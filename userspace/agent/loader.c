@@ -226,7 +226,10 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 	err = set_cross_node_rodata(a, dp->pod->obj);
 	if (err)
 		return err;
-	set_attach_type(a, dp->pod->obj, PW_PROG_POD, PW_HOOK_INGRESS);
+	/* The pod program follows the pod attach mode, not the node's. */
+	if (a->pod_mode == PW_ATTACH_TCX)
+		bpf_program__set_expected_attach_type(dp->pod->progs.pod_ingress,
+						      pw_hook_tcx_attach_type(PW_HOOK_INGRESS));
 	err = pod_bpf__load(dp->pod);
 	if (err)
 		return load_failed("pod", err);
@@ -334,7 +337,7 @@ static void drop_other_mode(enum pw_attach_mode now, enum pw_attach_mode before,
 
 /* Moves every pod attachment to the freshly loaded pod program. */
 static void move_pod_attachments(struct pw_agent *a, struct pw_datapath *dp,
-				 enum pw_attach_mode before)
+				 enum pw_attach_mode pod_before)
 {
 	int map_fd = bpf_map__fd(dp->pod->maps.pw_ep_ifindex);
 	int prog_fd = bpf_program__fd(dp->pod->progs.pod_ingress);
@@ -355,13 +358,13 @@ static void move_pod_attachments(struct pw_agent *a, struct pw_datapath *dp,
 		}
 		err = pw_link_pin_path(&a->paths, ifname, pin, sizeof(pin));
 		if (!err)
-			err = pw_attach_ingress(a->mode, prog_fd, (int)key, pin);
+			err = pw_attach_ingress(a->pod_mode, prog_fd, (int)key, pin);
 		if (err) {
 			pw_warn("cannot move the pod program on %s (ifindex %u) to the new program: %s",
 				ifname, key, strerror(-err));
 			failed++;
 		} else {
-			drop_other_mode(a->mode, before, (int)key, PW_HOOK_INGRESS, pin);
+			drop_other_mode(a->pod_mode, pod_before, (int)key, PW_HOOK_INGRESS, pin);
 			moved++;
 		}
 	}
@@ -514,7 +517,7 @@ static void start_snat_gc(struct pw_agent *a)
 
 int pw_loader_start(struct pw_agent *a)
 {
-	enum pw_attach_mode before;
+	enum pw_attach_mode before, pod_before;
 	struct pw_nodeinfo prev;
 	struct pw_datapath *dp;
 	char pin[PW_PATH_MAX + 32], perr[256];
@@ -532,7 +535,15 @@ int pw_loader_start(struct pw_agent *a)
 	if (err)
 		return err;
 	/* What the previous run attached with, to clean up after a mode change. */
-	before = pw_nodeinfo_read(a->paths.node_file, &prev, perr, sizeof(perr)) == 0 ? prev.attach : a->mode;
+	if (a->pod_mode == PW_ATTACH_TCX && a->mode != PW_ATTACH_TCX)
+		a->pod_mode = a->mode;   /* no tcx in this kernel */
+	if (pw_nodeinfo_read(a->paths.node_file, &prev, perr, sizeof(perr)) == 0) {
+		before = prev.attach;
+		pod_before = prev.pod_attach;
+	} else {
+		before = a->mode;
+		pod_before = a->pod_mode;
+	}
 	/* The programs are built for pw_vxlan's ifindex: it exists before load. */
 	if (a->cfg.routing == PW_ROUTING_VXLAN && (err = pw_overlay_setup(a)))
 		return err;
@@ -560,7 +571,7 @@ int pw_loader_start(struct pw_agent *a)
 		err = setup_overlay(a, dp, before);
 	if (err)
 		return err;
-	move_pod_attachments(a, dp, before);
+	move_pod_attachments(a, dp, pod_before);
 	start_snat_gc(a);
 	return 0;
 }
@@ -616,7 +627,8 @@ static void remove_tree(const char *path)
 /* Where the uplink and attach mode came from at install time: node.json if
  * the agent ever published it, else the config file, else a probe. */
 static void uninstall_facts(const struct pw_paths *p, const char *config_path,
-			    enum pw_attach_mode *mode, char uplink[IF_NAMESIZE])
+			    enum pw_attach_mode *mode, enum pw_attach_mode *pod_mode,
+			    char uplink[IF_NAMESIZE])
 {
 	struct pw_nodeinfo ni;
 	struct pw_node_config cfg;
@@ -625,9 +637,11 @@ static void uninstall_facts(const struct pw_paths *p, const char *config_path,
 	uplink[0] = '\0';
 	if (pw_nodeinfo_read(p->node_file, &ni, err, sizeof(err)) == 0) {
 		*mode = ni.attach;
+		*pod_mode = ni.pod_attach;
 		snprintf(uplink, IF_NAMESIZE, "%s", ni.uplink);
 	} else {
 		*mode = pw_attach_probe();
+		*pod_mode = PW_ATTACH_TC;
 	}
 	if (!uplink[0] && config_path && pw_config_load(config_path, &cfg, err, sizeof(err)) == 0) {
 		snprintf(uplink, IF_NAMESIZE, "%s", cfg.uplink);
@@ -701,7 +715,7 @@ static void uninstall_kernel_state(const struct pw_paths *p, const char *config_
 int pw_uninstall(const struct pw_paths *p, const char *config_path)
 {
 	char uplink[IF_NAMESIZE], pin[PW_PATH_MAX + 32], lock[PW_PATH_MAX + 16];
-	enum pw_attach_mode mode;
+	enum pw_attach_mode mode, pod_mode;
 	int lock_fd = -1, ifindex;
 
 	if (access(p->pin_dir, F_OK) && access(p->state_dir, F_OK)) {
@@ -716,9 +730,9 @@ int pw_uninstall(const struct pw_paths *p, const char *config_path)
 		return -EBUSY;
 	}
 	libbpf_set_print(libbpf_print);
-	uninstall_facts(p, config_path, &mode, uplink);
+	uninstall_facts(p, config_path, &mode, &pod_mode, uplink);
 
-	detach_pods(p, mode);
+	detach_pods(p, pod_mode);
 	ifindex = uplink[0] ? (int)if_nametoindex(uplink) : 0;
 	if (pw_link_pin_path(p, PW_LINK_UPLINK, pin, sizeof(pin)) == 0)
 		pw_detach_ingress(mode, ifindex, pin);

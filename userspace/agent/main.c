@@ -22,6 +22,7 @@ struct options {
 	bool uninstall;
 	int metrics_port;
 	int snat_timeout;
+	enum pw_attach_mode pod_mode;
 };
 
 static void usage(FILE *out)
@@ -34,6 +35,8 @@ static void usage(FILE *out)
 		"  --config FILE    node config (default /etc/podwire/NAME.json), watched for changes\n"
 		"  --snat-timeout S seconds before an idle masquerade entry expires (default %d; ICMP at most %d)\n"
 		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
+		"  --pod-attach M   how pod veths get the pod program: tc (cls_bpf, default: attaching\n"
+		"                   costs no RCU grace period) or tcx (where the kernel has it)\n"
 		"  --uninstall      detach and remove everything of the instance, then exit\n",
 		PW_SNAT_TIMEOUT_DEFAULT, PW_SNAT_TIMEOUT_ICMP);
 }
@@ -47,6 +50,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "uninstall", no_argument, NULL, 'u' },
 		{ "metrics-port", required_argument, NULL, 'm' },
 		{ "snat-timeout", required_argument, NULL, 'T' },
+		{ "pod-attach", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -55,6 +59,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->instance = PW_DEFAULT_INSTANCE;
 	o->level = PW_LOG_INFO;
 	o->metrics_port = PW_METRICS_PORT_DEFAULT;
+	o->pod_mode = PW_ATTACH_TC;
 	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i': o->instance = optarg; break;
@@ -82,6 +87,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->snat_timeout = (int)v;
 			break;
 		}
+		case 'P':
+			if (pw_attach_mode_parse(optarg, &o->pod_mode)) {
+				fprintf(stderr, "podwired: --pod-attach: \"%s\" is not tc or tcx\n", optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'l':
 			if (pw_log_level_parse(optarg, &o->level)) {
 				fprintf(stderr, "podwired: --log-level: \"%s\" is not one of debug, info, warn, error\n", optarg);
@@ -260,6 +271,7 @@ int main(int argc, char **argv)
 	}
 	a.config_path = o.config;
 	a.snat_timeout = o.snat_timeout;
+	a.pod_mode = o.pod_mode;
 	if (o.uninstall)
 		return pw_uninstall(&a.paths, o.config) ? 1 : 0;
 

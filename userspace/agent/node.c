@@ -147,7 +147,7 @@ int pw_node_setup(struct pw_agent *a)
 	ni.gateway = pw_cidr_gateway(&a->cfg.pod_cidr);
 	ni.mtu = mtu;
 	ni.attach = a->mode;
-	ni.pod_attach = a->mode;
+	ni.pod_attach = a->pod_mode;
 	err = pw_nodeinfo_write(a->paths.node_file, &ni);
 	if (err)
 		pw_err("cannot write %s: %s", a->paths.node_file, strerror(-err));
