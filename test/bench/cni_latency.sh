@@ -5,7 +5,8 @@
 # verb), measured from inside the node netns with bash's EPOCHREALTIME.
 # Baseline in the same run: exec of /bin/true (the process-spawn floor).
 #   usage: BUILD=build [ATTACH_MODE=tcx|tc] bash test/bench/cni_latency.sh [N]
-# ATTACH_MODE forces the agent's attach mode (default: what the kernel has).
+# ATTACH_MODE forces the agent's attach mode (default: what the kernel has);
+# POD_ATTACH=tcx|tc is passed as --pod-attach (default: the agent's, tc).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -37,7 +38,7 @@ cat >"$TMP/node.json" <<JSON
  "cluster": {"podCIDR": "10.244.0.0/16", "serviceCIDR": "10.96.0.0/12", "routing": "native", "masquerade": true}}
 JSON
 nsenter --net="/run/netns/$NODE" env PODWIRE_ATTACH_MODE="${ATTACH_MODE:-}" \
-	"$BUILD/podwired" --instance "$NODE" --config "$TMP/node.json" >"$TMP/agent.log" 2>&1 &
+	"$BUILD/podwired" --instance "$NODE" --config "$TMP/node.json" ${POD_ATTACH:+--pod-attach "$POD_ATTACH"} >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 100); do
 	grep -q ready "$TMP/agent.log" 2>/dev/null && break
@@ -67,7 +68,7 @@ nsenter --net="/run/netns/$NODE" env PLUGIN="$BUILD/podwire" N="$N" P="$P" INST=
 pct() { # FILE PERCENT -> value in ms (nearest rank)
 	sort -n "$1" | awk -v p="$2" '{v[NR]=$1} END {i=int((p/100)*NR + 0.999999); if (i<1) i=1; printf "%.2f", v[i]/1000}'
 }
-echo "attach mode: $(jq -r .attach "/run/podwire/$NODE/node.json" 2>/dev/null)"
+echo "attach mode: node $(jq -r .attach "/run/podwire/$NODE/node.json" 2>/dev/null), pods $(jq -r .podAttach "/run/podwire/$NODE/node.json" 2>/dev/null)"
 printf '%-22s %8s %8s %8s\n' "n=$N" p50_ms p99_ms max_ms
 for f in base ADD DEL; do
 	name=$f; [ "$f" = base ] && name="exec /bin/true"
