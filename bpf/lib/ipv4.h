@@ -80,4 +80,19 @@ static __always_inline void pw_ipv4_dec_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
+/* The Ethernet and IPv4 headers again, after a helper (a NAT rewrite) moved
+ * the packet under the old pointers. pw_ipv4_parse validated the header
+ * before and rewrites never change its length. 0 or PW_DROP_MALFORMED. */
+static __always_inline int pw_ipv4_reload(struct __sk_buff *skb, struct ethhdr **eth, struct iphdr **iph)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	*eth = data;
+	*iph = data + sizeof(struct ethhdr);
+	if ((void *)(*iph + 1) > data_end)
+		return PW_DROP_MALFORMED;
+	return 0;
+}
+
 #endif

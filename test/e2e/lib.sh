@@ -14,6 +14,7 @@ PW_TMP=$(mktemp -d "/tmp/${PW_PREFIX}.XXXXXX")
 PW_FAILED=0
 PW_NODES=()
 PW_PODS=()
+PW_BG_PIDS=()
 declare -A PW_AGENT_PID PW_POD_NODE PW_POD_IP PW_NODE_INST PW_HOST_IP
 
 ok()     { echo "ok - $*"; }
@@ -28,6 +29,13 @@ check_eq() { # name, got, want
 log() { echo "# $*"; }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
+
+# bg_in_ns NS CMD...: a long-running process in NS, killed by pw_cleanup.
+bg_in_ns() {
+	local ns=$1; shift
+	nsenter --net="/run/netns/$ns" "$@" &
+	PW_BG_PIDS+=($!)
+}
 
 ensure_bpffs() {
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
@@ -146,6 +154,13 @@ pod_del() { # POD
 	cni "${PW_POD_NODE[$1]}" del "$1"
 }
 
+# set_services NODE JSON_ARRAY: replaces the services of NODE's config (the
+# agent watches the file) and waits until the agent has applied it.
+set_services() {
+	local node=$1 svcs=$2 cfg="$PW_TMP/$1/config.json"
+	jq --argjson s "$svcs" '.services = $s' "$cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+}
+
 # tcp_peer_seen FROM TO [PORT]: a TCP exchange from pod FROM to pod TO; prints
 # the source address the server saw (the server answers with it).
 tcp_peer_seen() {
@@ -212,6 +227,7 @@ pw_cleanup_nodes() {
 # Everything a test made goes, pass or fail.
 pw_cleanup() {
 	local p
+	[ ${#PW_BG_PIDS[@]} -gt 0 ] && kill "${PW_BG_PIDS[@]}" 2>/dev/null
 	pw_cleanup_nodes
 	for p in $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-"); do
 		ip netns del "$p"
