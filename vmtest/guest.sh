@@ -83,11 +83,12 @@ probe() {
 	fi
 	attach=$(cat "$OUT/attach")
 	echo "attach=$attach" >> "$OUT/result.env"
+	echo "pod_attach=$(cat "$OUT/pod_attach")" >> "$OUT/result.env"
 	[ "$(kver_num)" -ge 606 ] && want=tcx || want=tc
 	if [ "$attach" = "$want" ]; then
-		ok "attach mode on $(uname -r) is $attach"
+		ok "uplink attach mode on $(uname -r) is $attach"
 	else
-		not_ok "attach mode on $(uname -r) is $attach, want $want"
+		not_ok "uplink attach mode on $(uname -r) is $attach, want $want"
 	fi
 	if [ "$attach" = tc ]; then
 		grep -q 'bpf.*direct-action' "$OUT/net.txt" && ok "uplink carries a cls_bpf filter in direct-action mode" ||

@@ -61,7 +61,7 @@ build_tools() {
 VNG_ACCEL=(--disable-kvm)
 kvm_works && VNG_ACCEL=()
 
-declare -A R_STATUS R_BOOT R_SUITE R_ATTACH R_INSNS R_COUNTS R_REL R_SELF
+declare -A R_STATUS R_BOOT R_SUITE R_ATTACH R_PODATTACH R_INSNS R_COUNTS R_REL R_SELF
 overall=0 total_passed=0 total_failed=0
 
 # KEY from a result.env
@@ -108,6 +108,7 @@ run_kernel() {
 	fi
 	R_STATUS[$spec]=$status R_BOOT[$spec]=$boot R_SUITE[$spec]=$suite R_REL[$spec]=$rel
 	R_ATTACH[$spec]=$(getv attach "$out/result.env")
+	R_PODATTACH[$spec]=$(getv pod_attach "$out/result.env")
 	R_SELF[$spec]=$(getv selftest "$out/result.env")
 	R_COUNTS[$spec]="$(getv passed "$out/result.env") passed, $(getv failed "$out/result.env") failed"
 	local np nf
@@ -120,10 +121,11 @@ run_kernel() {
 		echo "boot:     ${boot} s (wall ${wall} s minus suite; qemu $([ ${#VNG_ACCEL[@]} = 0 ] && echo KVM || echo TCG), 2 CPUs, 2G)"
 		echo "suite:    ${suite} s (measured in the guest)"
 		case ${R_ATTACH[$spec]} in
-		tcx) echo "attach:   tcx (bpf_link on the tcx hook)" ;;
-		tc)  echo "attach:   tc (clsact qdisc + cls_bpf direct-action filter: no tcx on this kernel)" ;;
-		*)   echo "attach:   ${R_ATTACH[$spec]}" ;;
+		tcx) echo "attach:   tcx on the uplink (bpf_link on the tcx hook)" ;;
+		tc)  echo "attach:   tc on the uplink (clsact qdisc + cls_bpf direct-action filter: no tcx on this kernel)" ;;
+		*)   echo "attach:   ${R_ATTACH[$spec]} on the uplink" ;;
 		esac
+		echo "          ${R_PODATTACH[$spec]:-unknown} on pod veths (node.json podAttach)"
 		echo "selftest: needs_new_helper ${R_SELF[$spec]}"
 		echo "checks:   ${R_COUNTS[$spec]}"
 		echo "programs (name, type, verified_insns, bytes_xlated):"
@@ -141,10 +143,10 @@ done
 
 {
 	echo "vmtest matrix ($(secs "$t_all" "$(now)") s total, $([ ${#VNG_ACCEL[@]} = 0 ] && echo KVM || echo TCG))"
-	printf '%-6s %-24s %-6s %-7s %-6s %-9s %-22s %s\n' kernel release boot_s suite_s attach selftest checks result
+	printf '%-6s %-24s %-6s %-7s %-6s %-5s %-9s %-22s %s\n' kernel release boot_s suite_s uplink pods selftest checks result
 	for k in "${kernels[@]}"; do
-		printf '%-6s %-24s %-6s %-7s %-6s %-9s %-22s %s\n' "$k" "${R_REL[$k]:--}" "${R_BOOT[$k]:--}" \
-			"${R_SUITE[$k]:--}" "${R_ATTACH[$k]:--}" "${R_SELF[$k]:--}" "${R_COUNTS[$k]:--}" "${R_STATUS[$k]}"
+		printf '%-6s %-24s %-6s %-7s %-6s %-5s %-9s %-22s %s\n' "$k" "${R_REL[$k]:--}" "${R_BOOT[$k]:--}" \
+			"${R_SUITE[$k]:--}" "${R_ATTACH[$k]:--}" "${R_PODATTACH[$k]:--}" "${R_SELF[$k]:--}" "${R_COUNTS[$k]:--}" "${R_STATUS[$k]}"
 	done
 	echo "verified_insns per program:"
 	for k in "${kernels[@]}"; do echo "  $k: ${R_INSNS[$k]:--}"; done

@@ -72,15 +72,18 @@ static __always_inline __u8 pw_ct_next_state(__u8 state, __u8 f, __u8 proto, __u
 }
 
 /* Account a packet on its own direction's entry. 1 when the other entry
- * must hear of it (the state changed, or a refresh of last_seen_ns is due),
- * else 0: the common packet costs no second lookup. */
+ * must hear of it (a flag this direction had not sent yet, the state
+ * changed, or a refresh of last_seen_ns is due), else 0: the common packet
+ * costs no second lookup. */
 static __always_inline int pw_ct_account(struct pw_ct_entry *e, __u8 f, __u8 proto, __u8 dir, __u64 now)
 {
 	__u8 state = pw_ct_next_state(e->state, f, proto, dir);
 	int sync = 0;
 
-	if ((e->tcp_flags | f) != e->tcp_flags)
+	if ((e->tcp_flags | f) != e->tcp_flags) {
 		e->tcp_flags |= f;
+		sync = 1;
+	}
 	if (state != e->state) {
 		e->state = state;
 		sync = 1;

@@ -9,6 +9,7 @@
 #include "eth.h"
 #include "ipv4.h"
 #include "endpoint.h"
+#include "lb.h"
 #include "peer.h"
 #include "encap.h"
 #include "metrics.h"
@@ -45,7 +46,7 @@ static __always_inline int pw_overlay_ingress(struct __sk_buff *skb, struct pw_p
 		return PW_DROP_MALFORMED;
 	target = pw_ep_by_ip(iph->daddr);
 	if (target)
-		return pw_deliver_local(skb, pkt, eth, iph, target);
+		return pw_lb_deliver(skb, pkt, eth, iph, target);
 	return TC_ACT_OK;
 }
 

@@ -10,6 +10,8 @@
 #include "arp.h"
 #include "endpoint.h"
 #include "remote.h"
+#include "fib.h"
+#include "lb.h"
 #include "metrics.h"
 #include "events.h"
 
@@ -29,11 +31,52 @@ static __always_inline int pw_pod_arp(struct __sk_buff *skb, struct pw_pkt *pkt,
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* To the gateway address: a pod answering a hairpin flow (it reached
+ * itself through a service and was shown the gateway as the client) gets
+ * its reply translated and delivered back to itself; the rest is the
+ * host's. */
+static __always_inline int pw_pod_to_gateway(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
+{
+	const struct pw_endpoint *target;
+	struct ethhdr *eth;
+	int ret = pw_lb_reverse(skb, pkt, iph);
+
+	if (ret <= 0)
+		return ret ? ret : TC_ACT_OK;
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	target = pw_ep_by_ip(iph->daddr);
+	if (!target)
+		return PW_DROP_UNKNOWN_EP;
+	return pw_deliver_local(skb, pkt, eth, iph, target);
+}
+
+/* To outside the cluster: a backend's reply to a NodePort client leaves
+ * from the node IP and node port, routed by the FIB straight out (the host
+ * stack would take a packet from its own address for a spoof). The rest is
+ * the host stack's (and uplink_egress masquerades it). */
+static __always_inline int pw_pod_to_outside(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
+{
+	struct ethhdr *eth;
+	int ret = pw_lb_reverse(skb, pkt, iph);
+
+	if (ret <= 0)
+		return ret ? ret : TC_ACT_OK;
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	if (!pw_ipv4_ttl_ok(iph))
+		return PW_DROP_TTL_EXCEEDED;
+	return pw_fib_redirect(skb, pkt, eth, iph, iph->daddr);
+}
+
 static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 				       const struct pw_endpoint *ep)
 {
 	const struct pw_endpoint *target;
+	const struct pw_svc *svc;
 	struct iphdr *iph;
+	__u8 ct_flags = 0;
+	int translated = 0;
 	int err;
 
 	iph = pw_ipv4_parse(skb, pkt, &err);
@@ -45,21 +88,57 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 	if (iph->saddr != pw_ip4_load(ep->ip))
 		return PW_DROP_SPOOFED_IP;
 
+	/* A service (its ClusterIP, or a node port on this node's IP): DNAT
+	 * to a backend, then on as if the pod had sent it there. */
+	if (pw_lb_candidate(pkt)) {
+		__u8 scope = PW_SVC_CLUSTERIP;
+
+		svc = pw_svc_lookup(iph->daddr, pkt->dport, pkt->proto, PW_SVC_CLUSTERIP);
+		if (!svc && iph->daddr == cfg_node_ip) {
+			scope = PW_SVC_NODEPORT;
+			svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
+		}
+		if (svc) {
+			err = pw_lb_forward(skb, pkt, iph, svc, scope, 0, &ct_flags);
+			if (err != PW_LB_TRANSLATED)
+				return err;
+			if (pw_ipv4_reload(skb, &eth, &iph))
+				return PW_DROP_MALFORMED;
+			translated = 1;
+		}
+	}
+
 	target = pw_ep_by_ip(iph->daddr);
-	if (target)
-		return pw_deliver_local(skb, pkt, eth, iph, target);
+	if (target) {
+		/* A translated packet goes to a backend: never a reply. */
+		if (translated)
+			return pw_deliver_local(skb, pkt, eth, iph, target);
+		return pw_lb_deliver(skb, pkt, eth, iph, target);
+	}
 	/* Nothing else lives in our pod CIDR: don't let the host stack
 	 * bounce it around or ARP for it. The gateway itself is the host's. */
 	if (pw_in_pod_cidr(iph->daddr)) {
 		if (iph->daddr != cfg_gateway_ip)
 			return PW_DROP_UNKNOWN_EP;
-		return TC_ACT_OK;
+		return translated ? TC_ACT_OK : pw_pod_to_gateway(skb, pkt, iph);
 	}
-	if (pw_in_cluster_cidr(iph->daddr))
+	if (pw_in_cluster_cidr(iph->daddr)) {
+		/* A backend's reply to a NodePort client that is another
+		 * node's pod leaves from the node port here. */
+		if (!translated) {
+			err = pw_lb_reverse(skb, pkt, iph);
+			if (err < 0)
+				return err;
+			if (err > 0 && pw_ipv4_reload(skb, &eth, &iph))
+				return PW_DROP_MALFORMED;
+		}
 		return pw_to_remote(skb, pkt, eth, iph);
+	}
 	/* Node IPs and the world: the host stack routes them (and
 	 * uplink_egress masquerades what leaves the cluster). */
-	return TC_ACT_OK;
+	if (translated)
+		return TC_ACT_OK;
+	return pw_pod_to_outside(skb, pkt, iph);
 }
 
 /* Verdict (TC_ACT_*) or a negative drop reason. */

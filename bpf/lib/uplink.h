@@ -2,8 +2,8 @@
 /* The node's uplink. Ingress: local pods get their traffic delivered
  * directly (native routing from peers, and replies to masqueraded flows
  * once translated back); everything else goes to the host stack. Egress:
- * masquerade of pods' traffic leaving the cluster. (NodePort hooks in on
- * ingress, before the endpoint lookup.) */
+ * masquerade of pods' traffic leaving the cluster. NodePort frontends on
+ * the node IP are load-balanced on ingress (lb.h). */
 #ifndef PW_BPF_UPLINK_H
 #define PW_BPF_UPLINK_H
 
@@ -14,6 +14,9 @@
 #include "endpoint.h"
 #include "peer.h"
 #include "nat.h"
+#include "lb.h"
+#include "remote.h"
+#include "fib.h"
 #include "metrics.h"
 #include "events.h"
 
@@ -36,6 +39,82 @@ static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct
 	return pw_deliver_local(skb, pkt, eth, iph, target);
 }
 
+/* A NodePort client's packet: DNAT to the service's backend. A local one
+ * gets it delivered; a remote one gets it from the node IP (SNAT, so the
+ * replies come back through here) by the node's routing mode. */
+static __always_inline int pw_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph,
+				       const struct pw_svc *svc)
+{
+	const struct pw_endpoint *target;
+	struct ethhdr *eth;
+	__u8 ct_flags = 0;
+	int err;
+
+	err = pw_lb_forward(skb, pkt, iph, svc, PW_SVC_NODEPORT, 1, &ct_flags);
+	if (err != PW_LB_TRANSLATED)
+		return err;
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	if (!(ct_flags & PW_CT_F_SNAT)) {
+		target = pw_ep_by_ip(iph->daddr);
+		if (!target)
+			return PW_DROP_UNKNOWN_EP; /* the local backend pod went away */
+		return pw_deliver_local(skb, pkt, eth, iph, target);
+	}
+	err = pw_snat_nodeport(skb, pkt, iph);
+	if (err)
+		return err;
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	return pw_to_remote(skb, pkt, eth, iph);
+}
+
+/* A remote backend's reply to a NodePort flow, its destination already
+ * back at the client (pw_snat): the source back to the node IP and node
+ * port (conntrack), then out towards the client by the FIB. */
+static __always_inline int pw_nodeport_reply(struct __sk_buff *skb, struct pw_pkt *pkt)
+{
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	int ret;
+
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	ret = pw_lb_reverse(skb, pkt, iph);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		return PW_DROP_NAT_FAILED; /* its conntrack entries expired first */
+	if (pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	if (!pw_ipv4_ttl_ok(iph))
+		return PW_DROP_TTL_EXCEEDED;
+	return pw_fib_redirect(skb, pkt, eth, iph, iph->daddr);
+}
+
+/* To the node IP: a NodePort frontend, a reply to a flow this node SNATed
+ * (masquerade, or NodePort to a remote backend), or the host's own. */
+static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
+{
+	const struct pw_svc *svc;
+	__u16 nat_flags = 0;
+	int err;
+
+	if (pw_lb_candidate(pkt)) {
+		svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
+		if (svc)
+			return pw_nodeport(skb, pkt, iph, svc);
+	}
+	err = pw_snat_rev_ingress(skb, pkt, iph, &nat_flags);
+	if (err == PW_NAT_SKIP)
+		return TC_ACT_OK;
+	if (err)
+		return err;
+	if (nat_flags & PW_NAT_F_NODEPORT)
+		return pw_nodeport_reply(skb, pkt);
+	return pw_uplink_deliver_reply(skb, pkt);
+}
+
 static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth)
 {
 	const struct pw_endpoint *target;
@@ -45,18 +124,11 @@ static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *
 	iph = pw_ipv4_parse(skb, pkt, &err);
 	if (!iph)
 		return err;
-	/* (later: NodePort on cfg_node_ip, before the endpoint lookup) */
-	if (cfg_masquerade && iph->daddr == cfg_node_ip) {
-		err = pw_snat_rev_ingress(skb, pkt, iph);
-		if (err == 0)
-			return pw_uplink_deliver_reply(skb, pkt);
-		if (err != PW_NAT_SKIP)
-			return err;
-		return TC_ACT_OK;
-	}
+	if (iph->daddr == cfg_node_ip)
+		return pw_uplink_to_node(skb, pkt, iph);
 	target = pw_ep_by_ip(iph->daddr);
 	if (target)
-		return pw_deliver_local(skb, pkt, eth, iph, target);
+		return pw_lb_deliver(skb, pkt, eth, iph, target);
 	return TC_ACT_OK;
 }
 

@@ -136,3 +136,7 @@ table "pod-to-pod, same node" veth veth bridge podwire
 table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native podwire-vxlan
 echo
 echo "podwire-vxlan RR vs podwire-native: $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}")"
+
+# Services: ClusterIP CRR/RR at 1 / 1,000 / 10,000 services and load times,
+# podwire beside kube-proxy's iptables (nft and legacy) and nftables modes.
+BUILD="$BUILD" bash test/bench/services.sh

@@ -177,8 +177,10 @@ tcp_peer_seen() {
 udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen source)
 	local from=$1 to=$2 port=${3:-7002} srv try seen
 	local dst=${PW_POD_IP[$to]:-${PW_HOST_IP[$to]:-}}
+	# The child reads the datagram before answering: one that exits unread
+	# makes socat fail on a broken pipe before it relays the answer.
 	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 8 socat -T6 UDP-RECVFROM:"$port",reuseaddr,fork \
-		SYSTEM:'echo $SOCAT_PEERADDR' &
+		SYSTEM:'read -r _; echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" udp
 	# UDP may lose a datagram (e.g. the first one while a neighbour resolves): retry like any UDP client.

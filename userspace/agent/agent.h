@@ -4,6 +4,7 @@
 #ifndef PW_AGENT_H
 #define PW_AGENT_H
 #include <stdbool.h>
+#include <stdint.h>
 #include "config.h"
 #include "datapath.h"
 #include "paths.h"
@@ -11,6 +12,8 @@
 struct pw_datapath;   /* loader.c: the open skeletons */
 struct pw_nl;         /* netlink.h */
 struct pw_snat_gc;    /* snat_gc.c */
+struct pw_ct_gc;      /* ct_gc.c */
+struct pw_services;   /* services.h: the service reconciler */
 
 /* Link pins under <pin dir>/links/ besides the uplink's (PW_LINK_UPLINK)
  * and the pods' (their host veth names). */
@@ -26,6 +29,32 @@ struct pw_snat_gc;    /* snat_gc.c */
 #define PW_SNAT_TIMEOUT_DEFAULT 120   /* seconds idle before a TCP/UDP masquerade entry expires */
 #define PW_SNAT_TIMEOUT_ICMP     30   /* ICMP: at most this */
 
+/* Conntrack timeouts (seconds idle, by state), Cilium's defaults: TCP
+ * established 6 h, TCP opening (SYN seen, no answer yet) 60 s, TCP closing
+ * or closed (FIN/RST seen) 10 s, UDP (any state) 60 s. */
+#define PW_CT_TIMEOUT_TCP       21600
+#define PW_CT_TIMEOUT_TCP_SYN   60
+#define PW_CT_TIMEOUT_TCP_CLOSE 10
+#define PW_CT_TIMEOUT_UDP       60
+
+/* Sizes of the load-balancing maps (--max-services etc.), applied to every
+ * object that declares the map before load. 0 = the default from abi.h, or
+ * the pinned map's size when one exists (a flag given explicitly must
+ * match a pinned map: they cannot be resized in place). */
+struct pw_lb_sizes {
+	uint32_t services;   /* pw_services (frontends) and pw_revnat */
+	uint32_t backends;   /* pw_backends */
+	uint32_t slots;      /* pw_svc_slots */
+	uint32_t ct;         /* pw_ct */
+	uint32_t affinity;   /* pw_affinity */
+	uint32_t maglev;     /* pw_maglev: services using Maglev */
+	uint32_t maglev_m;   /* Maglev table size (prime); inner maps and cfg_maglev_m */
+};
+
+struct pw_ct_timeouts {
+	int tcp, tcp_syn, tcp_close, udp;   /* seconds */
+};
+
 struct pw_agent {
 	struct pw_paths paths;
 	const char *config_path;
@@ -40,6 +69,11 @@ struct pw_agent {
 	int overlay_ifindex;           /* pw_vxlan in vxlan mode, else 0 */
 	int snat_timeout;              /* --snat-timeout seconds (0 = default) */
 	struct pw_snat_gc *snat_gc;    /* the masquerade expiry thread, or NULL */
+	struct pw_lb_sizes lb;         /* map sizes as flags gave them (0 = default) */
+	struct pw_ct_timeouts ct_timeout;
+	struct pw_services *svc;       /* the service reconciler, NULL without service maps */
+	struct pw_ct_gc *ct_gc;        /* the conntrack expiry thread, or NULL */
+	char svc_err[256];             /* why the last services apply failed, "" if it did not */
 };
 
 /* loader.c */
@@ -82,6 +116,11 @@ int pw_routes_sync(struct pw_agent *a, const struct pw_node_config *cfg);
 /* --uninstall: every PW_RTPROT route of the netns; managed neighbour
  * entries of the peers in cfg (may be NULL) on uplink_ifindex. */
 void pw_routes_uninstall(struct pw_nl *nl, const struct pw_node_config *cfg, int uplink_ifindex);
+
+/* ct_gc.c: expires pw_ct entries by state and age every few seconds in a
+ * thread (both entries of a flow together). */
+int pw_ct_gc_start(struct pw_agent *a, int ct_fd);
+void pw_ct_gc_stop(struct pw_agent *a);
 
 /* snat_gc.c: expires idle pw_snat entries every few seconds in a thread. */
 int pw_snat_gc_start(struct pw_agent *a, int map_fd);

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "netlink.h"
 #include "nodeinfo.h"
+#include "services.h"
 #include "pod.skel.h"
 #include "host.skel.h"
 /* The overlay object (bpf/overlay.bpf.c) is built when its source exists;
@@ -51,6 +52,7 @@ struct pw_datapath {
 #endif
 	struct bpf_object *objs[3];    /* the loaded ones, for lookups by name */
 	int n_objs;
+	int maglev_inner_fd;           /* pw_maglev's inner-map template while loading, else -1 */
 };
 
 /* libbpf's own messages into our log: warnings (a verifier log, a pinned
@@ -203,6 +205,137 @@ static void set_attach_type(struct pw_agent *a, struct bpf_object *obj, const ch
 		bpf_program__set_expected_attach_type(p, pw_hook_tcx_attach_type(hook));
 }
 
+/* ---- load-balancing map sizes ---- */
+
+struct lb_map_size {
+	const char *map;      /* pin name */
+	const char *flag;     /* agent flag that sets it */
+	uint32_t *size;       /* in a->lb: flag value (0 = not given), resolved in place */
+	uint32_t def;         /* abi.h default */
+};
+
+static int lb_map_sizes(struct pw_agent *a, struct lb_map_size out[7])
+{
+	struct lb_map_size t[] = {
+		{ PW_MAP_SERVICES, "--max-services", &a->lb.services, PW_MAX_SERVICES },
+		{ PW_MAP_REVNAT, "--max-services", &a->lb.services, PW_MAX_SERVICES },
+		{ PW_MAP_BACKENDS, "--max-backends", &a->lb.backends, PW_MAX_BACKENDS },
+		{ PW_MAP_SLOTS, "--max-slots", &a->lb.slots, PW_MAX_SLOTS },
+		{ PW_MAP_CT, "--max-ct", &a->lb.ct, PW_MAX_CT },
+		{ PW_MAP_AFFINITY, "--max-affinity", &a->lb.affinity, PW_MAX_AFFINITY },
+		{ PW_MAP_MAGLEV, "--max-maglev", &a->lb.maglev, PW_MAX_MAGLEV },
+	};
+
+	memcpy(out, t, sizeof(t));
+	return (int)(sizeof(t) / sizeof(t[0]));
+}
+
+/* max_entries of the pinned map <pin_dir>/<name>, 0 if there is none. */
+static uint32_t pinned_max_entries(const struct pw_paths *p, const char *name)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	int fd = pw_map_open(p, name);
+	uint32_t n = 0;
+
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (bpf_map_get_info_by_fd(fd, &info, &len) == 0)
+		n = info.max_entries;
+	close(fd);
+	return n;
+}
+
+/* Decides every load-balancing map size before anything loads. A pinned
+ * map is reused by name, and libbpf refuses to reuse one whose max_entries
+ * differs from the object's ("couldn't reuse pinned map"), leaving a
+ * half-loaded datapath: so a flag that contradicts a pin is refused here
+ * with what to do, and without a flag the pin's size is kept (a restart
+ * without the flags of the previous run must not fail). Resizing means
+ * losing the map's content (conntrack: every load-balanced connection), so
+ * it is never done silently: --uninstall, then start with the new size. */
+static int resolve_lb_sizes(struct pw_agent *a)
+{
+	struct lb_map_size t[7];
+	int n = lb_map_sizes(a, t);
+
+	for (int i = 0; i < n; i++) {
+		uint32_t pinned = pinned_max_entries(&a->paths, t[i].map);
+
+		if (*t[i].size && pinned && pinned != *t[i].size) {
+			pw_err("%s %u: the pinned map %s/%s has %u entries and a pinned map cannot be "
+			       "resized; start with %s %u (or without it) to keep it, or run "
+			       "`podwired --instance %s --uninstall` first to recreate it (its content is lost%s)",
+			       t[i].flag, *t[i].size, a->paths.pin_dir, t[i].map, pinned, t[i].flag, pinned,
+			       a->paths.instance, strcmp(t[i].map, PW_MAP_CT) == 0 ?
+			       ": every load-balanced connection breaks" : "");
+			return -EINVAL;
+		}
+		if (!*t[i].size)
+			*t[i].size = pinned ? pinned : t[i].def;
+		else if (!pinned && *t[i].size != t[i].def)
+			pw_info("%s: %u entries (%s)", t[i].map, *t[i].size, t[i].flag);
+	}
+	if (!a->lb.maglev_m)
+		a->lb.maglev_m = PW_MAGLEV_M;
+	return 0;
+}
+
+/* pw_maglev's inner-map template with M entries. libbpf 1.4 crashes on
+ * bpf_map__set_max_entries of the template it made from BTF (an inner map
+ * has no object), so the template is ours: an ARRAY of M backend ids with
+ * BPF_F_INNER_MAP, as bpf/lib/maps.h declares it, handed over with
+ * bpf_map__set_inner_map_fd. Closed once everything is loaded. */
+static int maglev_inner_template(struct pw_agent *a, struct pw_datapath *dp, struct bpf_map *outer)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	struct bpf_map *inner = bpf_map__inner_map(outer);
+
+	if (!inner)
+		return 0;   /* not a map of maps in this object: leave it */
+	if (dp->maglev_inner_fd < 0) {
+		opts.map_flags = bpf_map__map_flags(inner);
+		dp->maglev_inner_fd = bpf_map_create(bpf_map__type(inner), "pw_maglev_inner",
+						     bpf_map__key_size(inner), bpf_map__value_size(inner),
+						     a->lb.maglev_m, &opts);
+		if (dp->maglev_inner_fd < 0)
+			return -errno;
+	}
+	return bpf_map__set_inner_map_fd(outer, dp->maglev_inner_fd);
+}
+
+/* Sizes every load-balancing map obj declares. Every object that declares
+ * a map must get the same size: the first load pins it, the others reuse
+ * the pin only if their definition matches. The Maglev inner-map template
+ * gets M (BPF_F_INNER_MAP lets tables differ from it anyway), and so does
+ * the programs' cfg_maglev_m (table[hash % M]). */
+static int set_lb_sizes(struct pw_agent *a, struct pw_datapath *dp, struct bpf_object *obj)
+{
+	struct lb_map_size t[7];
+	int n = lb_map_sizes(a, t), err;
+
+	for (int i = 0; i < n; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, t[i].map);
+
+		if (!m)
+			continue;
+		err = bpf_map__set_max_entries(m, *t[i].size);
+		if (!err && strcmp(t[i].map, PW_MAP_MAGLEV) == 0)
+			err = maglev_inner_template(a, dp, m);
+		if (err) {
+			pw_err("%s: cannot size %s: %s", bpf_object__name(obj), t[i].map, strerror(-err));
+			return err;
+		}
+	}
+	err = set_rodata_u32(obj, "cfg_maglev_m", a->lb.maglev_m);
+	if (err == -EINVAL) {
+		pw_err("%s: cfg_maglev_m is not a 32-bit global", bpf_object__name(obj));
+		return err;
+	}
+	return 0;
+}
+
 static int load_failed(const char *what, int err)
 {
 	pw_err("cannot load the %s datapath: %s%s", what, strerror(-err),
@@ -224,6 +357,8 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 	}
 	SET_RODATA(dp->pod->rodata, &a->cfg);
 	err = set_cross_node_rodata(a, dp->pod->obj);
+	if (!err)
+		err = set_lb_sizes(a, dp, dp->pod->obj);
 	if (err)
 		return err;
 	/* The pod program follows the pod attach mode, not the node's. */
@@ -244,6 +379,8 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 	}
 	SET_RODATA(dp->host->rodata, &a->cfg);
 	err = set_cross_node_rodata(a, dp->host->obj);
+	if (!err)
+		err = set_lb_sizes(a, dp, dp->host->obj);
 	if (err)
 		return err;
 	set_attach_type(a, dp->host->obj, PW_PROG_UPLINK, PW_HOOK_INGRESS);
@@ -264,6 +401,8 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 	}
 	SET_RODATA(dp->overlay->rodata, &a->cfg);
 	err = set_cross_node_rodata(a, dp->overlay->obj);
+	if (!err)
+		err = set_lb_sizes(a, dp, dp->overlay->obj);
 	if (err)
 		return err;
 	set_attach_type(a, dp->overlay->obj, PW_PROG_OVERLAY, PW_HOOK_INGRESS);
@@ -515,6 +654,46 @@ static void start_snat_gc(struct pw_agent *a)
 		pw_warn("cannot start expiring " PW_MAP_SNAT " entries: %s", strerror(-err));
 }
 
+/* The service reconciler on the pinned load-balancing maps. A datapath
+ * without them (an older object) runs without services: said once. */
+static void open_services(struct pw_agent *a)
+{
+	struct pw_services *svc = calloc(1, sizeof(*svc));
+	int err;
+
+	if (!svc) {
+		pw_err("services: out of memory: running without service load balancing");
+		return;
+	}
+	err = pw_services_open(svc, &a->paths, a->lb.maglev_m);
+	if (err) {
+		if (err == -ENOENT)
+			pw_warn("this datapath has no service maps (%s): services in the config are not applied",
+				svc->err);
+		else
+			pw_err("services: %s: running without service load balancing", svc->err);
+		free(svc);
+		return;
+	}
+	pw_info("services: %d service(s) found in the maps (Maglev M = %u)", pw_services_count(svc),
+		svc->maglev_m);
+	a->svc = svc;
+}
+
+static void start_ct_gc(struct pw_agent *a)
+{
+	int fd = pw_loader_map_fd(a, PW_MAP_CT);
+	int err;
+
+	if (fd < 0) {
+		pw_debug("no " PW_MAP_CT " map: no conntrack to expire");
+		return;
+	}
+	err = pw_ct_gc_start(a, fd);
+	if (err)
+		pw_warn("cannot start expiring " PW_MAP_CT " entries: %s", strerror(-err));
+}
+
 int pw_loader_start(struct pw_agent *a)
 {
 	enum pw_attach_mode before, pod_before;
@@ -547,11 +726,18 @@ int pw_loader_start(struct pw_agent *a)
 	/* The programs are built for pw_vxlan's ifindex: it exists before load. */
 	if (a->cfg.routing == PW_ROUTING_VXLAN && (err = pw_overlay_setup(a)))
 		return err;
+	err = resolve_lb_sizes(a);
+	if (err)
+		return err;
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
+	dp->maglev_inner_fd = -1;
 	a->dp = dp;
 	err = load_objects(a, dp);
+	if (dp->maglev_inner_fd >= 0)
+		close(dp->maglev_inner_fd);   /* the outer map keeps what it needs */
+	dp->maglev_inner_fd = -1;
 	if (err)
 		return err;
 	if (reuse)
@@ -573,6 +759,8 @@ int pw_loader_start(struct pw_agent *a)
 		return err;
 	move_pod_attachments(a, dp, pod_before);
 	start_snat_gc(a);
+	open_services(a);
+	start_ct_gc(a);
 	return 0;
 }
 
@@ -594,6 +782,12 @@ int pw_loader_map_fd(struct pw_agent *a, const char *name)
 void pw_loader_close(struct pw_agent *a)
 {
 	pw_snat_gc_stop(a);
+	pw_ct_gc_stop(a);
+	if (a->svc) {
+		pw_services_close(a->svc);
+		free(a->svc);
+		a->svc = NULL;
+	}
 	pw_nl_close(a->nl);
 	a->nl = NULL;
 	if (!a->dp)

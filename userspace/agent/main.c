@@ -9,9 +9,13 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include "podwire/abi.h"
 #include "agent.h"
 #include "log.h"
+#include "maglev.h"
 #include "metrics_http.h"
+#include "nodeinfo.h"
 
 #define RELOAD_DEBOUNCE_MS 100   /* editors write a file in several steps */
 
@@ -23,6 +27,8 @@ struct options {
 	int metrics_port;
 	int snat_timeout;
 	enum pw_attach_mode pod_mode;
+	struct pw_lb_sizes lb;
+	struct pw_ct_timeouts ct;
 };
 
 static void usage(FILE *out)
@@ -37,8 +43,82 @@ static void usage(FILE *out)
 		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
 		"  --pod-attach M   how pod veths get the pod program: tc (cls_bpf, default: attaching\n"
 		"                   costs no RCU grace period) or tcx (where the kernel has it)\n"
-		"  --uninstall      detach and remove everything of the instance, then exit\n",
-		PW_SNAT_TIMEOUT_DEFAULT, PW_SNAT_TIMEOUT_ICMP);
+		"  --uninstall      detach and remove everything of the instance, then exit\n"
+		"service load balancing (sizes: default, or the pinned map's size when it exists;\n"
+		"a pinned map cannot be resized: a different size needs --uninstall first):\n"
+		"  --max-services N   frontends (ClusterIP and NodePort each count one) (default %u)\n"
+		"  --max-backends N   distinct backend addresses (default %u)\n"
+		"  --max-slots N      backend slots, the sum of all services' backends (default %u)\n"
+		"  --max-ct N         conntrack entries, two per flow (default %u)\n"
+		"  --max-affinity N   ClientIP session affinity entries (default %u)\n"
+		"  --max-maglev N     services using Maglev (default %u)\n"
+		"  --maglev-size M    Maglev table size, a prime >= the backends of any Maglev service (default %u)\n"
+		"conntrack expiry (seconds idle, by state):\n"
+		"  --ct-timeout-tcp S        TCP established (default %d)\n"
+		"  --ct-timeout-tcp-syn S    TCP opening: SYN seen, no answer yet (default %d)\n"
+		"  --ct-timeout-tcp-close S  TCP closing or closed: FIN or RST seen (default %d)\n"
+		"  --ct-timeout-udp S        UDP (default %d)\n",
+		PW_SNAT_TIMEOUT_DEFAULT, PW_SNAT_TIMEOUT_ICMP, PW_MAX_SERVICES, PW_MAX_BACKENDS, PW_MAX_SLOTS,
+		PW_MAX_CT, PW_MAX_AFFINITY, PW_MAX_MAGLEV, PW_MAGLEV_M, PW_CT_TIMEOUT_TCP, PW_CT_TIMEOUT_TCP_SYN,
+		PW_CT_TIMEOUT_TCP_CLOSE, PW_CT_TIMEOUT_UDP);
+}
+
+/* A decimal in [min, max]; prints why not. */
+static int parse_num(const char *flag, const char *arg, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "podwired: --%s: \"%s\" is not a number in %ld..%ld\n", flag, arg, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_MAX_SERVICES = 1000, OPT_MAX_BACKENDS, OPT_MAX_SLOTS, OPT_MAX_CT, OPT_MAX_AFFINITY,
+	OPT_MAX_MAGLEV, OPT_MAGLEV_SIZE, OPT_CT_TCP, OPT_CT_TCP_SYN, OPT_CT_TCP_CLOSE, OPT_CT_UDP,
+};
+
+/* The load-balancing flags: sizes and conntrack timeouts. 1 if c is not one. */
+static int parse_lb_option(int c, const char *name, const char *arg, struct options *o)
+{
+	const long max_map = 1L << 24;   /* hash maps beyond 16M entries: surely a typo */
+	struct { int opt; uint32_t *size; int *secs; } t[] = {
+		{ OPT_MAX_SERVICES, &o->lb.services, NULL }, { OPT_MAX_BACKENDS, &o->lb.backends, NULL },
+		{ OPT_MAX_SLOTS, &o->lb.slots, NULL },       { OPT_MAX_CT, &o->lb.ct, NULL },
+		{ OPT_MAX_AFFINITY, &o->lb.affinity, NULL }, { OPT_MAX_MAGLEV, &o->lb.maglev, NULL },
+		{ OPT_CT_TCP, NULL, &o->ct.tcp },            { OPT_CT_TCP_SYN, NULL, &o->ct.tcp_syn },
+		{ OPT_CT_TCP_CLOSE, NULL, &o->ct.tcp_close }, { OPT_CT_UDP, NULL, &o->ct.udp },
+	};
+	long v;
+
+	if (c == OPT_MAGLEV_SIZE) {
+		if (parse_num(name, arg, 2, PW_MAGLEV_M_MAX, &v))
+			return -EINVAL;
+		if (!pw_is_prime((uint32_t)v)) {
+			fprintf(stderr, "podwired: --maglev-size: %ld is not a prime (e.g. 251, 1021, 4093, 16381, 65537)\n", v);
+			return -EINVAL;
+		}
+		o->lb.maglev_m = (uint32_t)v;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (t[i].opt != c)
+			continue;
+		if (parse_num(name, arg, 1, t[i].size ? max_map : 7 * 86400, &v))
+			return -EINVAL;
+		if (t[i].size)
+			*t[i].size = (uint32_t)v;
+		else
+			*t[i].secs = (int)v;
+		return 0;
+	}
+	return 1;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -51,16 +131,32 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "metrics-port", required_argument, NULL, 'm' },
 		{ "snat-timeout", required_argument, NULL, 'T' },
 		{ "pod-attach", required_argument, NULL, 'P' },
+		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
+		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
+		{ "max-slots", required_argument, NULL, OPT_MAX_SLOTS },
+		{ "max-ct", required_argument, NULL, OPT_MAX_CT },
+		{ "max-affinity", required_argument, NULL, OPT_MAX_AFFINITY },
+		{ "max-maglev", required_argument, NULL, OPT_MAX_MAGLEV },
+		{ "maglev-size", required_argument, NULL, OPT_MAGLEV_SIZE },
+		{ "ct-timeout-tcp", required_argument, NULL, OPT_CT_TCP },
+		{ "ct-timeout-tcp-syn", required_argument, NULL, OPT_CT_TCP_SYN },
+		{ "ct-timeout-tcp-close", required_argument, NULL, OPT_CT_TCP_CLOSE },
+		{ "ct-timeout-udp", required_argument, NULL, OPT_CT_UDP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, idx = 0;
 
 	o->instance = PW_DEFAULT_INSTANCE;
 	o->level = PW_LOG_INFO;
 	o->metrics_port = PW_METRICS_PORT_DEFAULT;
 	o->pod_mode = PW_ATTACH_TC;
-	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, &idx)) != -1) {
+		if (c >= OPT_MAX_SERVICES) {
+			if (parse_lb_option(c, longopts[idx].name, optarg, o))
+				return -EINVAL;
+			continue;
+		}
 		switch (c) {
 		case 'i': o->instance = optarg; break;
 		case 'c': o->config = optarg; break;
@@ -135,22 +231,113 @@ static int signals_open(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The config file read whole and parsed, with the digest of exactly the
+ * bytes parsed (applied.json: how `podwirectl service` knows its edit was
+ * taken). Like pw_config_load, but up to 64 MiB: 10,000 services with
+ * their backends are a few MiB of JSON. */
+#define CONFIG_MAX (64u << 20)
+static int load_config(const char *path, struct pw_node_config *cfg, uint64_t *digest,
+		       char *err, size_t errlen)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	int fd, ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*digest = 0;
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(-ret));
+		free(buf);
+		return ret;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 2) {
+			char *nb = cap >= CONFIG_MAX ? NULL : realloc(buf, cap * 2);
+
+			if (!nb) {
+				snprintf(err, errlen, "larger than %u MiB", CONFIG_MAX >> 20);
+				close(fd);
+				free(buf);
+				return -EFBIG;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "read error: %s", strerror(-ret));
+			close(fd);
+			free(buf);
+			return ret;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*digest = pw_config_digest(buf, len);
+	ret = pw_config_parse(buf, cfg, err, errlen);
+	free(buf);
+	return ret;
+}
+
+/* applied.json after every (re)load, for podwirectl service add|del.
+ * parse_err: the file did not parse (nothing applied); else the outcome of
+ * the reconcile (ret), services judged by a->svc_err. */
+static void publish_applied(struct pw_agent *a, uint64_t digest, const char *parse_err, int ret)
+{
+	struct pw_applied ap = { .digest = digest };
+	char path[PW_PATH_MAX + 16];
+	int err;
+
+	if (parse_err) {
+		snprintf(ap.error, sizeof(ap.error), "config: %s", parse_err);
+	} else {
+		ap.ok = ret == 0;
+		ap.services_ok = !a->svc_err[0];
+		ap.services = a->cfg.n_services;
+		if (a->svc_err[0])
+			snprintf(ap.error, sizeof(ap.error), "services: %s", a->svc_err);
+		else if (ret)
+			snprintf(ap.error, sizeof(ap.error), "applied with errors: see the agent's log");
+	}
+	pw_applied_path(a->paths.state_dir, path, sizeof(path));
+	err = pw_applied_write(path, &ap);
+	if (err)
+		pw_warn("cannot write %s: %s", path, strerror(-err));
+}
+
 static void reload(struct pw_agent *a)
 {
 	struct pw_node_config next;
 	char err[512];
+	uint64_t digest;
+	int ret;
 
-	if (pw_config_load(a->config_path, &next, err, sizeof(err))) {
+	if (load_config(a->config_path, &next, &digest, err, sizeof(err))) {
 		pw_err("config %s: %s; keeping the running config", a->config_path, err);
+		publish_applied(a, digest, err, 0);
 		return;
 	}
 	pw_info("config %s changed: applying", a->config_path);
-	if (pw_reconcile(a, &a->cfg, &next)) {
+	ret = pw_reconcile(a, &a->cfg, &next);
+	if (ret) {
 		pw_metrics_reconcile_error();
 		pw_warn("config applied with errors (see above)");
 	}
 	pw_config_free(&a->cfg);
 	a->cfg = next;
+	publish_applied(a, digest, NULL, ret);
 }
 
 static long long now_ms(void)
@@ -210,9 +397,10 @@ static int start(struct pw_agent *a, enum pw_log_level level)
 {
 	char err[512], cidr[PW_CIDR_STRLEN], gw[PW_IP4_STRLEN];
 	struct pw_node_config empty;
+	uint64_t digest;
 	int ret;
 
-	ret = pw_config_load(a->config_path, &a->cfg, err, sizeof(err));
+	ret = load_config(a->config_path, &a->cfg, &digest, err, sizeof(err));
 	if (ret) {
 		pw_err("config %s: %s", a->config_path, err);
 		return ret;
@@ -242,6 +430,7 @@ static int start(struct pw_agent *a, enum pw_log_level level)
 		pw_metrics_reconcile_error();
 		pw_warn("initial config applied with errors (see above)");
 	}
+	publish_applied(a, digest, NULL, ret);
 
 	pw_cidr_format(&a->cfg.pod_cidr, cidr);
 	pw_ip4_format(pw_cidr_gateway(&a->cfg.pod_cidr), gw);
@@ -272,6 +461,11 @@ int main(int argc, char **argv)
 	a.config_path = o.config;
 	a.snat_timeout = o.snat_timeout;
 	a.pod_mode = o.pod_mode;
+	a.lb = o.lb;
+	a.ct_timeout.tcp = o.ct.tcp ? o.ct.tcp : PW_CT_TIMEOUT_TCP;
+	a.ct_timeout.tcp_syn = o.ct.tcp_syn ? o.ct.tcp_syn : PW_CT_TIMEOUT_TCP_SYN;
+	a.ct_timeout.tcp_close = o.ct.tcp_close ? o.ct.tcp_close : PW_CT_TIMEOUT_TCP_CLOSE;
+	a.ct_timeout.udp = o.ct.udp ? o.ct.udp : PW_CT_TIMEOUT_UDP;
 	if (o.uninstall)
 		return pw_uninstall(&a.paths, o.config) ? 1 : 0;
 

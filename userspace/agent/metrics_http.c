@@ -22,10 +22,16 @@
 static struct MHD_Daemon *daemon_;
 static struct pw_paths paths;
 static atomic_ulong reconcile_errors;
+static atomic_ulong ct_gc_deleted;
 
 void pw_metrics_reconcile_error(void)
 {
 	atomic_fetch_add(&reconcile_errors, 1);
+}
+
+void pw_metrics_ct_gc_deleted(unsigned long n)
+{
+	atomic_fetch_add(&ct_gc_deleted, n);
 }
 
 /* ---------- exposition ---------- */
@@ -129,6 +135,14 @@ static void map_pressure(FILE *f)
 	}
 	gauge_from_map(f, maps, n, "podwire_endpoints", PW_MAP_ENDPOINTS, "Pods (endpoints) on this node.");
 	gauge_from_map(f, maps, n, "podwire_peers", PW_MAP_PEERS, "Peer nodes' pod CIDRs known to this node.");
+	gauge_from_map(f, maps, n, "podwire_services", PW_MAP_REVNAT,
+		       "Services installed in the datapath (one per ClusterIP frontend; a NodePort is part of its service).");
+	gauge_from_map(f, maps, n, "podwire_service_frontends", PW_MAP_SERVICES,
+		       "Service frontends (ClusterIP and NodePort each count one).");
+	gauge_from_map(f, maps, n, "podwire_backends", PW_MAP_BACKENDS,
+		       "Distinct backend addresses (IP, port) of all services.");
+	gauge_from_map(f, maps, n, "podwire_ct_entries", PW_MAP_CT,
+		       "Conntrack entries of load-balanced flows (two per flow: forward and reply).");
 	header(f, "podwire_map_entries", "gauge",
 	       "Entries in each pinned hash/LRU/LPM map (arrays and ring buffers have no such count).");
 	for (size_t i = 0; i < n; i++)
@@ -148,6 +162,9 @@ static void agent_info(FILE *f)
 	header(f, "podwire_agent_reconcile_errors_total", "counter",
 	       "Times applying the node config to the maps failed (see the agent's log).");
 	fprintf(f, "podwire_agent_reconcile_errors_total %lu\n", atomic_load(&reconcile_errors));
+	header(f, "podwire_ct_gc_deleted_total", "counter",
+	       "Conntrack entries the agent deleted because their flow expired (idle past its state's timeout).");
+	fprintf(f, "podwire_ct_gc_deleted_total %lu\n", atomic_load(&ct_gc_deleted));
 	if (pw_nodeinfo_read(paths.node_file, &ni, NULL, 0))
 		return;
 	pw_cidr_format(&ni.pod_cidr, cidr);

@@ -19,4 +19,6 @@ void pw_metrics_http_stop(void);
 
 /* podwire_agent_reconcile_errors_total += 1. Safe from any thread. */
 void pw_metrics_reconcile_error(void);
+/* podwire_ct_gc_deleted_total += n (conntrack entries the agent expired). */
+void pw_metrics_ct_gc_deleted(unsigned long n);
 #endif

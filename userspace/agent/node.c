@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -117,6 +118,20 @@ static void warn_if_mtu_lowered(const struct pw_agent *a, int mtu)
 			"re-created for full-size packets to reach other nodes", prev.mtu, mtu, prev.mtu);
 }
 
+/* The config file's absolute path ("config" in node.json): where
+ * `podwirectl service add|del` edits services for this instance. */
+static void publish_config_path(const struct pw_agent *a, struct pw_nodeinfo *ni)
+{
+	char *abs = realpath(a->config_path, NULL);
+	const char *path = abs ? abs : a->config_path;
+
+	if (strlen(path) < sizeof(ni->config))
+		strcpy(ni->config, path);
+	else
+		pw_warn("config path too long to publish in node.json: podwirectl service needs --config");
+	free(abs);
+}
+
 int pw_node_setup(struct pw_agent *a)
 {
 	struct pw_nodeinfo ni;
@@ -148,6 +163,7 @@ int pw_node_setup(struct pw_agent *a)
 	ni.mtu = mtu;
 	ni.attach = a->mode;
 	ni.pod_attach = a->pod_mode;
+	publish_config_path(a, &ni);
 	err = pw_nodeinfo_write(a->paths.node_file, &ni);
 	if (err)
 		pw_err("cannot write %s: %s", a->paths.node_file, strerror(-err));

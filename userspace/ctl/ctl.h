@@ -19,6 +19,8 @@ enum ctl_exit {
 	CTL_USAGE       = 2,   /* bad command line */
 	CTL_NO_INSTANCE = 3,   /* no datapath pinned for --instance */
 	CTL_UNSUPPORTED = 4,   /* the pinned datapath has no such feature (yet) */
+	CTL_NOT_APPLIED = 5,   /* service add|del: the config was changed, but no running agent
+				* confirmed applying it (not running, or not within --wait) */
 };
 
 struct ctl {
@@ -39,11 +41,21 @@ struct ctl_cmd {
 	 * countable group. A new group shows up in status by filling this in. */
 	long (*count)(const struct ctl *c);
 	const char *count_label;  /* name in status if not .name ("conntrack" for ct) */
+	bool config_only;         /* works without a pinned datapath (edits the agent's config) */
 };
 
 /* One per file. */
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_endpoints, ctl_cmd_peers,
-	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_metrics, ctl_cmd_monitor;
+	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_metrics, ctl_cmd_monitor, ctl_cmd_service;
+
+/* service.c: the agent's config file for this instance: "config" in
+ * node.json (what the running or last agent uses), else
+ * /etc/podwire/<instance>.json (podwired's default). */
+void ctl_config_path(const struct ctl *c, char *buf, size_t len);
+/* pw_config_parse of the file, of any size the agent takes (pw_config_load
+ * stops at 1 MiB; 10,000 services are more). */
+struct pw_node_config;
+int ctl_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 
 /* monitor.c: pid of the podwirectl monitor that holds the instance's event
  * stream (the ring buffer has one consumer), 0 when none runs. */

@@ -13,7 +13,7 @@
 
 static const struct ctl_cmd *const commands[] = {
 	&ctl_cmd_status, &ctl_cmd_endpoints, &ctl_cmd_peers, &ctl_cmd_services,
-	&ctl_cmd_ct, &ctl_cmd_metrics, &ctl_cmd_monitor,
+	&ctl_cmd_ct, &ctl_cmd_metrics, &ctl_cmd_monitor, &ctl_cmd_service,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -24,7 +24,8 @@ static void usage(FILE *out)
 		fprintf(out, "  %s %s\n      %s\n", commands[i]->name, commands[i]->args, commands[i]->summary);
 	fprintf(out, "\n  --instance NAME  node instance (default \"default\"): pins under /sys/fs/bpf/podwire/NAME\n"
 		     "  -o json          JSON for scripts (one document; monitor: one object per line)\n"
-		     "exit codes: 0 ok, 1 error, 2 usage, 3 instance not found, 4 not in this datapath yet\n");
+		     "exit codes: 0 ok, 1 error, 2 usage, 3 instance not found, 4 not in this datapath yet,\n"
+		     "            5 config changed but not (yet) applied by a running agent\n");
 }
 
 static const struct ctl_cmd *find_command(const char *name)
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
 			i--;
 		}
 	}
-	if (!pw_inspect_instance_exists(&c.paths))
+	if (!cmd->config_only && !pw_inspect_instance_exists(&c.paths))
 		return ctl_fail(CTL_NO_INSTANCE, "instance \"%s\": no datapath pinned in %s "
 				"(no podwired ever started for it, or it was uninstalled; see --instance)",
 				c.paths.instance, c.paths.pin_dir);

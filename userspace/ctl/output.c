@@ -51,7 +51,12 @@ long ctl_count_map(const struct ctl *c, const char *name)
 	if (fd < 0)
 		return fd;
 	memset(&info, 0, sizeof(info));
-	n = bpf_map_get_info_by_fd(fd, &info, &len) ? -errno : pw_inspect_count_keys(fd, info.key_size);
+	if (bpf_map_get_info_by_fd(fd, &info, &len))
+		n = -errno;
+	else if (info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+		n = pw_inspect_count_keys(fd, info.key_size);
+	else   /* batch lookups: a 512k-entry conntrack counts in a few ms */
+		n = pw_inspect_count_entries(fd, info.key_size, info.value_size);
 	close(fd);
 	return n;
 }

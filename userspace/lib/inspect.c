@@ -214,6 +214,178 @@ long pw_inspect_count_keys(int map_fd, uint32_t key_size)
 	return n;
 }
 
+#define BATCH 4096
+
+/* One bpf_map_lookup_batch step: up to BATCH entries after *token (NULL =
+ * from the start) into keys/values. Returns the count (>= 0), -ENOENT after
+ * the last entry (count in *got), or -errno (-EINVAL/-ENOTSUP: no batch ops
+ * for this map type). */
+static int batch_step(int fd, void **token, void *tokbuf, void *outtok, size_t toksz, void *keys,
+		      void *values, __u32 *got)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = BATCH;
+	int err = bpf_map_lookup_batch(fd, *token, outtok, keys, values, &count, &opts);
+
+	*got = count;
+	if (err < 0) {
+		err = -errno;
+		if (err == -ENOENT)
+			return -ENOENT;
+		if (count)   /* a partial batch before an error: take it, fail next time */
+			return (int)count;
+		return err;
+	}
+	memcpy(tokbuf, outtok, toksz);
+	*token = tokbuf;
+	return (int)count;
+}
+
+long pw_inspect_count_entries(int map_fd, uint32_t key_size, uint32_t value_size)
+{
+	size_t toksz = key_size > 8 ? key_size : 8;
+	void *keys = malloc((size_t)BATCH * key_size), *vals = malloc((size_t)BATCH * (value_size ? value_size : 1));
+	void *tok = calloc(1, toksz), *out = calloc(1, toksz), *token = NULL;
+	long n = 0;
+	int r;
+
+	if (!keys || !vals || !tok || !out) {
+		n = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 got = 0;
+
+		r = batch_step(map_fd, &token, tok, out, toksz, keys, vals, &got);
+		if (r == -ENOENT) {
+			n += got;
+			break;
+		}
+		if (r < 0) {
+			n = (r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP) && n == 0 ?
+			    pw_inspect_count_keys(map_fd, key_size) : r;
+			break;
+		}
+		n += r;
+	}
+out:
+	free(keys);
+	free(vals);
+	free(tok);
+	free(out);
+	return n;
+}
+
+static int dump_slow(int fd, uint32_t ks, uint32_t vs, struct vec *k, struct vec *v);
+
+int pw_inspect_dump(int map_fd, uint32_t key_size, uint32_t value_size, void **keys, void **values,
+		    size_t *n)
+{
+	size_t toksz = key_size > 8 ? key_size : 8, cap = 0, len = 0;
+	char *kb = NULL, *vb = NULL;
+	void *tok = calloc(1, toksz), *out = calloc(1, toksz), *token = NULL;
+	int err = 0, r;
+
+	*keys = *values = NULL;
+	*n = 0;
+	if (!tok || !out) {
+		err = -ENOMEM;
+		goto done;
+	}
+	for (;;) {
+		__u32 got = 0;
+
+		if (cap - len < BATCH) {
+			size_t nc = cap ? cap * 2 : BATCH * 2;
+			char *nk = realloc(kb, nc * key_size), *nv;
+
+			if (!nk) {
+				err = -ENOMEM;
+				break;
+			}
+			kb = nk;
+			nv = realloc(vb, nc * value_size);
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			vb = nv;
+			cap = nc;
+		}
+		r = batch_step(map_fd, &token, tok, out, toksz, kb + len * key_size, vb + len * value_size, &got);
+		if (r == -ENOENT) {
+			len += got;
+			break;
+		}
+		if (r < 0) {
+			if ((r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP) && len == 0) {
+				struct vec k = { .size = key_size }, v = { .size = value_size };
+
+				free(kb);
+				free(vb);
+				kb = vb = NULL;
+				err = dump_slow(map_fd, key_size, value_size, &k, &v);
+				kb = k.data;
+				vb = v.data;
+				len = k.n;
+			} else {
+				err = r;
+			}
+			break;
+		}
+		len += (size_t)r;
+	}
+done:
+	free(tok);
+	free(out);
+	if (err || !len) {
+		free(kb);
+		free(vb);
+		return err;
+	}
+	*keys = kb;
+	*values = vb;
+	*n = len;
+	return 0;
+}
+
+struct slow_ctx {
+	struct vec *k, *v;
+};
+
+static int push_kv(const void *key, const void *value, void *ctx)
+{
+	struct slow_ctx *c = ctx;
+	int err = vec_push(c->k, key);
+
+	return err ? err : vec_push(c->v, value);
+}
+
+static int dump_slow(int fd, uint32_t ks, uint32_t vs, struct vec *k, struct vec *v)
+{
+	struct slow_ctx c = { k, v };
+	int err = walk_map(fd, ks, vs, push_kv, &c);
+
+	if (err) {
+		free(k->data);
+		free(v->data);
+		k->data = v->data = NULL;
+		k->n = v->n = 0;
+	}
+	return err;
+}
+
+const char *pw_ct_state_name(uint8_t state)
+{
+	switch (state) {
+	case PW_CT_NEW: return "new";
+	case PW_CT_ESTABLISHED: return "established";
+	case PW_CT_CLOSING: return "closing";
+	case PW_CT_CLOSED: return "closed";
+	}
+	return "?";
+}
+
 const char *pw_map_type_name(uint32_t type)
 {
 	const char *s = libbpf_bpf_map_type_str((enum bpf_map_type)type);
@@ -233,6 +405,13 @@ static bool counts_entries(uint32_t type)
 	default:
 		return true;
 	}
+}
+
+/* Per-CPU values are value_size per possible CPU: batch buffers would need
+ * sizing for that; these maps are small, counted key by key. */
+static bool is_percpu(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
 /* fill from the pin at path; -ENOTSUP (skipped) when the pin is not a map. */
@@ -258,7 +437,9 @@ static int read_map_fill(const char *path, const char *name, struct pw_map_fill 
 	f->value_size = info.value_size;
 	f->btf_id = info.btf_id;
 	f->id = info.id;
-	f->entries = counts_entries(info.type) ? pw_inspect_count_keys(fd, info.key_size) : PW_INSPECT_NOT_COUNTED;
+	f->entries = !counts_entries(info.type) ? PW_INSPECT_NOT_COUNTED :
+		     is_percpu(info.type) ? pw_inspect_count_keys(fd, info.key_size) :
+		     pw_inspect_count_entries(fd, info.key_size, info.value_size);
 	close(fd);
 	return 0;
 }

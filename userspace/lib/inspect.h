@@ -65,8 +65,25 @@ struct pw_map_fill {
 int pw_inspect_maps(const char *pin_dir, struct pw_map_fill **out, size_t *n);
 /* Keys in a hash/LRU/LPM map, or -errno. */
 long pw_inspect_count_keys(int map_fd, uint32_t key_size);
+/* The same, with batch lookups (4096 entries a syscall) where the map type
+ * has them, else pw_inspect_count_keys: cheap enough for a 512k-entry
+ * conntrack on every scrape. value_size as the map says (not per-CPU maps). */
+long pw_inspect_count_entries(int map_fd, uint32_t key_size, uint32_t value_size);
+
+/* Every entry of a hash/LRU map: keys and values in two malloc'ed arrays
+ * (both NULL when empty; free() both), read with batch lookups
+ * where the kernel has them for the map type, else key by key. A map that
+ * changes meanwhile may be seen partly old, partly new, never torn per
+ * entry. 0 or -errno. */
+int pw_inspect_dump(int map_fd, uint32_t key_size, uint32_t value_size, void **keys, void **values,
+		    size_t *n);
 /* "hash", "lru_hash", "lpm_trie", "ringbuf", ... (libbpf's names). */
 const char *pw_map_type_name(uint32_t type);
+
+/* ---------- service load balancing ---------- */
+
+/* "new", "established", "closing", "closed" (enum pw_ct_state), or "?". */
+const char *pw_ct_state_name(uint8_t state);
 
 /* ---------- the agent ---------- */
 

@@ -24,7 +24,8 @@ static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 	    !cJSON_AddStringToObject(o, "attach", pw_attach_mode_name(ni->attach)) ||
 	    !cJSON_AddStringToObject(o, "podAttach", pw_attach_mode_name(ni->pod_attach)) ||
 	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink)) ||
-	    (ni->routing[0] && !cJSON_AddStringToObject(o, "routing", ni->routing))) {
+	    (ni->routing[0] && !cJSON_AddStringToObject(o, "routing", ni->routing)) ||
+	    (ni->config[0] && !cJSON_AddStringToObject(o, "config", ni->config))) {
 		cJSON_Delete(o);
 		return NULL;
 	}
@@ -47,14 +48,12 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni)
+/* text + "\n" into path, atomically (temp file + rename). Frees text. */
+static int write_atomic(const char *path, char *text)
 {
 	char tmp[4096];
-	cJSON *o = nodeinfo_to_json(ni);
-	char *text = o ? cJSON_Print(o) : NULL;
 	int fd, err;
 
-	cJSON_Delete(o);
 	if (!text)
 		return -ENOMEM;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
@@ -79,6 +78,15 @@ int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni)
 	if (err)
 		unlink(tmp);
 	return err;
+}
+
+int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni)
+{
+	cJSON *o = nodeinfo_to_json(ni);
+	char *text = o ? cJSON_Print(o) : NULL;
+
+	cJSON_Delete(o);
+	return write_atomic(path, text);
 }
 
 static char *read_file(const char *path, int *err)
@@ -183,15 +191,87 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 		if (uplink)
 			strcpy(ni->uplink, uplink);
 		/* optional and informational (podwirectl status): cut, never refused */
-		const char *routing = get_string(o, "routing");
+		const char *routing = get_string(o, "routing"), *config = get_string(o, "config");
 
 		if (routing)
 			snprintf(ni->routing, sizeof(ni->routing), "%s", routing);
+		if (config && strlen(config) < sizeof(ni->config))
+			strcpy(ni->config, config);
 		if (!pod_attach)
 			ni->pod_attach = ni->attach;
 		strcpy(ni->node, node);
 		ni->mtu = mtu->valueint;
 		ret = 0;
+	}
+	cJSON_Delete(o);
+	return ret;
+}
+
+/* ---------- applied.json ---------- */
+
+uint64_t pw_config_digest(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+void pw_applied_path(const char *state_dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/applied.json", state_dir);
+}
+
+int pw_applied_write(const char *path, const struct pw_applied *ap)
+{
+	char digest[24];
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+
+	snprintf(digest, sizeof(digest), "%016llx", (unsigned long long)ap->digest);
+	if (o && cJSON_AddStringToObject(o, "digest", digest) &&
+	    cJSON_AddBoolToObject(o, "ok", ap->ok) &&
+	    cJSON_AddBoolToObject(o, "servicesOk", ap->services_ok) &&
+	    cJSON_AddNumberToObject(o, "services", ap->services) &&
+	    cJSON_AddStringToObject(o, "error", ap->error))
+		text = cJSON_Print(o);
+	cJSON_Delete(o);
+	return write_atomic(path, text);
+}
+
+int pw_applied_read(const char *path, struct pw_applied *ap)
+{
+	const cJSON *ok, *sok, *n;
+	const char *digest, *error;
+	char *text, *end;
+	int ret;
+	cJSON *o;
+
+	text = read_file(path, &ret);
+	if (!text)
+		return ret;
+	o = cJSON_Parse(text);
+	free(text);
+	memset(ap, 0, sizeof(*ap));
+	digest = get_string(o, "digest");
+	error = get_string(o, "error");
+	ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
+	sok = cJSON_GetObjectItemCaseSensitive(o, "servicesOk");
+	n = cJSON_GetObjectItemCaseSensitive(o, "services");
+	ret = -EINVAL;
+	if (digest && cJSON_IsBool(ok) && cJSON_IsBool(sok) && cJSON_IsNumber(n)) {
+		ap->digest = strtoull(digest, &end, 16);
+		if (*digest && !*end) {
+			ap->ok = cJSON_IsTrue(ok);
+			ap->services_ok = cJSON_IsTrue(sok);
+			ap->services = n->valueint;
+			snprintf(ap->error, sizeof(ap->error), "%s", error ? error : "");
+			ret = 0;
+		}
 	}
 	cJSON_Delete(o);
 	return ret;

@@ -3,6 +3,7 @@
  * Written atomically (temp file + rename) by the agent at start-up. */
 #ifndef PW_NODEINFO_H
 #define PW_NODEINFO_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include "cidr.h"
@@ -21,9 +22,31 @@ struct pw_nodeinfo {
 	enum pw_attach_mode pod_attach;
 	char uplink[16];              /* node uplink ("uplink" key); "" if not published */
 	char routing[8];              /* "native" / "vxlan" ("routing" key, for podwirectl); "" if not published */
+	/* The agent's config file, absolute ("config" key): where `podwirectl
+	 * service add|del` edits services. "" if not published. */
+	char config[256];
 };
 
 int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni);
 /* -ENOENT when the agent never ran for this instance; -EINVAL (err set) when garbled. */
 int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t errlen);
+
+/* <state_dir>/applied.json: what the agent did with its config file the
+ * last time it read it, so that `podwirectl service add|del` can tell when
+ * its edit is in the datapath (or why the agent refused it). Written
+ * atomically by the agent after every (re)load. */
+struct pw_applied {
+	uint64_t digest;              /* pw_config_digest of the bytes the agent read */
+	bool ok;                      /* the config parsed and every section applied */
+	bool services_ok;             /* the services section applied (pw_services_apply) */
+	int services;                 /* services in the config */
+	char error[512];              /* why not ok ("" if ok): the parser's or reconciler's message */
+};
+/* FNV-1a 64 of a config file's bytes: identifies one version of the file. */
+uint64_t pw_config_digest(const void *buf, size_t len);
+int pw_applied_write(const char *path, const struct pw_applied *ap);
+/* -ENOENT when no agent wrote it yet; -EINVAL when garbled. */
+int pw_applied_read(const char *path, struct pw_applied *ap);
+/* <state_dir>/applied.json */
+void pw_applied_path(const char *state_dir, char *buf, size_t len);
 #endif

@@ -22,7 +22,7 @@ pod_add node2 cli2 || not_ok "second client pod"
 # UDP on 8081 with its name.
 for n in 1 2 3; do
 	bg_in_ns "${PW_PREFIX}-be$n" socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:"echo be$n; cat"
-	bg_in_ns "${PW_PREFIX}-be$n" socat UDP-RECVFROM:8081,fork,reuseaddr SYSTEM:"echo be$n"
+	bg_in_ns "${PW_PREFIX}-be$n" socat UDP-RECVFROM:8081,fork,reuseaddr SYSTEM:"read -r _; echo be$n"
 done
 for n in 1 2 3; do wait_listen "be$n" 8080 tcp; done
 

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Service load balancing: frontend lookup, backend selection (random over
+ * the service's slots, Maglev, ClientIP affinity), the DNAT of a client's
+ * packet to its backend and the reverse translation of the backend's
+ * replies, with conntrack (conntrack.h) pinning each flow to its backend.
+ * The maps are written by userspace/lib/services.c (docs/services.md). */
+#ifndef PW_BPF_LB_H
+#define PW_BPF_LB_H
+
+#include "common.h"
+#include "config.h"
+#include "maps.h"
+#include "eth.h"
+#include "ipv4.h"
+#include "l4.h"
+#include "csum.h"
+#include "nat.h"
+#include "conntrack.h"
+#include "endpoint.h"
+#include "metrics.h"
+#include "events.h"
+
+/* Slots tried from the random start before giving up on a service whose
+ * backends are all terminating or half-removed: every slot of a service of
+ * up to 16 backends, a fair sample of a bigger one. */
+#define PW_LB_PROBES    16
+#define PW_NSEC_PER_SEC 1000000000ULL
+
+/* pw_lb_forward: translated, carry on towards the (new) destination. */
+#define PW_LB_TRANSLATED 0
+
+/* The packet TCP or UDP with its ports parsed (unfragmented): worth a
+ * frontend lookup. pw_ipv4_parse left the ports 0 otherwise. */
+static __always_inline int pw_lb_candidate(const struct pw_pkt *pkt)
+{
+	return (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP) && pkt->dport;
+}
+
+static __always_inline const struct pw_svc *pw_svc_lookup(__be32 addr, __u16 port, __u8 proto, __u8 scope)
+{
+	struct pw_svc_key key;
+
+	__builtin_memcpy(key.addr, &addr, 4);
+	key.port = port;
+	key.proto = proto;
+	key.scope = scope;
+	return bpf_map_lookup_elem(&pw_services, &key);
+}
+
+static __always_inline const struct pw_backend *pw_backend_get(__u32 id)
+{
+	return bpf_map_lookup_elem(&pw_backends, &id);
+}
+
+/* A backend a new flow may go to: it exists and is not terminating. */
+static __always_inline int pw_backend_usable(__u32 id)
+{
+	const struct pw_backend *b = id ? pw_backend_get(id) : NULL;
+
+	return b && b->state == PW_BACKEND_ACTIVE;
+}
+
+/* Random: a random slot of 0..n-1; a slot missing (the service shrank
+ * between our two lookups) or naming an unusable backend moves on to the
+ * next one. 0 when none is found. */
+static __always_inline __u32 pw_select_random(__u32 svc_id, __u32 n)
+{
+	struct pw_slot_key key = { .svc_id = svc_id };
+	__u32 start, *id;
+
+	if (!n)
+		return 0;
+	start = bpf_get_prandom_u32() % n;
+	for (__u32 i = 0; i < PW_LB_PROBES; i++) {
+		if (i >= n)
+			break;
+		key.slot = start + i < n ? start + i : start + i - n;
+		id = bpf_map_lookup_elem(&pw_svc_slots, &key);
+		if (id && pw_backend_usable(*id))
+			return *id;
+	}
+	return 0;
+}
+
+/* The flow hash Maglev indexes its table with: the 5-tuple as the client
+ * sent it, mixed with fixed constants only (murmur3's finalizer), so every
+ * node sends one flow to the same backend. */
+static __always_inline __u32 pw_lb_hash(const struct pw_ct_key *k)
+{
+	__u32 h = pw_ip4_load(k->saddr) * 0x9e3779b1u ^ pw_ip4_load(k->daddr);
+
+	h ^= ((__u32)k->sport << 16 | k->dport) * 0xcc9e2d51u + k->proto;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Maglev: entry hash % M of the service's table. 0 when the service has no
+ * table (yet), the entry is out of the table or names an unusable backend:
+ * the caller falls back to random. */
+static __always_inline __u32 pw_select_maglev(__u32 svc_id, __u32 hash)
+{
+	__u32 m = cfg_maglev_m, idx, *id;
+	void *table;
+
+	if (!m)
+		return 0;
+	table = bpf_map_lookup_elem(&pw_maglev, &svc_id);
+	if (!table)
+		return 0;
+	idx = hash % m;
+	id = bpf_map_lookup_elem(table, &idx);
+	if (!id || !pw_backend_usable(*id))
+		return 0;
+	return *id;
+}
+
+/* The backend for a new flow (fkey: as the client sent it): the client's
+ * pinned one under ClientIP affinity while fresh and usable, else by the
+ * service's algorithm; a new choice is pinned. 0 = no backend. */
+static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm, __u32 affinity_timeout,
+					  const struct pw_ct_key *fkey, __u64 now)
+{
+	struct pw_affinity_key akey = { .svc_id = svc_id };
+	struct pw_affinity *aff, val = {};
+	__u32 id = 0;
+
+	if (affinity_timeout) {
+		__builtin_memcpy(akey.client, fkey->saddr, 4);
+		aff = bpf_map_lookup_elem(&pw_affinity, &akey);
+		if (aff && now - aff->last_used_ns <= (__u64)affinity_timeout * PW_NSEC_PER_SEC) {
+			id = aff->backend_id;
+			if (pw_backend_usable(id)) {
+				aff->last_used_ns = now;
+				return id;
+			}
+			id = 0;
+		}
+	}
+	if (algorithm == PW_LB_MAGLEV)
+		id = pw_select_maglev(svc_id, pw_lb_hash(fkey));
+	if (!id)
+		id = pw_select_random(svc_id, n);
+	if (id && affinity_timeout) {
+		val.backend_id = id;
+		val.last_used_ns = now;
+		bpf_map_update_elem(&pw_affinity, &akey, &val, BPF_ANY);
+	}
+	return id;
+}
+
+static __always_inline __u16 pw_csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* The TCP header, without options. */
+struct pw_tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8   doff;        /* data offset << 4 */
+	__u8   flags;
+	__be16 window;
+	__sum16 check;
+	__be16 urg_ptr;
+};
+
+struct pw_rst {
+	struct iphdr ip;
+	struct pw_tcphdr tcp;
+};
+
+struct pw_pseudo_hdr {
+	__be32 saddr;
+	__be32 daddr;
+	__u8   zero;
+	__u8   proto;
+	__be16 len;
+};
+
+/* A TCP SYN for a service without backends: answered like kube-proxy's
+ * REJECT, with a RST|ACK from the frontend (RFC 793: seq 0, ack = the
+ * SYN's seq + its length), built in place (options and payload cut off,
+ * checksums computed from scratch) and sent back out the way it came: into
+ * the pod (pod_ingress) or to the client's router (uplink). Counted and
+ * reported as the no-backend drop it is: the SYN itself is consumed. */
+static __always_inline int pw_lb_reject(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
+					const struct pw_l4 *l4)
+{
+	struct pw_tcphdr in;
+	struct pw_rst h = {};
+	struct pw_pseudo_hdr ph = {};
+	struct ethhdr *eth;
+	__u8 mac[PW_ETH_ALEN];
+	__u32 hlen, seg_len;
+	__s64 sum;
+
+	if (iph->ihl != 5)
+		return PW_DROP_NO_BACKEND; /* IP options: not worth a RST */
+	if (bpf_skb_load_bytes(skb, l4->off, &in, sizeof(in)) != 0)
+		return PW_DROP_NO_BACKEND;
+	hlen = (in.doff >> 4) * 4;
+	if (hlen < sizeof(in) || hlen > bpf_ntohs(iph->tot_len) - sizeof(*iph))
+		return PW_DROP_MALFORMED;
+	seg_len = bpf_ntohs(iph->tot_len) - sizeof(*iph) - hlen;
+	seg_len += (in.flags & PW_TCP_SYN) ? 1 : 0;
+	seg_len += (in.flags & PW_TCP_FIN) ? 1 : 0;
+
+	h.ip.version = 4;
+	h.ip.ihl = 5;
+	h.ip.tot_len = bpf_htons(sizeof(h));
+	h.ip.frag_off = bpf_htons(0x4000); /* DF */
+	h.ip.ttl = 64;
+	h.ip.protocol = IPPROTO_TCP;
+	h.ip.saddr = iph->daddr;
+	h.ip.daddr = iph->saddr;
+	h.ip.check = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h.ip, sizeof(h.ip), 0));
+	h.tcp.source = in.dest;
+	h.tcp.dest = in.source;
+	h.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
+	h.tcp.doff = 5 << 4;
+	h.tcp.flags = PW_TCP_RST | PW_TCP_ACK;
+	ph.saddr = h.ip.saddr;
+	ph.daddr = h.ip.daddr;
+	ph.proto = IPPROTO_TCP;
+	ph.len = bpf_htons(sizeof(h.tcp));
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&h.tcp, sizeof(h.tcp), (__wsum)sum);
+	h.tcp.check = pw_csum_fold(sum);
+
+	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + sizeof(h), 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), BPF_F_RECOMPUTE_CSUM))
+		return PW_DROP_NO_BACKEND;
+	eth = pw_eth_hdr(skb);
+	if (!eth)
+		return PW_DROP_MALFORMED;
+	pw_mac_copy(mac, eth->h_source);
+	pw_mac_copy(eth->h_source, eth->h_dest);
+	pw_mac_copy(eth->h_dest, mac);
+
+	pw_metrics_count(-PW_DROP_NO_BACKEND, pkt->dir, skb->len);
+	pw_event_drop(skb, pkt, PW_DROP_NO_BACKEND);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The reply key of a flow: the packet as the backend sends it, to the
+ * client (hairpin: to the gateway address the client-backend was shown). */
+static __always_inline void pw_lb_reply_key(struct pw_ct_key *rkey, __be32 baddr, __u16 bport, __be32 client,
+					    __u16 cport, __u8 proto, __u8 flags)
+{
+	pw_ct_key_make(rkey, baddr, (flags & PW_CT_F_HAIRPIN) ? cfg_gateway_ip : client, bport, cport, proto,
+		       PW_CT_REPLY);
+}
+
+/* A packet to frontend svc (scope PW_SVC_CLUSTERIP or PW_SVC_NODEPORT):
+ * its flow's backend from conntrack, or a new choice with new conntrack
+ * entries; then DNAT to the backend (hairpin: also the source to
+ * cfg_gateway_ip). snat_remote: a new NodePort flow to a backend on another
+ * node is marked PW_CT_F_SNAT (an outside client, whose replies must come
+ * back through this node; a local pod client's come back anyway).
+ * PW_LB_TRANSLATED (0: carry on towards the backend; *ct_flags says how,
+ * the SNAT itself is left to the caller), a verdict (> 0: a RST went back)
+ * or a drop reason. */
+static __always_inline int pw_lb_forward(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
+					 const struct pw_svc *svc, __u8 scope, int snat_remote, __u8 *ct_flags)
+{
+	__u32 svc_id = svc->id, n = svc->backends, affinity = svc->affinity_timeout;
+	__u8 algorithm = svc->algorithm;
+	__be32 saddr = iph->saddr, daddr = iph->daddr, baddr;
+	struct pw_ct_key fkey, rkey;
+	struct pw_ct_entry *e, val = {};
+	const struct pw_backend *b = NULL;
+	__u64 now = bpf_ktime_get_ns();
+	struct pw_l4 l4;
+	int replace = 0, err;
+	__u16 bport;
+	__u8 f, flags;
+	__u32 id;
+
+	err = pw_l4_parse(skb, iph, &l4);
+	if (err)
+		return err;
+	f = pw_tcp_flags(skb, &l4);
+	pw_ct_key_make(&fkey, saddr, daddr, l4.sport, l4.dport, l4.proto, PW_CT_FORWARD);
+
+	e = bpf_map_lookup_elem(&pw_ct, &fkey);
+	if (e) {
+		/* A new connection on a closed flow's tuple chooses again; so
+		 * does a flow whose backend left every service. A terminating
+		 * backend keeps its flows. */
+		if (pw_tcp_is_syn(f) && e->state >= PW_CT_CLOSING)
+			replace = 1;
+		else if (!(b = pw_backend_get(e->backend_id)))
+			replace = 1;
+	}
+	if (e && b) {
+		baddr = pw_ip4_load(b->addr);
+		bport = b->port;
+		flags = e->flags;
+		if (pw_ct_account(e, f, l4.proto, PW_CT_FORWARD, now)) {
+			pw_lb_reply_key(&rkey, baddr, bport, saddr, l4.sport, l4.proto, flags);
+			pw_ct_sync(e, &rkey, now);
+		}
+	} else {
+		id = pw_lb_select(svc_id, n, algorithm, affinity, &fkey, now);
+		b = id ? pw_backend_get(id) : NULL;
+		if (!b) {
+			if (pw_tcp_is_syn(f))
+				return pw_lb_reject(skb, pkt, iph, &l4);
+			return PW_DROP_NO_BACKEND;
+		}
+		baddr = pw_ip4_load(b->addr);
+		bport = b->port;
+		flags = baddr == saddr ? PW_CT_F_HAIRPIN : 0;
+		if (scope == PW_SVC_NODEPORT) {
+			flags |= PW_CT_F_NODEPORT;
+			if (snat_remote && !pw_ep_by_ip(baddr))
+				flags |= PW_CT_F_SNAT;
+		}
+		val.last_seen_ns = now;
+		val.svc_id = svc_id;
+		val.backend_id = id;
+		val.state = PW_CT_NEW;
+		val.tcp_flags = f;
+		val.fe_port = scope == PW_SVC_NODEPORT ? l4.dport : 0;
+		val.flags = flags;
+		pw_lb_reply_key(&rkey, baddr, bport, saddr, l4.sport, l4.proto, flags);
+		err = pw_ct_create(&fkey, &rkey, &val, replace);
+		if (err < 0)
+			return err;
+		if (err > 0) {
+			/* Another CPU created the flow first: follow its choice. */
+			b = pw_backend_get(val.backend_id);
+			if (!b)
+				return PW_DROP_NO_BACKEND;
+			baddr = pw_ip4_load(b->addr);
+			bport = b->port;
+			flags = val.flags;
+		}
+	}
+
+	if (baddr != daddr && pw_rewrite_addr(skb, &l4, PW_IP_DADDR_OFF, daddr, baddr))
+		return PW_DROP_NAT_FAILED;
+	if (bport != l4.dport && pw_rewrite_port(skb, &l4, l4.dport_off, bpf_htons(l4.dport), bpf_htons(bport)))
+		return PW_DROP_NAT_FAILED;
+	if ((flags & PW_CT_F_HAIRPIN) && pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, cfg_gateway_ip))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = baddr;
+	pkt->nat_port = bport;
+	*ct_flags = flags;
+	return PW_LB_TRANSLATED;
+}
+
+/* A packet from a backend to its client (a pw_ct reply entry matches it):
+ * the source goes back to the frontend the client used (pw_revnat, or the
+ * node IP and node port for NodePort flows); hairpin: the destination back
+ * from the gateway address to the client. 0 (not a reply: untouched), 1
+ * (translated: packet pointers are invalid; the frontend is in
+ * pkt->nat_addr/nat_port) or a drop reason. */
+static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	__be32 saddr = iph->saddr, daddr = iph->daddr, fe_addr, client;
+	struct pw_ct_key rkey, fkey;
+	const struct pw_revnat *rn;
+	struct pw_ct_entry *e;
+	struct pw_l4 l4;
+	__u16 fe_port;
+	__u32 svc_id;
+	__u64 now;
+	__u8 flags;
+
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return 0;
+	if (pw_l4_parse(skb, iph, &l4))
+		return 0;
+	pw_ct_key_make(&rkey, saddr, daddr, l4.sport, l4.dport, l4.proto, PW_CT_REPLY);
+	e = bpf_map_lookup_elem(&pw_ct, &rkey);
+	if (!e)
+		return 0;
+	flags = e->flags;
+	if (flags & PW_CT_F_NODEPORT) {
+		fe_addr = cfg_node_ip;
+		fe_port = e->fe_port;
+	} else {
+		svc_id = e->svc_id;
+		rn = bpf_map_lookup_elem(&pw_revnat, &svc_id);
+		if (!rn)
+			return 0; /* service removed: its flows end here */
+		fe_addr = pw_ip4_load(rn->addr);
+		fe_port = rn->port;
+	}
+	client = (flags & PW_CT_F_HAIRPIN) ? saddr : daddr;
+	now = bpf_ktime_get_ns();
+	if (pw_ct_account(e, pw_tcp_flags(skb, &l4), l4.proto, PW_CT_REPLY, now)) {
+		pw_ct_key_make(&fkey, client, fe_addr, l4.dport, fe_port, l4.proto, PW_CT_FORWARD);
+		pw_ct_sync(e, &fkey, now);
+	}
+
+	if ((flags & PW_CT_F_HAIRPIN) && pw_rewrite_addr(skb, &l4, PW_IP_DADDR_OFF, daddr, client))
+		return PW_DROP_NAT_FAILED;
+	if (fe_addr != saddr && pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, fe_addr))
+		return PW_DROP_NAT_FAILED;
+	if (fe_port != l4.sport && pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(fe_port)))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = fe_addr;
+	pkt->nat_port = fe_port;
+	return 1;
+}
+
+/* Delivery into a local pod for every path that ends there: replies from
+ * service backends are reverse-translated first. */
+static __always_inline int pw_lb_deliver(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
+					 struct iphdr *iph, const struct pw_endpoint *target)
+{
+	int ret = pw_lb_reverse(skb, pkt, iph);
+
+	if (ret < 0)
+		return ret;
+	if (ret > 0 && pw_ipv4_reload(skb, &eth, &iph))
+		return PW_DROP_MALFORMED;
+	return pw_deliver_local(skb, pkt, eth, iph, target);
+}
+
+#endif
