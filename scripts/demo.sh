@@ -21,7 +21,7 @@ demo_down() {
 		[ -d "/sys/fs/bpf/podwire/$inst" ] && in_ns "$ns" "$BUILD/podwired" --instance "$inst" --uninstall >/dev/null 2>&1
 		rm -rf "/sys/fs/bpf/podwire/$inst" "/run/podwire/$inst"
 	done
-	for ns in $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-"); do ip netns del "$ns"; done
+	ns_del $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-")
 	rm -rf /tmp/${PW_PREFIX}.*
 }
 
@@ -64,8 +64,23 @@ demo_up() {
 	seen=$(tcp_peer_seen pod2a world)
 	printf '  %-6s %-11s -> %-6s %-11s server saw %-11s %s\n' pod2a "${PW_POD_IP[pod2a]}" world 192.168.1.100 \
 		"${seen:-nothing}" "(outside the cluster: masqueraded to node2)"
+	echo; echo "A ClusterIP service web 10.96.0.10:80 with a backend on every node (pod1b, pod2b, pod3b):"
+	for n in 1 2 3; do
+		bg_in_ns "${PW_PREFIX}-pod${n}b" socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:"echo pod${n}b"
+	done
+	for n in 1 2 3; do wait_listen "pod${n}b" 8080 tcp; done
+	svc='[{"name": "web", "vip": "10.96.0.10", "port": 80, "protocol": "tcp", "nodePort": 30080,
+	       "algorithm": "maglev", "backends": ['"$(for n in 1 2 3; do printf '%s{"ip": "%s", "port": 8080}' "$([ $n = 1 ] || echo ,)" "${PW_POD_IP[pod${n}b]}"; done)"']}]'
+	for n in 1 2 3; do set_services "node$n" "$svc"; done
+	sleep 0.5
+	echo "  60 new connections from pod1a (node1) to 10.96.0.10:80 were answered by:"
+	in_ns "${PW_PREFIX}-pod1a" /usr/bin/python3 test/e2e/lbclient.py spread 10.96.0.10 80 60 |
+		jq -r 'to_entries[] | "    \(.key): \(.value)"'
+	echo "  30 connections from the outside host to NodePort 192.168.1.13:30080 were answered by:"
+	in_ns "${PW_PREFIX}-world" /usr/bin/python3 test/e2e/lbclient.py spread 192.168.1.13 30080 30 |
+		jq -r 'to_entries[] | "    \(.key): \(.value)"'
 	echo; echo "node1's maps (bpftool map dump pinned /sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/...):"
-	for m in pw_endpoints pw_peers; do
+	for m in pw_endpoints pw_peers pw_services; do
 		echo "  $m:"
 		bpftool map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node1]}/$m" | sed 's/^/    /'
 	done

@@ -34,10 +34,11 @@
 #
 # Each (setup, count) gets fresh namespaces, so every load is into an empty
 # ruleset and no conntrack state carries over. Load time: wall clock of one
-# iptables-*-restore / nft -f of the whole ruleset; for podwire, what the agent
-# logs for the apply if it logs a time, else from the config write to the last
-# service's frontend being in pw_services (which includes the agent's 100 ms
-# reload debounce).
+# iptables-*-restore / nft -f of the whole ruleset; for podwire, the apply time
+# the agent logs ("services: applied ... in X ms", the map writes), with the
+# time from renaming the new config into place to the last and the measured
+# services' frontends being in pw_services printed below the table (that one
+# includes the agent's 100 ms reload debounce and the config parse).
 #
 # Knobs: BENCH_SECONDS (per figure, default 5), BENCH_CPU (default 1),
 # BENCH_SVC_COUNTS (default "1 1000 10000"), BENCH_SVC_SETUPS (default all four),
@@ -351,12 +352,14 @@ podwire_landed() {
 	grep -q pw_services bpf/lib/maps.h 2>/dev/null && [ -f bpf/lib/lb.h ] && [ -x "$BUILD/podwired" ]
 }
 
-# config.json with SERVICES_JSON as its "services" (node_up wrote the rest),
-# written to a temporary file and renamed over, as an editor would.
-podwire_write_services() { # NODE SERVICES_FILE
+# NODE's config.json (node_up wrote it) with SERVICES_FILE as its "services",
+# prepared beside it; podwire_write_services then renames it over, as an editor
+# would (lib.sh's set_services passes the array as an argument: too long here).
+podwire_prepare_services() { # NODE SERVICES_FILE
 	local cfg="$PW_TMP/$1/config.json"
-	jq --slurpfile s "$2" '.services = $s[0]' "$cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+	jq --slurpfile s "$2" '.services = $s[0]' "$cfg" > "$cfg.new"
 }
+podwire_write_services() { mv "$PW_TMP/$1/config.json.new" "$PW_TMP/$1/config.json"; }
 
 frontend_present() { # INST VIP: the VIP's TCP port-80 ClusterIP frontend is in pw_services
 	local a b c d
@@ -381,12 +384,15 @@ podwire_setup() {
 		t=$(target_index "$n"); vip=$(vip_of "$t"); last=$(vip_of $((n - 1)))
 		svcfile="$PW_TMP/services-$n.json"
 		gen_podwire_services "$n" "$t" "${PW_POD_IP[s]}" > "$svcfile"
+		podwire_prepare_services pw "$svcfile" || { servers_stop; pw_cleanup_nodes; return 1; }
 		skip=$(wc -l < "$PW_TMP/pw/agent.log")
 		t0=$(now_ns)
-		podwire_write_services pw "$svcfile"
-		# Up to 15 s; bpftool's own start-up (a few ms) bounds the resolution.
+		podwire_write_services pw
+		# Up to 15 s, polling every 20 ms: bpftool in a tight loop would take
+		# the CPU the agent is applying with.
 		while ! { frontend_present "$inst" "$last" && frontend_present "$inst" "$vip"; }; do
 			[ "$(ms_since "$t0")" -lt 15000 ] || break
+			sleep 0.02
 			if grep -q 'are not applied' "$PW_TMP/pw/agent.log"; then
 				echo "# podwire: SKIPPED - the agent has no service maps: $(grep -m1 'are not applied' "$PW_TMP/pw/agent.log")" >&2
 				servers_stop; pw_cleanup_nodes; return 1
@@ -397,10 +403,10 @@ podwire_setup() {
 			logged=$(agent_apply_ms "$PW_TMP/pw/agent.log" "$skip")
 			if [ -n "$logged" ]; then
 				RES[podwire,$n,load]=$logged
-				RES[podwire,$n,load_note]="agent; config write -> map: $ms ms"
+				RES[podwire,$n,load_note]="$logged ms as the agent logs the apply; config file renamed -> frontend in the map: $ms ms (100 ms reload debounce + config parse + apply)"
 			else
 				RES[podwire,$n,load]=$ms
-				RES[podwire,$n,load_note]="config write -> map, incl. 100 ms debounce"
+				RES[podwire,$n,load_note]="config file renamed -> frontend in the map, incl. the 100 ms reload debounce (the agent logged no apply time)"
 			fi
 			echo "# podwire: $n service(s) in the map after $ms ms${logged:+ (agent: $logged ms)}" >&2
 			if reachable "${PW_PREFIX}-c" "$vip" "$SVC_PORT"; then

@@ -30,6 +30,18 @@ log() { echo "# $*"; }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
 
+# ns_del NS...: kills what still runs inside each namespace, then deletes it
+# (a process would otherwise outlive its namespace and keep the netns alive).
+ns_del() {
+	local ns pids
+	for ns in "$@"; do
+		pids=$(ip netns pids "$ns" 2>/dev/null)
+		[ -n "$pids" ] && kill $pids 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
 # bg_in_ns NS CMD...: a long-running process in NS, killed by pw_cleanup.
 bg_in_ns() {
 	local ns=$1; shift
@@ -157,8 +169,17 @@ pod_del() { # POD
 # set_services NODE JSON_ARRAY: replaces the services of NODE's config (the
 # agent watches the file) and waits until the agent has applied it.
 set_services() {
-	local node=$1 svcs=$2 cfg="$PW_TMP/$1/config.json"
+	local node=$1 svcs=$2 cfg="$PW_TMP/$1/config.json" i before
+	local applied="/run/podwire/${PW_NODE_INST[$1]}/applied.json"
+	before=$(cat "$applied" 2>/dev/null)
 	jq --argjson s "$svcs" '.services = $s' "$cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+	# The agent records the digest of every config it applies: wait for a new one.
+	for i in $(seq 100); do
+		[ "$(cat "$applied" 2>/dev/null)" != "$before" ] && return 0
+		sleep 0.05
+	done
+	echo "# agent of $node did not apply the new services within 5 s"
+	return 1
 }
 
 # tcp_peer_seen FROM TO [PORT]: a TCP exchange from pod FROM to pod TO; prints
@@ -213,16 +234,16 @@ pw_cleanup_nodes() {
 	local n p
 	for p in "${PW_PODS[@]}"; do
 		[ -n "${PW_POD_NODE[$p]:-}" ] && pod_del "$p" >/dev/null 2>&1
-		ip netns del "${PW_PREFIX}-$p" 2>/dev/null
+		ns_del "${PW_PREFIX}-$p"
 	done
 	for n in "${PW_NODES[@]}"; do
 		agent_stop "$n"
 		in_ns "${PW_PREFIX}-$n" "$BUILD/podwired" --instance "${PW_NODE_INST[$n]}" --uninstall >/dev/null 2>&1
 		rm -rf "/sys/fs/bpf/podwire/${PW_NODE_INST[$n]}" "/run/podwire/${PW_NODE_INST[$n]}"
-		ip netns del "${PW_PREFIX}-$n" 2>/dev/null
+		ns_del "${PW_PREFIX}-$n"
 	done
 	PW_PODS=() PW_NODES=()
-	ip netns del "${PW_PREFIX}-lan" 2>/dev/null
+	ns_del "${PW_PREFIX}-lan"
 	return 0
 }
 
@@ -231,9 +252,7 @@ pw_cleanup() {
 	local p
 	[ ${#PW_BG_PIDS[@]} -gt 0 ] && kill "${PW_BG_PIDS[@]}" 2>/dev/null
 	pw_cleanup_nodes
-	for p in $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-"); do
-		ip netns del "$p"
-	done
+	ns_del $(ip netns list | awk '{print $1}' | grep "^${PW_PREFIX}-")
 	rm -rf "$PW_TMP"
 }
 
