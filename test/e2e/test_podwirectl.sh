@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # podwirectl and the agent's /metrics against a real node with two pods:
 # status/endpoints/peers agree with what the test created; a spoofed packet
-# and a packet to an unowned pod IP show up in `monitor -o json` with the
+# a packet to an unowned pod IP, to a pod CIDR no node owns and a connection
+# to a service without backends show up in `monitor -o json` with the
 # right reason and 5-tuple, and in `metrics -o json` and /metrics as exactly
 # the number of packets sent; a second monitor is refused and events go off
 # when the monitor ends; everything still reads with the agent stopped;
@@ -21,7 +22,9 @@ for p in a b; do
 	pod_add n1 "$p" || { not_ok "cnitool add pod $p"; exit 1; }
 done
 A=${PW_POD_IP[a]} B=${PW_POD_IP[b]}
-SPOOF=10.244.1.200 NOBODY=10.244.1.250
+SPOOF=10.244.1.200 NOBODY=10.244.1.250 UNOWNED=10.244.9.9 EMPTY_VIP=10.96.0.13
+set_services n1 '[{"name": "empty", "vip": "'$EMPTY_VIP'", "port": 80, "protocol": "tcp", "backends": []}]' ||
+	not_ok "service without backends applied"
 
 ctl() { in_ns "${PW_PREFIX}-n1" "$BUILD/podwirectl" --instance "$inst" "$@"; }
 scrape() { in_ns "${PW_PREFIX}-n1" curl -sf "http://127.0.0.1:$PORT/metrics"; }
@@ -76,11 +79,14 @@ check_eq "peers: n2's pod CIDR via its node IP" "$(ctl peers -o json | jq -r '.[
 # ---------- drops: monitor, metrics, /metrics ----------
 spoof0=$(drop_json spoofed-source-ip packets) spoofb0=$(drop_json spoofed-source-ip bytes)
 unk0=$(drop_json unknown-endpoint packets)
+noroute0=$(drop_json no-route packets) nobe0=$(drop_json no-backend packets)
+prom_noroute0=$(prom 'podwire_drop_packets_total{reason="no-route",direction="egress"}')
+prom_nobe0=$(prom 'podwire_drop_packets_total{reason="no-backend",direction="egress"}')
 prom_spoof0=$(prom 'podwire_drop_packets_total{reason="spoofed-source-ip",direction="egress"}')
 prom_unk0=$(prom 'podwire_drop_packets_total{reason="unknown-endpoint",direction="egress"}')
 
 mon_out=$PW_TMP/monitor.json mon_err=$PW_TMP/monitor.err
-in_ns "${PW_PREFIX}-n1" "$BUILD/podwirectl" --instance "$inst" monitor -o json --count 5 --timeout 20 \
+in_ns "${PW_PREFIX}-n1" "$BUILD/podwirectl" --instance "$inst" monitor -o json --count 8 --timeout 20 \
 	>"$mon_out" 2>"$mon_err" &
 mon=$!
 wait_for "$mon_err" "monitoring instance" && ok "monitor started" || not_ok "monitor started: $(cat "$mon_err")"
@@ -94,9 +100,13 @@ in_ns "${PW_PREFIX}-a" ip addr add "$SPOOF/32" dev eth0
 in_ns "${PW_PREFIX}-a" ping -c 3 -i 0.2 -W 1 -I "$SPOOF" "$B" >/dev/null 2>&1
 in_ns "${PW_PREFIX}-a" ip addr del "$SPOOF/32" dev eth0
 in_ns "${PW_PREFIX}-a" ping -c 2 -i 0.2 -W 1 "$NOBODY" >/dev/null 2>&1
+# A pod CIDR no node owns, and a service without backends (its SYN is answered with a RST).
+in_ns "${PW_PREFIX}-a" ping -c 2 -i 0.2 -W 1 "$UNOWNED" >/dev/null 2>&1
+in_ns "${PW_PREFIX}-a" timeout 5 socat -T2 - TCP:$EMPTY_VIP:80,connect-timeout=3 </dev/null >/dev/null 2>&1
+check_eq "a connection to a service without backends is refused" "$?" 1
 wait "$mon"
-check_eq "monitor exits 0 after --count 5" "$?" 0
-check_eq "monitor printed 5 events" "$(wc -l <"$mon_out")" 5
+check_eq "monitor exits 0 after --count 8" "$?" 0
+check_eq "monitor printed 8 events" "$(wc -l <"$mon_out")" 8
 check "monitor output is one JSON object per line" jq -e . "$mon_out"
 check_eq "spoofed: 3 events with reason, 5-tuple, direction, interface" \
 	"$(jq -c 'select(.reason == "spoofed-source-ip") | [.type, .code, .saddr, .daddr, .proto, .direction, .ifname]' "$mon_out" | sort | uniq -c | awk '{$1=$1};1')" \
@@ -104,11 +114,23 @@ check_eq "spoofed: 3 events with reason, 5-tuple, direction, interface" \
 check_eq "unknown-endpoint: 2 events with reason and 5-tuple" \
 	"$(jq -c 'select(.reason == "unknown-endpoint") | [.code, .saddr, .daddr, .proto, .direction]' "$mon_out" | sort | uniq -c | awk '{$1=$1};1')" \
 	"2 [-4,\"$A\",\"$NOBODY\",1,\"egress\"]"
+check_eq "no-route: 2 events with reason and 5-tuple" \
+	"$(jq -c 'select(.reason == "no-route") | [.code, .saddr, .daddr, .proto, .direction]' "$mon_out" | sort | uniq -c | awk '{$1=$1};1')" \
+	"2 [-5,\"$A\",\"$UNOWNED\",1,\"egress\"]"
+check_eq "no-backend: 1 event with reason and 5-tuple (TCP to VIP:80)" \
+	"$(jq -c 'select(.reason == "no-backend") | [.code, .saddr, .daddr, .proto, .dport, .direction]' "$mon_out" | sort | uniq -c | awk '{$1=$1};1')" \
+	"1 [-6,\"$A\",\"$EMPTY_VIP\",6,80,\"egress\"]"
 check_eq "events switched off when the monitor ended" "$(settings_field drop_events) $(settings_field trace_events)" "0 0"
 
 check_eq "metrics -o json: spoofed-source-ip egress +3 packets" "$(( $(drop_json spoofed-source-ip packets) - spoof0 ))" 3
 check_eq "metrics -o json: spoofed-source-ip egress +3*98 bytes" "$(( $(drop_json spoofed-source-ip bytes) - spoofb0 ))" 294
 check_eq "metrics -o json: unknown-endpoint egress +2 packets" "$(( $(drop_json unknown-endpoint packets) - unk0 ))" 2
+check_eq "metrics -o json: no-route egress +2 packets" "$(( $(drop_json no-route packets) - noroute0 ))" 2
+check_eq "metrics -o json: no-backend egress +1 packet" "$(( $(drop_json no-backend packets) - nobe0 ))" 1
+check_eq "/metrics: no-route egress +2" \
+	"$(( $(prom 'podwire_drop_packets_total{reason="no-route",direction="egress"}') - prom_noroute0 ))" 2
+check_eq "/metrics: no-backend egress +1" \
+	"$(( $(prom 'podwire_drop_packets_total{reason="no-backend",direction="egress"}') - prom_nobe0 ))" 1
 check_eq "/metrics: spoofed-source-ip egress +3" \
 	"$(( $(prom 'podwire_drop_packets_total{reason="spoofed-source-ip",direction="egress"}') - prom_spoof0 ))" 3
 check_eq "/metrics: unknown-endpoint egress +2" \

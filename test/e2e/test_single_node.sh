@@ -33,6 +33,23 @@ fwd=$(bpftool -j map dump pinned "/sys/fs/bpf/podwire/$inst/pw_metrics" |
 	jq '[.[] | select(.formatted.key == 0) | .formatted.values[] | .value.egress.packets] | add // 0' 2>/dev/null)
 [ "${fwd:-0}" -gt 0 ] 2>/dev/null && ok "datapath forwarded $fwd packets" || not_ok "forwarded counter is zero ($fwd)"
 
+# A ClusterIP in front of pods b and c: pod a's connections reach both, and
+# the reply comes from the VIP (conntrack + reverse NAT on this node).
+for p in b c; do
+	bg_in_ns "${PW_PREFIX}-$p" socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:"echo $p"
+	wait_listen "$p" 8080 tcp
+done
+set_services n1 '[{"name": "web", "vip": "10.96.0.10", "port": 80, "protocol": "tcp", "backends": [
+	{"ip": "'"${PW_POD_IP[b]}"'", "port": 8080}, {"ip": "'"${PW_POD_IP[c]}"'", "port": 8080}]}]' ||
+	not_ok "service applied"
+seen=""
+for i in $(seq 20); do
+	seen+=$(in_ns "${PW_PREFIX}-a" timeout 5 socat -T3 - TCP:10.96.0.10:80 </dev/null 2>/dev/null)$'\n'
+done
+check_eq "ClusterIP 10.96.0.10:80 spreads 20 connections over both backends" \
+	"$(grep -v '^$' <<<"$seen" | sort -u | tr '\n' ' ')" "b c "
+set_services n1 '[]' || not_ok "service removed"
+
 # Host stack to pod (node -> pod) still works through the host routes.
 check "node reaches pod a" in_ns "${PW_PREFIX}-n1" ping -c 1 -W 2 "${PW_POD_IP[a]}"
 

@@ -155,6 +155,12 @@ static const struct bad_case bad_cases[] = {
 	{ "vip outside service CIDR", "\"10.96.0.10\"", "\"10.244.1.10\"", "services[0].vip: 10.244.1.10 is not inside cluster.serviceCIDR" },
 	{ "backend bad ip", "\"ip\": \"10.244.1.2\"", "\"ip\": \"10.244.1.2.3\"", "services[0].backends[0].ip:" },
 	{ "backend missing port", "\"ip\": \"10.244.2.2\", \"port\": 8080", "\"ip\": \"10.244.2.2\"", "services[0].backends[1].port: missing" },
+	{ "duplicate service name", "\"name\": \"dns\"", "\"name\": \"web\"", "services[1].name: \"web\" is also services[0].name" },
+	{ "duplicate service frontend", "\"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\"",
+	  "\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\"",
+	  "services[1]: vip, port and protocol are also those of services[0]" },
+	{ "duplicate nodePort", "\"port\": 53, \"protocol\": \"udp\",", "\"port\": 53, \"protocol\": \"tcp\", \"nodePort\": 30080,",
+	  "services[1].nodePort: 30080 is also services[0].nodePort" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
 };

@@ -233,58 +233,18 @@ static int signals_open(void)
 
 /* The config file read whole and parsed, with the digest of exactly the
  * bytes parsed (applied.json: how `podwirectl service` knows its edit was
- * taken). Like pw_config_load, but up to 64 MiB: 10,000 services with
- * their backends are a few MiB of JSON. */
-#define CONFIG_MAX (64u << 20)
+ * taken). */
 static int load_config(const char *path, struct pw_node_config *cfg, uint64_t *digest,
 		       char *err, size_t errlen)
 {
-	size_t len = 0, cap = 1 << 16;
-	char *buf = malloc(cap);
-	int fd, ret;
+	size_t len = 0;
+	int ret;
+	char *buf = pw_config_read(path, &len, &ret, err, errlen);
 
 	memset(cfg, 0, sizeof(*cfg));
 	*digest = 0;
 	if (!buf)
-		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot open: %s", strerror(-ret));
-		free(buf);
 		return ret;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 2) {
-			char *nb = cap >= CONFIG_MAX ? NULL : realloc(buf, cap * 2);
-
-			if (!nb) {
-				snprintf(err, errlen, "larger than %u MiB", CONFIG_MAX >> 20);
-				close(fd);
-				free(buf);
-				return -EFBIG;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "read error: %s", strerror(-ret));
-			close(fd);
-			free(buf);
-			return ret;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
 	*digest = pw_config_digest(buf, len);
 	ret = pw_config_parse(buf, cfg, err, errlen);
 	free(buf);

@@ -3,6 +3,8 @@
  * Unknown keys are refused too: a misspelt optional key would otherwise
  * silently fall back to its default. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,6 +333,84 @@ static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
 	return 0;
 }
 
+/* Duplicate names, frontends and node ports among services. Sorting an index
+ * keeps this O(n log n): a node with 10,000 services re-parses its config on
+ * every change, and a pairwise check cost 160 ms there. */
+enum svc_key { SVC_BY_NAME, SVC_BY_FRONTEND, SVC_BY_NODEPORT };
+
+static int svc_compare(const void *a, const void *b, void *arg)
+{
+	const struct pw_node_config *cfg = ((const void **)arg)[0];
+	enum svc_key key = *(const enum svc_key *)((const void **)arg)[1];
+	const struct pw_service_config *x = &cfg->services[*(const int *)a];
+	const struct pw_service_config *y = &cfg->services[*(const int *)b];
+	int c = 0;
+
+	switch (key) {
+	case SVC_BY_NAME:
+		c = strcmp(x->name, y->name);
+		break;
+	case SVC_BY_FRONTEND:
+		c = x->vip != y->vip ? (x->vip < y->vip ? -1 : 1) : x->port != y->port ? x->port - y->port
+		    : x->protocol - y->protocol;
+		break;
+	case SVC_BY_NODEPORT:
+		c = x->node_port != y->node_port ? x->node_port - y->node_port : x->protocol - y->protocol;
+		break;
+	}
+	/* Ties by position, so the later of two duplicates is the one reported. */
+	return c ? c : *(const int *)a - *(const int *)b;
+}
+
+static bool svc_same(const struct pw_service_config *x, const struct pw_service_config *y, enum svc_key key)
+{
+	switch (key) {
+	case SVC_BY_NAME:
+		return strcmp(x->name, y->name) == 0;
+	case SVC_BY_FRONTEND:
+		return x->vip == y->vip && x->port == y->port && x->protocol == y->protocol;
+	case SVC_BY_NODEPORT:
+		return x->node_port && x->node_port == y->node_port && x->protocol == y->protocol;
+	}
+	return false;
+}
+
+static int check_service_duplicates(struct perr *e, const struct pw_node_config *cfg)
+{
+	int n = cfg->n_services, *idx, ret = 0;
+
+	if (n < 2)
+		return 0;
+	idx = malloc((size_t)n * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (enum svc_key key = SVC_BY_NAME; key <= SVC_BY_NODEPORT && !ret; key++) {
+		const void *arg[2] = { cfg, &key };
+		int first = n;   /* the earliest later-duplicate position found */
+		int other = 0;
+
+		for (int i = 0; i < n; i++)
+			idx[i] = i;
+		qsort_r(idx, (size_t)n, sizeof(*idx), svc_compare, arg);
+		for (int i = 1; i < n; i++)
+			if (svc_same(&cfg->services[idx[i - 1]], &cfg->services[idx[i]], key) && idx[i] < first) {
+				first = idx[i];
+				other = idx[i - 1];
+			}
+		if (first == n)
+			continue;
+		const struct pw_service_config *s = &cfg->services[first];
+		if (key == SVC_BY_NAME)
+			ret = fail(e, "services[%d].name: \"%s\" is also services[%d].name", first, s->name, other);
+		else if (key == SVC_BY_FRONTEND)
+			ret = fail(e, "services[%d]: vip, port and protocol are also those of services[%d]", first, other);
+		else
+			ret = fail(e, "services[%d].nodePort: %u is also services[%d].nodePort", first, s->node_port, other);
+	}
+	free(idx);
+	return ret;
+}
+
 static int parse_service(struct perr *e, const cJSON *item, const char *path,
 			 const struct pw_node_config *cfg, struct pw_service_config *s)
 {
@@ -393,18 +473,8 @@ static int parse_services(struct perr *e, const cJSON *root, struct pw_node_conf
 		cfg->n_services = i + 1;
 		TRY(parse_service(e, item, path, cfg, s));
 		i++;
-		for (int j = 0; j < i - 1; j++) {
-			const struct pw_service_config *q = &cfg->services[j];
-
-			if (strcmp(s->name, q->name) == 0)
-				return fail(e, "%s.name: \"%s\" is also services[%d].name", path, s->name, j);
-			if (s->vip == q->vip && s->port == q->port && s->protocol == q->protocol)
-				return fail(e, "%s: vip, port and protocol are also those of services[%d]", path, j);
-			if (s->node_port && s->node_port == q->node_port && s->protocol == q->protocol)
-				return fail(e, "%s.nodePort: %u is also services[%d].nodePort", path, s->node_port, j);
-		}
 	}
-	return 0;
+	return check_service_duplicates(e, cfg);
 }
 
 /* Line and column of a cJSON error position, for "invalid JSON at line 3, column 7". */
@@ -457,37 +527,74 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	return ret;
 }
 
+/* The whole file, NUL-terminated. A node with 10,000 services has a few MiB
+ * of JSON; anything past PW_CONFIG_MAX is refused rather than read. */
+char *pw_config_read(const char *path, size_t *len_out, int *ret, char *err, size_t errlen)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	int fd;
+
+	*ret = 0;
+	if (!buf) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*ret = -errno;
+		if (err && errlen)
+			snprintf(err, errlen, "cannot open: %s", strerror(-*ret));
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 2) {
+			char *nb = cap >= PW_CONFIG_MAX ? NULL : realloc(buf, cap * 2);
+
+			if (!nb) {
+				*ret = -EFBIG;
+				if (err && errlen)
+					snprintf(err, errlen, "larger than %u MiB", PW_CONFIG_MAX >> 20);
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*ret = -errno;
+			if (err && errlen)
+				snprintf(err, errlen, "read error: %s", strerror(-*ret));
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (*ret) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	if (len_out)
+		*len_out = len;
+	return buf;
+}
+
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
 	int ret;
+	char *buf = pw_config_read(path, NULL, &ret, err, errlen);
 
 	memset(cfg, 0, sizeof(*cfg));
-	if (!f) {
-		ret = -errno;
-		if (err && errlen)
-			snprintf(err, errlen, "cannot open: %s", strerror(-ret));
+	if (!buf)
 		return ret;
-	}
-	/* Read it whole; a config is a few kB, refuse anything absurd. */
-	buf = malloc(1 << 20);
-	if (!buf) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	len = fread(buf, 1, (1 << 20) - 1, f);
-	if (ferror(f) || !feof(f)) {
-		ret = ferror(f) ? -EIO : -EFBIG;
-		if (err && errlen)
-			snprintf(err, errlen, "%s", ferror(f) ? "read error" : "larger than 1 MiB");
-		fclose(f);
-		free(buf);
-		return ret;
-	}
-	fclose(f);
-	buf[len] = '\0';
 	ret = pw_config_parse(buf, cfg, err, errlen);
 	free(buf);
 	return ret;

@@ -59,6 +59,10 @@ struct pw_node_config {
 int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen);
 /* Like pw_config_parse on the file's content. err does not repeat the path
  * (callers prefix it): "cannot open: No such file or directory". */
+#define PW_CONFIG_MAX (64u << 20)   /* bytes of config JSON read at most */
+/* The file at path, whole and NUL-terminated (caller frees), or NULL with
+ * *ret = -errno and err set. */
+char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen);
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
 #endif
