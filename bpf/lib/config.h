@@ -16,6 +16,8 @@ const volatile __be32 cfg_pod_cidr     = 0; /* this node's pod CIDR, network add
 const volatile __be32 cfg_pod_mask     = 0;
 const volatile __be32 cfg_cluster_cidr = 0; /* all nodes' pod CIDRs together */
 const volatile __be32 cfg_cluster_mask = 0;
+const volatile __be32 cfg_service_cidr = 0; /* ClusterIPs live here; mask 0 = unknown: look every address up */
+const volatile __be32 cfg_service_mask = 0;
 /* Cross-node paths. Host byte order: these are not packet fields. */
 const volatile __u32 cfg_routing_mode    = 0; /* enum pw_routing_mode: PW_MODE_NATIVE or PW_MODE_VXLAN */
 const volatile __u32 cfg_overlay_ifindex = 0; /* the pw_vxlan device (VXLAN mode), 0 in native mode */
@@ -27,6 +29,13 @@ const volatile __u32 cfg_maglev_m        = PW_MAGLEV_M;
 static __always_inline int pw_in_pod_cidr(__be32 addr)
 {
 	return cfg_pod_mask && (addr & cfg_pod_mask) == cfg_pod_cidr;
+}
+
+/* Whether addr may be a ClusterIP: pod-to-pod traffic then skips the
+ * frontend lookup (the agent only accepts VIPs inside the service CIDR). */
+static __always_inline int pw_in_service_cidr(__be32 addr)
+{
+	return (addr & cfg_service_mask) == cfg_service_cidr;
 }
 
 static __always_inline int pw_in_cluster_cidr(__be32 addr)

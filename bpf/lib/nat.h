@@ -212,6 +212,10 @@ static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_
 
 	if (pw_l4_parse(skb, iph, &l4) || !l4.dport_off)
 		return PW_NAT_SKIP;
+	/* Every port this node allocates is in the range: the rest (the
+	 * overlay's own UDP port, the host's services) skip the lookup. */
+	if (l4.dport < PW_SNAT_PORT_MIN || l4.dport > PW_SNAT_PORT_MAX)
+		return PW_NAT_SKIP;
 	__builtin_memcpy(key.saddr, &iph->saddr, 4);
 	__builtin_memcpy(key.daddr, &daddr, 4);
 	key.sport = l4.sport;

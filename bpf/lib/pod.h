@@ -73,7 +73,7 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 				       const struct pw_endpoint *ep)
 {
 	const struct pw_endpoint *target;
-	const struct pw_svc *svc;
+	const struct pw_svc *svc = NULL;
 	struct iphdr *iph;
 	__u8 ct_flags = 0;
 	int translated = 0;
@@ -93,7 +93,8 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 	if (pw_lb_candidate(pkt)) {
 		__u8 scope = PW_SVC_CLUSTERIP;
 
-		svc = pw_svc_lookup(iph->daddr, pkt->dport, pkt->proto, PW_SVC_CLUSTERIP);
+		if (pw_in_service_cidr(iph->daddr))
+			svc = pw_svc_lookup(iph->daddr, pkt->dport, pkt->proto, PW_SVC_CLUSTERIP);
 		if (!svc && iph->daddr == cfg_node_ip) {
 			scope = PW_SVC_NODEPORT;
 			svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);

@@ -100,7 +100,7 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 	__u16 nat_flags = 0;
 	int err;
 
-	if (pw_lb_candidate(pkt)) {
+	if (pw_lb_candidate(pkt) && pkt->dport >= PW_NODEPORT_MIN && pkt->dport <= PW_NODEPORT_MAX) {
 		svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
 		if (svc)
 			return pw_nodeport(skb, pkt, iph, svc);

@@ -75,6 +75,8 @@ static int setup(void)
 	skel->rodata->cfg_pod_mask = pwt_ip("255.255.255.0");
 	skel->rodata->cfg_cluster_cidr = pwt_ip("10.244.0.0");
 	skel->rodata->cfg_cluster_mask = pwt_ip("255.255.0.0");
+	skel->rodata->cfg_service_cidr = pwt_ip("10.96.0.0");   /* as the agent sets it */
+	skel->rodata->cfg_service_mask = pwt_ip("255.240.0.0");
 	if (pod_bpf__load(skel))
 		return -1;
 	settings_fd = bpf_map__fd(skel->maps.pw_settings);

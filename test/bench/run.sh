@@ -139,4 +139,5 @@ echo "podwire-vxlan RR vs podwire-native: $(ratio "${RES[podwire-vxlan,rr]:-0}" 
 
 # Services: ClusterIP CRR/RR at 1 / 1,000 / 10,000 services and load times,
 # podwire beside kube-proxy's iptables (nft and legacy) and nftables modes.
-BUILD="$BUILD" bash test/bench/services.sh
+# BENCH_SERVICES=0 skips them (they take a few minutes).
+[ "${BENCH_SERVICES:-1}" = 0 ] || BUILD="$BUILD" bash test/bench/services.sh

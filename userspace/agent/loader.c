@@ -121,6 +121,8 @@ static int ensure_pin_dirs(const struct pw_paths *p)
 	(rodata)->cfg_pod_mask     = htonl(pw_cidr_mask((cfg)->pod_cidr.prefix)); \
 	(rodata)->cfg_cluster_cidr = htonl((cfg)->cluster_cidr.addr);             \
 	(rodata)->cfg_cluster_mask = htonl(pw_cidr_mask((cfg)->cluster_cidr.prefix)); \
+	(rodata)->cfg_service_cidr = htonl((cfg)->service_cidr.addr);             \
+	(rodata)->cfg_service_mask = htonl(pw_cidr_mask((cfg)->service_cidr.prefix)); \
 } while (0)
 
 static struct bpf_map *rodata_map(struct bpf_object *obj)
