@@ -421,8 +421,17 @@ static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *p
 static __always_inline int pw_lb_deliver(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 					 struct iphdr *iph, const struct pw_endpoint *target)
 {
-	int ret = pw_lb_reverse(skb, pkt, iph);
+	struct pw_ct_key rkey;
+	int ret;
 
+	/* Most packets for a pod are no service reply: ask conntrack with the
+	 * ports the parser already read before re-reading the L4 header. */
+	if (pw_lb_candidate(pkt)) {
+		pw_ct_key_make(&rkey, iph->saddr, iph->daddr, pkt->sport, pkt->dport, pkt->proto, PW_CT_REPLY);
+		if (!bpf_map_lookup_elem(&pw_ct, &rkey))
+			return pw_deliver_local(skb, pkt, eth, iph, target);
+	}
+	ret = pw_lb_reverse(skb, pkt, iph);
 	if (ret < 0)
 		return ret;
 	if (ret > 0 && pw_ipv4_reload(skb, &eth, &iph))
