@@ -39,7 +39,7 @@ CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cni/*.c))
 UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit/test_*.c))
 BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
 
-BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost
+BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -84,6 +84,10 @@ $(BUILD)/test/bpf/%: $(BUILD)/test/bpf/%.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 # The CNI config parser lives with the plugin; its unit test links it directly.
 $(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/conf.o $(TESTLIB_OBJS) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+
+$(BUILD)/test/bench/svc_apply: $(BUILD)/test/bench/svc_apply.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/bench/pwperf: test/bench/pwperf.c
