@@ -677,6 +677,12 @@ static void open_services(struct pw_agent *a)
 		free(svc);
 		return;
 	}
+	/* Patch Maglev tables in place: a swap of the inner map costs a kernel
+	 * RCU grace period (~15 ms) per apply. A reader may briefly see a mix
+	 * of old and new entries, which is harmless here: established flows
+	 * keep their backend through conntrack, and a new flow that meets an
+	 * entry naming a removed backend falls back to random selection. */
+	svc->maglev_in_place = true;
 	pw_info("services: %d service(s) found in the maps (Maglev M = %u)", pw_services_count(svc),
 		svc->maglev_m);
 	a->svc = svc;
