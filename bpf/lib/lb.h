@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "eth.h"
 #include "ipv4.h"
+#include "hash.h"
 #include "l4.h"
 #include "csum.h"
 #include "nat.h"
@@ -83,19 +84,10 @@ static __always_inline __u32 pw_select_random(__u32 svc_id, __u32 n)
 }
 
 /* The flow hash Maglev indexes its table with: the 5-tuple as the client
- * sent it, mixed with fixed constants only (murmur3's finalizer), so every
- * node sends one flow to the same backend. */
+ * sent it (hash.h). */
 static __always_inline __u32 pw_lb_hash(const struct pw_ct_key *k)
 {
-	__u32 h = pw_ip4_load(k->saddr) * 0x9e3779b1u ^ pw_ip4_load(k->daddr);
-
-	h ^= ((__u32)k->sport << 16 | k->dport) * 0xcc9e2d51u + k->proto;
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	return pw_tuple_hash(pw_ip4_load(k->saddr), pw_ip4_load(k->daddr), k->sport, k->dport, k->proto);
 }
 
 /* Maglev: entry hash % M of the service's table. 0 when the service has no

@@ -11,6 +11,7 @@
 #include "maps.h"
 #include "l4.h"
 #include "csum.h"
+#include "hash.h"
 
 #define PW_SNAT_RANGE   (PW_SNAT_PORT_MAX - PW_SNAT_PORT_MIN + 1)
 #define PW_SNAT_RETRIES 32
@@ -29,18 +30,10 @@ static __always_inline void pw_nat_touch(struct pw_nat_entry *e, __u64 now)
 
 /* Spreads flows over the port range; the same flow asks for the same port
  * first, so a retransmitted first packet after a lost entry likely gets its
- * old port back. (murmur3's finalizer) */
+ * old port back (hash.h). */
 static __always_inline __u32 pw_nat_hash(const struct pw_nat_key *k)
 {
-	__u32 h = pw_ip4_load(k->saddr) * 0x9e3779b1u ^ pw_ip4_load(k->daddr);
-
-	h ^= ((__u32)k->sport << 16 | k->dport) + k->proto;
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	return pw_tuple_hash(pw_ip4_load(k->saddr), pw_ip4_load(k->daddr), k->sport, k->dport, k->proto);
 }
 
 /* The key replies of the egress flow ekey carry once it is translated to

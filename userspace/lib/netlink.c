@@ -636,6 +636,21 @@ static uint32_t addr_ip4(struct nl_addr *a)
 	return ntohl(be);
 }
 
+
+/* Doubles a malloc'd array of elem-sized entries (16 to start). 0 or -ENOMEM,
+ * leaving *v as it was. */
+static int grow_array(void **v, int *cap, size_t elem)
+{
+	int n = *cap ? *cap * 2 : 16;
+	void *g = realloc(*v, (size_t)n * elem);
+
+	if (!g)
+		return -ENOMEM;
+	*v = g;
+	*cap = n;
+	return 0;
+}
+
 int pw_nl_route_list(struct pw_nl *nl, uint32_t table, uint8_t protocol,
 		     struct pw_route **out, int *n)
 {
@@ -658,16 +673,10 @@ int pw_nl_route_list(struct pw_nl *nl, uint32_t table, uint8_t protocol,
 		    rtnl_route_get_table(rt) != (table ? table : RT_TABLE_MAIN) ||
 		    rtnl_route_get_protocol(rt) != protocol)
 			continue;
-		if (count == cap) {
-			struct pw_route *g = realloc(v, (size_t)(cap ? cap * 2 : 16) * sizeof(*v));
-
-			if (!g) {
-				free(v);
-				nl_cache_free(cache);
-				return -ENOMEM;
-			}
-			v = g;
-			cap = cap ? cap * 2 : 16;
+		if (count == cap && grow_array((void **)&v, &cap, sizeof(*v))) {
+			free(v);
+			nl_cache_free(cache);
+			return -ENOMEM;
 		}
 		r = &v[count++];
 		memset(r, 0, sizeof(*r));
@@ -773,16 +782,10 @@ int pw_nl_neigh_list(struct pw_nl *nl, int ifindex, struct pw_neigh **out, int *
 
 		if (rtnl_neigh_get_family(ne) != AF_INET || rtnl_neigh_get_ifindex(ne) != ifindex)
 			continue;
-		if (count == cap) {
-			struct pw_neigh *g = realloc(v, (size_t)(cap ? cap * 2 : 16) * sizeof(*v));
-
-			if (!g) {
-				free(v);
-				nl_cache_free(cache);
-				return -ENOMEM;
-			}
-			v = g;
-			cap = cap ? cap * 2 : 16;
+		if (count == cap && grow_array((void **)&v, &cap, sizeof(*v))) {
+			free(v);
+			nl_cache_free(cache);
+			return -ENOMEM;
 		}
 		e = &v[count++];
 		memset(e, 0, sizeof(*e));
