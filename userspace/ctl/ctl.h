@@ -55,7 +55,6 @@ void ctl_config_path(const struct ctl *c, char *buf, size_t len);
 /* pw_config_parse of the file, of any size the agent takes (pw_config_load
  * stops at 1 MiB; 10,000 services are more). */
 struct pw_node_config;
-int ctl_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 
 /* monitor.c: pid of the podwirectl monitor that holds the instance's event
  * stream (the ring buffer has one consumer), 0 when none runs. */

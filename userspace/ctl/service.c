@@ -22,14 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 #include "ctl.h"
+#include "file.h"
 #include "config.h"
 #include "inspect.h"
+#include "file.h"
 #include "nodeinfo.h"
 #include "services.h"
 #include "svcedit.h"
 
 #define WAIT_DEFAULT_S 5.0
-#define CONFIG_MAX (64u << 20)
 
 void ctl_config_path(const struct ctl *c, char *buf, size_t len)
 {
@@ -51,104 +52,10 @@ static double mono_s(void)
 
 /* ---------- the config file ---------- */
 
-static char *read_text(const char *path, size_t *len, int *err)
-{
-	size_t cap = 1 << 16;
-	char *buf = malloc(cap);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	*len = 0;
-	*err = 0;
-	if (fd < 0 || !buf) {
-		*err = fd < 0 ? -errno : -ENOMEM;
-		if (fd >= 0)
-			close(fd);
-		free(buf);
-		return NULL;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (cap - *len < 2) {
-			char *nb = cap >= CONFIG_MAX ? NULL : realloc(buf, cap * 2);
-
-			if (!nb) {
-				*err = cap >= CONFIG_MAX ? -EFBIG : -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + *len, cap - *len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0)
-				*err = -errno;
-			break;
-		}
-		*len += (size_t)n;
-	}
-	close(fd);
-	if (*err) {
-		free(buf);
-		return NULL;
-	}
-	buf[*len] = '\0';
-	return buf;
-}
-
-int ctl_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen)
-{
-	size_t len;
-	int r;
-	char *text = read_text(path, &len, &r);
-
-	memset(cfg, 0, sizeof(*cfg));
-	if (!text) {
-		snprintf(err, errlen, "cannot read: %s", strerror(-r));
-		return r;
-	}
-	r = pw_config_parse(text, cfg, err, errlen);
-	free(text);
-	return r;
-}
-
-/* text over path atomically: a temporary file in the same directory, with
- * the original's mode, renamed over it (the agent's watch sees one
- * IN_MOVED_TO, and never half a file). */
+/* The agent's watch sees one IN_MOVED_TO and never half a file. */
 static int write_text(const char *path, const char *text)
 {
-	char tmp[PW_PATH_MAX + 96];
-	size_t len = strlen(text), off = 0;
-	struct stat st;
-	mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-	int fd, err = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.podwirectl.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			break;
-		}
-		off += (size_t)n;
-	}
-	if (!err && fsync(fd))
-		err = -errno;
-	if (close(fd) && !err)
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
+	return pw_file_write_atomic(path, text, strlen(text));
 }
 
 /* flock on <config>.lock, created next to the config: held for the whole
@@ -244,7 +151,7 @@ static int edit_config(struct ctl *c, const struct edit *e)
 	lock = lock_config(path);
 	if (lock < 0)
 		return ctl_fail(CTL_ERROR, "cannot lock %s.lock: %s", path, strerror(-lock));
-	old = read_text(path, &len, &r);
+	old = pw_file_read(path, PW_CONFIG_MAX, &len, &r);
 	if (!old) {
 		ret = ctl_fail(CTL_ERROR, "cannot read the config %s: %s%s", path, strerror(-r),
 			       r == -ENOENT && !e->config ? " (the agent's config: see --config)" : "");
@@ -492,7 +399,7 @@ static int run_list(struct ctl *c, int argc, char **argv)
 		snprintf(path, sizeof(path), "%s", config);
 	else
 		ctl_config_path(c, path, sizeof(path));
-	if (ctl_config_load(path, &cfg, err, sizeof(err)))
+	if (pw_config_load(path, &cfg, err, sizeof(err)))
 		return ctl_fail(CTL_ERROR, "config %s: %s", path, err);
 	have_svc = pw_services_open(&svc, &c->paths, 0) == 0;
 

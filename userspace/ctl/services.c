@@ -161,7 +161,7 @@ static int run_services(struct ctl *c, int argc, char **argv)
 	if (err_no)
 		return ctl_fail(CTL_ERROR, "cannot read the services: %s", svc.err);
 	ctl_config_path(c, path, sizeof(path));
-	have_cfg = ctl_config_load(path, &cfg, err, sizeof(err)) == 0;
+	have_cfg = pw_config_load(path, &cfg, err, sizeof(err)) == 0;
 	backends_fd = pw_map_open(&c->paths, PW_MAP_BACKENDS);
 
 	n = pw_services_count(&svc);

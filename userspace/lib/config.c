@@ -3,8 +3,6 @@
  * Unknown keys are refused too: a misspelt optional key would otherwise
  * silently fall back to its default. */
 #include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +10,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "config.h"
+#include "file.h"
 
 #define PW_NODEPORT_MIN 30000
 #define PW_NODEPORT_MAX 32767
@@ -527,63 +526,16 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	return ret;
 }
 
-/* The whole file, NUL-terminated. A node with 10,000 services has a few MiB
- * of JSON; anything past PW_CONFIG_MAX is refused rather than read. */
-char *pw_config_read(const char *path, size_t *len_out, int *ret, char *err, size_t errlen)
+char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen)
 {
-	size_t len = 0, cap = 1 << 16;
-	char *buf = malloc(cap);
-	int fd;
+	char *buf = pw_file_read(path, PW_CONFIG_MAX, len, ret);
 
-	*ret = 0;
-	if (!buf) {
-		*ret = -ENOMEM;
-		return NULL;
+	if (!buf && err && errlen) {
+		if (*ret == -EFBIG)
+			snprintf(err, errlen, "larger than %u MiB", PW_CONFIG_MAX >> 20);
+		else
+			snprintf(err, errlen, "cannot read: %s", strerror(-*ret));
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*ret = -errno;
-		if (err && errlen)
-			snprintf(err, errlen, "cannot open: %s", strerror(-*ret));
-		free(buf);
-		return NULL;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 2) {
-			char *nb = cap >= PW_CONFIG_MAX ? NULL : realloc(buf, cap * 2);
-
-			if (!nb) {
-				*ret = -EFBIG;
-				if (err && errlen)
-					snprintf(err, errlen, "larger than %u MiB", PW_CONFIG_MAX >> 20);
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*ret = -errno;
-			if (err && errlen)
-				snprintf(err, errlen, "read error: %s", strerror(-*ret));
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (*ret) {
-		free(buf);
-		return NULL;
-	}
-	buf[len] = '\0';
-	if (len_out)
-		*len_out = len;
 	return buf;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "nodeinfo.h"
+#include "file.h"
 
 static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 {
@@ -32,51 +33,24 @@ static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 	return o;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* text + "\n" into path, atomically (temp file + rename). Frees text. */
+/* text + "\n" into path, atomically. Frees text. */
 static int write_atomic(const char *path, char *text)
 {
-	char tmp[4096];
-	int fd, err;
+	size_t n;
+	char *line;
+	int err;
 
 	if (!text)
 		return -ENOMEM;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+	n = strlen(text);
+	line = realloc(text, n + 2);
+	if (!line) {
 		free(text);
-		return -ENAMETOOLONG;
+		return -ENOMEM;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		err = -errno;
-		free(text);
-		return err;
-	}
-	err = write_all(fd, text, strlen(text));
-	if (!err)
-		err = write_all(fd, "\n", 1);
-	free(text);
-	if (close(fd) && !err)
-		err = -errno;
-	/* rename() is atomic: a reader sees the old or the new file, never half. */
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err)
-		unlink(tmp);
+	memcpy(line + n, "\n", 2);
+	err = pw_file_write_atomic(path, line, n + 1);
+	free(line);
 	return err;
 }
 
@@ -89,45 +63,10 @@ int pw_nodeinfo_write(const char *path, const struct pw_nodeinfo *ni)
 	return write_atomic(path, text);
 }
 
+/* node.json and applied.json are a few hundred bytes: anything past 1 MiB is not ours. */
 static char *read_file(const char *path, int *err)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	if (!f) {
-		*err = -errno;
-		return NULL;
-	}
-	for (;;) {
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 8192);
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				*err = -ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-			cap += 8192;
-		}
-		size_t n = fread(buf + len, 1, cap - len - 1, f);
-
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		free(buf);
-		fclose(f);
-		*err = -EIO;
-		return NULL;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	*err = 0;
-	return buf;
+	return pw_file_read(path, 1 << 20, NULL, err);
 }
 
 static const char *get_string(const cJSON *o, const char *key)
