@@ -44,7 +44,7 @@ BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
 
-.PHONY: all deps test test-unit test-bpf test-e2e demo demo-down bench vmtest install clean
+.PHONY: all deps test test-unit test-bpf test-e2e demo demo-down bench vmtest fuzz install clean
 .DELETE_ON_ERROR:
 
 all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH_TOOLS)
@@ -121,6 +121,24 @@ bench: deps
 vmtest: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash vmtest/run.sh $(KERNELS)
+
+# libFuzzer harnesses for every parser of outside input (test/fuzz/), each
+# run for FUZZ_SECONDS from its corpus. Not part of `make test`.
+FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Iuserspace/lib -Icni \
+	-I/usr/include/cjson
+FUZZ_LIB := userspace/lib/config.c userspace/lib/cidr.c userspace/lib/file.c userspace/lib/log.c
+$(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.c $(FUZZ_LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB) -lcjson -o $@
+$(BUILD)/fuzz/fuzz_cniconf: test/fuzz/fuzz_cniconf.c cni/conf.c $(FUZZ_LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< cni/conf.c $(FUZZ_LIB) -lcjson -lm -o $@
+
+fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf
+	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf
+	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/config test/fuzz/corpus/config
+	$(BUILD)/fuzz/fuzz_cniconf -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/cniconf test/fuzz/corpus/cniconf
 
 install: all
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin

@@ -196,11 +196,13 @@ static int parse_valid_attachments(const cJSON *o, struct pw_cni_conf *c, struct
 		const cJSON *ifn = cJSON_GetObjectItemCaseSensitive(item, "ifname");
 		struct pw_cni_attachment *a = &c->valid_attachments[i];
 
-		if (!cJSON_IsString(id) || !cJSON_IsString(ifn) ||
-		    strlen(id->valuestring) >= sizeof(a->container_id) ||
-		    strlen(ifn->valuestring) >= sizeof(a->ifname))
+		/* The same rules as CNI_CONTAINERID and CNI_IFNAME: an entry that
+		 * can name no attachment (an empty ifname, say) is a config error,
+		 * not something GC silently matches against nothing. */
+		if (!cJSON_IsString(id) || !cJSON_IsString(ifn) || !valid_container_id(id->valuestring) ||
+		    !valid_ifname(ifn->valuestring))
 			return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
-					   "network config: \"cni.dev/valid-attachments\"[%d] needs string "
+					   "network config: \"cni.dev/valid-attachments\"[%d] needs a valid "
 					   "\"containerID\" and \"ifname\"", i);
 		strcpy(a->container_id, id->valuestring);
 		strcpy(a->ifname, ifn->valuestring);
