@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The node's uplink. Ingress: local pods get their traffic delivered
- * directly (native routing from peers, and replies to masqueraded flows
- * once translated back); everything else goes to the host stack. Egress:
+ * directly (native routing from peers, peers' VXLAN packets decapsulated
+ * here (decap.h), and replies to masqueraded flows once translated back);
+ * everything else goes to the host stack. Egress:
  * masquerade of pods' traffic leaving the cluster. NodePort frontends on
  * the node IP are load-balanced on ingress (lb.h). */
 #ifndef PW_BPF_UPLINK_H
@@ -16,6 +17,7 @@
 #include "nat.h"
 #include "lb.h"
 #include "remote.h"
+#include "decap.h"
 #include "fib.h"
 #include "metrics.h"
 #include "events.h"
@@ -92,14 +94,21 @@ static __always_inline int pw_nodeport_reply(struct __sk_buff *skb, struct pw_pk
 	return pw_fib_redirect(skb, pkt, eth, iph, iph->daddr);
 }
 
-/* To the node IP: a NodePort frontend, a reply to a flow this node SNATed
- * (masquerade, or NodePort to a remote backend), or the host's own. */
+/* To the node IP: a peer's VXLAN packet for a local pod (decap.h), a
+ * NodePort frontend, a reply to a flow this node SNATed (masquerade, or
+ * NodePort to a remote backend), or the host's own. */
 static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
 {
+	const struct pw_endpoint *target;
 	const struct pw_svc *svc;
 	__u16 nat_flags = 0;
 	int err;
 
+	if (cfg_routing_mode == PW_MODE_VXLAN && pkt->proto == IPPROTO_UDP && pkt->dport == PW_VXLAN_PORT) {
+		target = pw_vxlan_local_target(skb, iph);
+		if (target)
+			return pw_vxlan_decap(skb, pkt, target);
+	}
 	if (pw_lb_candidate(pkt) && pkt->dport >= PW_NODEPORT_MIN && pkt->dport <= PW_NODEPORT_MAX) {
 		svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
 		if (svc)

@@ -3,14 +3,17 @@
  * netns's real FIB and neighbour table, then bpf_redirect /
  * bpf_redirect_neigh) and in VXLAN mode (tunnel key + redirect into the
  * overlay device), and overlay.bpf.c's two programs on a real collect-md
- * VXLAN device. Every object is loaded under one pin root, as the agent does. */
+ * VXLAN device, and the uplink's VXLAN decapsulation (host.bpf.c in VXLAN
+ * mode). Every object is loaded under one pin root, as the agent does. */
 #include "pwt_bpf.h"
 #include "pod.skel.h"
 #include "overlay.skel.h"
+#include "host.skel.h"
 
 static struct pod_bpf *native, *vxlan, *vxlan_noif;
 static struct overlay_bpf *overlay;
-static int native_fd, vxlan_fd, vxlan_noif_fd, ov_in_fd, ov_out_fd, metrics_fd;
+static struct host_bpf *host_vx;
+static int native_fd, vxlan_fd, vxlan_noif_fd, ov_in_fd, ov_out_fd, up_vx_fd, metrics_fd;
 static unsigned if_a, if_up, if_vx;
 static struct pw_endpoint ep_a;
 static struct pwt_events events;
@@ -100,6 +103,13 @@ static int setup(void)
 	native_fd = bpf_program__fd(native->progs.pod_ingress);
 	vxlan_fd = bpf_program__fd(vxlan->progs.pod_ingress);
 	vxlan_noif_fd = bpf_program__fd(vxlan_noif->progs.pod_ingress);
+	host_vx = host_bpf__open_opts(&oopts);
+	if (!host_vx)
+		return -1;
+	SET_CFG(host_vx->rodata, PW_MODE_VXLAN, if_vx);
+	if (host_bpf__load(host_vx))
+		return -1;
+	up_vx_fd = bpf_program__fd(host_vx->progs.uplink_ingress);
 	ov_in_fd = bpf_program__fd(overlay->progs.overlay_ingress);
 	ov_out_fd = bpf_program__fd(overlay->progs.overlay_egress);
 	metrics_fd = bpf_map__fd(native->maps.pw_metrics);
@@ -411,6 +421,115 @@ static void test_overlay_egress(void)
 		  r.retval);
 }
 
+/* A peer's VXLAN packet as it reaches our uplink: outer Ethernet to the
+ * uplink MAC, outer IPv4 192.168.1.12 -> our node IP, UDP to the VXLAN port
+ * (checksum 0, as Linux sends it), VXLAN header with flags and VNI, then the
+ * inner frame (*inner, *inner_len) for inner_dst. Returns the frame length. */
+static size_t vxlan_frame(uint8_t *buf, const char *inner_dst, uint32_t vni, uint8_t **inner, size_t *inner_len)
+{
+	uint8_t vx_mac[6];
+	struct pwt_udp_spec outer = {
+		.src_mac = peer_mac, .dst_mac = up_mac,
+		.saddr = pwt_ip("192.168.1.12"), .daddr = pwt_ip("192.168.1.11"), .sport = 51234,
+		.dport = PW_VXLAN_PORT, .ttl = 64,
+	};
+	struct pwt_udp_spec in = {
+		.src_mac = peer_mac, .dst_mac = vx_mac,
+		.saddr = pwt_ip("10.244.2.7"), .daddr = pwt_ip(inner_dst), .sport = 5201, .dport = 40000,
+		.ttl = 63, .payload = 48,
+	};
+	uint8_t *vxh;
+	size_t ilen;
+	uint8_t frame[PWT_MAX_PKT];
+
+	pwt_mac(vx_mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55); /* the sender's pw_vxlan */
+	ilen = pwt_build_udp(frame, &in);
+	pwt_l4_fix_csum(frame);
+	outer.payload = (uint16_t)(8 + ilen);
+	pwt_build_udp(buf, &outer);
+	memcpy(buf + 50, frame, ilen);
+	memset(buf + 40, 0, 2); /* UDP checksum: none */
+	vxh = buf + 42;
+	memset(vxh, 0, 8);
+	vxh[0] = 0x08; /* I: the VNI is valid */
+	vxh[4] = (uint8_t)(vni >> 16);
+	vxh[5] = (uint8_t)(vni >> 8);
+	vxh[6] = (uint8_t)vni;
+	*inner = buf + 50;
+	*inner_len = ilen;
+	return 50 + ilen;
+}
+
+static void test_uplink_decap(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], *inner;
+	size_t len, ilen;
+	struct pw_metric before = pwt_metric(metrics_fd, PW_METRIC_FORWARDED), after;
+	const struct ethhdr *eth;
+	const struct iphdr *ip_in, *ip_out;
+	struct pwt_run r;
+
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	trace(1);
+	r = pwt_run_prog(up_vx_fd, pkt, len, if_up);
+	after = pwt_metric(metrics_fd, PW_METRIC_FORWARDED);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_REDIRECT, "uplink decap to a local pod: TC_ACT_REDIRECT",
+		  "err %d retval %d", r.err, r.retval);
+	PWT_CHECK(r.out_len == ilen, "uplink decap to a local pod: outer IP, UDP, VXLAN, inner Ethernet removed",
+		  "out %u, inner frame %zu", r.out_len, ilen);
+	eth = (const struct ethhdr *)r.out;
+	PWT_EXPECT(memcmp(eth->h_source, ep_a.host_mac, 6) == 0 && memcmp(eth->h_dest, ep_a.mac, 6) == 0 &&
+		   ntohs(eth->h_proto) == ETH_P_IP,
+		   "uplink decap to a local pod: MACs rewritten for the pod, EtherType IPv4");
+	ip_in = (const struct iphdr *)(inner + 14);
+	ip_out = pwt_iph(r.out);
+	PWT_EXPECT(ip_out->saddr == ip_in->saddr && ip_out->daddr == ip_in->daddr && ip_out->tot_len == ip_in->tot_len,
+		   "uplink decap to a local pod: inner addresses and length");
+	PWT_EQ_INT(ip_out->ttl, 62, "uplink decap to a local pod: inner ttl decremented");
+	PWT_EQ_INT(pwt_csum(ip_out, 20), 0, "uplink decap to a local pod: inner ip checksum valid");
+	PWT_EXPECT(r.out_len == ilen && memcmp(r.out + 34, inner + 34, ilen - 34) == 0,
+		   "uplink decap to a local pod: L4 header and payload untouched");
+	PWT_EQ_INT(pwt_l4_csum(r.out), 0, "uplink decap to a local pod: inner UDP checksum still valid");
+	PWT_EQ_INT(after.ingress.packets - before.ingress.packets, 1,
+		   "uplink decap to a local pod: counted forwarded, ingress");
+	PWT_EQ_INT(after.ingress.bytes - before.ingress.bytes, ilen,
+		   "uplink decap to a local pod: counted with the inner frame's length");
+	PWT_CHECK(pwt_events_read(&events) == 1 && events.ev[0].point == PW_TRACE_TO_POD &&
+		  events.ev[0].target_ifindex == if_a && events.ev[0].ifindex == if_up &&
+		  events.ev[0].dir == PW_DIR_INGRESS && memcmp(events.ev[0].daddr, &ip_in->daddr, 4) == 0 &&
+		  memcmp(events.ev[0].saddr, &ip_in->saddr, 4) == 0 && events.ev[0].dport == 40000,
+		  "uplink decap to a local pod: trace names the pod's veth and the inner packet", "%d events",
+		  events.n);
+	trace(0);
+
+	/* Not a local pod: pw_vxlan and overlay_ingress decide, as before. */
+	len = vxlan_frame(pkt, "10.244.1.99", PW_VXLAN_VNI, &inner, &ilen);
+	expect_verdict("uplink decap, inner destination not local", up_vx_fd, pkt, len, if_up, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_INGRESS);
+	len = vxlan_frame(pkt, "10.244.2.5", PW_VXLAN_VNI, &inner, &ilen);
+	expect_verdict("uplink decap, inner destination a peer's pod", up_vx_fd, pkt, len, if_up, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_INGRESS);
+	len = vxlan_frame(pkt, "10.244.1.2", 42, &inner, &ilen);
+	expect_verdict("uplink decap, another VNI", up_vx_fd, pkt, len, if_up, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_INGRESS);
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	pkt[15] |= 0x03; /* outer CE: the kernel carries it to the inner header */
+	pwt_iph(pkt)->check = 0;
+	pwt_iph(pkt)->check = pwt_csum(pwt_iph(pkt), 20);
+	expect_verdict("uplink decap, outer CE mark", up_vx_fd, pkt, len, if_up, TC_ACT_OK, PW_METRIC_PASSED,
+		       PW_DIR_INGRESS);
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	pwt_iph(pkt)->daddr = pwt_ip("192.168.1.99");
+	pwt_iph(pkt)->check = 0;
+	pwt_iph(pkt)->check = pwt_csum(pwt_iph(pkt), 20);
+	expect_verdict("uplink decap, outer destination not this node", up_vx_fd, pkt, len, if_up, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_INGRESS);
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	pwt_iph(inner)->tot_len = htons(1400);
+	expect_verdict("uplink decap, inner total length > packet", up_vx_fd, pkt, len, if_up, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_MALFORMED, PW_DIR_INGRESS);
+}
+
 int main(void)
 {
 	if (setup() != 0) {
@@ -423,7 +542,9 @@ int main(void)
 	test_vxlan();
 	test_overlay_ingress();
 	test_overlay_egress();
+	test_uplink_decap();
 	pwt_events_close(&events);
+	host_bpf__destroy(host_vx);
 	overlay_bpf__destroy(overlay);
 	pod_bpf__destroy(vxlan_noif);
 	pod_bpf__destroy(vxlan);
