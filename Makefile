@@ -46,6 +46,9 @@ BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirec
 
 .PHONY: all deps test test-unit test-bpf test-e2e demo demo-down bench vmtest fuzz install clean
 .DELETE_ON_ERROR:
+# Objects of test and bench programs are intermediates of chained rules:
+# keep them, so a changed skeleton or header rebuilds exactly what uses it.
+.SECONDARY:
 
 all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH_TOOLS)
 
