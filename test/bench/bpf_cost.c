@@ -69,14 +69,7 @@ static int setup(void)
 	skel = pod_bpf__open_opts(&oopts);
 	if (!skel)
 		return -1;
-	skel->rodata->cfg_gateway_ip = pwt_ip("10.244.1.1");
-	skel->rodata->cfg_node_ip = pwt_ip("192.168.1.11");
-	skel->rodata->cfg_pod_cidr = pwt_ip("10.244.1.0");
-	skel->rodata->cfg_pod_mask = pwt_ip("255.255.255.0");
-	skel->rodata->cfg_cluster_cidr = pwt_ip("10.244.0.0");
-	skel->rodata->cfg_cluster_mask = pwt_ip("255.255.0.0");
-	skel->rodata->cfg_service_cidr = pwt_ip("10.96.0.0");   /* as the agent sets it */
-	skel->rodata->cfg_service_mask = pwt_ip("255.240.0.0");
+	PWT_NODE1_CFG(skel->rodata);
 	if (pod_bpf__load(skel))
 		return -1;
 	settings_fd = bpf_map__fd(skel->maps.pw_settings);

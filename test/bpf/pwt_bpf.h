@@ -426,4 +426,30 @@ static inline void pwt_events_close(struct pwt_events *e)
 	e->rb = NULL;
 }
 
+/* The seeds' node1 as podwired configures it before load (SET_RODATA in
+ * userspace/agent/loader.c), service CIDR included: every test object starts
+ * from this, and a test changes only what it is about. */
+#define PWT_NODE1_CFG(rodata) do {                                      \
+	(rodata)->cfg_gateway_ip = pwt_ip("10.244.1.1");                \
+	(rodata)->cfg_node_ip = pwt_ip("192.168.1.11");                 \
+	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                  \
+	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");               \
+	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");              \
+	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");             \
+	(rodata)->cfg_service_cidr = pwt_ip("10.96.0.0");               \
+	(rodata)->cfg_service_mask = pwt_ip("255.240.0.0");             \
+} while (0)
+
+/* The kernel id of a loaded map: equal ids prove two objects share a map. */
+static inline uint32_t pwt_map_id(const struct bpf_map *m)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_map_get_info_by_fd(bpf_map__fd(m), &info, &len) != 0)
+		return 0;
+	return info.id;
+}
+
 #endif

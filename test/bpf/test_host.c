@@ -13,25 +13,6 @@ static struct pw_endpoint ep;
 static struct pwt_events events;
 static uint8_t peer_mac[6], uplink_mac[6];
 
-#define SET_CFG(rodata) do {                                          \
-	(rodata)->cfg_gateway_ip = pwt_ip("10.244.1.1");              \
-	(rodata)->cfg_node_ip = pwt_ip("192.168.1.11");               \
-	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                \
-	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");             \
-	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");            \
-	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");           \
-} while (0)
-
-static uint32_t map_id(const struct bpf_map *m)
-{
-	struct bpf_map_info info;
-	uint32_t len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_map_get_info_by_fd(bpf_map__fd(m), &info, &len) != 0)
-		return 0;
-	return info.id;
-}
 
 static int setup(void)
 {
@@ -50,13 +31,13 @@ static int setup(void)
 	pod = pod_bpf__open_opts(&oopts);
 	if (!pod)
 		return -1;
-	SET_CFG(pod->rodata);
+	PWT_NODE1_CFG(pod->rodata);
 	if (pod_bpf__load(pod))
 		return -1;
 	host = host_bpf__open_opts(&oopts);
 	if (!host)
 		return -1;
-	SET_CFG(host->rodata);
+	PWT_NODE1_CFG(host->rodata);
 	if (host_bpf__load(host))
 		return -1;
 	prog_fd = bpf_program__fd(host->progs.uplink_ingress);
@@ -77,13 +58,13 @@ static int setup(void)
 
 static void test_shared_maps(void)
 {
-	PWT_EXPECT(map_id(pod->maps.pw_endpoints) == map_id(host->maps.pw_endpoints) &&
-		   map_id(pod->maps.pw_ep_ifindex) == map_id(host->maps.pw_ep_ifindex) &&
-		   map_id(pod->maps.pw_metrics) == map_id(host->maps.pw_metrics) &&
-		   map_id(pod->maps.pw_settings) == map_id(host->maps.pw_settings) &&
-		   map_id(pod->maps.pw_events) == map_id(host->maps.pw_events) &&
-		   map_id(pod->maps.pw_peers) == map_id(host->maps.pw_peers) &&
-		   map_id(host->maps.pw_endpoints) != 0,
+	PWT_EXPECT(pwt_map_id(pod->maps.pw_endpoints) == pwt_map_id(host->maps.pw_endpoints) &&
+		   pwt_map_id(pod->maps.pw_ep_ifindex) == pwt_map_id(host->maps.pw_ep_ifindex) &&
+		   pwt_map_id(pod->maps.pw_metrics) == pwt_map_id(host->maps.pw_metrics) &&
+		   pwt_map_id(pod->maps.pw_settings) == pwt_map_id(host->maps.pw_settings) &&
+		   pwt_map_id(pod->maps.pw_events) == pwt_map_id(host->maps.pw_events) &&
+		   pwt_map_id(pod->maps.pw_peers) == pwt_map_id(host->maps.pw_peers) &&
+		   pwt_map_id(host->maps.pw_endpoints) != 0,
 		   "pod and host objects share every map through the pin root");
 }
 

@@ -27,12 +27,7 @@ static const char *node_ip = "192.168.1.11", *client_ip = "192.168.1.100", *gw_i
 static const char *a_ip = "10.244.1.2", *b_ip = "10.244.1.3", *r_ip = "10.244.2.5";
 
 #define SET_CFG(rodata) do {                                         \
-	(rodata)->cfg_gateway_ip = pwt_ip(gw_ip);                     \
-	(rodata)->cfg_node_ip = pwt_ip(node_ip);                      \
-	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                \
-	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");             \
-	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");            \
-	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");           \
+	PWT_NODE1_CFG(rodata);                                        \
 	(rodata)->cfg_routing_mode = PW_MODE_NATIVE;                  \
 	(rodata)->cfg_masquerade = 0;                                 \
 } while (0)
@@ -345,6 +340,27 @@ static uint16_t backend_port_of(int prog, unsigned ifindex, const uint8_t *pkt, 
 }
 
 /* ---------- ClusterIP ---------- */
+
+/* Only the service CIDR holds ClusterIPs (the agent refuses others), so
+ * the datapath looks nothing else up: a frontend planted at a pod's own
+ * address is ignored and pod-to-pod traffic reaches the pod unchanged. */
+static void test_frontend_outside_service_cidr(void)
+{
+	uint32_t be[] = { 31 };
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pwt_run r;
+	size_t len;
+
+	if (add_backend(31, b_ip, 8080, PW_BACKEND_ACTIVE) ||
+	    add_service(30, b_ip, 80, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
+		PWT_CHECK(0, "outside service CIDR: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = tcp_from(&ep_a, pkt, 40100, b_ip, 80, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_redirect("outside service CIDR: delivered to the pod", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("outside service CIDR: not translated", &r, a_ip, 40100, b_ip, 80);
+}
 
 static void test_clusterip_local(void)
 {
@@ -955,6 +971,7 @@ int main(void)
 		PWT_CHECK(0, "lb: sandbox and load", "setup failed: %s", strerror(errno));
 		return pwt_done();
 	}
+	test_frontend_outside_service_cidr();
 	test_clusterip_local();
 	test_clusterip_remote();
 	test_no_backend();

@@ -18,12 +18,7 @@ static uint8_t up_mac[6], router_mac[6];
 static const char *node_ip = "192.168.1.11", *outside = "192.168.1.100";
 
 #define SET_CFG(rodata, masquerade) do {                             \
-	(rodata)->cfg_gateway_ip = pwt_ip("10.244.1.1");              \
-	(rodata)->cfg_node_ip = pwt_ip(node_ip);                      \
-	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                \
-	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");             \
-	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");            \
-	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");           \
+	PWT_NODE1_CFG(rodata);                                        \
 	(rodata)->cfg_masquerade = (masquerade);                      \
 } while (0)
 

@@ -44,12 +44,7 @@ static int setup(void)
 	skel = pod_bpf__open_opts(&oopts);
 	if (!skel)
 		return -1;
-	skel->rodata->cfg_gateway_ip = pwt_ip(gw);
-	skel->rodata->cfg_node_ip = pwt_ip("192.168.1.11");
-	skel->rodata->cfg_pod_cidr = pwt_ip("10.244.1.0");
-	skel->rodata->cfg_pod_mask = pwt_ip("255.255.255.0");
-	skel->rodata->cfg_cluster_cidr = pwt_ip("10.244.0.0");
-	skel->rodata->cfg_cluster_mask = pwt_ip("255.255.0.0");
+	PWT_NODE1_CFG(skel->rodata);
 	err = pod_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "pod_bpf__load: %d\n", err);

@@ -20,12 +20,7 @@ static struct pwt_events events;
 static uint8_t up_mac[6], peer_mac[6];
 
 #define SET_CFG(rodata, mode, overlay_ifindex) do {                  \
-	(rodata)->cfg_gateway_ip = pwt_ip("10.244.1.1");              \
-	(rodata)->cfg_node_ip = pwt_ip("192.168.1.11");               \
-	(rodata)->cfg_pod_cidr = pwt_ip("10.244.1.0");                \
-	(rodata)->cfg_pod_mask = pwt_ip("255.255.255.0");             \
-	(rodata)->cfg_cluster_cidr = pwt_ip("10.244.0.0");            \
-	(rodata)->cfg_cluster_mask = pwt_ip("255.255.0.0");           \
+	PWT_NODE1_CFG(rodata);                                        \
 	(rodata)->cfg_routing_mode = (mode);                          \
 	(rodata)->cfg_overlay_ifindex = (overlay_ifindex);            \
 } while (0)
@@ -128,25 +123,14 @@ static int setup(void)
 	return pwt_events_open(&events, bpf_map__fd(native->maps.pw_events));
 }
 
-static uint32_t map_id(const struct bpf_map *m)
-{
-	struct bpf_map_info info;
-	uint32_t len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_map_get_info_by_fd(bpf_map__fd(m), &info, &len) != 0)
-		return 0;
-	return info.id;
-}
-
 static void test_shared_maps(void)
 {
-	PWT_EXPECT(map_id(overlay->maps.pw_peers) == map_id(native->maps.pw_peers) &&
-		   map_id(overlay->maps.pw_endpoints) == map_id(native->maps.pw_endpoints) &&
-		   map_id(overlay->maps.pw_metrics) == map_id(vxlan->maps.pw_metrics) &&
-		   map_id(overlay->maps.pw_nodes) == map_id(native->maps.pw_nodes) &&
-		   map_id(overlay->maps.pw_snat) == map_id(native->maps.pw_snat) &&
-		   map_id(overlay->maps.pw_events) == map_id(vxlan->maps.pw_events) && map_id(overlay->maps.pw_peers),
+	PWT_EXPECT(pwt_map_id(overlay->maps.pw_peers) == pwt_map_id(native->maps.pw_peers) &&
+		   pwt_map_id(overlay->maps.pw_endpoints) == pwt_map_id(native->maps.pw_endpoints) &&
+		   pwt_map_id(overlay->maps.pw_metrics) == pwt_map_id(vxlan->maps.pw_metrics) &&
+		   pwt_map_id(overlay->maps.pw_nodes) == pwt_map_id(native->maps.pw_nodes) &&
+		   pwt_map_id(overlay->maps.pw_snat) == pwt_map_id(native->maps.pw_snat) &&
+		   pwt_map_id(overlay->maps.pw_events) == pwt_map_id(vxlan->maps.pw_events) && pwt_map_id(overlay->maps.pw_peers),
 		   "overlay and pod objects share every map through the pin root");
 }
 
