@@ -37,6 +37,16 @@ static __always_inline int pw_lb_candidate(const struct pw_pkt *pkt)
 	return (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP) && pkt->dport;
 }
 
+/* Whether a packet from this source port may be a backend's reply: only
+ * then is conntrack worth asking (pw_backend_ports in podwire/abi.h). */
+static __always_inline int pw_lb_from_backend_port(__u16 sport)
+{
+	__u32 word = sport / 64;
+	const __u64 *bits = bpf_map_lookup_elem(&pw_backend_ports, &word);
+
+	return bits && (*bits >> (sport % 64)) & 1;
+}
+
 static __always_inline const struct pw_svc *pw_svc_lookup(__be32 addr, __u16 port, __u8 proto, __u8 scope)
 {
 	struct pw_svc_key key;
@@ -374,6 +384,8 @@ static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *p
 		return 0;
 	if (pw_l4_parse(skb, iph, &l4))
 		return 0;
+	if (!pw_lb_from_backend_port(l4.sport))
+		return 0;
 	pw_ct_key_make(&rkey, saddr, daddr, l4.sport, l4.dport, l4.proto, PW_CT_REPLY);
 	e = bpf_map_lookup_elem(&pw_ct, &rkey);
 	if (!e)
@@ -416,9 +428,12 @@ static __always_inline int pw_lb_deliver(struct __sk_buff *skb, struct pw_pkt *p
 	struct pw_ct_key rkey;
 	int ret;
 
-	/* Most packets for a pod are no service reply: ask conntrack with the
-	 * ports the parser already read before re-reading the L4 header. */
+	/* Most packets for a pod are no service reply: rule that out by the
+	 * source port, then by conntrack with the ports the parser already
+	 * read, before re-reading the L4 header. */
 	if (pw_lb_candidate(pkt)) {
+		if (!pw_lb_from_backend_port(pkt->sport))
+			return pw_deliver_local(skb, pkt, eth, iph, target);
 		pw_ct_key_make(&rkey, iph->saddr, iph->daddr, pkt->sport, pkt->dport, pkt->proto, PW_CT_REPLY);
 		if (!bpf_map_lookup_elem(&pw_ct, &rkey))
 			return pw_deliver_local(skb, pkt, eth, iph, target);

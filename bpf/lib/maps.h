@@ -154,6 +154,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_affinity SEC(".maps");
 
+/* Ports any backend listens on (include/podwire/abi.h): 8 KB, always in
+ * cache, so asking it costs less than the conntrack lookup it saves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, PW_BACKEND_PORT_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_backend_ports SEC(".maps");
+
 /* Conntrack of load-balanced flows, both directions (struct pw_ct_key).
  * A plain hash, not an LRU: when it is full a new flow is refused
  * (PW_DROP_CT_FULL) and established flows keep their entries, where an

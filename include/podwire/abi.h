@@ -34,6 +34,7 @@
 #define PW_MAP_MAGLEV      "pw_maglev"     /* service id -> Maglev table (inner array of backend ids) */
 #define PW_MAP_AFFINITY    "pw_affinity"   /* (service, client IP) -> backend, ClientIP affinity */
 #define PW_MAP_CT          "pw_ct"         /* conntrack */
+#define PW_MAP_BACKEND_PORTS "pw_backend_ports" /* bitmap of every port a backend listens on */
 
 /* Programs, pinned under <pin dir>/progs/. */
 #define PW_PROG_POD    "pod_ingress"   /* host side of each pod veth, tc ingress */
@@ -181,6 +182,15 @@ enum pw_backend_state {
 	PW_BACKEND_ACTIVE      = 0,
 	PW_BACKEND_TERMINATING = 1, /* existing flows keep it, new ones never pick it */
 };
+
+/* pw_backend_ports (array of PW_BACKEND_PORT_WORDS __u64): bit (port % 64)
+ * of word (port / 64) is set once any backend has listened on that port.
+ * Only a packet from such a port can be a reply of a load-balanced flow, so
+ * every other packet into a pod skips the conntrack lookup (which, for a
+ * new connection, is a cache miss in a table of half a million buckets).
+ * The agent sets bits before it writes the backends and never clears them
+ * while it runs: a flow conntrack still pins may outlive its backend. */
+#define PW_BACKEND_PORT_WORDS (65536 / 64)
 
 struct pw_revnat {
 	__u8  addr[4];              /* the frontend the client used */

@@ -54,6 +54,8 @@ static int create_maps(struct pw_svc_maps *m)
 	m->affinity = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "pw_affinity",
 				     sizeof(struct pw_affinity_key), sizeof(struct pw_affinity),
 				     PW_MAX_AFFINITY, NULL);
+	m->backend_ports = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_backend_ports", sizeof(__u32),
+					  sizeof(__u64), PW_BACKEND_PORT_WORDS, NULL);
 	tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_maglev_tmpl", sizeof(__u32), sizeof(__u32),
 			      PW_MAGLEV_M, &tmpl_opts);
 	outer_opts.inner_map_fd = tmpl;
@@ -62,7 +64,7 @@ static int create_maps(struct pw_svc_maps *m)
 	if (tmpl >= 0)
 		close(tmpl);
 	return m->services < 0 || m->slots < 0 || m->backends < 0 || m->revnat < 0 ||
-	       m->affinity < 0 || m->maglev < 0 ? -errno : 0;
+	       m->affinity < 0 || m->maglev < 0 || m->backend_ports < 0 ? -errno : 0;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -17,7 +17,8 @@
 static struct pod_bpf *pod;
 static struct host_bpf *host;
 static struct overlay_bpf *overlay;
-static int pod_fd, up_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd;
+static int pod_fd, up_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd,
+	   ports_fd;
 static unsigned if_a, if_b, if_up, if_vx;
 static struct pw_endpoint ep_a, ep_b;
 static struct pwt_events events;
@@ -102,6 +103,7 @@ static int setup(void)
 	maglev_fd = bpf_map__fd(pod->maps.pw_maglev);
 	aff_fd = bpf_map__fd(pod->maps.pw_affinity);
 	ct_fd = bpf_map__fd(pod->maps.pw_ct);
+	ports_fd = bpf_map__fd(pod->maps.pw_backend_ports);
 	snat_fd = bpf_map__fd(pod->maps.pw_snat);
 
 	endpoint_init(&ep_a, if_a, a_ip, 2);
@@ -121,11 +123,25 @@ static int setup(void)
 
 /* ---------- the service maps, as the reconciler writes them ---------- */
 
+/* The reconciler sets a backend's port bit before writing the backend. */
+static int set_port_bit(uint16_t port, bool on)
+{
+	uint32_t w = port / 64;
+	uint64_t bits = 0;
+
+	if (bpf_map_lookup_elem(ports_fd, &w, &bits))
+		return -1;
+	bits = on ? bits | 1ULL << (port % 64) : bits & ~(1ULL << (port % 64));
+	return bpf_map_update_elem(ports_fd, &w, &bits, BPF_ANY);
+}
+
 static int add_backend(uint32_t id, const char *ip, uint16_t port, uint8_t state)
 {
 	struct pw_backend b;
 	uint32_t a = pwt_ip(ip);
 
+	if (set_port_bit(port, true))
+		return -1;
 	memset(&b, 0, sizeof(b));
 	memcpy(b.addr, &a, 4);
 	b.port = port;
@@ -340,6 +356,37 @@ static uint16_t backend_port_of(int prog, unsigned ifindex, const uint8_t *pkt, 
 }
 
 /* ---------- ClusterIP ---------- */
+
+/* Conntrack is asked only for packets from a port some backend listens on:
+ * with the bit cleared, a reply that conntrack would translate goes through
+ * as sent, which shows the lookup really is skipped; set again, it is
+ * translated. */
+static void test_reply_needs_backend_port(void)
+{
+	uint32_t be[] = { 41 };
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pwt_run r;
+	size_t len;
+
+	if (add_backend(41, b_ip, 7443, PW_BACKEND_ACTIVE) ||
+	    add_service(40, "10.96.0.40", 443, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
+		PWT_CHECK(0, "backend port: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = tcp_from(&ep_a, pkt, 40200, "10.96.0.40", 443, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_tuple("backend port: syn DNAT", &r, a_ip, 40200, b_ip, 7443);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 7443, a_ip, 40200, F_SYN | F_ACK, 0);
+	if (set_port_bit(7443, false)) {
+		PWT_CHECK(0, "backend port: clear bit", "%s", strerror(errno));
+		return;
+	}
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("backend port: bit clear, conntrack not asked, reply as sent", &r, b_ip, 7443, a_ip, 40200);
+	set_port_bit(7443, true);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("backend port: bit set, reply translated", &r, "10.96.0.40", 443, a_ip, 40200);
+}
 
 /* Only the service CIDR holds ClusterIPs (the agent refuses others), so
  * the datapath looks nothing else up: a frontend planted at a pod's own
@@ -972,6 +1019,7 @@ int main(void)
 		return pwt_done();
 	}
 	test_frontend_outside_service_cidr();
+	test_reply_needs_backend_port();
 	test_clusterip_local();
 	test_clusterip_remote();
 	test_no_backend();

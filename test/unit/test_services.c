@@ -41,6 +41,8 @@ static int create_maps(struct pw_svc_maps *m, uint32_t inner_flags)
 	m->affinity = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "pw_affinity",
 				     sizeof(struct pw_affinity_key), sizeof(struct pw_affinity),
 				     1024, NULL);
+	m->backend_ports = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_backend_ports", sizeof(__u32),
+					  sizeof(__u64), PW_BACKEND_PORT_WORDS, NULL);
 	tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_maglev_tmpl", sizeof(__u32), sizeof(__u32),
 			      PW_MAGLEV_M, &tmpl_opts);
 	outer_opts.inner_map_fd = tmpl;
@@ -49,12 +51,13 @@ static int create_maps(struct pw_svc_maps *m, uint32_t inner_flags)
 	if (tmpl >= 0)
 		close(tmpl);
 	return m->services < 0 || m->slots < 0 || m->backends < 0 || m->revnat < 0 ||
-	       m->affinity < 0 || m->maglev < 0 ? -1 : 0;
+	       m->affinity < 0 || m->maglev < 0 || m->backend_ports < 0 ? -1 : 0;
 }
 
 static void close_maps(struct pw_svc_maps *m)
 {
-	int fds[] = { m->services, m->slots, m->backends, m->revnat, m->maglev, m->affinity };
+	int fds[] = { m->services, m->slots, m->backends, m->revnat, m->maglev, m->affinity,
+		      m->backend_ports };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
@@ -373,6 +376,50 @@ static void test_scenario(uint32_t inner_flags, const char *variant)
 
 /* Slot order invariants for a bigger change: survivors keep their slots,
  * holes are filled, nothing beyond the count. */
+static bool port_bit(int fd, uint16_t port)
+{
+	uint32_t w = port / 64;
+	uint64_t bits = 0;
+
+	return bpf_map_lookup_elem(fd, &w, &bits) == 0 && (bits >> (port % 64)) & 1;
+}
+
+/* pw_backend_ports: the datapath asks conntrack only for packets from a port
+ * set here, so a missing bit would leave a service reply untranslated. */
+static void test_backend_ports(void)
+{
+	struct pw_svc_maps m;
+	struct pw_services s;
+	uint64_t bits;
+	uint32_t w;
+
+	if (create_maps(&m, BPF_F_INNER_MAP)) {
+		PWT_CHECK(0, "backend ports: create maps", "%s", strerror(errno));
+		return;
+	}
+	desired_initial();
+	PWT_EQ_INT(pw_services_init(&s, &m, 0), 0, "backend ports: init");
+	PWT_CHECK(pw_services_apply(&s, svcs, 2) == 0, "backend ports: apply web and dns", "%s", s.err);
+	PWT_EXPECT(port_bit(m.backend_ports, 8080) && port_bit(m.backend_ports, 53),
+		   "backend ports: the backends' ports 8080 and 53 are set");
+	PWT_EXPECT(!port_bit(m.backend_ports, 80) && !port_bit(m.backend_ports, 8081) &&
+		   !port_bit(m.backend_ports, 52), "backend ports: frontend port 80 and neighbours are not");
+	PWT_CHECK(pw_services_apply(&s, svcs, 0) == 0, "backend ports: remove every service", "%s", s.err);
+	PWT_EXPECT(port_bit(m.backend_ports, 8080) && port_bit(m.backend_ports, 53),
+		   "backend ports: bits outlive the services (conntrack may pin their flows)");
+	pw_services_close(&s);
+	/* A bit the previous agent set for a backend gone since then. */
+	w = 9999 / 64;
+	bits = 1ULL << (9999 % 64);
+	PWT_EQ_INT(bpf_map_update_elem(m.backend_ports, &w, &bits, BPF_ANY), 0, "backend ports: set 9999");
+	PWT_EQ_INT(pw_services_init(&s, &m, 0), 0, "backend ports: init again (agent restart)");
+	PWT_CHECK(pw_services_apply(&s, svcs, 2) == 0, "backend ports: apply after restart", "%s", s.err);
+	PWT_EXPECT(port_bit(m.backend_ports, 9999) && port_bit(m.backend_ports, 8080),
+		   "backend ports: a restarted agent keeps the bits it finds");
+	pw_services_close(&s);
+	close_maps(&m);
+}
+
 static void test_compaction(void)
 {
 	struct pw_svc_maps m;
@@ -571,11 +618,11 @@ static void test_open_pinned(void)
 {
 	char root[128], dir[PW_PATH_MAX], path[PW_PATH_MAX + 32];
 	const char *names[] = { PW_MAP_SERVICES, PW_MAP_SLOTS, PW_MAP_BACKENDS, PW_MAP_REVNAT,
-				PW_MAP_MAGLEV, PW_MAP_AFFINITY };
+				PW_MAP_MAGLEV, PW_MAP_AFFINITY, PW_MAP_BACKEND_PORTS };
 	struct pw_svc_maps m;
 	struct pw_services s;
 	struct pw_paths p;
-	int fds[6];
+	int fds[7];
 	int err;
 
 	snprintf(root, sizeof(root), "/sys/fs/bpf/pwt-svc-%d", getpid());
@@ -589,8 +636,8 @@ static void test_open_pinned(void)
 	err = pw_services_open(&s, &p, 0);
 	PWT_EXPECT(err < 0 && strstr(s.err, PW_MAP_SERVICES), "open: a missing map is named in the error");
 	fds[0] = m.services; fds[1] = m.slots; fds[2] = m.backends;
-	fds[3] = m.revnat; fds[4] = m.maglev; fds[5] = m.affinity;
-	for (int i = 0; i < 6; i++) {
+	fds[3] = m.revnat; fds[4] = m.maglev; fds[5] = m.affinity; fds[6] = m.backend_ports;
+	for (int i = 0; i < 7; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		bpf_obj_pin(fds[i], path);
 	}
@@ -602,7 +649,7 @@ static void test_open_pinned(void)
 		PWT_EQ_INT(count_entries(m.services, 8), 3, "open: writes reach the pinned maps");
 		pw_services_close(&s);
 	}
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		unlink(path);
 	}
@@ -781,6 +828,7 @@ int main(void)
 	}
 	test_scenario(BPF_F_INNER_MAP, "inner template BPF_F_INNER_MAP");
 	test_scenario(0, "inner template fixed size");
+	test_backend_ports();
 	test_compaction();
 	test_affinity();
 	test_refusals();

@@ -9,7 +9,8 @@
  * follows a reference to something missing and never picks a removed backend
  * for a new connection:
  *   0 leftovers of an interrupted apply (found at start-up) are deleted
- *   1 new backends                              (pw_backends)
+ *   1 ports of all backends, bits only ever set  (pw_backend_ports);
+ *     new backends                              (pw_backends)
  *   2 slot writes: growth beyond the old count, holes, and every tail slot
  *     that still names a removed backend        (pw_svc_slots)
  *   3 reverse NAT of new services; new Maglev tables swapped in whole
@@ -252,6 +253,7 @@ struct pw_svc_state {
 	uint32_t inner_flags;       /* map_flags the pw_maglev inner template wants */
 	bool inner_flags_known;
 	bool broken;                /* an apply failed mid-way: reload before the next */
+	uint64_t port_bits[PW_BACKEND_PORT_WORDS]; /* what pw_backend_ports holds */
 	uint32_t np_gen[2][65536];  /* NodePort (tcp, udp) -> gen of last use: duplicate check */
 
 	/* leftovers found at load, deleted by phase 0 of the next apply */
@@ -807,6 +809,14 @@ static int max_entries(int fd, uint32_t *out)
 	return 0;
 }
 
+static int load_backend_ports(struct pw_services *s)
+{
+	for (uint32_t w = 0; w < PW_BACKEND_PORT_WORDS; w++)
+		if (bpf_map_lookup_elem(s->fd.backend_ports, &w, &s->st->port_bits[w]))
+			return -errno;
+	return 0;
+}
+
 static int load_state(struct pw_services *s)
 {
 	struct pw_svc_state *st = s->st;
@@ -819,6 +829,8 @@ static int load_state(struct pw_services *s)
 	    (err = max_entries(s->fd.slots, &st->max_slots)) ||
 	    (err = max_entries(s->fd.maglev, &st->max_maglev)))
 		return fail(s, err, "reading map sizes: %s", strerror(-err));
+	if ((err = load_backend_ports(s)))
+		return fail(s, err, "reading %s: %s", PW_MAP_BACKEND_PORTS, strerror(-err));
 	if ((err = map_dump(s, s->fd.backends, sizeof(__u32), sizeof(struct pw_backend), load_backend))) {
 		fail(s, err, "reading %s: %s", PW_MAP_BACKENDS, strerror(-err));
 		goto out;
@@ -916,7 +928,8 @@ int pw_services_init(struct pw_services *s, const struct pw_svc_maps *maps, uint
 
 static void close_fds(struct pw_svc_maps *m)
 {
-	int *fds[] = { &m->services, &m->slots, &m->backends, &m->revnat, &m->maglev, &m->affinity };
+	int *fds[] = { &m->services, &m->slots, &m->backends, &m->revnat, &m->maglev, &m->affinity,
+		       &m->backend_ports };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -927,11 +940,12 @@ static void close_fds(struct pw_svc_maps *m)
 
 int pw_services_open(struct pw_services *s, const struct pw_paths *p, uint32_t maglev_m)
 {
-	struct pw_svc_maps m = { -1, -1, -1, -1, -1, -1 };
+	struct pw_svc_maps m = { -1, -1, -1, -1, -1, -1, -1 };
 	struct { int *fd; const char *name; } want[] = {
 		{ &m.services, PW_MAP_SERVICES }, { &m.slots, PW_MAP_SLOTS },
 		{ &m.backends, PW_MAP_BACKENDS }, { &m.revnat, PW_MAP_REVNAT },
 		{ &m.maglev, PW_MAP_MAGLEV },     { &m.affinity, PW_MAP_AFFINITY },
+		{ &m.backend_ports, PW_MAP_BACKEND_PORTS },
 	};
 	int err;
 
@@ -1574,6 +1588,29 @@ static int validate(struct pw_services *s, const struct pw_service_config *svcs,
 
 /* ---- apply ---- */
 
+/* Set the port bit of every backend (datapath: pw_lb_from_backend_port).
+ * Bits are never cleared: conntrack may still pin a flow to a backend no
+ * service lists any more, and its replies must still be translated. */
+static int write_backend_ports(struct pw_services *s)
+{
+	struct pw_svc_state *st = s->st;
+	uint64_t want[PW_BACKEND_PORT_WORDS];
+
+	memcpy(want, st->port_bits, sizeof(want));
+	for (uint32_t i = 0; i < st->n_be; i++)
+		want[st->be[i].port / 64] |= 1ULL << (st->be[i].port % 64);
+	for (uint32_t w = 0; w < PW_BACKEND_PORT_WORDS; w++) {
+		if (want[w] == st->port_bits[w])
+			continue;
+		s->last.syscalls++;
+		if (bpf_map_update_elem(s->fd.backend_ports, &w, &want[w], BPF_ANY))
+			return -errno;
+		st->port_bits[w] = want[w];
+		s->last.writes++;
+	}
+	return 0;
+}
+
 static int write_phases(struct pw_services *s)
 {
 	struct pw_svc_state *st = s->st;
@@ -1587,6 +1624,7 @@ static int write_phases(struct pw_services *s)
 	STEP(flush_delete(s, s->fd.revnat, &st->stale_revnat), "deleting stale revnat");
 	STEP(flush_delete(s, s->fd.maglev, &st->stale_maglev), "deleting stale Maglev tables");
 	/* 1-3: everything a frontend will point to */
+	STEP(write_backend_ports(s), "writing " PW_MAP_BACKEND_PORTS);
 	STEP(flush_update(s, s->fd.backends, &st->be_upd), "writing " PW_MAP_BACKENDS);
 	STEP(flush_update(s, s->fd.slots, &st->slot_upd), "writing " PW_MAP_SLOTS);
 	STEP(flush_update(s, s->fd.revnat, &st->revnat_upd), "writing " PW_MAP_REVNAT);

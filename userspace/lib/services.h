@@ -18,6 +18,7 @@ struct pw_svc_maps {
 	int revnat;     /* pw_revnat:    HASH __u32 service id -> struct pw_revnat */
 	int maglev;     /* pw_maglev:    HASH_OF_MAPS __u32 service id -> ARRAY[M] of __u32 */
 	int affinity;   /* pw_affinity:  LRU_HASH struct pw_affinity_key -> struct pw_affinity */
+	int backend_ports; /* pw_backend_ports: ARRAY __u32 word -> __u64 port bits */
 };
 
 /* What one pw_services_apply (or the start-up load) did, in map elements. */
@@ -54,7 +55,7 @@ struct pw_services {
 int pw_services_init(struct pw_services *s, const struct pw_svc_maps *maps, uint32_t maglev_m);
 /* pw_services_init on the maps pinned under p->pin_dir (PW_MAP_SERVICES,
  * PW_MAP_SLOTS, PW_MAP_BACKENDS, PW_MAP_REVNAT, PW_MAP_MAGLEV,
- * PW_MAP_AFFINITY), opened with pw_map_open and owned. */
+ * PW_MAP_AFFINITY, PW_MAP_BACKEND_PORTS), opened with pw_map_open and owned. */
 int pw_services_open(struct pw_services *s, const struct pw_paths *p, uint32_t maglev_m);
 void pw_services_close(struct pw_services *s);
 
