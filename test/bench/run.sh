@@ -4,6 +4,9 @@
 # same run, for the baselines:
 #   veth    two namespaces joined by a plain veth pair (the ceiling)
 #   bridge  a Linux bridge with the containernetworking-plugins bridge + host-local
+#   tc-bare two pods behind veths, a tc program that only rewrites MACs and
+#           calls bpf_redirect_peer (test/bench/bare_redirect.bpf.c): the
+#           ceiling of any veth + tc datapath, podwire's included
 # Client and server share one CPU (taskset): on a 2-core VM cross-CPU wake-ups
 # cost more than any datapath and would drown the difference.
 set -u
@@ -36,6 +39,38 @@ veth_baseline() {
 	in_ns "${PW_PREFIX}-vb" ip addr add 10.250.0.2/24 dev veth0
 	for n in va vb; do in_ns "${PW_PREFIX}-$n" ip link set veth0 up; in_ns "${PW_PREFIX}-$n" ip link set lo up; done
 	measure veth "${PW_PREFIX}-va" "${PW_PREFIX}-vb" 10.250.0.2
+}
+
+# Two pods whose host-side veths carry only bare_redirect.bpf.c, compiled
+# here with their ifindexes and MACs as constants.
+tc_bare_baseline() {
+	local h="${PW_PREFIX}-th" p obj="$PW_TMP/bare_redirect.bpf.o"
+	addr() { in_ns "$1" ip -j link show "$2" | jq -r '.[0].address'; }
+	bytes() { addr "$1" "$2" | sed 's/^/0x/; s/:/,0x/g'; }
+	ip netns add "$h"
+	for p in a b; do
+		ip netns add "${PW_PREFIX}-t$p"
+		in_ns "$h" ip link add "h$p" type veth peer name eth0 netns "${PW_PREFIX}-t$p"
+		in_ns "$h" ip link set "h$p" up
+		in_ns "${PW_PREFIX}-t$p" ip link set eth0 up; in_ns "${PW_PREFIX}-t$p" ip link set lo up
+	done
+	in_ns "${PW_PREFIX}-ta" ip addr add 10.253.0.1/32 dev eth0; in_ns "${PW_PREFIX}-ta" ip route add 10.253.0.2 dev eth0
+	in_ns "${PW_PREFIX}-tb" ip addr add 10.253.0.2/32 dev eth0; in_ns "${PW_PREFIX}-tb" ip route add 10.253.0.1 dev eth0
+	in_ns "${PW_PREFIX}-ta" ip neigh add 10.253.0.2 lladdr "$(addr "$h" ha)" dev eth0
+	in_ns "${PW_PREFIX}-tb" ip neigh add 10.253.0.1 lladdr "$(addr "$h" hb)" dev eth0
+	clang -O2 -g -target bpf -I"/usr/include/$(gcc -print-multiarch)" \
+		-DA_IF="$(in_ns "$h" ip -j link show ha | jq '.[0].ifindex')" \
+		-DB_IF="$(in_ns "$h" ip -j link show hb | jq '.[0].ifindex')" \
+		-DA_MAC="$(bytes "${PW_PREFIX}-ta" eth0)" -DB_MAC="$(bytes "${PW_PREFIX}-tb" eth0)" \
+		-DHA_MAC="$(bytes "$h" ha)" -DHB_MAC="$(bytes "$h" hb)" \
+		-c test/bench/bare_redirect.bpf.c -o "$obj" || { echo "tc-bare: compile failed"; return 1; }
+	for p in a b; do
+		in_ns "$h" tc qdisc add dev "h$p" clsact
+		in_ns "$h" tc filter add dev "h$p" ingress bpf direct-action obj "$obj" sec tc ||
+			{ echo "tc-bare: attach failed"; return 1; }
+	done
+	measure tc-bare "${PW_PREFIX}-ta" "${PW_PREFIX}-tb" 10.253.0.2
+	ns_del "$h" "${PW_PREFIX}-ta" "${PW_PREFIX}-tb"
 }
 
 bridge_baseline() {
@@ -125,6 +160,7 @@ table() { # TITLE BASELINE SETUPS...
 }
 
 veth_baseline
+tc_bare_baseline
 bridge_baseline
 podwire_same_node
 pw_cleanup_nodes
@@ -132,7 +168,8 @@ bridge_cross_node
 podwire_cross_node native
 podwire_cross_node vxlan
 
-table "pod-to-pod, same node" veth veth bridge podwire
+table "pod-to-pod, same node" veth veth tc-bare bridge podwire
+echo "podwire vs tc-bare (what podwire's own work costs): RR $(ratio "${RES[podwire,rr]:-0}" "${RES[tc-bare,rr]:-0}"), CRR $(ratio "${RES[podwire,crr]:-0}" "${RES[tc-bare,crr]:-0}")"
 table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native podwire-vxlan
 echo
 echo "podwire-vxlan RR vs podwire-native: $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}")"
