@@ -21,6 +21,8 @@
 
 /* Not a packet for this NAT: leave it alone. */
 #define PW_NAT_SKIP 1
+/* The node's own flow was given another port (pw_snat_host_egress). */
+#define PW_NAT_MOVED 2
 
 static __always_inline void pw_nat_touch(struct pw_nat_entry *e, __u64 now)
 {
@@ -53,9 +55,10 @@ static __always_inline void pw_nat_reverse_key(struct pw_nat_key *rkey, const st
 /* Claim a port for a new egress flow: a port is free when no reply key
  * (remote, remote port, node IP, port) uses it, so one port serves many
  * remotes. The reply entry is inserted with BPF_NOEXIST, which makes the
- * claim atomic against other CPUs. */
+ * claim atomic against other CPUs. first, if not 0, is tried before the
+ * hashed ones. */
 static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 node_ip, __u16 flags, __u64 now,
-					 __u16 *port)
+					 __u16 first, __u16 *port)
 {
 	struct pw_nat_entry rval = { .port = ekey->sport, .flags = flags, .last_seen_ns = now };
 	struct pw_nat_key rkey;
@@ -64,7 +67,7 @@ static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 n
 	__builtin_memcpy(rval.addr, ekey->saddr, 4);
 	pw_nat_reverse_key(&rkey, ekey, node_ip, 0);
 	for (int i = 0; i < PW_SNAT_RETRIES; i++) {
-		rkey.dport = PW_SNAT_PORT_MIN + h % PW_SNAT_RANGE;
+		rkey.dport = i == 0 && first ? first : PW_SNAT_PORT_MIN + h % PW_SNAT_RANGE;
 		if (bpf_map_update_elem(&pw_snat, &rkey, &rval, BPF_NOEXIST) == 0) {
 			*port = rkey.dport;
 			return 0;
@@ -75,9 +78,9 @@ static __always_inline int pw_snat_alloc(const struct pw_nat_key *ekey, __be32 n
 }
 
 /* The translation of egress flow ekey: the existing one, or a new one with
- * a freshly claimed port, both entries marked with flags (PW_NAT_F_*).
- * 0 and *xlate filled, or a drop reason. */
-static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 node_ip, __u16 flags,
+ * a freshly claimed port (first, if not 0, tried first), both entries
+ * marked with flags (PW_NAT_F_*). 0 and *xlate filled, or a drop reason. */
+static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 node_ip, __u16 flags, __u16 first,
 				       struct pw_nat_entry *xlate)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -103,7 +106,7 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 		return 0;
 	}
 
-	err = pw_snat_alloc(ekey, node_ip, flags, now, &port);
+	err = pw_snat_alloc(ekey, node_ip, flags, now, first, &port);
 	if (err)
 		return err;
 	__builtin_memcpy(eval.addr, &node_ip, 4);
@@ -145,7 +148,7 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 	key.proto = l4.proto;
 	key.dir = PW_DIR_EGRESS;
 
-	err = pw_snat_get(&key, node_ip, 0, &xlate);
+	err = pw_snat_get(&key, node_ip, 0, 0, &xlate);
 	if (err)
 		return err;
 	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
@@ -179,13 +182,52 @@ static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt
 	key.proto = l4.proto;
 	key.dir = PW_DIR_EGRESS;
 
-	err = pw_snat_get(&key, node_ip, PW_NAT_F_NODEPORT, &xlate);
+	err = pw_snat_get(&key, node_ip, PW_NAT_F_NODEPORT, 0, &xlate);
 	if (err)
 		return err;
 	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
 	    pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
 		return PW_DROP_NAT_FAILED;
 	return 0;
+}
+
+/* The node's own packet to outside the cluster. The kernel picks its
+ * ephemeral ports from the same range as masquerade, and knows nothing of
+ * our claims: a flow of the node from a port in the range claims that port
+ * towards its remote, so no pod flow is given it later. When a pod flow to
+ * the same remote holds it already, the node's flow is moved to a free port
+ * like a pod's (its replies are translated back), rather than have two
+ * flows share one tuple. 0 (untouched: outside the range, or kept its
+ * port), PW_NAT_MOVED (the new port in pkt->nat_port), or a drop reason. */
+static __always_inline int pw_snat_host_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_nat_entry xlate;
+	struct pw_nat_key key = {};
+	struct pw_l4 l4;
+	__be32 node_ip = cfg_node_ip;
+	int err;
+
+	if (pw_l4_parse(skb, iph, &l4) || !l4.sport_off)
+		return 0;
+	if (l4.sport < PW_SNAT_PORT_MIN || l4.sport > PW_SNAT_PORT_MAX)
+		return 0;
+	__builtin_memcpy(key.saddr, &node_ip, 4);
+	__builtin_memcpy(key.daddr, &iph->daddr, 4);
+	key.sport = l4.sport;
+	key.dport = l4.dport;
+	key.proto = l4.proto;
+	key.dir = PW_DIR_EGRESS;
+
+	err = pw_snat_get(&key, node_ip, PW_NAT_F_HOST, l4.sport, &xlate);
+	if (err)
+		return err;
+	if (xlate.port == l4.sport)
+		return 0;
+	if (pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = node_ip;
+	pkt->nat_port = xlate.port;
+	return PW_NAT_MOVED;
 }
 
 /* Ingress, a packet to cfg_node_ip: if it answers a masqueraded flow (only
@@ -224,12 +266,14 @@ static __always_inline int pw_snat_rev_ingress(struct __sk_buff *skb, struct pw_
 	pw_nat_touch(e, bpf_ktime_get_ns());
 	pod_ip = pw_ip4_load(e->addr);
 	pod_port = e->port;
+	pkt->nat_addr = pod_ip;
+	pkt->nat_port = pod_port;
+	if (pod_ip == daddr && pod_port == l4.dport)
+		return 0; /* the node's own flow on the port it chose */
 
 	if (pw_rewrite_addr(skb, &l4, PW_IP_DADDR_OFF, daddr, pod_ip) ||
 	    pw_rewrite_port(skb, &l4, l4.dport_off, bpf_htons(l4.dport), bpf_htons(pod_port)))
 		return PW_DROP_NAT_FAILED;
-	pkt->nat_addr = pod_ip;
-	pkt->nat_port = pod_port;
 	return 0;
 }
 

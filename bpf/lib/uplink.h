@@ -3,7 +3,8 @@
  * directly (native routing from peers, peers' VXLAN packets decapsulated
  * here (decap.h), and replies to masqueraded flows once translated back);
  * everything else goes to the host stack. Egress:
- * masquerade of pods' traffic leaving the cluster. NodePort frontends on
+ * masquerade of pods' traffic leaving the cluster, and the node's own
+ * flows kept off the ports masquerade gives out (nat.h). NodePort frontends on
  * the node IP are load-balanced on ingress (lb.h). */
 #ifndef PW_BPF_UPLINK_H
 #define PW_BPF_UPLINK_H
@@ -119,6 +120,8 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 		return TC_ACT_OK;
 	if (err)
 		return err;
+	if (nat_flags & PW_NAT_F_HOST)
+		return TC_ACT_OK; /* a reply to the node's own flow, its port restored */
 	if (nat_flags & PW_NAT_F_NODEPORT)
 		return pw_nodeport_reply(skb, pkt);
 	return pw_uplink_deliver_reply(skb, pkt);
@@ -153,12 +156,31 @@ static __always_inline int pw_uplink_ingress(struct __sk_buff *skb, struct pw_pk
 	return TC_ACT_OK;
 }
 
-/* Leaving the cluster: from one of our pods, to neither a pod (any node's)
- * nor a node. Only the source address is looked at before the decision, so
- * the node's own traffic pays one compare. */
-static __always_inline int pw_needs_masquerade(const struct iphdr *iph)
+/* To neither a pod (any node's) nor a node: where masquerade applies. */
+static __always_inline int pw_outside_cluster(__be32 daddr)
 {
-	return pw_in_pod_cidr(iph->saddr) && !pw_in_cluster_cidr(iph->daddr) && !pw_is_node_ip(iph->daddr);
+	return !pw_in_cluster_cidr(daddr) && !pw_is_node_ip(daddr);
+}
+
+/* The node's own packet (source = node IP): its port claimed or moved
+ * (pw_snat_host_egress). A packet that does not parse is the stack's
+ * business, never ours to drop. */
+static __always_inline int pw_uplink_host_egress(struct __sk_buff *skb, struct pw_pkt *pkt)
+{
+	struct iphdr *iph;
+	int err;
+
+	iph = pw_ipv4_parse(skb, pkt, &err);
+	if (!iph || !pw_outside_cluster(iph->daddr))
+		return TC_ACT_OK;
+	err = pw_snat_host_egress(skb, pkt, iph);
+	if (err < 0)
+		return err;
+	if (err == PW_NAT_MOVED) {
+		pw_metrics_count(PW_METRIC_MASQUERADED, pkt->dir, skb->len);
+		pw_event_trace(skb, pkt, PW_TRACE_MASQUERADE, skb->ifindex);
+	}
+	return TC_ACT_OK;
 }
 
 /* uplink_egress: PW_METRIC_MASQUERADED and TC_ACT_OK when translated,
@@ -176,14 +198,18 @@ static __always_inline int pw_uplink_egress(struct __sk_buff *skb, struct pw_pkt
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	iph = (void *)(eth + 1);
-	if ((void *)(iph + 1) > (void *)(long)skb->data_end || !pw_in_pod_cidr(iph->saddr))
+	if ((void *)(iph + 1) > (void *)(long)skb->data_end)
+		return TC_ACT_OK;
+	if (iph->saddr == cfg_node_ip)
+		return pw_uplink_host_egress(skb, pkt);
+	if (!pw_in_pod_cidr(iph->saddr))
 		return TC_ACT_OK;
 
 	/* One of our pods' packets: now it must hold up. */
 	iph = pw_ipv4_parse(skb, pkt, &err);
 	if (!iph)
 		return err;
-	if (!pw_needs_masquerade(iph))
+	if (!pw_outside_cluster(iph->daddr))
 		return TC_ACT_OK;
 	err = pw_snat_egress(skb, pkt, iph);
 	if (err)

@@ -125,6 +125,9 @@ struct pw_nat_entry {
 enum pw_nat_flags {
 	PW_NAT_F_NODEPORT = 1,      /* SNAT of a NodePort flow to a remote backend: translated
 	                             * back even when the node does not masquerade */
+	PW_NAT_F_HOST     = 2,      /* the node's own flow from a port in the masquerade range:
+	                             * the port is claimed so no pod flow takes it (moved only
+	                             * if a pod flow to the same remote had it first) */
 };
 
 /* Default sizes (agent flags override): >= 10,000 services with a NodePort

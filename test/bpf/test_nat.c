@@ -361,6 +361,80 @@ static void test_not_translated(void)
 	}
 }
 
+/* The node's own flows share the kernel's ephemeral range with masquerade:
+ * they claim their port, and move only when a pod flow to the same remote
+ * had it first. */
+static void test_host_ports(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], out[PWT_MAX_PKT];
+	uint32_t node = pwt_ip(node_ip), pod_addr;
+	struct pw_nat_entry e_out, e_in, pod_rev = { .port = 41000 };
+	struct pw_nat_key k;
+	struct pw_metric before, after;
+	struct pwt_run r;
+	uint16_t moved;
+	size_t len;
+
+	/* Free port: kept, and claimed in both directions. */
+	len = frame(pkt, TCP, node_ip, 45000, outside, 443, 0);
+	expect_untouched("node's own flow from a free port in the range", egress_fd, pkt, len);
+	PWT_CHECK(nat_lookup(node_ip, outside, 45000, 443, IPPROTO_TCP, PW_DIR_EGRESS, &e_out) == 0 &&
+		  nat_lookup(outside, node_ip, 443, 45000, IPPROTO_TCP, PW_DIR_INGRESS, &e_in) == 0 &&
+		  e_out.port == 45000 && e_in.port == 45000 && (e_in.flags & PW_NAT_F_HOST) &&
+		  memcmp(e_in.addr, &node, 4) == 0, "node's own flow: its port claimed (PW_NAT_F_HOST)",
+		  "%s", "entries missing or wrong");
+	len = frame(pkt, TCP, outside, 443, node_ip, 45000, 1);
+	r = pwt_run_prog(ingress_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "reply to the node's own flow: to the host stack untouched", "retval %d", r.retval);
+
+	/* Ports outside the range, and remotes inside the cluster: not ours. */
+	len = frame(pkt, TCP, node_ip, 22, outside, 5555, 0);
+	expect_untouched("node's own flow from port 22", egress_fd, pkt, len);
+	PWT_EXPECT(nat_lookup(node_ip, outside, 22, 5555, IPPROTO_TCP, PW_DIR_EGRESS, &e_out) != 0,
+		   "node's own flow from port 22: no entry");
+	len = frame(pkt, TCP, node_ip, 45001, "192.168.1.12", 10250, 0);
+	expect_untouched("node's own flow to a peer node", egress_fd, pkt, len);
+	PWT_EXPECT(nat_lookup(node_ip, "192.168.1.12", 45001, 10250, IPPROTO_TCP, PW_DIR_EGRESS, &e_out) != 0,
+		   "node's own flow to a peer node: no entry");
+
+	/* A pod's masqueraded flow to outside:443 holds node port 46000. */
+	memset(&k, 0, sizeof(k));
+	pod_addr = pwt_ip("10.244.1.2");
+	memcpy(k.saddr, &(uint32_t){ pwt_ip(outside) }, 4);
+	memcpy(k.daddr, &node, 4);
+	k.sport = 443;
+	k.dport = 46000;
+	k.proto = IPPROTO_TCP;
+	k.dir = PW_DIR_INGRESS;
+	memcpy(pod_rev.addr, &pod_addr, 4);
+	if (bpf_map_update_elem(snat_fd, &k, &pod_rev, BPF_NOEXIST)) {
+		PWT_CHECK(0, "node's own flow: plant a pod's claim", "%s", strerror(errno));
+		return;
+	}
+	before = pwt_metric(metrics_fd, PW_METRIC_MASQUERADED);
+	len = frame(pkt, TCP, node_ip, 46000, outside, 443, 0);
+	r = pwt_run_prog(egress_fd, pkt, len, if_up);
+	after = pwt_metric(metrics_fd, PW_METRIC_MASQUERADED);
+	moved = pwt_sport(r.out);
+	PWT_CHECK(r.retval == TC_ACT_OK && moved != 46000 && moved >= PW_SNAT_PORT_MIN &&
+		  moved <= PW_SNAT_PORT_MAX && pwt_iph(r.out)->saddr == node && l4_csum_ok(r.out) &&
+		  after.egress.packets == before.egress.packets + 1,
+		  "node's own flow on a port a pod flow holds: moved to a free one, counted", "retval %d port %u",
+		  r.retval, moved);
+	memcpy(out, r.out, r.out_len);
+	len = frame(pkt, TCP, outside, 443, node_ip, moved, 1);
+	r = pwt_run_prog(ingress_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && pwt_dport(r.out) == 46000 && pwt_iph(r.out)->daddr == node &&
+		  l4_csum_ok(r.out), "reply to the moved flow: its port restored, to the host stack",
+		  "retval %d dport %u", r.retval, pwt_dport(r.out));
+	len = frame(pkt, TCP, outside, 443, node_ip, 46000, 1);
+	r = pwt_run_prog(ingress_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->daddr == pod_addr && pwt_dport(r.out) == 41000,
+		  "reply to the pod's flow on that port: still the pod's", "retval %d", r.retval);
+	bpf_map_delete_elem(snat_fd, &k);
+}
+
 static void expect_drop(const char *name, int prog, const uint8_t *pkt, size_t len, int reason, int dir)
 {
 	char n[200];
@@ -478,6 +552,7 @@ int main(void)
 	}
 	test_exchanges();
 	test_not_translated();
+	test_host_ports();
 	test_drops();
 	test_exhaustion();
 	pwt_events_close(&events);

@@ -56,6 +56,28 @@ check_eq "pod -> other node's IP is not masqueraded" "$(
 	wait_listen_ns
 	in_ns "${PW_PREFIX}-n1a" timeout 5 socat -T3 - TCP:192.168.1.12:7011 </dev/null 2>/dev/null)" "${PW_POD_IP[n1a]}"
 
+# The kernel picks the node's own ephemeral ports from the masquerade range
+# without knowing our claims. A node connection from the very port a pod's
+# masqueraded flow holds towards the same remote is moved to another port,
+# and both connections work.
+nsenter --net="/run/netns/${PW_PREFIX}-world" timeout 15 socat TCP-LISTEN:7012,reuseaddr,fork \
+	SYSTEM:'echo $SOCAT_PEERPORT; cat' &
+srv=$!
+wait_listen world 7012 tcp
+(echo first; sleep 2; echo second) |
+	in_ns "${PW_PREFIX}-n1a" timeout 8 socat -T5 - TCP:192.168.1.100:7012 >"$PW_TMP/pod_flow" 2>/dev/null &
+podc=$!
+for i in $(seq 60); do [ -s "$PW_TMP/pod_flow" ] && break; sleep 0.05; done
+pod_port=$(head -1 "$PW_TMP/pod_flow")
+node_port=$(in_ns "${PW_PREFIX}-node1" timeout 5 socat -T2 - TCP:192.168.1.100:7012,sourceport="${pod_port:-0}" \
+	</dev/null 2>/dev/null | head -1)
+wait "$podc"
+kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
+check "node1's own connection from the port a pod's masqueraded flow holds is moved ($MODE): pod ${pod_port:-?}, node ${node_port:-?}" \
+	test -n "$pod_port" -a -n "$node_port" -a "$node_port" != "$pod_port"
+check_eq "the pod's masqueraded connection on that port carries on ($MODE)" \
+	"$(tail -n +2 "$PW_TMP/pod_flow" | tr '\n' ' ')" "first second "
+
 # Removing a peer from node1's config cuts node1 off from node2's pods only.
 cp "$PW_TMP/node1/config.json" "$PW_TMP/node1/config.full"
 jq '.peers |= map(select(.name != "node2"))' "$PW_TMP/node1/config.full" > "$PW_TMP/node1/config.tmp"
