@@ -115,6 +115,11 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 		if (svc)
 			return pw_nodeport(skb, pkt, iph, svc);
 	}
+	if (pkt->proto == IPPROTO_ICMP) {
+		err = pw_snat_rev_icmp_error(skb, pkt, iph, &nat_flags);
+		if (err != PW_NAT_SKIP)
+			return err ? err : (nat_flags & PW_NAT_F_HOST) ? TC_ACT_OK : pw_uplink_deliver_reply(skb, pkt);
+	}
 	err = pw_snat_rev_ingress(skb, pkt, iph, &nat_flags);
 	if (err == PW_NAT_SKIP)
 		return TC_ACT_OK;

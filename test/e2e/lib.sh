@@ -77,6 +77,27 @@ ext_up() {
 	PW_HOST_IP[$1]=$2
 }
 
+# narrow_path_up MTU: the world beyond a router. The router "rtr" sits on
+# the LAN at 192.168.1.1; behind it the host "far" (203.0.113.2), which
+# the router reaches only through MTU bytes. far keeps MTU 1500 and so
+# announces a full-size MSS: only path MTU discovery can find the limit.
+# Nodes need a route to 203.0.113.0/24 via 192.168.1.1.
+narrow_path_up() {
+	local r="${PW_PREFIX}-rtr" f="${PW_PREFIX}-far"
+	ip netns add "$r"; ip netns add "$f"
+	in_ns "$r" ip link set lo up; in_ns "$f" ip link set lo up
+	lan_port "$r" rtr
+	in_ns "$r" ip addr add 192.168.1.1/24 dev eth0
+	in_ns "$r" ip link set eth0 up
+	in_ns "$r" ip link add eth1 mtu "$1" type veth peer name eth0 netns "$f"
+	in_ns "$r" ip addr add 203.0.113.1/24 dev eth1
+	in_ns "$r" ip link set eth1 up
+	in_ns "$r" sysctl -qw net.ipv4.ip_forward=1
+	in_ns "$f" ip addr add 203.0.113.2/24 dev eth0
+	in_ns "$f" ip link set eth0 up
+	in_ns "$f" ip route add default via 203.0.113.1
+}
+
 # peers_json NAME: the seeds' cluster as seen from node NAME (every other node)
 seed_peers_json() {
 	local self=$1 n sep="" out="["

@@ -78,6 +78,25 @@ check "node1's own connection from the port a pod's masqueraded flow holds is mo
 check_eq "the pod's masqueraded connection on that port carries on ($MODE)" \
 	"$(tail -n +2 "$PW_TMP/pod_flow" | tr '\n' ' ')" "first second "
 
+# Path MTU discovery through masquerade: the far host is behind a link of
+# MTU 1280 but announces MSS 1460, so the pod's full-size segments do not
+# fit. The router's
+# "fragmentation needed" is addressed to the node IP and must reach the
+# pod, quoting the pod's own packet, or the transfer stalls.
+narrow_path_up 1280
+in_ns "${PW_PREFIX}-node1" ip route add 203.0.113.0/24 via 192.168.1.1
+head -c 262144 /dev/urandom > "$PW_TMP/blob2"
+nsenter --net="/run/netns/${PW_PREFIX}-far" timeout 20 socat -u TCP-LISTEN:7013,reuseaddr \
+	OPEN:"$PW_TMP/blob2.rx",creat,trunc &
+srv=$!
+wait_listen far 7013 tcp
+in_ns "${PW_PREFIX}-n1a" timeout 15 socat -u OPEN:"$PW_TMP/blob2" TCP:203.0.113.2:7013
+wait "$srv"
+check_eq "256 KiB from a pod to a host behind a 1280-byte MTU link, masqueraded, arrives ($MODE)" \
+	"$(sha256sum < "$PW_TMP/blob2.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob2" | cut -c1-16)"
+check "the pod learnt the path MTU from the translated ICMP error ($MODE)" \
+	sh -c "nsenter --net=/run/netns/${PW_PREFIX}-n1a ip route get 203.0.113.2 | grep -q 'mtu 1280'"
+
 # Removing a peer from node1's config cuts node1 off from node2's pods only.
 cp "$PW_TMP/node1/config.json" "$PW_TMP/node1/config.full"
 jq '.peers |= map(select(.name != "node2"))' "$PW_TMP/node1/config.full" > "$PW_TMP/node1/config.tmp"
