@@ -38,6 +38,19 @@ static __always_inline __u32 pw_nat_hash(const struct pw_nat_key *k)
 	return pw_tuple_hash(pw_ip4_load(k->saddr), pw_ip4_load(k->daddr), k->sport, k->dport, k->proto);
 }
 
+/* The egress key of a flow from saddr to daddr with l4's ports. */
+static __always_inline void pw_nat_egress_key(struct pw_nat_key *key, __be32 saddr, __be32 daddr,
+					      const struct pw_l4 *l4)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memcpy(key->saddr, &saddr, 4);
+	__builtin_memcpy(key->daddr, &daddr, 4);
+	key->sport = l4->sport;
+	key->dport = l4->dport;
+	key->proto = l4->proto;
+	key->dir = PW_DIR_EGRESS;
+}
+
 /* The key replies of the egress flow ekey carry once it is translated to
  * node_ip:port. */
 static __always_inline void pw_nat_reverse_key(struct pw_nat_key *rkey, const struct pw_nat_key *ekey,
@@ -130,7 +143,7 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
 {
 	struct pw_nat_entry xlate;
-	struct pw_nat_key key = {};
+	struct pw_nat_key key;
 	struct pw_l4 l4;
 	__be32 saddr = iph->saddr;
 	__be32 node_ip = cfg_node_ip;
@@ -141,12 +154,7 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 		return err;
 	if (!l4.sport_off)
 		return PW_DROP_UNSUPPORTED; /* an ICMP echo reply: pods answer no outside pings */
-	__builtin_memcpy(key.saddr, &saddr, 4);
-	__builtin_memcpy(key.daddr, &iph->daddr, 4);
-	key.sport = l4.sport;
-	key.dport = l4.dport;
-	key.proto = l4.proto;
-	key.dir = PW_DIR_EGRESS;
+	pw_nat_egress_key(&key, saddr, iph->daddr, &l4);
 
 	err = pw_snat_get(&key, node_ip, 0, 0, &xlate);
 	if (err)
@@ -166,7 +174,7 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
 {
 	struct pw_nat_entry xlate;
-	struct pw_nat_key key = {};
+	struct pw_nat_key key;
 	struct pw_l4 l4;
 	__be32 saddr = iph->saddr;
 	__be32 node_ip = cfg_node_ip;
@@ -175,12 +183,7 @@ static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt
 	err = pw_l4_parse(skb, iph, &l4);
 	if (err)
 		return err;
-	__builtin_memcpy(key.saddr, &saddr, 4);
-	__builtin_memcpy(key.daddr, &iph->daddr, 4);
-	key.sport = l4.sport;
-	key.dport = l4.dport;
-	key.proto = l4.proto;
-	key.dir = PW_DIR_EGRESS;
+	pw_nat_egress_key(&key, saddr, iph->daddr, &l4);
 
 	err = pw_snat_get(&key, node_ip, PW_NAT_F_NODEPORT, 0, &xlate);
 	if (err)
@@ -202,7 +205,7 @@ static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt
 static __always_inline int pw_snat_host_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
 {
 	struct pw_nat_entry xlate;
-	struct pw_nat_key key = {};
+	struct pw_nat_key key;
 	struct pw_l4 l4;
 	__be32 node_ip = cfg_node_ip;
 	int err;
@@ -211,12 +214,7 @@ static __always_inline int pw_snat_host_egress(struct __sk_buff *skb, struct pw_
 		return 0;
 	if (l4.sport < PW_SNAT_PORT_MIN || l4.sport > PW_SNAT_PORT_MAX)
 		return 0;
-	__builtin_memcpy(key.saddr, &node_ip, 4);
-	__builtin_memcpy(key.daddr, &iph->daddr, 4);
-	key.sport = l4.sport;
-	key.dport = l4.dport;
-	key.proto = l4.proto;
-	key.dir = PW_DIR_EGRESS;
+	pw_nat_egress_key(&key, node_ip, iph->daddr, &l4);
 
 	err = pw_snat_get(&key, node_ip, PW_NAT_F_HOST, l4.sport, &xlate);
 	if (err)

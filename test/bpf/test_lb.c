@@ -198,6 +198,20 @@ static int add_service(uint32_t id, const char *vip, uint16_t port, uint8_t prot
 	return 0;
 }
 
+/* A TCP ClusterIP service with one active backend, as most cases need. */
+static bool one_backend_service(uint32_t svc_id, const char *vip, uint16_t port, uint32_t be_id,
+				const char *be_ip, uint16_t be_port, const char *what)
+{
+	uint32_t be[] = { be_id };
+
+	if (add_backend(be_id, be_ip, be_port, PW_BACKEND_ACTIVE) ||
+	    add_service(svc_id, vip, port, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
+		PWT_CHECK(0, what, "maps not filled: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 static void ct_flush(void)
 {
 	struct pw_ct_key k, next;
@@ -363,16 +377,12 @@ static uint16_t backend_port_of(int prog, unsigned ifindex, const uint8_t *pkt, 
  * translated. */
 static void test_reply_needs_backend_port(void)
 {
-	uint32_t be[] = { 41 };
 	uint8_t pkt[PWT_MAX_PKT];
 	struct pwt_run r;
 	size_t len;
 
-	if (add_backend(41, b_ip, 7443, PW_BACKEND_ACTIVE) ||
-	    add_service(40, "10.96.0.40", 443, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
-		PWT_CHECK(0, "backend port: maps filled", "%s", strerror(errno));
+	if (!one_backend_service(40, "10.96.0.40", 443, 41, b_ip, 7443, "backend port: maps filled"))
 		return;
-	}
 	len = tcp_from(&ep_a, pkt, 40200, "10.96.0.40", 443, F_SYN);
 	r = run(pod_fd, pkt, len, if_a);
 	expect_tuple("backend port: syn DNAT", &r, a_ip, 40200, b_ip, 7443);
@@ -393,16 +403,12 @@ static void test_reply_needs_backend_port(void)
  * address is ignored and pod-to-pod traffic reaches the pod unchanged. */
 static void test_frontend_outside_service_cidr(void)
 {
-	uint32_t be[] = { 31 };
 	uint8_t pkt[PWT_MAX_PKT];
 	struct pwt_run r;
 	size_t len;
 
-	if (add_backend(31, b_ip, 8080, PW_BACKEND_ACTIVE) ||
-	    add_service(30, b_ip, 80, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
-		PWT_CHECK(0, "outside service CIDR: maps filled", "%s", strerror(errno));
+	if (!one_backend_service(30, b_ip, 80, 31, b_ip, 8080, "outside service CIDR: maps filled"))
 		return;
-	}
 	len = tcp_from(&ep_a, pkt, 40100, b_ip, 80, F_SYN);
 	r = run(pod_fd, pkt, len, if_a);
 	expect_redirect("outside service CIDR: delivered to the pod", &r, PW_TRACE_TO_POD, if_b);
@@ -507,16 +513,12 @@ static void test_clusterip_local(void)
 
 static void test_clusterip_remote(void)
 {
-	uint32_t be[] = { 23 };
 	uint8_t pkt[PWT_MAX_PKT];
 	struct pwt_run r;
 	size_t len;
 
-	if (add_backend(23, r_ip, 8080, PW_BACKEND_ACTIVE) ||
-	    add_service(3, "10.96.0.12", 80, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
-		PWT_CHECK(0, "clusterip remote: maps filled", "%s", strerror(errno));
+	if (!one_backend_service(3, "10.96.0.12", 80, 23, r_ip, 8080, "clusterip remote: maps filled"))
 		return;
-	}
 	len = tcp_from(&ep_a, pkt, 40100, "10.96.0.12", 80, F_SYN);
 	r = run(pod_fd, pkt, len, if_a);
 	expect_redirect("clusterip, backend on a peer node", &r, PW_TRACE_TO_PEER, if_up);
@@ -833,18 +835,14 @@ static void test_affinity(void)
 
 static void test_hairpin(void)
 {
-	uint32_t be[] = { 61 };
 	uint8_t pkt[PWT_MAX_PKT];
 	struct pw_ct_entry re;
 	struct pwt_run r;
 	size_t len;
 
 	ct_flush();
-	if (add_backend(61, a_ip, 8080, PW_BACKEND_ACTIVE) ||
-	    add_service(9, "10.96.0.50", 80, IPPROTO_TCP, 0, PW_LB_RANDOM, 0, be, 1)) {
-		PWT_CHECK(0, "hairpin: maps filled", "%s", strerror(errno));
+	if (!one_backend_service(9, "10.96.0.50", 80, 61, a_ip, 8080, "hairpin: maps filled"))
 		return;
-	}
 	len = tcp_from(&ep_a, pkt, 45500, "10.96.0.50", 80, F_SYN);
 	r = run(pod_fd, pkt, len, if_a);
 	expect_redirect("hairpin syn", &r, PW_TRACE_TO_POD, if_a);

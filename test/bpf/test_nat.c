@@ -153,8 +153,8 @@ static const char *kind_name(enum kind k)
 	return names[k];
 }
 
-static int nat_lookup(const char *saddr, const char *daddr, uint16_t sport, uint16_t dport, uint8_t proto,
-		      uint8_t dir, struct pw_nat_entry *out)
+static struct pw_nat_key nat_key(const char *saddr, const char *daddr, uint16_t sport, uint16_t dport,
+				 uint8_t proto, uint8_t dir)
 {
 	struct pw_nat_key key;
 	uint32_t s = pwt_ip(saddr), d = pwt_ip(daddr);
@@ -166,6 +166,14 @@ static int nat_lookup(const char *saddr, const char *daddr, uint16_t sport, uint
 	key.dport = dport;
 	key.proto = proto;
 	key.dir = dir;
+	return key;
+}
+
+static int nat_lookup(const char *saddr, const char *daddr, uint16_t sport, uint16_t dport, uint8_t proto,
+		      uint8_t dir, struct pw_nat_entry *out)
+{
+	struct pw_nat_key key = nat_key(saddr, daddr, sport, dport, proto, dir);
+
 	return bpf_map_lookup_elem(snat_fd, &key, out);
 }
 
@@ -290,17 +298,9 @@ static void test_exchanges(void)
 	/* The reply direction lost (LRU eviction, agent GC): the next
 	 * outbound packet puts it back. */
 	{
-		struct pw_nat_key key;
+		struct pw_nat_key key = nat_key(outside, node_ip, 80, pa, IPPROTO_TCP, PW_DIR_INGRESS);
 		struct pw_nat_entry e;
-		uint32_t s = pwt_ip(outside), d = pwt_ip(node_ip);
 
-		memset(&key, 0, sizeof(key));
-		memcpy(key.saddr, &s, 4);
-		memcpy(key.daddr, &d, 4);
-		key.sport = 80;
-		key.dport = pa;
-		key.proto = IPPROTO_TCP;
-		key.dir = PW_DIR_INGRESS;
 		bpf_map_delete_elem(snat_fd, &key);
 		pwt_run_prog(egress_fd, pkt, len, if_up);
 		PWT_CHECK(bpf_map_lookup_elem(snat_fd, &key, &e) == 0 && e.port == 40000,
@@ -399,14 +399,8 @@ static void test_host_ports(void)
 		   "node's own flow to a peer node: no entry");
 
 	/* A pod's masqueraded flow to outside:443 holds node port 46000. */
-	memset(&k, 0, sizeof(k));
+	k = nat_key(outside, node_ip, 443, 46000, IPPROTO_TCP, PW_DIR_INGRESS);
 	pod_addr = pwt_ip("10.244.1.2");
-	memcpy(k.saddr, &(uint32_t){ pwt_ip(outside) }, 4);
-	memcpy(k.daddr, &node, 4);
-	k.sport = 443;
-	k.dport = 46000;
-	k.proto = IPPROTO_TCP;
-	k.dir = PW_DIR_INGRESS;
 	memcpy(pod_rev.addr, &pod_addr, 4);
 	if (bpf_map_update_elem(snat_fd, &k, &pod_rev, BPF_NOEXIST)) {
 		PWT_CHECK(0, "node's own flow: plant a pod's claim", "%s", strerror(errno));
@@ -587,18 +581,11 @@ static void test_drops(void)
 
 	/* A translation whose pod is gone. */
 	{
-		struct pw_nat_key key;
+		struct pw_nat_key key = nat_key(outside, node_ip, 80, 50000, IPPROTO_TCP, PW_DIR_INGRESS);
 		struct pw_nat_entry e;
-		uint32_t s = pwt_ip(outside), d = pwt_ip(node_ip), gone = pwt_ip("10.244.1.77");
+		uint32_t gone = pwt_ip("10.244.1.77");
 
-		memset(&key, 0, sizeof(key));
 		memset(&e, 0, sizeof(e));
-		memcpy(key.saddr, &s, 4);
-		memcpy(key.daddr, &d, 4);
-		key.sport = 80;
-		key.dport = 50000;
-		key.proto = IPPROTO_TCP;
-		key.dir = PW_DIR_INGRESS;
 		memcpy(e.addr, &gone, 4);
 		e.port = 1234;
 		bpf_map_update_elem(snat_fd, &key, &e, BPF_ANY);
@@ -613,20 +600,14 @@ static void test_drops(void)
 static void test_exhaustion(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
-	struct pw_nat_key key;
+	struct pw_nat_key key = nat_key("192.168.1.200", node_ip, 443, 0, IPPROTO_TCP, PW_DIR_INGRESS);
 	struct pw_nat_entry e;
-	uint32_t s = pwt_ip("192.168.1.200"), d = pwt_ip(node_ip), pod_ip = pwt_ip("10.244.1.3");
+	uint32_t pod_ip = pwt_ip("10.244.1.3");
 	int filled = 0;
 	size_t len;
 	struct pwt_run r;
 
-	memset(&key, 0, sizeof(key));
 	memset(&e, 0, sizeof(e));
-	memcpy(key.saddr, &s, 4);
-	memcpy(key.daddr, &d, 4);
-	key.sport = 443;
-	key.proto = IPPROTO_TCP;
-	key.dir = PW_DIR_INGRESS;
 	memcpy(e.addr, &pod_ip, 4);
 	e.port = 1;
 	for (unsigned p = PW_SNAT_PORT_MIN; p <= PW_SNAT_PORT_MAX; p++) {
