@@ -619,7 +619,7 @@ static void test_exhaustion(void)
 	expect_drop("exhaustion: new flow to that remote", egress_fd, pkt, len, PW_DROP_NAT_FAILED, PW_DIR_EGRESS);
 	len = frame(pkt, TCP, "10.244.1.2", 41000, "192.168.1.200", 80, 0);
 	r = pwt_run_prog(egress_fd, pkt, len, if_up);
-	PWT_CHECK(r.retval == TC_ACT_OK && pwt_iph(r.out)->saddr == d,
+	PWT_CHECK(r.retval == TC_ACT_OK && pwt_iph(r.out)->saddr == pwt_ip(node_ip),
 		  "exhaustion: the same remote on another port still translated", "retval %d", r.retval);
 	for (unsigned p = PW_SNAT_PORT_MIN; p <= PW_SNAT_PORT_MAX; p++) {
 		key.dport = (uint16_t)p;
