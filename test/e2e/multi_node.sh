@@ -50,6 +50,10 @@ check_eq "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
 check_eq "pod on node2 -> outside host over TCP: outside sees node2's IP" "$(tcp_peer_seen n2a world)" 192.168.1.12
 check_eq "pod on node3 -> outside host over UDP: outside sees node3's IP" "$(udp_peer_seen n3b world)" 192.168.1.13
 check "pod on node1 pings the outside host" in_ns "${PW_PREFIX}-n1a" ping -c 1 -W 2 192.168.1.100
+nat() { in_ns "${PW_PREFIX}-$1" "$BUILD/podwirectl" --instance "${PW_NODE_INST[$1]}" -o json nat --addr 192.168.1.100; }
+check_eq "podwirectl nat on node2: the pod's TCP flow to the outside host, as node2's IP, masquerade" \
+	"$(nat node2 | jq -r --arg p "${PW_POD_IP[n2a]}" '[.[] | select(.from == $p and .protocol == "tcp")][0] | "\(.as) \(.remote) \(.kind)"')" \
+	"192.168.1.12 192.168.1.100 masquerade"
 check_eq "pod -> other node's IP is not masqueraded" "$(
 	nsenter --net="/run/netns/${PW_PREFIX}-node2" timeout 10 socat -T5 TCP-LISTEN:7011,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR' &
 	wait_listen_ns() { for i in $(seq 50); do in_ns "${PW_PREFIX}-node2" ss -lnt | grep -q ':7011 ' && return; sleep 0.05; done; }
@@ -77,6 +81,9 @@ check "node1's own connection from the port a pod's masqueraded flow holds is mo
 	test -n "$pod_port" -a -n "$node_port" -a "$node_port" != "$pod_port"
 check_eq "the pod's masqueraded connection on that port carries on ($MODE)" \
 	"$(tail -n +2 "$PW_TMP/pod_flow" | tr '\n' ' ')" "first second "
+check_eq "podwirectl nat on node1 shows the node's flow moved off the pod's port ($MODE)" \
+	"$(nat node1 | jq -r --argjson p "${pod_port:-0}" '[.[] | select(.fromPort == $p and .kind == "node,moved")][0].asPort')" \
+	"${node_port:-?}"
 
 # Path MTU discovery through masquerade: the far host is behind a link of
 # MTU 1280 but announces MSS 1460, so the pod's full-size segments do not

@@ -23,14 +23,6 @@ struct ct_row {
 	uint16_t fe_port;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);   /* bpf_ktime_get_ns()'s clock */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int cmp_row(const void *a, const void *b)
 {
 	const struct ct_row *x = a, *y = b;
@@ -71,11 +63,6 @@ static bool matches(const struct ct_row *r, const uint8_t addr[4])
 	       (r->have_frontend && memcmp(r->fe_addr, addr, 4) == 0);
 }
 
-static double age_s(const struct pw_ct_entry *e, uint64_t now)
-{
-	return e->last_seen_ns >= now ? 0 : (double)(now - e->last_seen_ns) / 1e9;
-}
-
 static void flags_text(uint8_t f, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s%s", f & PW_CT_F_NODEPORT ? "nodeport," : "", f & PW_CT_F_HAIRPIN ? "hairpin," : "",
@@ -98,7 +85,7 @@ static cJSON *row_json(const struct ct_row *r, uint64_t now)
 	cJSON_AddStringToObject(o, "dst", ip);
 	cJSON_AddNumberToObject(o, "dstPort", r->key.dport);
 	cJSON_AddStringToObject(o, "state", pw_ct_state_name(r->e.state));
-	cJSON_AddNumberToObject(o, "ageSeconds", (double)(long long)(age_s(&r->e, now) * 1000) / 1000);
+	cJSON_AddNumberToObject(o, "ageSeconds", (double)(long long)(ctl_age_s(r->e.last_seen_ns, now) * 1000) / 1000);
 	cJSON_AddNumberToObject(o, "serviceId", r->e.svc_id);
 	if (r->have_frontend) {
 		ctl_fmt_ip(r->fe_addr, ip);
@@ -134,7 +121,7 @@ static void row_add(struct ctl_table *t, const struct ct_row *r, uint64_t now)
 	snprintf(src, sizeof(src), "%s:%u", ip, r->key.sport);
 	ctl_fmt_ip(r->key.daddr, ip);
 	snprintf(dst, sizeof(dst), "%s:%u", ip, r->key.dport);
-	snprintf(age, sizeof(age), "%.1fs", age_s(&r->e, now));
+	snprintf(age, sizeof(age), "%.1fs", ctl_age_s(r->e.last_seen_ns, now));
 	if (r->have_frontend) {
 		ctl_fmt_ip(r->fe_addr, ip);
 		snprintf(fe, sizeof(fe), "%s:%u", ip, r->fe_port);
@@ -152,27 +139,6 @@ static void row_add(struct ctl_table *t, const struct ct_row *r, uint64_t now)
 		      pw_ct_state_name(r->e.state), age, fe, be, fl);
 }
 
-static int parse_args(int argc, char **argv, bool *filter, uint8_t addr[4])
-{
-	*filter = false;
-	for (int i = 1; i < argc; i++) {
-		const char *v = NULL;
-		uint32_t ip;
-
-		if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc)
-			v = argv[++i];
-		else if (strncmp(argv[i], "--addr=", 7) == 0)
-			v = argv[i] + 7;
-		else
-			return ctl_usage(&ctl_cmd_ct);
-		if (pw_ip4_parse(v, &ip))
-			return ctl_fail(CTL_USAGE, "--addr: \"%s\" is not an IPv4 address", v);
-		pw_ip4_to_bytes(ip, addr);
-		*filter = true;
-	}
-	return CTL_OK;
-}
-
 static int run_ct(struct ctl *c, int argc, char **argv)
 {
 	struct pw_ct_key *keys = NULL;
@@ -184,7 +150,7 @@ static int run_ct(struct ctl *c, int argc, char **argv)
 	uint64_t now;
 	bool filter;
 
-	ret = parse_args(argc, argv, &filter, addr);
+	ret = ctl_parse_addr_filter(&ctl_cmd_ct, argc, argv, &filter, addr);
 	if (ret)
 		return ret;
 	fd = pw_map_open(&c->paths, PW_MAP_CT);
@@ -194,7 +160,7 @@ static int run_ct(struct ctl *c, int argc, char **argv)
 	if (fd < 0)
 		return ctl_fail(CTL_ERROR, "cannot open %s/%s: %s", c->paths.pin_dir, PW_MAP_CT, strerror(-fd));
 	err = pw_inspect_dump(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	now = mono_ns();
+	now = ctl_mono_ns();
 	close(fd);
 	if (err)
 		return ctl_fail(CTL_ERROR, "cannot read " PW_MAP_CT ": %s", strerror(-err));

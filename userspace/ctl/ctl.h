@@ -46,7 +46,7 @@ struct ctl_cmd {
 
 /* One per file. */
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_endpoints, ctl_cmd_peers,
-	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_metrics, ctl_cmd_monitor, ctl_cmd_service;
+	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_nat, ctl_cmd_metrics, ctl_cmd_monitor, ctl_cmd_service;
 
 /* service.c: the agent's config file for this instance: "config" in
  * node.json (what the running or last agent uses), else
@@ -75,6 +75,16 @@ int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int ctl_usage(const struct ctl_cmd *cmd);
 
 void ctl_fmt_ip(const uint8_t ip[4], char buf[16]);
+
+/* CLOCK_MONOTONIC in ns: bpf_ktime_get_ns()'s clock, which the maps'
+ * last_seen_ns fields use. */
+uint64_t ctl_mono_ns(void);
+/* Seconds from last_seen_ns to now (0 if in the future). */
+double ctl_age_s(uint64_t last_seen_ns, uint64_t now);
+
+/* The optional "--addr IP" (or --addr=IP) of the listing commands: *filter
+ * and addr set when given; CTL_OK, or a usage error for cmd. */
+int ctl_parse_addr_filter(const struct ctl_cmd *cmd, int argc, char **argv, bool *filter, uint8_t addr[4]);
 void ctl_fmt_mac(const uint8_t mac[6], char buf[18]);
 const char *ctl_proto_name(uint8_t proto, char buf[8]);   /* "tcp", "udp", "icmp", or the number */
 

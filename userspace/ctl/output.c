@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <bpf/bpf.h>
 #include "datapath.h"
 #include "inspect.h"
+#include "cidr.h"
 
 int ctl_fail(int code, const char *fmt, ...)
 {
@@ -205,5 +207,39 @@ int ctl_json_print(cJSON *doc)
 		return ctl_fail(CTL_ERROR, "out of memory building the JSON output");
 	printf("%s\n", s);
 	free(s);
+	return CTL_OK;
+}
+
+uint64_t ctl_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double ctl_age_s(uint64_t last_seen_ns, uint64_t now)
+{
+	return last_seen_ns >= now ? 0 : (double)(now - last_seen_ns) / 1e9;
+}
+
+int ctl_parse_addr_filter(const struct ctl_cmd *cmd, int argc, char **argv, bool *filter, uint8_t addr[4])
+{
+	*filter = false;
+	for (int i = 1; i < argc; i++) {
+		const char *v = NULL;
+		uint32_t ip;
+
+		if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--addr=", 7) == 0)
+			v = argv[i] + 7;
+		else
+			return ctl_usage(cmd);
+		if (pw_ip4_parse(v, &ip))
+			return ctl_fail(CTL_USAGE, "--addr: \"%s\" is not an IPv4 address", v);
+		pw_ip4_to_bytes(ip, addr);
+		*filter = true;
+	}
 	return CTL_OK;
 }
