@@ -15,6 +15,7 @@
 #include "hash.h"
 #include "l4.h"
 #include "csum.h"
+#include "icmp.h"
 #include "nat.h"
 #include "conntrack.h"
 #include "endpoint.h"
@@ -362,6 +363,49 @@ static __always_inline int pw_lb_forward(struct __sk_buff *skb, struct pw_pkt *p
 	return PW_LB_TRANSLATED;
 }
 
+/* An ICMP error about a load-balanced flow, on its way to the client. The
+ * client sent to the frontend, but the quote names the backend, and so
+ * does the error's source when the backend itself answers (UDP "port
+ * unreachable"). Both go back to the frontend, as conntrack's NAT of
+ * related packets does under kube-proxy; otherwise the client's socket
+ * never matches the error and waits for its timeout. 1 (translated: packet
+ * pointers are invalid), 0 (not about such a flow) or a drop reason.
+ * NodePort and hairpin flows are left alone. */
+static __always_inline int pw_lb_reverse_icmp_error(struct __sk_buff *skb, struct pw_pkt *pkt,
+						    const struct iphdr *iph)
+{
+	__be32 outer_src = iph->saddr, backend, fe_addr;
+	const struct pw_revnat *rn;
+	const struct pw_ct_entry *e;
+	struct pw_icmp_quote q;
+	struct pw_ct_key rkey;
+	__u32 svc_id;
+	__u16 fe_port;
+
+	if (pw_icmp_error_quote(skb, iph, &q) || q.proto == IPPROTO_ICMP)
+		return 0;
+	/* The quoted packet went client -> backend: that flow's reply key. */
+	pw_ct_key_make(&rkey, q.daddr, q.saddr, q.dport, q.sport, q.proto, PW_CT_REPLY);
+	e = bpf_map_lookup_elem(&pw_ct, &rkey);
+	if (!e || (e->flags & (PW_CT_F_NODEPORT | PW_CT_F_HAIRPIN)))
+		return 0;
+	svc_id = e->svc_id;
+	rn = bpf_map_lookup_elem(&pw_revnat, &svc_id);
+	if (!rn)
+		return 0;
+	fe_addr = pw_ip4_load(rn->addr);
+	fe_port = rn->port;
+	backend = q.daddr;
+	if (pw_icmp_quote_rewrite(skb, &q, __builtin_offsetof(struct iphdr, daddr), backend, fe_addr, q.dport_off,
+				  q.dport, fe_port))
+		return PW_DROP_NAT_FAILED;
+	if (outer_src == backend && pw_icmp_outer_rewrite(skb, PW_IP_SADDR_OFF, backend, fe_addr))
+		return PW_DROP_NAT_FAILED;
+	pkt->nat_addr = fe_addr;
+	pkt->nat_port = fe_port;
+	return 1;
+}
+
 /* A packet from a backend to its client (a pw_ct reply entry matches it):
  * the source goes back to the frontend the client used (pw_revnat, or the
  * node IP and node port for NodePort flows); hairpin: the destination back
@@ -380,6 +424,8 @@ static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *p
 	__u64 now;
 	__u8 flags;
 
+	if (iph->protocol == IPPROTO_ICMP)
+		return pw_lb_reverse_icmp_error(skb, pkt, iph);
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
 		return 0;
 	if (pw_l4_parse(skb, iph, &l4))

@@ -12,6 +12,7 @@
 #include "l4.h"
 #include "csum.h"
 #include "hash.h"
+#include "icmp.h"
 
 #define PW_SNAT_RANGE   (PW_SNAT_PORT_MAX - PW_SNAT_PORT_MIN + 1)
 #define PW_SNAT_RETRIES 32
@@ -228,52 +229,6 @@ static __always_inline int pw_snat_host_egress(struct __sk_buff *skb, struct pw_
 	return PW_NAT_MOVED;
 }
 
-#define PW_ICMP_DEST_UNREACH  3
-#define PW_ICMP_TIME_EXCEEDED 11
-
-/* The first 8 bytes of an ICMP message. */
-struct pw_icmp_head {
-	__u8   type;
-	__u8   code;
-	__sum16 csum;
-	__be32 rest;
-};
-
-/* Where, in an ICMP error about one of our flows, the quoted packet holds
- * the port (or echo id) this node gave the flow, and what that flow's
- * reply key is. 0, or PW_NAT_SKIP when the quoted packet is nothing we
- * could have sent. */
-static __always_inline int pw_icmp_error_flow(struct __sk_buff *skb, __u32 inner_off, struct pw_nat_key *key,
-					      __u32 *port_off, __be32 *remote)
-{
-	struct iphdr inner;
-	__be16 l4[4];
-
-	if (bpf_skb_load_bytes(skb, inner_off, &inner, sizeof(inner)) ||
-	    inner.version != 4 || inner.ihl != 5 || inner.saddr != cfg_node_ip)
-		return PW_NAT_SKIP;
-	if (bpf_skb_load_bytes(skb, inner_off + sizeof(inner), l4, sizeof(l4)))
-		return PW_NAT_SKIP;
-	__builtin_memset(key, 0, sizeof(*key));
-	__builtin_memcpy(key->saddr, &inner.daddr, 4);
-	__builtin_memcpy(key->daddr, &inner.saddr, 4);
-	key->proto = inner.protocol;
-	key->dir = PW_DIR_INGRESS;
-	*remote = inner.daddr;
-	if (inner.protocol == IPPROTO_TCP || inner.protocol == IPPROTO_UDP) {
-		*port_off = inner_off + sizeof(inner);
-		key->sport = bpf_ntohs(l4[1]);
-		key->dport = bpf_ntohs(l4[0]);
-		return 0;
-	}
-	if (inner.protocol == IPPROTO_ICMP && *(__u8 *)l4 == PW_ICMP_ECHO) {
-		*port_off = inner_off + sizeof(inner) + PW_ICMP_ID_OFF;
-		key->dport = bpf_ntohs(l4[2]);
-		return 0;
-	}
-	return PW_NAT_SKIP;
-}
-
 /* Ingress, an ICMP error (destination unreachable, among them "fragmentation
  * needed", or time exceeded) to cfg_node_ip about a flow this node
  * masqueraded: it goes back to the pod with the quoted packet as the pod
@@ -283,23 +238,21 @@ static __always_inline int pw_icmp_error_flow(struct __sk_buff *skb, __u32 inner
 static __always_inline int pw_snat_rev_icmp_error(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
 						  __u16 *flags)
 {
-	__u32 icmp_off = sizeof(struct ethhdr) + iph->ihl * 4;
-	__u32 csum_off = icmp_off + PW_ICMP_CSUM_OFF;
-	__u32 inner_off = icmp_off + sizeof(struct pw_icmp_head);
-	__be32 node_ip = iph->daddr, pod_ip, remote;
-	__u32 port_off;
-	struct pw_icmp_head icmp;
+	__be32 node_ip = iph->daddr, pod_ip;
+	struct pw_icmp_quote q;
 	struct pw_nat_entry *e;
-	struct pw_nat_key key;
-	__be16 old_check, new_check, from, to;
+	struct pw_nat_key key = {};
 	__u16 pod_port;
 
-	if (pw_ip4_is_fragment(iph) || bpf_skb_load_bytes(skb, icmp_off, &icmp, sizeof(icmp)))
+	if (pw_icmp_error_quote(skb, iph, &q) || q.saddr != cfg_node_ip)
 		return PW_NAT_SKIP;
-	if (icmp.type != PW_ICMP_DEST_UNREACH && icmp.type != PW_ICMP_TIME_EXCEEDED)
-		return PW_NAT_SKIP;
-	if (pw_icmp_error_flow(skb, inner_off, &key, &port_off, &remote))
-		return PW_NAT_SKIP;
+	/* The reply key of the quoted flow (node IP:port -> remote). */
+	__builtin_memcpy(key.saddr, &q.daddr, 4);
+	__builtin_memcpy(key.daddr, &q.saddr, 4);
+	key.sport = q.dport;
+	key.dport = q.sport;
+	key.proto = q.proto;
+	key.dir = PW_DIR_INGRESS;
 	e = bpf_map_lookup_elem(&pw_snat, &key);
 	if (!e)
 		return PW_NAT_SKIP;
@@ -310,26 +263,11 @@ static __always_inline int pw_snat_rev_icmp_error(struct __sk_buff *skb, struct 
 	pod_port = e->port;
 	pkt->nat_addr = pod_ip;
 	pkt->nat_port = pod_port;
-	if (pod_ip == node_ip && pod_port == key.dport)
+	if (pod_ip == node_ip && pod_port == q.sport)
 		return 0; /* the node's own flow on the port it chose */
-
-	/* The quoted header: source address (its checksum follows), then the
-	 * port. The ICMP checksum covers both; the quoted L4 checksum is of a
-	 * segment cut short and nobody checks it. */
-	if (bpf_skb_load_bytes(skb, inner_off + __builtin_offsetof(struct iphdr, check), &old_check, 2) ||
-	    bpf_l3_csum_replace(skb, inner_off + __builtin_offsetof(struct iphdr, check), node_ip, pod_ip, 4) ||
-	    bpf_skb_load_bytes(skb, inner_off + __builtin_offsetof(struct iphdr, check), &new_check, 2) ||
-	    bpf_l4_csum_replace(skb, csum_off, old_check, new_check, 2) ||
-	    bpf_l4_csum_replace(skb, csum_off, node_ip, pod_ip, 4) ||
-	    bpf_skb_store_bytes(skb, inner_off + __builtin_offsetof(struct iphdr, saddr), &pod_ip, 4, 0))
-		return PW_DROP_NAT_FAILED;
-	from = bpf_htons(key.dport);
-	to = bpf_htons(pod_port);
-	if (bpf_l4_csum_replace(skb, csum_off, from, to, 2) || bpf_skb_store_bytes(skb, port_off, &to, 2, 0))
-		return PW_DROP_NAT_FAILED;
-	/* The outer destination: no pseudo header in ICMP's checksum. */
-	if (bpf_l3_csum_replace(skb, PW_IP_CSUM_OFF, node_ip, pod_ip, 4) ||
-	    bpf_skb_store_bytes(skb, PW_IP_DADDR_OFF, &pod_ip, 4, 0))
+	if (pw_icmp_quote_rewrite(skb, &q, __builtin_offsetof(struct iphdr, saddr), node_ip, pod_ip, q.sport_off,
+				  q.sport, pod_port) ||
+	    pw_icmp_outer_rewrite(skb, PW_IP_DADDR_OFF, node_ip, pod_ip))
 		return PW_DROP_NAT_FAILED;
 	return 0;
 }

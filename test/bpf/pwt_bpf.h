@@ -160,6 +160,57 @@ static inline size_t pwt_build_udp(uint8_t *buf, const struct pwt_udp_spec *s)
 	return sizeof(*eth) + ip_len;
 }
 
+/* An ICMP error (type, code; "fragmentation needed" carries MTU 1400) from
+ * saddr to daddr about the packet in the frame quoted: its IPv4 header and
+ * first 8 payload bytes, as routers quote at least. Returns the length. */
+static inline size_t pwt_build_icmp_error(uint8_t *buf, const uint8_t *src_mac, const uint8_t *dst_mac,
+					  uint32_t saddr, uint32_t daddr, uint8_t type, uint8_t code,
+					  const uint8_t *quoted)
+{
+	struct ethhdr *eth = (struct ethhdr *)buf;
+	struct iphdr *iph = (struct iphdr *)(eth + 1);
+	uint8_t *icmp = (uint8_t *)(iph + 1);
+	size_t ip_len = sizeof(*iph) + 8 + sizeof(*iph) + 8;
+	uint16_t c;
+
+	memset(buf, 0, sizeof(*eth) + ip_len);
+	memcpy(eth->h_source, src_mac, ETH_ALEN);
+	memcpy(eth->h_dest, dst_mac, ETH_ALEN);
+	eth->h_proto = htons(ETH_P_IP);
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->tot_len = htons((uint16_t)ip_len);
+	iph->ttl = 63;
+	iph->protocol = IPPROTO_ICMP;
+	iph->saddr = saddr;
+	iph->daddr = daddr;
+	iph->check = pwt_csum(iph, sizeof(*iph));
+	icmp[0] = type;
+	icmp[1] = code;
+	if (type == 3 && code == 4) {
+		icmp[6] = 1400 >> 8; /* next-hop MTU */
+		icmp[7] = 1400 & 0xff;
+	}
+	memcpy(icmp + 8, quoted + sizeof(struct ethhdr), sizeof(*iph) + 8);
+	c = pwt_csum(icmp, 8 + sizeof(*iph) + 8);
+	memcpy(icmp + 2, &c, 2);
+	return sizeof(*eth) + ip_len;
+}
+
+/* The quoted IPv4 header of an ICMP error frame, and a 16-bit field at
+ * offset at behind it (0: source port, 2: destination port, 4: echo id). */
+static inline struct iphdr *pwt_quoted_iph(uint8_t *frame)
+{
+	return (struct iphdr *)(frame + sizeof(struct ethhdr) + sizeof(struct iphdr) + 8);
+}
+
+static inline uint16_t pwt_quoted_u16(uint8_t *frame, size_t at)
+{
+	uint8_t *p = (uint8_t *)(pwt_quoted_iph(frame) + 1) + at;
+
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
 /* ARP as on the wire (RFC 826, Ethernet/IPv4). */
 struct pwt_arp {
 	uint16_t hrd, pro;

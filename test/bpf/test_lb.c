@@ -511,6 +511,57 @@ static void test_clusterip_local(void)
 	expect_tuple("pod to pod, no service: untranslated", &r, a_ip, 40002, b_ip, 8080);
 }
 
+/* ICMP errors about a ClusterIP flow reach the client as if the frontend
+ * had sent them: a UDP client then hears "port unreachable" at once instead
+ * of waiting for its timeout. */
+static void test_clusterip_icmp_error(void)
+{
+	uint32_t be[] = { 45 }, vip = pwt_ip("10.96.0.45"), router = pwt_ip("192.168.1.1");
+	uint8_t pkt[PWT_MAX_PKT], out[PWT_MAX_PKT], err[PWT_MAX_PKT];
+	struct pwt_run r;
+	size_t len;
+
+	if (add_backend(45, b_ip, 5353, PW_BACKEND_ACTIVE) ||
+	    add_service(45, "10.96.0.45", 53, IPPROTO_UDP, 0, PW_LB_RANDOM, 0, be, 1)) {
+		PWT_CHECK(0, "icmp error: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = udp_frame(pkt, ep_a.mac, ep_a.host_mac, a_ip, 41500, "10.96.0.45", 53, 1);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_tuple("icmp error: udp DNAT to the backend", &r, a_ip, 41500, b_ip, 5353);
+	memcpy(out, r.out, r.out_len);
+
+	/* The backend has no socket on 5353: its kernel answers. */
+	len = pwt_build_icmp_error(err, ep_b.mac, ep_b.host_mac, pwt_ip(b_ip), pwt_ip(a_ip), 3, 3, out);
+	r = run(pod_fd, err, len, if_b);
+	expect_redirect("port unreachable from the backend", &r, PW_TRACE_TO_POD, if_a);
+	PWT_CHECK(pwt_iph(r.out)->saddr == vip && pwt_quoted_iph(r.out)->daddr == vip &&
+		  pwt_quoted_u16(r.out, 2) == 53 && pwt_quoted_iph(r.out)->saddr == pwt_ip(a_ip) &&
+		  pwt_quoted_u16(r.out, 0) == 41500,
+		  "port unreachable: from the frontend, quoting the client's own packet to it", "quoted dport %u",
+		  pwt_quoted_u16(r.out, 2));
+	PWT_CHECK(pwt_csum(pwt_iph(r.out), sizeof(struct iphdr)) == 0 && pwt_l4_csum(r.out) == 0 &&
+		  pwt_csum(pwt_quoted_iph(r.out), sizeof(struct iphdr)) == 0,
+		  "port unreachable: outer, ICMP and quoted header checksums valid", "icmp residue 0x%04x",
+		  pwt_l4_csum(r.out));
+
+	/* From a router on the way, arriving on the uplink: the quote is
+	 * translated, the router stays the source. */
+	len = pwt_build_icmp_error(err, peer_mac, up_mac, router, pwt_ip(a_ip), 11, 0, out);
+	r = run(up_fd, err, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->saddr == router &&
+		  pwt_quoted_iph(r.out)->daddr == vip && pwt_l4_csum(r.out) == 0,
+		  "time exceeded from a router: quote translated, source kept", "retval %d", r.retval);
+
+	/* Not about a service flow: delivered as it is. */
+	len = udp_frame(pkt, ep_a.mac, ep_a.host_mac, a_ip, 41501, b_ip, 5353, 1);
+	len = pwt_build_icmp_error(err, ep_b.mac, ep_b.host_mac, pwt_ip(b_ip), pwt_ip(a_ip), 3, 3, pkt);
+	r = run(pod_fd, err, len, if_b);
+	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->saddr == pwt_ip(b_ip) &&
+		  pwt_quoted_iph(r.out)->daddr == pwt_ip(b_ip) && pwt_l4_csum(r.out) == 0,
+		  "port unreachable about plain pod-to-pod traffic: untouched", "retval %d", r.retval);
+}
+
 static void test_clusterip_remote(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
@@ -1020,6 +1071,7 @@ int main(void)
 	test_reply_needs_backend_port();
 	test_clusterip_local();
 	test_clusterip_remote();
+	test_clusterip_icmp_error();
 	test_no_backend();
 	test_maglev();
 	test_ct_reuse_and_lifecycle();

@@ -429,52 +429,11 @@ static void test_host_ports(void)
 	bpf_map_delete_elem(snat_fd, &k);
 }
 
-/* An ICMP error from the router about the packet in quoted (a frame as it
- * left through the uplink): its IP header and first 8 payload bytes, as
- * routers quote at least. */
+/* An ICMP error from the LAN's router to the node about a packet that left. */
 static size_t icmp_error(uint8_t *buf, uint8_t type, uint8_t code, const uint8_t *quoted)
 {
-	struct ethhdr *eth = (struct ethhdr *)buf;
-	struct iphdr *iph = (struct iphdr *)(eth + 1);
-	uint8_t *icmp = (uint8_t *)(iph + 1);
-	size_t ip_len = sizeof(*iph) + 8 + sizeof(*iph) + 8;
-	uint16_t c;
-
-	memset(buf, 0, sizeof(*eth) + ip_len);
-	memcpy(eth->h_source, router_mac, ETH_ALEN);
-	memcpy(eth->h_dest, up_mac, ETH_ALEN);
-	eth->h_proto = htons(ETH_P_IP);
-	iph->version = 4;
-	iph->ihl = 5;
-	iph->tot_len = htons((uint16_t)ip_len);
-	iph->ttl = 63;
-	iph->protocol = IPPROTO_ICMP;
-	iph->saddr = pwt_ip("192.168.1.1");
-	iph->daddr = pwt_ip(node_ip);
-	iph->check = pwt_csum(iph, sizeof(*iph));
-	icmp[0] = type;
-	icmp[1] = code;
-	if (type == 3 && code == 4) {
-		icmp[6] = 1400 >> 8; /* next-hop MTU */
-		icmp[7] = 1400 & 0xff;
-	}
-	memcpy(icmp + 8, quoted + sizeof(struct ethhdr), sizeof(*iph) + 8);
-	c = pwt_csum(icmp, 8 + sizeof(*iph) + 8);
-	memcpy(icmp + 2, &c, 2);
-	return sizeof(*eth) + ip_len;
-}
-
-/* The quoted IP header inside an ICMP error frame. */
-static struct iphdr *quoted_iph(uint8_t *frame)
-{
-	return (struct iphdr *)(frame + sizeof(struct ethhdr) + sizeof(struct iphdr) + 8);
-}
-
-static uint16_t quoted_port(uint8_t *frame, size_t at)
-{
-	uint8_t *p = (uint8_t *)(quoted_iph(frame) + 1) + at;
-
-	return (uint16_t)(p[0] << 8 | p[1]);
+	return pwt_build_icmp_error(buf, router_mac, up_mac, pwt_ip("192.168.1.1"), pwt_ip(node_ip), type, code,
+				    quoted);
 }
 
 /* Path MTU discovery and traceroute from pods to the outside: the errors
@@ -495,12 +454,12 @@ static void test_icmp_errors(void)
 	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->daddr == pod_addr &&
 		  memcmp(r.out, ep_a.mac, 6) == 0, "frag-needed about a masqueraded tcp flow: delivered to the pod",
 		  "retval %d", r.retval);
-	PWT_CHECK(quoted_iph(r.out)->saddr == pod_addr && quoted_port(r.out, 0) == 40500 &&
-		  quoted_iph(r.out)->daddr == pwt_ip(outside) && quoted_port(r.out, 2) == 443,
+	PWT_CHECK(pwt_quoted_iph(r.out)->saddr == pod_addr && pwt_quoted_u16(r.out, 0) == 40500 &&
+		  pwt_quoted_iph(r.out)->daddr == pwt_ip(outside) && pwt_quoted_u16(r.out, 2) == 443,
 		  "frag-needed: the quoted packet is the pod's own again (address and port)", "quoted port %u",
-		  quoted_port(r.out, 0));
+		  pwt_quoted_u16(r.out, 0));
 	PWT_CHECK(pwt_csum(pwt_iph(r.out), sizeof(struct iphdr)) == 0 && pwt_l4_csum(r.out) == 0 &&
-		  pwt_csum(quoted_iph(r.out), sizeof(struct iphdr)) == 0 && pwt_iph(r.out)->ttl == 62,
+		  pwt_csum(pwt_quoted_iph(r.out), sizeof(struct iphdr)) == 0 && pwt_iph(r.out)->ttl == 62,
 		  "frag-needed: outer, ICMP and quoted header checksums valid, ttl decremented", "icmp residue 0x%04x",
 		  pwt_l4_csum(r.out));
 	PWT_EXPECT(((uint8_t *)(pwt_iph(r.out) + 1))[6] == (1400 >> 8) && ((uint8_t *)(pwt_iph(r.out) + 1))[7] == (1400 & 0xff),
@@ -513,9 +472,9 @@ static void test_icmp_errors(void)
 	len = icmp_error(err, 11, 0, out);
 	r = pwt_run_prog(ingress_fd, err, len, if_up);
 	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->daddr == pod_addr &&
-		  quoted_iph(r.out)->saddr == pod_addr && quoted_port(r.out, 4) == 0x4321 && pwt_l4_csum(r.out) == 0,
+		  pwt_quoted_iph(r.out)->saddr == pod_addr && pwt_quoted_u16(r.out, 4) == 0x4321 && pwt_l4_csum(r.out) == 0,
 		  "time exceeded about a masqueraded ping: to the pod, quoting its echo id", "retval %d id 0x%x",
-		  r.retval, quoted_port(r.out, 4));
+		  r.retval, pwt_quoted_u16(r.out, 4));
 
 	/* Not about one of our flows, or about the node's own: the stack's. */
 	len = frame(pkt, TCP, node_ip, 50123, outside, 8443, 0);

@@ -7,6 +7,9 @@ connection with its name and then echoes what it receives.
                                           waits for the file TRIGGER, then checks each
                                           connection still echoes; prints a JSON report
   lbclient.py udp HOST PORT               one UDP request; prints the reply
+  lbclient.py udp-connected HOST PORT     the same from a connected socket, as resolvers
+                                          do: prints the reply, "refused" (an ICMP
+                                          port unreachable reached it) or "timeout"
 """
 import json
 import os
@@ -73,6 +76,19 @@ def udp(host, port):
     print("timeout")
 
 
+def udp_connected(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.connect((host, port))
+    s.send(b"hello\n")
+    try:
+        print(s.recv(256).decode().strip())
+    except ConnectionRefusedError:
+        print("refused")
+    except socket.timeout:
+        print("timeout")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "spread":
@@ -81,5 +97,7 @@ if __name__ == "__main__":
         hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif cmd == "udp":
         udp(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "udp-connected":
+        udp_connected(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(__doc__)

@@ -32,15 +32,17 @@ services='[
  {"name": "web", "vip": "10.96.0.10", "port": 80, "protocol": "tcp", "nodePort": 30080, "algorithm": "random", "backends": '$backends'},
  {"name": "sticky", "vip": "10.96.0.11", "port": 80, "protocol": "tcp", "algorithm": "maglev", "affinityTimeoutSeconds": 60, "backends": '$backends'},
  {"name": "dns", "vip": "10.96.0.12", "port": 53, "protocol": "udp", "algorithm": "maglev", "backends": '$udp_backends'},
- {"name": "empty", "vip": "10.96.0.13", "port": 80, "protocol": "tcp", "backends": []}
+ {"name": "empty", "vip": "10.96.0.13", "port": 80, "protocol": "tcp", "backends": []},
+ {"name": "deaf-local", "vip": "10.96.0.14", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be1]}'", "port": 8099}]},
+ {"name": "deaf-remote", "vip": "10.96.0.15", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be3]}'", "port": 8099}]}
 ]'
 for n in 1 2 3; do set_services "node$n" "$services"; done
 for i in $(seq 50); do
 	c=$(bpftool -j map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node3]}/pw_services" 2>/dev/null | jq length 2>/dev/null)
-	[ "${c:-0}" -ge 5 ] && break
+	[ "${c:-0}" -ge 7 ] && break
 	sleep 0.1
 done
-check_eq "services applied on node3 (4 ClusterIPs + 1 NodePort frontends)" "${c:-0}" 5
+check_eq "services applied on node3 (6 ClusterIPs + 1 NodePort frontends)" "${c:-0}" 7
 
 # 300 new connections to the ClusterIP spread over the three backends.
 spread=$(in_ns "${PW_PREFIX}-cli" $LB spread 10.96.0.10 80 300)
@@ -63,6 +65,14 @@ check_eq "ClientIP affinity pins 30 connections to one backend" "$(jq 'keys | le
 # UDP through a ClusterIP.
 reply=$(in_ns "${PW_PREFIX}-cli2" $LB udp 10.96.0.12 53)
 case $reply in be[123]) ok "UDP request/reply through a ClusterIP (answered by $reply)" ;; *) not_ok "UDP through ClusterIP: '$reply'" ;; esac
+
+# UDP to a service whose backend does not listen: the backend's "port
+# unreachable" reaches the client as if from the service, so a connected
+# socket (as resolvers use) fails at once instead of waiting for a timeout.
+check_eq "UDP to a ClusterIP whose backend on the same node does not listen: refused at once" \
+	"$(in_ns "${PW_PREFIX}-cli" $LB udp-connected 10.96.0.14 53)" refused
+check_eq "UDP to a ClusterIP whose backend on another node does not listen: refused at once" \
+	"$(in_ns "${PW_PREFIX}-cli" $LB udp-connected 10.96.0.15 53)" refused
 
 # Hairpin: a backend reaching the service may land on itself.
 hp=$(in_ns "${PW_PREFIX}-be1" $LB spread 10.96.0.10 80 30)
