@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "ctl.h"
@@ -146,24 +145,17 @@ static int run_ct(struct ctl *c, int argc, char **argv)
 	struct ct_row *rows = NULL;
 	uint8_t addr[4];
 	size_t n = 0, m = 0;
-	int fd, backends_fd, revnat_fd, err, ret;
+	int backends_fd, revnat_fd, ret;
 	uint64_t now;
 	bool filter;
 
 	ret = ctl_parse_addr_filter(&ctl_cmd_ct, argc, argv, &filter, addr);
 	if (ret)
 		return ret;
-	fd = pw_map_open(&c->paths, PW_MAP_CT);
-	if (fd == -ENOENT)
-		return ctl_fail(CTL_UNSUPPORTED, "this datapath has no conntrack map (%s/%s)", c->paths.pin_dir,
-				PW_MAP_CT);
-	if (fd < 0)
-		return ctl_fail(CTL_ERROR, "cannot open %s/%s: %s", c->paths.pin_dir, PW_MAP_CT, strerror(-fd));
-	err = pw_inspect_dump(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	now = ctl_mono_ns();
-	close(fd);
-	if (err)
-		return ctl_fail(CTL_ERROR, "cannot read " PW_MAP_CT ": %s", strerror(-err));
+	ret = ctl_dump_pinned(c, PW_MAP_CT, "conntrack", sizeof(*keys), sizeof(*vals), (void **)&keys,
+			      (void **)&vals, &n, &now);
+	if (ret)
+		return ret;
 	backends_fd = pw_map_open(&c->paths, PW_MAP_BACKENDS);
 	revnat_fd = pw_map_open(&c->paths, PW_MAP_REVNAT);
 	rows = calloc(n ? n : 1, sizeof(*rows));

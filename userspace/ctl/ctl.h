@@ -76,6 +76,14 @@ int ctl_usage(const struct ctl_cmd *cmd);
 
 void ctl_fmt_ip(const uint8_t ip[4], char buf[16]);
 
+/* Every entry of the instance's pinned map name (keys and values in two
+ * arrays the caller frees), read at *now (ctl_mono_ns()). what names the
+ * map's content in the "this datapath has no ..." message (exit
+ * CTL_UNSUPPORTED when it is not pinned). CTL_OK or the exit code, the
+ * reason printed. */
+int ctl_dump_pinned(const struct ctl *c, const char *name, const char *what, size_t ksz, size_t vsz,
+		    void **keys, void **vals, size_t *n, uint64_t *now);
+
 /* CLOCK_MONOTONIC in ns: bpf_ktime_get_ns()'s clock, which the maps'
  * last_seen_ns fields use. */
 uint64_t ctl_mono_ns(void);

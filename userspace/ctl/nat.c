@@ -3,13 +3,9 @@
  * own flows), the node IP and port it leaves from, the remote, the age
  * since the last packet and what kind of translation it is. --addr IP
  * keeps the flows naming IP (pod, node or remote). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <bpf/bpf.h>
 #include "ctl.h"
-#include "cidr.h"
 #include "datapath.h"
 #include "inspect.h"
 
@@ -95,22 +91,15 @@ static int run_nat(struct ctl *c, int argc, char **argv)
 	size_t n = 0, m = 0;
 	uint64_t now;
 	bool filter;
-	int fd, err, ret;
+	int ret;
 
 	ret = ctl_parse_addr_filter(&ctl_cmd_nat, argc, argv, &filter, addr);
 	if (ret)
 		return ret;
-	fd = pw_map_open(&c->paths, PW_MAP_SNAT);
-	if (fd == -ENOENT)
-		return ctl_fail(CTL_UNSUPPORTED, "this datapath has no masquerade map (%s/%s)", c->paths.pin_dir,
-				PW_MAP_SNAT);
-	if (fd < 0)
-		return ctl_fail(CTL_ERROR, "cannot open %s/%s: %s", c->paths.pin_dir, PW_MAP_SNAT, strerror(-fd));
-	err = pw_inspect_dump(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	now = ctl_mono_ns();
-	close(fd);
-	if (err)
-		return ctl_fail(CTL_ERROR, "cannot read " PW_MAP_SNAT ": %s", strerror(-err));
+	ret = ctl_dump_pinned(c, PW_MAP_SNAT, "masquerade", sizeof(*keys), sizeof(*vals), (void **)&keys,
+			      (void **)&vals, &n, &now);
+	if (ret)
+		return ret;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows) {
 		ret = ctl_fail(CTL_ERROR, "out of memory");

@@ -243,3 +243,20 @@ int ctl_parse_addr_filter(const struct ctl_cmd *cmd, int argc, char **argv, bool
 	}
 	return CTL_OK;
 }
+
+int ctl_dump_pinned(const struct ctl *c, const char *name, const char *what, size_t ksz, size_t vsz,
+		    void **keys, void **vals, size_t *n, uint64_t *now)
+{
+	int fd = pw_map_open(&c->paths, name), err;
+
+	if (fd == -ENOENT)
+		return ctl_fail(CTL_UNSUPPORTED, "this datapath has no %s map (%s/%s)", what, c->paths.pin_dir, name);
+	if (fd < 0)
+		return ctl_fail(CTL_ERROR, "cannot open %s/%s: %s", c->paths.pin_dir, name, strerror(-fd));
+	err = pw_inspect_dump(fd, ksz, vsz, keys, vals, n);
+	*now = ctl_mono_ns();
+	close(fd);
+	if (err)
+		return ctl_fail(CTL_ERROR, "cannot read %s: %s", name, strerror(-err));
+	return CTL_OK;
+}
