@@ -255,6 +255,58 @@ static __always_inline int pw_lb_reject(struct __sk_buff *skb, struct pw_pkt *pk
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* An ICMP "port unreachable" as a router would send it. */
+struct pw_unreach {
+	struct iphdr ip;
+	struct pw_icmp_head icmp;
+	struct iphdr quoted_ip;
+	__u8 quoted_l4[8];
+};
+
+/* A UDP datagram for a service without backends: answered like kube-proxy's
+ * REJECT, with an ICMP port unreachable from the frontend quoting the
+ * datagram, so the client's socket fails at once (ECONNREFUSED) instead of
+ * waiting for its timeout. Built in place and sent back the way it came,
+ * like pw_lb_reject's RST; counted and reported as the no-backend drop. */
+static __always_inline int pw_lb_unreachable(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
+					     const struct pw_l4 *l4)
+{
+	struct pw_unreach h = {};
+	struct ethhdr *eth;
+	__u8 mac[PW_ETH_ALEN];
+
+	if (iph->ihl != 5 ||
+	    bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &h.quoted_ip, sizeof(h.quoted_ip)) ||
+	    bpf_skb_load_bytes(skb, l4->off, h.quoted_l4, sizeof(h.quoted_l4)))
+		return PW_DROP_NO_BACKEND;
+	h.ip.version = 4;
+	h.ip.ihl = 5;
+	h.ip.tot_len = bpf_htons(sizeof(h));
+	h.ip.ttl = 64;
+	h.ip.protocol = IPPROTO_ICMP;
+	h.ip.saddr = iph->daddr;
+	h.ip.daddr = iph->saddr;
+	h.ip.check = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h.ip, sizeof(h.ip), 0));
+	h.icmp.type = PW_ICMP_DEST_UNREACH;
+	h.icmp.code = 3; /* port unreachable */
+	h.icmp.csum = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h.icmp,
+						 sizeof(h) - __builtin_offsetof(struct pw_unreach, icmp), 0));
+
+	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + sizeof(h), 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), BPF_F_RECOMPUTE_CSUM))
+		return PW_DROP_NO_BACKEND;
+	eth = pw_eth_hdr(skb);
+	if (!eth)
+		return PW_DROP_MALFORMED;
+	pw_mac_copy(mac, eth->h_source);
+	pw_mac_copy(eth->h_source, eth->h_dest);
+	pw_mac_copy(eth->h_dest, mac);
+
+	pw_metrics_count(-PW_DROP_NO_BACKEND, pkt->dir, skb->len);
+	pw_event_drop(skb, pkt, PW_DROP_NO_BACKEND);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* The reply key of a flow: the packet as the backend sends it, to the
  * client (hairpin: to the gateway address the client-backend was shown). */
 static __always_inline void pw_lb_reply_key(struct pw_ct_key *rkey, __be32 baddr, __u16 bport, __be32 client,
@@ -319,6 +371,8 @@ static __always_inline int pw_lb_forward(struct __sk_buff *skb, struct pw_pkt *p
 		if (!b) {
 			if (pw_tcp_is_syn(f))
 				return pw_lb_reject(skb, pkt, iph, &l4);
+			if (l4.proto == IPPROTO_UDP)
+				return pw_lb_unreachable(skb, pkt, iph, &l4);
 			return PW_DROP_NO_BACKEND;
 		}
 		baddr = pw_ip4_load(b->addr);

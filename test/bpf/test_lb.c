@@ -640,13 +640,44 @@ static void expect_rst(const char *name, int prog, unsigned ifindex, const uint8
 		  (unsigned long long)b, (unsigned long long)a, events.n);
 }
 
+/* The ICMP port unreachable answering a UDP datagram: from the frontend,
+ * quoting the datagram's IP header and first 8 bytes. */
+static void expect_unreachable(const char *name, int prog, unsigned ifindex, const uint8_t *pkt, size_t len,
+			       int dir, const char *frontend)
+{
+	char n[200];
+	struct pw_metric before = pwt_metric(metrics_fd, -PW_DROP_NO_BACKEND), after;
+	struct pwt_run r = run(prog, pkt, len, ifindex);
+	const struct iphdr *in = (const struct iphdr *)(pkt + 14);
+	uint64_t b = dir == PW_DIR_EGRESS ? before.egress.packets : before.ingress.packets, a;
+
+	after = pwt_metric(metrics_fd, -PW_DROP_NO_BACKEND);
+	a = dir == PW_DIR_EGRESS ? after.egress.packets : after.ingress.packets;
+	snprintf(n, sizeof(n), "%s: ICMP sent back where the datagram came from", name);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_REDIRECT && r.out_len == 70, n, "err %d retval %d len %u", r.err,
+		  r.retval, r.out_len);
+	if (r.out_len != 70)
+		return;
+	snprintf(n, sizeof(n), "%s: port unreachable from %s to the client, checksums valid", name, frontend);
+	PWT_CHECK(pwt_iph(r.out)->protocol == IPPROTO_ICMP && r.out[34] == 3 && r.out[35] == 3 &&
+		  pwt_iph(r.out)->saddr == pwt_ip(frontend) && pwt_iph(r.out)->daddr == in->saddr &&
+		  pwt_csum(pwt_iph(r.out), 20) == 0 && pwt_l4_csum(r.out) == 0, n, "type %u code %u residue 0x%04x",
+		  r.out[34], r.out[35], pwt_l4_csum(r.out));
+	snprintf(n, sizeof(n), "%s: quotes the datagram (IP header and 8 bytes)", name);
+	PWT_EXPECT(memcmp(r.out + 42, pkt + 14, 28) == 0, n);
+	snprintf(n, sizeof(n), "%s: MACs swapped, counted once as no-backend, drop event", name);
+	PWT_CHECK(memcmp(r.out, pkt + 6, 6) == 0 && memcmp(r.out + 6, pkt, 6) == 0 && a == b + 1 &&
+		  pwt_events_read(&events) == 1 && events.ev[0].reason == PW_DROP_NO_BACKEND, n,
+		  "count %llu -> %llu", (unsigned long long)b, (unsigned long long)a);
+}
+
 static void test_no_backend(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
 	size_t len;
 
 	if (add_service(4, "10.96.0.13", 80, IPPROTO_TCP, 30013, PW_LB_RANDOM, 0, NULL, 0) ||
-	    add_service(5, "10.96.0.13", 53, IPPROTO_UDP, 0, PW_LB_RANDOM, 0, NULL, 0)) {
+	    add_service(5, "10.96.0.13", 53, IPPROTO_UDP, 30053, PW_LB_RANDOM, 0, NULL, 0)) {
 		PWT_CHECK(0, "no backend: maps filled", "%s", strerror(errno));
 		return;
 	}
@@ -662,7 +693,9 @@ static void test_no_backend(void)
 	len = tcp_from(&ep_a, pkt, 40202, "10.96.0.13", 80, F_ACK);
 	expect_no_backend_drop("no backend, tcp ack", pod_fd, if_a, pkt, len, PW_DIR_EGRESS);
 	len = udp_frame(pkt, ep_a.mac, ep_a.host_mac, a_ip, 40203, "10.96.0.13", 53, 1);
-	expect_no_backend_drop("no backend, udp", pod_fd, if_a, pkt, len, PW_DIR_EGRESS);
+	expect_unreachable("no backend, udp", pod_fd, if_a, pkt, len, PW_DIR_EGRESS, "10.96.0.13");
+	len = udp_frame(pkt, client_mac, up_mac, client_ip, 33001, node_ip, 30053, 1);
+	expect_unreachable("no backend, nodeport udp", up_fd, if_up, pkt, len, PW_DIR_INGRESS, node_ip);
 	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 33000, node_ip, 30013, F_SYN, 0);
 	expect_rst("no backend, nodeport tcp syn", up_fd, if_up, pkt, len, PW_DIR_INGRESS, node_ip, 30013, client_ip,
 		   33000, 0x11000022 + 1);

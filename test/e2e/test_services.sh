@@ -34,15 +34,16 @@ services='[
  {"name": "dns", "vip": "10.96.0.12", "port": 53, "protocol": "udp", "algorithm": "maglev", "backends": '$udp_backends'},
  {"name": "empty", "vip": "10.96.0.13", "port": 80, "protocol": "tcp", "backends": []},
  {"name": "deaf-local", "vip": "10.96.0.14", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be1]}'", "port": 8099}]},
- {"name": "deaf-remote", "vip": "10.96.0.15", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be3]}'", "port": 8099}]}
+ {"name": "deaf-remote", "vip": "10.96.0.15", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be3]}'", "port": 8099}]},
+ {"name": "void", "vip": "10.96.0.16", "port": 53, "protocol": "udp", "backends": []}
 ]'
 for n in 1 2 3; do set_services "node$n" "$services"; done
 for i in $(seq 50); do
 	c=$(bpftool -j map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node3]}/pw_services" 2>/dev/null | jq length 2>/dev/null)
-	[ "${c:-0}" -ge 7 ] && break
+	[ "${c:-0}" -ge 8 ] && break
 	sleep 0.1
 done
-check_eq "services applied on node3 (6 ClusterIPs + 1 NodePort frontends)" "${c:-0}" 7
+check_eq "services applied on node3 (7 ClusterIPs + 1 NodePort frontends)" "${c:-0}" 8
 
 # 300 new connections to the ClusterIP spread over the three backends.
 spread=$(in_ns "${PW_PREFIX}-cli" $LB spread 10.96.0.10 80 300)
@@ -87,6 +88,8 @@ else
 	ms=$(( ($(date +%s%N) - start) / 1000000 ))
 	ok "connection to a service without backends fails (${ms} ms)"
 fi
+check_eq "UDP to a service without backends: refused at once (ICMP port unreachable from the service)" \
+	"$(in_ns "${PW_PREFIX}-cli" $LB udp-connected 10.96.0.16 53)" refused
 
 # NodePort from outside the cluster, on every node's IP.
 all=""
