@@ -247,10 +247,6 @@ int pw_cmd_add(struct pw_cni *c)
 			s.a.host_if, s.host_ifindex);
 	if (s.ipam_locked)
 		pw_ipam_unlock(&s.ipam);
-	pw_nl_close(s.pod_nl);
-	pw_nl_close(s.host_nl);
-	if (s.netns_fd >= 0)
-		close(s.netns_fd);
-	pw_node_close(&s.node);
+	pw_cni_release(&s.node, s.host_nl, s.pod_nl, s.netns_fd);
 	return code;
 }

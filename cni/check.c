@@ -95,10 +95,6 @@ int pw_cmd_check(struct pw_cni *c)
 	code = pw_node_open(c, &s.node, false, PW_CNI_E_AGENT);
 	if (!code && !(code = check_reservation(&s)) && !(code = check_pod(&s)))
 		code = check_host(&s);
-	pw_nl_close(s.pod_nl);
-	pw_nl_close(s.host_nl);
-	if (s.netns_fd >= 0)
-		close(s.netns_fd);
-	pw_node_close(&s.node);
+	pw_cni_release(&s.node, s.host_nl, s.pod_nl, s.netns_fd);
 	return code;
 }

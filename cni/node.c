@@ -26,6 +26,15 @@ void pw_node_close(struct pw_cni_node *n)
 	node_reset(n);
 }
 
+void pw_cni_release(struct pw_cni_node *n, struct pw_nl *host_nl, struct pw_nl *pod_nl, int netns_fd)
+{
+	pw_nl_close(pod_nl);
+	pw_nl_close(host_nl);
+	if (netns_fd >= 0)
+		close(netns_fd);
+	pw_node_close(n);
+}
+
 /* The agent is "not running" for us when what it publishes is absent; any
  * other failure to open a pin is a datapath error. */
 static int pin_missing(struct pw_cni *c, int fd, const char *dir, const char *name, int unavail_code)

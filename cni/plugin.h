@@ -41,6 +41,9 @@ int pw_node_open(struct pw_cni *c, struct pw_cni_node *n, bool need_prog, int un
 /* Whatever is there (DEL/GC clean up even when the agent is gone). */
 void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n);
 void pw_node_close(struct pw_cni_node *n);
+/* What a verb that entered the pod holds, released: both netlink sockets
+ * (NULL allowed), the pod netns fd (-1 allowed) and the node. */
+void pw_cni_release(struct pw_cni_node *n, struct pw_nl *host_nl, struct pw_nl *pod_nl, int netns_fd);
 /* IPAM state of the instance. create (ADD): allocating from the node's pod
  * CIDR, directories made if needed. Otherwise (DEL/GC/CHECK/STATUS): over
  * 0.0.0.0/0, so reservations are found even without node.json or after the

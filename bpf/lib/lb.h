@@ -190,20 +190,41 @@ struct pw_pseudo_hdr {
 	__be16 len;
 };
 
+/* The answer to a packet for a service without backends (len bytes of
+ * IPv4 and above at hdrs) replaces the packet, behind its Ethernet header
+ * with the MACs swapped, and goes back the way the packet came: into the
+ * pod (pod_ingress) or to the client's next hop (uplink). Counted and
+ * reported as the no-backend drop it is: the packet itself is consumed. */
+static __always_inline int pw_lb_answer_back(struct __sk_buff *skb, struct pw_pkt *pkt, const void *hdrs, __u32 len)
+{
+	struct ethhdr *eth;
+	__u8 mac[PW_ETH_ALEN];
+
+	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + len, 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), hdrs, len, BPF_F_RECOMPUTE_CSUM))
+		return PW_DROP_NO_BACKEND;
+	eth = pw_eth_hdr(skb);
+	if (!eth)
+		return PW_DROP_MALFORMED;
+	pw_mac_copy(mac, eth->h_source);
+	pw_mac_copy(eth->h_source, eth->h_dest);
+	pw_mac_copy(eth->h_dest, mac);
+
+	pw_metrics_count(-PW_DROP_NO_BACKEND, pkt->dir, skb->len);
+	pw_event_drop(skb, pkt, PW_DROP_NO_BACKEND);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* A TCP SYN for a service without backends: answered like kube-proxy's
  * REJECT, with a RST|ACK from the frontend (RFC 793: seq 0, ack = the
  * SYN's seq + its length), built in place (options and payload cut off,
- * checksums computed from scratch) and sent back out the way it came: into
- * the pod (pod_ingress) or to the client's router (uplink). Counted and
- * reported as the no-backend drop it is: the SYN itself is consumed. */
+ * checksums computed from scratch) and sent back (pw_lb_answer_back). */
 static __always_inline int pw_lb_reject(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
 					const struct pw_l4 *l4)
 {
 	struct pw_tcphdr in;
 	struct pw_rst h = {};
 	struct pw_pseudo_hdr ph = {};
-	struct ethhdr *eth;
-	__u8 mac[PW_ETH_ALEN];
 	__u32 hlen, seg_len;
 	__s64 sum;
 
@@ -240,19 +261,7 @@ static __always_inline int pw_lb_reject(struct __sk_buff *skb, struct pw_pkt *pk
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&h.tcp, sizeof(h.tcp), (__wsum)sum);
 	h.tcp.check = pw_csum_fold(sum);
 
-	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + sizeof(h), 0) ||
-	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), BPF_F_RECOMPUTE_CSUM))
-		return PW_DROP_NO_BACKEND;
-	eth = pw_eth_hdr(skb);
-	if (!eth)
-		return PW_DROP_MALFORMED;
-	pw_mac_copy(mac, eth->h_source);
-	pw_mac_copy(eth->h_source, eth->h_dest);
-	pw_mac_copy(eth->h_dest, mac);
-
-	pw_metrics_count(-PW_DROP_NO_BACKEND, pkt->dir, skb->len);
-	pw_event_drop(skb, pkt, PW_DROP_NO_BACKEND);
-	return bpf_redirect(skb->ifindex, 0);
+	return pw_lb_answer_back(skb, pkt, &h, sizeof(h));
 }
 
 /* An ICMP "port unreachable" as a router would send it. */
@@ -266,14 +275,12 @@ struct pw_unreach {
 /* A UDP datagram for a service without backends: answered like kube-proxy's
  * REJECT, with an ICMP port unreachable from the frontend quoting the
  * datagram, so the client's socket fails at once (ECONNREFUSED) instead of
- * waiting for its timeout. Built in place and sent back the way it came,
- * like pw_lb_reject's RST; counted and reported as the no-backend drop. */
+ * waiting for its timeout. Built like pw_lb_reject's RST, sent back the
+ * same way. */
 static __always_inline int pw_lb_unreachable(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
 					     const struct pw_l4 *l4)
 {
 	struct pw_unreach h = {};
-	struct ethhdr *eth;
-	__u8 mac[PW_ETH_ALEN];
 
 	if (iph->ihl != 5 ||
 	    bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &h.quoted_ip, sizeof(h.quoted_ip)) ||
@@ -292,19 +299,7 @@ static __always_inline int pw_lb_unreachable(struct __sk_buff *skb, struct pw_pk
 	h.icmp.csum = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h.icmp,
 						 sizeof(h) - __builtin_offsetof(struct pw_unreach, icmp), 0));
 
-	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + sizeof(h), 0) ||
-	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), BPF_F_RECOMPUTE_CSUM))
-		return PW_DROP_NO_BACKEND;
-	eth = pw_eth_hdr(skb);
-	if (!eth)
-		return PW_DROP_MALFORMED;
-	pw_mac_copy(mac, eth->h_source);
-	pw_mac_copy(eth->h_source, eth->h_dest);
-	pw_mac_copy(eth->h_dest, mac);
-
-	pw_metrics_count(-PW_DROP_NO_BACKEND, pkt->dir, skb->len);
-	pw_event_drop(skb, pkt, PW_DROP_NO_BACKEND);
-	return bpf_redirect(skb->ifindex, 0);
+	return pw_lb_answer_back(skb, pkt, &h, sizeof(h));
 }
 
 /* The reply key of a flow: the packet as the backend sends it, to the

@@ -139,9 +139,10 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 	return 0;
 }
 
-/* Egress: source -> cfg_node_ip and an allocated port (ICMP echo: id). The
- * caller decided the packet must be masqueraded. 0, or a drop reason. */
-static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+/* Source -> cfg_node_ip and a port allocated for the flow (ICMP echo: id),
+ * both entries marked flags. 0 and *port, or a drop reason. */
+static __always_inline int pw_snat_to_node(struct __sk_buff *skb, const struct iphdr *iph, __u16 flags,
+					   __u16 *port)
 {
 	struct pw_nat_entry xlate;
 	struct pw_nat_key key;
@@ -156,43 +157,40 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 	if (!l4.sport_off)
 		return PW_DROP_UNSUPPORTED; /* an ICMP echo reply: pods answer no outside pings */
 	pw_nat_egress_key(&key, saddr, iph->daddr, &l4);
-
-	err = pw_snat_get(&key, node_ip, 0, 0, &xlate);
+	err = pw_snat_get(&key, node_ip, flags, 0, &xlate);
 	if (err)
 		return err;
 	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
 	    pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
 		return PW_DROP_NAT_FAILED;
-	pkt->nat_addr = node_ip;
-	pkt->nat_port = xlate.port;
+	*port = xlate.port;
+	return 0;
+}
+
+/* Egress masquerade; the caller decided the packet must be masqueraded.
+ * The translation goes into pkt for the events. 0, or a drop reason. */
+static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	__u16 port;
+	int err = pw_snat_to_node(skb, iph, 0, &port);
+
+	if (err)
+		return err;
+	pkt->nat_addr = cfg_node_ip;
+	pkt->nat_port = port;
 	return 0;
 }
 
 /* A NodePort flow to a remote backend (already DNATed: iph holds the
  * backend as destination): source -> cfg_node_ip and an allocated port, so
  * the backend's replies come back through this node. Same allocation and
- * entries as masquerade, marked PW_NAT_F_NODEPORT. 0 or a drop reason. */
-static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
+ * entries as masquerade, marked PW_NAT_F_NODEPORT; pkt keeps the backend
+ * the DNAT chose for the events. 0 or a drop reason. */
+static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, const struct iphdr *iph)
 {
-	struct pw_nat_entry xlate;
-	struct pw_nat_key key;
-	struct pw_l4 l4;
-	__be32 saddr = iph->saddr;
-	__be32 node_ip = cfg_node_ip;
-	int err;
+	__u16 port;
 
-	err = pw_l4_parse(skb, iph, &l4);
-	if (err)
-		return err;
-	pw_nat_egress_key(&key, saddr, iph->daddr, &l4);
-
-	err = pw_snat_get(&key, node_ip, PW_NAT_F_NODEPORT, 0, &xlate);
-	if (err)
-		return err;
-	if (pw_rewrite_addr(skb, &l4, PW_IP_SADDR_OFF, saddr, node_ip) ||
-	    pw_rewrite_port(skb, &l4, l4.sport_off, bpf_htons(l4.sport), bpf_htons(xlate.port)))
-		return PW_DROP_NAT_FAILED;
-	return 0;
+	return pw_snat_to_node(skb, iph, PW_NAT_F_NODEPORT, &port);
 }
 
 /* The node's own packet to outside the cluster. The kernel picks its

@@ -64,7 +64,7 @@ static __always_inline int pw_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt
 			return PW_DROP_UNKNOWN_EP; /* the local backend pod went away */
 		return pw_deliver_local(skb, pkt, eth, iph, target);
 	}
-	err = pw_snat_nodeport(skb, pkt, iph);
+	err = pw_snat_nodeport(skb, iph);
 	if (err)
 		return err;
 	if (pw_ipv4_reload(skb, &eth, &iph))

@@ -42,18 +42,6 @@ static int drain_cb(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void endpoint_init(struct pw_endpoint *ep, unsigned ifindex, const char *ip, uint8_t n)
-{
-	uint32_t addr = pwt_ip(ip);
-
-	memset(ep, 0, sizeof(*ep));
-	ep->ifindex = ifindex;
-	memcpy(ep->ip, &addr, 4);
-	pwt_mac(ep->mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, n);
-	pwt_mac(ep->host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, n);
-	ep->id = n;
-}
-
 static int setup(void)
 {
 	const char *pin_root = pwt_sandbox();
@@ -73,8 +61,8 @@ static int setup(void)
 	if (pod_bpf__load(skel))
 		return -1;
 	settings_fd = bpf_map__fd(skel->maps.pw_settings);
-	endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
-	endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
+	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
+	pwt_endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
 	/* Delivery rewrites the frame's source MAC to b's host_mac; the next
 	 * run of the loop must still pass a's anti-spoofing check. */
 	memcpy(ep_a.mac, ep_b.host_mac, 6);

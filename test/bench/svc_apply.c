@@ -82,6 +82,33 @@ static void report(const char *what, double *t, int n, const struct pw_svc_stats
 	       st->maglev_tables, st->maglev_entries, st->syscalls);
 }
 
+/* Service d's first backend replaced by other and put back, rounds times:
+ * the time of each apply into samples, reported as label. 0, or 1 when an
+ * apply failed. */
+static int time_backend_swap(struct pw_services *s, struct pw_service_config *svcs, int nsvc,
+			     struct pw_service_config *d, struct pw_backend_config other, int rounds, double *samples,
+			     const char *label)
+{
+	struct pw_backend_config *orig = d->backends, alt[64];
+	int k = d->n_backends < 64 ? d->n_backends : 64, err = 0;
+	double t0;
+
+	memcpy(alt, orig, (size_t)k * sizeof(*alt));
+	alt[0] = other;
+	for (int i = 0; i < rounds && !err; i++) {
+		d->backends = i % 2 ? orig : alt;
+		t0 = now_ms();
+		err = pw_services_apply(s, svcs, nsvc);
+		samples[i] = now_ms() - t0;
+	}
+	d->backends = orig;
+	if (err)
+		return fprintf(stderr, "change: %s\n", s->err), 1;
+	report(label, samples, rounds, &s->last);
+	pw_services_apply(s, svcs, nsvc);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int nsvc = 10000, per = 2, nmaglev = 0, rounds = 21, in_place = 0;
@@ -173,22 +200,12 @@ int main(int argc, char **argv)
 	{
 		struct pw_service_config *d = &svcs[nsvc / 2];
 		struct pw_backend_config *orig = d->backends;
-		struct pw_backend_config alt[64];
+		struct pw_backend_config alt[65];
 		int k = per < 64 ? per : 64;
 
-		memcpy(alt, orig, (size_t)k * sizeof(*alt));
-		alt[0] = be[nbe];                       /* a backend no service uses */
-		for (i = 0; i < rounds; i++) {
-			d->backends = i % 2 ? orig : alt;
-			t0 = now_ms();
-			err = pw_services_apply(&s, svcs, nsvc);
-			samples[i] = now_ms() - t0;
-			if (err)
-				return fprintf(stderr, "change: %s\n", s.err), 1;
-		}
-		report("one service: replace a backend", samples, rounds, &s.last);
-		d->backends = orig;
-		pw_services_apply(&s, svcs, nsvc);
+		/* be[nbe]: a backend no service uses */
+		if (time_backend_swap(&s, svcs, nsvc, d, be[nbe], rounds, samples, "one service: replace a backend"))
+			return 1;
 
 		/* Grow by one and shrink back. */
 		memcpy(alt, orig, (size_t)k * sizeof(*alt));
@@ -228,26 +245,9 @@ int main(int argc, char **argv)
 		pw_services_apply(&s, svcs, nsvc);
 	}
 
-	if (nmaglev) {
-		struct pw_service_config *d = &svcs[nsvc - 1];
-		struct pw_backend_config *orig = d->backends;
-		struct pw_backend_config alt[64];
-		int k = per < 64 ? per : 64;
-
-		memcpy(alt, orig, (size_t)k * sizeof(*alt));
-		alt[0] = be[nbe + 3];
-		for (i = 0; i < rounds; i++) {
-			d->backends = i % 2 ? orig : alt;
-			t0 = now_ms();
-			err = pw_services_apply(&s, svcs, nsvc);
-			samples[i] = now_ms() - t0;
-			if (err)
-				return fprintf(stderr, "change: %s\n", s.err), 1;
-		}
-		report("one Maglev service: replace a backend", samples, rounds, &s.last);
-		d->backends = orig;
-		pw_services_apply(&s, svcs, nsvc);
-	}
+	if (nmaglev && time_backend_swap(&s, svcs, nsvc, &svcs[nsvc - 1], be[nbe + 3], rounds, samples,
+					 "one Maglev service: replace a backend"))
+		return 1;
 
 	if (nmaglev > nsvc / 2)
 		printf("# (with --maglev > N/2 the 'one service' rows above change a Maglev service)\n");

@@ -90,6 +90,19 @@ static inline unsigned pwt_veth(const char *name, const char *peer)
 	return if_nametoindex(name);
 }
 
+/* A collect-metadata VXLAN device like the agent's pw_vxlan (port 8472),
+ * up; its ifindex, or 0. */
+static inline unsigned pwt_vxlan(const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "ip link add %s type vxlan external dstport 8472 && ip link set %s up", name,
+		 name);
+	if (system(cmd) != 0)
+		return 0;
+	return if_nametoindex(name);
+}
+
 /* ---------- addresses ---------- */
 
 static inline uint32_t pwt_ip(const char *s) /* network byte order */
@@ -421,6 +434,20 @@ static inline int pwt_settings_set(int map_fd, const struct pw_settings *s)
 	uint32_t zero = 0;
 
 	return bpf_map_update_elem(map_fd, &zero, s, BPF_ANY);
+}
+
+/* A local pod numbered n: its IP, host-side ifindex, and MACs derived
+ * from n (pod eth0 0a:58:0a:f4:01:n, host-side veth 02:50:57:00:01:n). */
+static inline void pwt_endpoint_init(struct pw_endpoint *ep, unsigned ifindex, const char *ip, uint8_t n)
+{
+	uint32_t addr = pwt_ip(ip);
+
+	memset(ep, 0, sizeof(*ep));
+	ep->ifindex = ifindex;
+	memcpy(ep->ip, &addr, 4);
+	pwt_mac(ep->mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, n);
+	pwt_mac(ep->host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, n);
+	ep->id = n;
 }
 
 static inline int pwt_endpoint_add(int ep_fd, int ifidx_fd, const struct pw_endpoint *ep)

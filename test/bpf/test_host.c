@@ -18,7 +18,6 @@ static int setup(void)
 {
 	const char *pin_root = pwt_sandbox();
 	LIBBPF_OPTS(bpf_object_open_opts, oopts);
-	uint32_t addr = pwt_ip("10.244.1.2");
 
 	if (!pin_root)
 		return -1;
@@ -43,11 +42,7 @@ static int setup(void)
 	prog_fd = bpf_program__fd(host->progs.uplink_ingress);
 	metrics_fd = bpf_map__fd(host->maps.pw_metrics);
 
-	memset(&ep, 0, sizeof(ep));
-	ep.ifindex = if_pod;
-	memcpy(ep.ip, &addr, 4);
-	pwt_mac(ep.mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x02);
-	pwt_mac(ep.host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, 0x02);
+	pwt_endpoint_init(&ep, if_pod, "10.244.1.2", 2);
 	pwt_mac(peer_mac, 0x52, 0x54, 0x00, 0x00, 0x00, 0x12);
 	pwt_mac(uplink_mac, 0x52, 0x54, 0x00, 0x00, 0x00, 0x11);
 	/* Written through the pod object's maps, read by the host program. */

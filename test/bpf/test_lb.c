@@ -33,18 +33,6 @@ static const char *a_ip = "10.244.1.2", *b_ip = "10.244.1.3", *r_ip = "10.244.2.
 	(rodata)->cfg_masquerade = 0;                                 \
 } while (0)
 
-static void endpoint_init(struct pw_endpoint *ep, unsigned ifindex, const char *ip, uint8_t n)
-{
-	uint32_t addr = pwt_ip(ip);
-
-	memset(ep, 0, sizeof(*ep));
-	ep->ifindex = ifindex;
-	memcpy(ep->ip, &addr, 4);
-	pwt_mac(ep->mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, n);
-	pwt_mac(ep->host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, n);
-	ep->id = n;
-}
-
 static int setup(void)
 {
 	const char *pin_root = pwt_sandbox();
@@ -72,9 +60,7 @@ static int setup(void)
 		   "ip neigh replace 192.168.1.100 lladdr 52:54:00:00:01:00 nud permanent dev pwt-up0") != 0)
 		return -1;
 
-	if (system("ip link add pwt-vx type vxlan external dstport 8472 && ip link set pwt-vx up") != 0)
-		return -1;
-	if_vx = if_nametoindex("pwt-vx");
+	if_vx = pwt_vxlan("pwt-vx");
 	if (!if_vx)
 		return -1;
 
@@ -106,8 +92,8 @@ static int setup(void)
 	ports_fd = bpf_map__fd(pod->maps.pw_backend_ports);
 	snat_fd = bpf_map__fd(pod->maps.pw_snat);
 
-	endpoint_init(&ep_a, if_a, a_ip, 2);
-	endpoint_init(&ep_b, if_b, b_ip, 3);
+	pwt_endpoint_init(&ep_a, if_a, a_ip, 2);
+	pwt_endpoint_init(&ep_b, if_b, b_ip, 3);
 	if (pwt_endpoint_add(bpf_map__fd(pod->maps.pw_endpoints), bpf_map__fd(pod->maps.pw_ep_ifindex), &ep_a) ||
 	    pwt_endpoint_add(bpf_map__fd(pod->maps.pw_endpoints), bpf_map__fd(pod->maps.pw_ep_ifindex), &ep_b))
 		return -1;

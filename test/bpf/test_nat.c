@@ -37,18 +37,6 @@ static struct host_bpf *load_host(const char *pin_root, uint32_t masquerade)
 	return h;
 }
 
-static void endpoint_init(struct pw_endpoint *ep, unsigned ifindex, const char *ip, uint8_t n)
-{
-	uint32_t addr = pwt_ip(ip);
-
-	memset(ep, 0, sizeof(*ep));
-	ep->ifindex = ifindex;
-	memcpy(ep->ip, &addr, 4);
-	pwt_mac(ep->mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, n);
-	pwt_mac(ep->host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, n);
-	ep->id = n;
-}
-
 static int add_node(const char *ip, uint32_t flags)
 {
 	struct pw_ip4 key;
@@ -89,8 +77,8 @@ static int setup(void)
 	metrics_fd = bpf_map__fd(pod->maps.pw_metrics);
 	snat_fd = bpf_map__fd(masq->maps.pw_snat);
 
-	endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
-	endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
+	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
+	pwt_endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
 	if (pwt_endpoint_add(bpf_map__fd(pod->maps.pw_endpoints), bpf_map__fd(pod->maps.pw_ep_ifindex), &ep_a) ||
 	    pwt_endpoint_add(bpf_map__fd(pod->maps.pw_endpoints), bpf_map__fd(pod->maps.pw_ep_ifindex), &ep_b))
 		return -1;

@@ -12,18 +12,6 @@ static struct pwt_events events;
 
 static const char *gw = "10.244.1.1";
 
-static void endpoint_init(struct pw_endpoint *ep, unsigned ifindex, const char *ip, uint8_t n)
-{
-	uint32_t addr = pwt_ip(ip);
-
-	memset(ep, 0, sizeof(*ep));
-	ep->ifindex = ifindex;
-	memcpy(ep->ip, &addr, 4);
-	pwt_mac(ep->mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, n);      /* pod eth0 */
-	pwt_mac(ep->host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, n); /* host-side veth */
-	ep->id = n;
-}
-
 static int setup(void)
 {
 	const char *pin_root = pwt_sandbox();
@@ -54,8 +42,8 @@ static int setup(void)
 	metrics_fd = bpf_map__fd(skel->maps.pw_metrics);
 	settings_fd = bpf_map__fd(skel->maps.pw_settings);
 
-	endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
-	endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
+	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
+	pwt_endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
 	if (pwt_endpoint_add(bpf_map__fd(skel->maps.pw_endpoints), bpf_map__fd(skel->maps.pw_ep_ifindex), &ep_a) ||
 	    pwt_endpoint_add(bpf_map__fd(skel->maps.pw_endpoints), bpf_map__fd(skel->maps.pw_ep_ifindex), &ep_b))
 		return -1;

@@ -56,7 +56,6 @@ static int setup(void)
 {
 	const char *pin_root = pwt_sandbox();
 	LIBBPF_OPTS(bpf_object_open_opts, oopts);
-	uint32_t addr = pwt_ip("10.244.1.2");
 
 	if (!pin_root)
 		return -1;
@@ -77,9 +76,7 @@ static int setup(void)
 		   "ip neigh replace 192.168.1.12 lladdr 52:54:00:00:00:12 nud permanent dev pwt-up0 && "
 		   "ip route add 192.168.50.0/24 via 192.168.1.1 dev pwt-up0") != 0)
 		return -1;
-	if (system("ip link add pwt-vx type vxlan external dstport 8472 && ip link set pwt-vx up") != 0)
-		return -1;
-	if_vx = if_nametoindex("pwt-vx");
+	if_vx = pwt_vxlan("pwt-vx");
 	if (!if_vx)
 		return -1;
 
@@ -109,11 +106,7 @@ static int setup(void)
 	ov_out_fd = bpf_program__fd(overlay->progs.overlay_egress);
 	metrics_fd = bpf_map__fd(native->maps.pw_metrics);
 
-	memset(&ep_a, 0, sizeof(ep_a));
-	ep_a.ifindex = if_a;
-	memcpy(ep_a.ip, &addr, 4);
-	pwt_mac(ep_a.mac, 0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x02);
-	pwt_mac(ep_a.host_mac, 0x02, 0x50, 0x57, 0x00, 0x01, 0x02);
+	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
 	if (pwt_endpoint_add(bpf_map__fd(native->maps.pw_endpoints), bpf_map__fd(native->maps.pw_ep_ifindex), &ep_a))
 		return -1;
 	if (add_peer("10.244.2.0", 24, "192.168.1.12") || add_peer("10.244.3.0", 24, "192.168.1.13") ||

@@ -77,7 +77,33 @@ static void peer_key(const struct pw_cidr *c, struct pw_peer_key *k)
 	pw_ip4_to_bytes(c->addr, k->addr);
 }
 
-static bool peer_wanted(const struct pw_node_config *c, const struct pw_peer_key *k)
+/* Deletes every key of fd (ksz bytes, at most 16) that wanted(c, key)
+ * rejects. Deleting while iterating restarts a walk (LPM tries do), so
+ * keys are collected 64 at a time, then deleted. */
+_Static_assert(sizeof(struct pw_peer_key) <= 16 && sizeof(struct pw_ip4) <= 16, "delete_unwanted key buffers");
+
+static void delete_unwanted(int fd, size_t ksz, const struct pw_node_config *c,
+			    bool (*wanted)(const struct pw_node_config *c, const void *key))
+{
+	uint8_t key[16], next[16], stale[64][16];
+	int n_stale;
+	void *prev;
+
+	do {
+		n_stale = 0;
+		prev = NULL;
+		while (n_stale < 64 && bpf_map_get_next_key(fd, prev, next) == 0) {
+			memcpy(key, next, ksz);
+			prev = key;
+			if (!wanted(c, key))
+				memcpy(stale[n_stale++], key, ksz);
+		}
+		for (int i = 0; i < n_stale; i++)
+			bpf_map_delete_elem(fd, stale[i]);
+	} while (n_stale == 64);
+}
+
+static bool peer_wanted(const struct pw_node_config *c, const void *k)
 {
 	struct pw_peer_key w;
 
@@ -93,9 +119,8 @@ static bool peer_wanted(const struct pw_node_config *c, const struct pw_peer_key
  * right is not rewritten: a reload touches only the peers that changed. */
 static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
 {
-	struct pw_peer_key key, next, stale[64];
-	int fd = pw_loader_map_fd(a, PW_MAP_PEERS), n_stale, err = 0;
-	void *prev;
+	struct pw_peer_key key;
+	int fd = pw_loader_map_fd(a, PW_MAP_PEERS), err = 0;
 
 	if (fd < 0)
 		return 0;   /* a datapath without peer routing yet */
@@ -113,19 +138,7 @@ static int sync_peers_map(struct pw_agent *a, const struct pw_node_config *new)
 			       new->peers[i].name, strerror(-err));
 		}
 	}
-	/* Deleting while iterating restarts an LPM walk; collect, then delete. */
-	do {
-		n_stale = 0;
-		prev = NULL;
-		while (n_stale < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
-			key = next;
-			prev = &key;
-			if (!peer_wanted(new, &key))
-				stale[n_stale++] = key;
-		}
-		for (int i = 0; i < n_stale; i++)
-			bpf_map_delete_elem(fd, &stale[i]);
-	} while (n_stale == 64);
+	delete_unwanted(fd, sizeof(key), new, peer_wanted);
 	return err;
 }
 
@@ -144,6 +157,11 @@ static long node_flags(const struct pw_node_config *c, const struct pw_ip4 *ip)
 			return 0;
 	}
 	return -1;
+}
+
+static bool node_known(const struct pw_node_config *c, const void *ip)
+{
+	return node_flags(c, ip) >= 0;
 }
 
 static int put_node(int fd, uint32_t ip, __u32 flags)
@@ -166,9 +184,7 @@ static int put_node(int fd, uint32_t ip, __u32 flags)
  * addresses masquerading never touches. */
 static int sync_nodes_map(struct pw_agent *a, const struct pw_node_config *new)
 {
-	struct pw_ip4 key, next, stale[64];
-	int fd = pw_loader_map_fd(a, PW_MAP_NODES), n_stale, err, ret;
-	void *prev;
+	int fd = pw_loader_map_fd(a, PW_MAP_NODES), err, ret;
 
 	if (fd < 0)
 		return 0;   /* a datapath without masquerading yet */
@@ -176,18 +192,7 @@ static int sync_nodes_map(struct pw_agent *a, const struct pw_node_config *new)
 	for (int i = 0; i < new->n_peers; i++)
 		if ((err = put_node(fd, new->peers[i].ip, 0)))
 			ret = err;
-	do {
-		n_stale = 0;
-		prev = NULL;
-		while (n_stale < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
-			key = next;
-			prev = &key;
-			if (node_flags(new, &key) < 0)
-				stale[n_stale++] = key;
-		}
-		for (int i = 0; i < n_stale; i++)
-			bpf_map_delete_elem(fd, &stale[i]);
-	} while (n_stale == 64);
+	delete_unwanted(fd, sizeof(struct pw_ip4), new, node_known);
 	return ret;
 }
 
