@@ -78,8 +78,14 @@ static int reserve_ip(struct add *s)
 {
 	struct pw_cni *c = s->c;
 	char ipbuf[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	struct pw_ipam_entry owner = { 0 };
 	int err;
 
+	/* All fit: pw_cni_env_check and pw_cni_args_parse bounded them. */
+	snprintf(owner.container_id, sizeof(owner.container_id), "%s", c->env.container_id);
+	snprintf(owner.ifname, sizeof(owner.ifname), "%s", c->env.ifname);
+	snprintf(owner.k8s_namespace, sizeof(owner.k8s_namespace), "%s", c->args.k8s_namespace);
+	snprintf(owner.k8s_pod_name, sizeof(owner.k8s_pod_name), "%s", c->args.k8s_pod_name);
 	err = pw_node_ipam_open(c, &s->node, &s->ipam, true);
 	if (!err)
 		err = pw_ipam_lock(&s->ipam);
@@ -87,7 +93,7 @@ static int reserve_ip(struct add *s)
 		return pw_cni_fail(&c->err, PW_CNI_E_IPAM, strerror(-err), "cannot open IPAM state in %s",
 				   c->paths.ipam_dir);
 	s->ipam_locked = true;
-	err = pw_ipam_allocate(&s->ipam, c->env.container_id, c->env.ifname, &s->a.ip);
+	err = pw_ipam_reserve(&s->ipam, &owner, &s->a.ip);
 	if (err == -EEXIST) {
 		pw_ip4_format(s->a.ip, ipbuf);
 		return pw_cni_fail(&c->err, PW_CNI_E_EXISTS, NULL,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cidr.h"
+#include "k8sname.h"
 #include "paths.h"
 
 int pw_cni_fail(struct pw_cni_err *err, int code, const char *details, const char *fmt, ...)
@@ -93,6 +94,59 @@ int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct p
 	if (need_ids && !valid_ifname(env->ifname))
 		return pw_cni_fail(err, PW_CNI_E_ENV, env->ifname,
 				   "CNI_IFNAME is not a valid interface name (1-15 chars, no '/', ':' or whitespace)");
+	return 0;
+}
+
+/* One K8S_POD_* value: copied when valid, else code 4 with the reason. */
+static int k8s_arg(const char *key, const char *val, size_t len, const char *(*rule)(const char *),
+		   const char *rule_name, char *out, size_t outlen, struct pw_cni_err *err)
+{
+	char shown[48];
+	const char *why;
+
+	if (len >= outlen)
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS %s: must be at most %zu characters (%s)",
+				   key, outlen - 1, rule_name);
+	memcpy(out, val, len);
+	out[len] = '\0';
+	why = rule(out);
+	if (!why)
+		return 0;
+	/* Cut the value, keep the reason: the message buffer is small. */
+	snprintf(shown, sizeof(shown), "%.40s%s", out, len > 40 ? "..." : "");
+	out[0] = '\0';
+	return pw_cni_fail(err, PW_CNI_E_ENV, shown, "CNI_ARGS %s: \"%s\" is not a valid %s: %s",
+			   key, shown, rule_name, why);
+}
+
+int pw_cni_args_parse(const char *args, struct pw_cni_args *out, struct pw_cni_err *err)
+{
+	const char *p = args ? args : "";
+
+	memset(out, 0, sizeof(*out));
+	while (*p) {
+		size_t len = strcspn(p, ";");
+		const char *eq = memchr(p, '=', len);
+		size_t klen = eq ? (size_t)(eq - p) : len, vlen = eq ? len - klen - 1 : 0;
+		int code = 0;
+
+		if (len > 0 && (!eq || klen == 0))
+			return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS: \"%.*s\" is not a KEY=VALUE pair",
+					   (int)(len > 40 ? 40 : len), p);
+		if (vlen > 0 && klen == 17 && !strncmp(p, "K8S_POD_NAMESPACE", klen))
+			code = k8s_arg("K8S_POD_NAMESPACE", eq + 1, vlen, pw_k8s_dns1123_label,
+				       "namespace (DNS-1123 label)", out->k8s_namespace,
+				       sizeof(out->k8s_namespace), err);
+		else if (vlen > 0 && klen == 12 && !strncmp(p, "K8S_POD_NAME", klen))
+			code = k8s_arg("K8S_POD_NAME", eq + 1, vlen, pw_k8s_dns1123_subdomain,
+				       "pod name (DNS-1123 subdomain)", out->k8s_pod_name,
+				       sizeof(out->k8s_pod_name), err);
+		if (code)
+			return code;
+		p += len;
+		if (*p == ';')
+			p++;
+	}
 	return 0;
 }
 

@@ -70,6 +70,19 @@ int pw_cni_cmd_parse(const char *s, enum pw_cni_cmd *cmd, struct pw_cni_err *err
  * (its netns may be gone); VERSION/STATUS/GC none. */
 int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct pw_cni_err *err);
 
+/* What this plugin takes from CNI_ARGS ("K=V;K=V", the CNI conventions'
+ * args). The pod's Kubernetes namespace and name, as containerd and CRI-O
+ * send them; "" when absent (an empty value counts as absent). */
+struct pw_cni_args {
+	char k8s_namespace[64];       /* K8S_POD_NAMESPACE: DNS-1123 label */
+	char k8s_pod_name[254];       /* K8S_POD_NAME: DNS-1123 subdomain */
+};
+
+/* Parses CNI_ARGS (NULL or "" = nothing). Keys it does not know are
+ * ignored, with or without IgnoreUnknown; a pair without '=' or a name that
+ * Kubernetes would not accept is code 4 naming the key and the rule. */
+int pw_cni_args_parse(const char *args, struct pw_cni_args *out, struct pw_cni_err *err);
+
 /* "0.4.0" -> PW_CNI_V_0_4_0 ...; PW_CNI_V_NONE for anything else. */
 enum pw_cni_version pw_cni_version_parse(const char *s);
 const char *pw_cni_version_name(enum pw_cni_version v);

@@ -173,12 +173,13 @@ cni() { # NODE VERB POD [extra env...]: runs cnitool in the node, as kubelet's r
 		nsenter --net="/run/netns/${PW_PREFIX}-$node" cnitool "$verb" podwire "/run/netns/${PW_PREFIX}-$pod"
 }
 
-pod_add() { # NODE POD: creates the pod netns and ADDs it; sets PW_POD_IP[POD]
+pod_add() { # NODE POD [extra env...]: creates the pod netns and ADDs it; sets PW_POD_IP[POD]
 	local node=$1 pod=$2 out
+	shift 2
 	ip netns add "${PW_PREFIX}-$pod"
 	PW_PODS+=("$pod")
 	PW_POD_NODE[$pod]=$node
-	out=$(cni "$node" add "$pod") || { echo "# cnitool add $pod failed: $out"; return 1; }
+	out=$(cni "$node" add "$pod" "$@") || { echo "# cnitool add $pod failed: $out"; return 1; }
 	PW_POD_IP[$pod]=$(jq -r '.ips[0].address' <<<"$out" | cut -d/ -f1)
 	[ -n "${PW_POD_IP[$pod]}" ] && [ "${PW_POD_IP[$pod]}" != null ]
 }

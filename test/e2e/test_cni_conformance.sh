@@ -103,8 +103,10 @@ conf() {
 
 # cni NODE VERB CONTAINERID IFNAME NETNS CONF: runs the plugin inside the
 # node as a runtime would; "-" leaves a variable unset. Sets OUT and RC.
+# CNI_ARGS comes from $ARGS when set.
 cni() {
 	local node=$1 verb=$2 cid=$3 ifn=$4 netns=$5 cfg=$6 envs=(CNI_COMMAND="$2" CNI_PATH="$BUILD")
+	[ -z "${ARGS:-}" ] || envs+=(CNI_ARGS="$ARGS")
 	[ "$cid" = - ] || envs+=(CNI_CONTAINERID="$cid")
 	[ "$ifn" = - ] || envs+=(CNI_IFNAME="$ifn")
 	[ "$netns" = - ] || envs+=(CNI_NETNS="$netns")
@@ -346,6 +348,26 @@ cni node2 STATUS - - - "$(conf 1.1.0 "$P-node2")"
 expect_eq "STATUS on an exhausted pool -> code 50" "$RC/$(code)" "1/50"
 for i in $(seq 14); do del node2 "x$i"; done
 expect_clean "DEL of a full pool left nothing" node2
+
+# ---- CNI_ARGS: the pod's namespace and name ------------------------------------------------------
+
+NSA=$(pod_ns argsa)
+for bad in "K8S_POD_NAMESPACE=Kube_System" "K8S_POD_NAME=web\"0" "IgnoreUnknown=1;K8S_POD_NAMESPACE=a.b" "garbage"; do
+	ARGS=$bad cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"
+	expect_eq "ADD with CNI_ARGS '$bad' -> code 4" "$RC/$(code)" "1/4"
+done
+expect "bad CNI_ARGS: msg names the key and the rule" grep -q 'K8S_POD_NAMESPACE.*DNS-1123 label' \
+	<<<"$(ARGS="K8S_POD_NAMESPACE=Bad" cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"; msg)"
+expect_clean "ADDs with bad CNI_ARGS left nothing" node
+ARGS="K8S_POD_UID=1;IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-7db6d8ff4d-abcde;K8S_POD_INFRA_CONTAINER_ID=argsa;FOO=bar" \
+	cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"
+IP=$(jq -r '.ips[0].address // empty' <<<"$OUT" 2>/dev/null | cut -d/ -f1)
+expect_eq "ADD with containerd's CNI_ARGS (and an unknown key) succeeds" "$RC" 0
+expect_eq "the reservation records namespace and pod name" "$(cat "/run/podwire/$P-node/ipam/$IP" | tr '\n' ' ')" \
+	"argsa eth0 kube-system coredns-7db6d8ff4d-abcde "
+ARGS="garbage" cni node DEL argsa eth0 "$NSA" "$(conf 1.0.0)"
+expect_eq "DEL ignores CNI_ARGS (garbage included) and succeeds" "$RC" 0
+expect_clean "DEL after a named ADD left nothing" node
 
 # ---- GC ------------------------------------------------------------------------------------------
 

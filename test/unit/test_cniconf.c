@@ -190,11 +190,71 @@ static void test_env(void)
 	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ifname \"..\" -> 4");
 }
 
+/* CNI_ARGS: the pod's namespace and name as containerd sends them; unknown
+ * keys ignored; names Kubernetes would refuse are code 4 with the reason. */
+static void test_args(void)
+{
+	char long_ns[80], long_name[300], msg[600];
+	struct pw_cni_args a;
+	struct pw_cni_err e;
+
+	PWT_EQ_INT(pw_cni_args_parse(NULL, &a, &e), 0, "no CNI_ARGS");
+	PWT_EQ_STR(a.k8s_namespace, "", "no CNI_ARGS: no namespace");
+	PWT_EQ_INT(pw_cni_args_parse("", &a, &e), 0, "empty CNI_ARGS");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_UID=0f1e-22;IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;"
+				     "K8S_POD_NAME=coredns-5d78c9869d-x2x7q;K8S_POD_INFRA_CONTAINER_ID=abc123",
+				     &a, &e), 0, "containerd's CNI_ARGS parse");
+	PWT_EQ_STR(a.k8s_namespace, "kube-system", "containerd: namespace");
+	PWT_EQ_STR(a.k8s_pod_name, "coredns-5d78c9869d-x2x7q", "containerd: pod name");
+	PWT_EQ_INT(pw_cni_args_parse("FOO=bar;K8S_POD_NAME=web.v1-0;", &a, &e), 0,
+		   "unknown key without IgnoreUnknown, trailing ';' ignored");
+	PWT_EQ_STR(a.k8s_pod_name, "web.v1-0", "pod name with dots (DNS-1123 subdomain)");
+	PWT_EQ_STR(a.k8s_namespace, "", "namespace absent");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=;K8S_POD_NAME=", &a, &e), 0, "empty values are absent");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACEX=Bad!", &a, &e), 0, "longer key is another key");
+
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=Default", &a, &e), 4, "upper-case namespace -> 4");
+	PWT_EXPECT(strstr(e.msg, "K8S_POD_NAMESPACE") && strstr(e.msg, "DNS-1123 label"),
+		   "namespace error names the key and the rule");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=a.b", &a, &e), 4, "namespace with a dot -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=-x", &a, &e), 4, "namespace starting with '-' -> 4");
+	memset(long_ns, 'a', 64);
+	long_ns[64] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAMESPACE=%s", long_ns);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "64-char namespace -> 4");
+	PWT_EXPECT(strstr(e.msg, "at most 63"), "64-char namespace: says at most 63");
+	long_ns[63] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAMESPACE=%s", long_ns);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 0, "63-char namespace is fine");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=web\"\n", &a, &e), 4, "pod name with quote and newline -> 4");
+	PWT_EXPECT(strstr(e.msg, "K8S_POD_NAME") && strstr(e.msg, "DNS-1123 subdomain"),
+		   "pod name error names the key and the rule");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=a..b", &a, &e), 4, "pod name with an empty label -> 4");
+	memset(long_name, 'b', 254);
+	long_name[254] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "254-char pod name -> 4");
+	PWT_EXPECT(strstr(e.msg, "at most 253"), "254-char pod name: says at most 253");
+	long_name[253] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 0, "253-char pod name is fine");
+	memset(long_name, 'B', 200);
+	long_name[200] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "long bad pod name -> 4");
+	PWT_EXPECT(strstr(e.msg, "must consist of") || strstr(e.msg, "must start"),
+		   "long bad value is cut, the reason kept");
+	PWT_EQ_INT(pw_cni_args_parse("IgnoreUnknown=1;garbage", &a, &e), 4, "pair without '=' -> 4");
+	PWT_EXPECT(strstr(e.msg, "KEY=VALUE") != NULL, "pair without '=': says KEY=VALUE");
+	PWT_EQ_INT(pw_cni_args_parse("=x", &a, &e), 4, "empty key -> 4");
+}
+
 int main(void)
 {
 	test_good();
 	test_bad();
 	test_versions();
 	test_env();
+	test_args();
 	return pwt_done();
 }

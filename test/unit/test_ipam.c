@@ -92,6 +92,40 @@ static void test_basic(void)
 	pw_ipam_close(&ipam);
 }
 
+/* The pod's namespace and name travel with the reservation. */
+static void test_pod_names(void)
+{
+	struct pw_ipam_entry owner = { .container_id = "c9", .ifname = "eth0",
+				       .k8s_namespace = "default", .k8s_pod_name = "web-0" };
+	struct pw_ipam_entry *list = NULL;
+	struct pw_ipam ipam;
+	char path[512], buf[128] = "";
+	uint32_t ip = 0;
+	FILE *f;
+	int n;
+
+	PWT_EQ_INT(open_pool(&ipam, "names", "10.244.3.0/24"), 0, "open names pool");
+	pw_ipam_lock(&ipam);
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), 0, "reserve with pod names");
+	snprintf(path, sizeof(path), "%s/10.244.3.2", ipam.dir);
+	if ((f = fopen(path, "r"))) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+		fclose(f);
+	}
+	PWT_EQ_STR(buf, "c9\neth0\ndefault\nweb-0\n", "reservation file holds namespace and name");
+	n = pw_ipam_list(&ipam, &list);
+	PWT_EQ_INT(n, 1, "listed");
+	if (n == 1) {
+		PWT_EQ_STR(list[0].k8s_namespace, "default", "list: namespace");
+		PWT_EQ_STR(list[0].k8s_pod_name, "web-0", "list: pod name");
+	}
+	free(list);
+	strcpy(owner.container_id, "c10");
+	strcpy(owner.k8s_pod_name, "a\nb");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EINVAL, "newline in pod name refused");
+	pw_ipam_unlock(&ipam);
+}
+
 static void test_exhaustion_and_wrap(void)
 {
 	struct pw_ipam ipam;
@@ -189,6 +223,7 @@ int main(void)
 		return 1;
 	}
 	test_basic();
+	test_pod_names();
 	test_exhaustion_and_wrap();
 	test_concurrency();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -1,7 +1,8 @@
 /* Built-in IPAM (see ipam.h). Layout of the ipam dir:
  *   lock         flock'd for the duration of an ADD/DEL/GC
  *   last         dotted IP handed out last (round-robin position)
- *   10.244.1.2   one file per reservation: "<container id>\n<ifname>\n"
+ *   10.244.1.2   one file per reservation: "<container id>\n<ifname>\n", then
+ *                "<namespace>\n<pod name>\n" when the runtime named the pod
  * A reservation is created with O_EXCL, so even a caller that forgot the
  * lock cannot hand one address out twice. */
 #include <dirent.h>
@@ -80,11 +81,32 @@ static int valid_owner(const char *container_id, const char *ifname)
 	return !strchr(container_id, '\n') && !strchr(ifname, '\n');
 }
 
+static int valid_pod(const struct pw_ipam_entry *o)
+{
+	return strnlen(o->k8s_namespace, sizeof(o->k8s_namespace)) < sizeof(o->k8s_namespace) &&
+	       strnlen(o->k8s_pod_name, sizeof(o->k8s_pod_name)) < sizeof(o->k8s_pod_name) &&
+	       !strchr(o->k8s_namespace, '\n') && !strchr(o->k8s_pod_name, '\n');
+}
+
+/* Next line of *p into out (at most outlen - 1 characters); "" past the end.
+ * -EINVAL when the line is too long for out. */
+static int take_line(char **p, char *out, size_t outlen)
+{
+	char *nl = strchr(*p, '\n');
+	size_t n = nl ? (size_t)(nl - *p) : strlen(*p);
+
+	if (n >= outlen)
+		return -EINVAL;
+	memcpy(out, *p, n);
+	out[n] = '\0';
+	*p += nl ? n + 1 : n;
+	return 0;
+}
+
 /* Reads a reservation file into e; 0 or -errno/-EINVAL for a garbled file. */
 static int read_reservation(const char *dir, struct pw_ipam_entry *e)
 {
-	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], buf[512];
-	char *nl1, *nl2;
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], buf[1024], *p = buf;
 	ssize_t n;
 	int fd;
 
@@ -98,17 +120,12 @@ static int read_reservation(const char *dir, struct pw_ipam_entry *e)
 	if (n < 0)
 		return -EIO;
 	buf[n] = '\0';
-	nl1 = strchr(buf, '\n');
-	if (!nl1)
+	/* At least "<id>\n<ifname>": anything shorter is not a reservation. */
+	if (!strchr(buf, '\n') || take_line(&p, e->container_id, sizeof(e->container_id)) ||
+	    take_line(&p, e->ifname, sizeof(e->ifname)) || !*e->container_id || !*e->ifname ||
+	    take_line(&p, e->k8s_namespace, sizeof(e->k8s_namespace)) ||
+	    take_line(&p, e->k8s_pod_name, sizeof(e->k8s_pod_name)))
 		return -EINVAL;
-	*nl1 = '\0';
-	nl2 = strchr(nl1 + 1, '\n');
-	if (nl2)
-		*nl2 = '\0';
-	if (strlen(buf) >= sizeof(e->container_id) || strlen(nl1 + 1) >= sizeof(e->ifname))
-		return -EINVAL;
-	strcpy(e->container_id, buf);
-	strcpy(e->ifname, nl1 + 1);
 	return 0;
 }
 
@@ -215,14 +232,17 @@ static void write_last(struct pw_ipam *ipam, uint32_t ip)
 }
 
 /* Creates the reservation file for ip; -EEXIST if already taken. */
-static int reserve(struct pw_ipam *ipam, uint32_t ip, const char *container_id, const char *ifname)
+static int reserve(struct pw_ipam *ipam, uint32_t ip, const struct pw_ipam_entry *o)
 {
-	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], content[300];
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], content[700];
 	int fd, len;
 
 	pw_ip4_format(ip, name);
 	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
-	len = snprintf(content, sizeof(content), "%s\n%s\n", container_id, ifname);
+	len = snprintf(content, sizeof(content), "%s\n%s\n", o->container_id, o->ifname);
+	if (*o->k8s_namespace || *o->k8s_pod_name)
+		len += snprintf(content + len, sizeof(content) - (size_t)len, "%s\n%s\n",
+				o->k8s_namespace, o->k8s_pod_name);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -242,15 +262,15 @@ static int allocatable(const struct pw_cidr *pool, uint32_t ip)
 	return ip != pool->addr && ip != pw_cidr_gateway(pool) && ip != pw_cidr_broadcast(pool);
 }
 
-int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
+int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip)
 {
 	uint64_t size = pw_cidr_size(&ipam->pool);
 	uint32_t last, cand;
 	int err;
 
-	if (!valid_owner(container_id, ifname))
+	if (!valid_owner(owner->container_id, owner->ifname) || !valid_pod(owner))
 		return -EINVAL;
-	err = pw_ipam_find(ipam, container_id, ifname, ip);
+	err = pw_ipam_find(ipam, owner->container_id, owner->ifname, ip);
 	if (err == 0)
 		return -EEXIST;
 	if (err != -ENOENT)
@@ -266,7 +286,7 @@ int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char 
 		cand = ipam->pool.addr + (uint32_t)(((uint64_t)(cand - ipam->pool.addr) + 1) % size);
 		if (!allocatable(&ipam->pool, cand))
 			continue;
-		err = reserve(ipam, cand, container_id, ifname);
+		err = reserve(ipam, cand, owner);
 		if (err == -EEXIST)
 			continue;
 		if (err)
@@ -276,6 +296,17 @@ int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char 
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
+{
+	struct pw_ipam_entry owner = { 0 };
+
+	if (!valid_owner(container_id, ifname))
+		return -EINVAL;
+	strcpy(owner.container_id, container_id);
+	strcpy(owner.ifname, ifname);
+	return pw_ipam_reserve(ipam, &owner, ip);
 }
 
 int pw_ipam_release(struct pw_ipam *ipam, const char *container_id, const char *ifname)

@@ -15,10 +15,15 @@ struct pw_ipam {
 	int lock_fd;     /* held between pw_ipam_lock and pw_ipam_unlock */
 };
 
+/* One reservation: who holds ip. The pod's Kubernetes namespace and name
+ * are what the runtime passed in CNI_ARGS ("" when it passed none); they
+ * are kept for podwirectl endpoints, not used by IPAM itself. */
 struct pw_ipam_entry {
 	uint32_t ip;
 	char container_id[256];
 	char ifname[16];
+	char k8s_namespace[64];
+	char k8s_pod_name[254];
 };
 
 int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *pool);
@@ -26,8 +31,13 @@ int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *po
  * it protects are one step for concurrent plugin runs. */
 int pw_ipam_lock(struct pw_ipam *ipam);
 void pw_ipam_unlock(struct pw_ipam *ipam);
-/* Reserve an address for (container_id, ifname). -EEXIST if that pair already
- * has one (*ip set to it), -ENOSPC when the pool is exhausted. Must be locked. */
+/* Reserve an address for owner->(container_id, ifname), recording owner's
+ * namespace and pod name with it (owner->ip is ignored). -EEXIST if that
+ * pair already has one (*ip set to it), -ENOSPC when the pool is exhausted,
+ * -EINVAL for names that cannot be stored (empty, newline, too long).
+ * Must be locked. */
+int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip);
+/* pw_ipam_reserve for an owner known only by (container_id, ifname). */
 int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
 /* Address held by (container_id, ifname): 0 and *ip set, or -ENOENT. */
 int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
