@@ -3,8 +3,11 @@
  *   last         dotted IP handed out last (round-robin position)
  *   10.244.1.2   one file per reservation: "<container id>\n<ifname>\n", then
  *                "<namespace>\n<pod name>\n" when the runtime named the pod
- * A reservation is created with O_EXCL, so even a caller that forgot the
- * lock cannot hand one address out twice. */
+ *   *.tmp.<pid>  a file being written by process pid (never a reservation)
+ * A reservation is written to a temporary file and link()ed to its IP's
+ * name: it appears whole or not at all, whenever the writer dies, and link()
+ * fails with EEXIST like O_EXCL, so even a caller that forgot the lock cannot
+ * hand one address out twice. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,13 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include "file.h"
 #include "ipam.h"
 #include "paths.h"
 
 #define IPAM_LOCK "lock"
 #define IPAM_LAST "last"
+#define IPAM_TMP ".tmp."        /* pw_file_write_atomic's temporary names: <name>.tmp.<pid> */
+#define IPAM_PENDING "reserving"
 
 int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *pool)
 {
@@ -211,50 +219,92 @@ static int read_last(struct pw_ipam *ipam, uint32_t *last)
 /* Best effort: losing the round-robin position only makes reuse earlier. */
 static void write_last(struct pw_ipam *ipam, uint32_t ip)
 {
-	char path[PW_PATH_MAX + 16], tmp[PW_PATH_MAX + 24], buf[PW_IP4_STRLEN + 1];
-	int fd;
+	char path[PW_PATH_MAX + 16], buf[PW_IP4_STRLEN + 1];
 
 	snprintf(path, sizeof(path), "%s/" IPAM_LAST, ipam->dir);
-	snprintf(tmp, sizeof(tmp), "%s/." IPAM_LAST ".tmp", ipam->dir);
 	pw_ip4_format(ip, buf);
 	strcat(buf, "\n");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
-		close(fd);
-		unlink(tmp);
-		return;
-	}
-	close(fd);
-	if (rename(tmp, path))
-		unlink(tmp);
+	pw_file_write_atomic(path, buf, strlen(buf));
 }
 
-/* Creates the reservation file for ip; -EEXIST if already taken. */
-static int reserve(struct pw_ipam *ipam, uint32_t ip, const struct pw_ipam_entry *o)
+/* Whether path was last written more than PW_IPAM_STALE_S seconds ago. */
+static bool older_than_grace(const char *path)
 {
-	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN], content[700];
+	struct stat st;
+
+	return stat(path, &st) == 0 && time(NULL) - st.st_mtime > PW_IPAM_STALE_S;
+}
+
+/* A reservation nobody can own: its content is not "<id>\n<ifname>..."
+ * (a writer of an older podwire killed between create and write, a hand
+ * edit) and it is old enough that no such writer is still at work. */
+static bool stale_reservation(const char *dir, uint32_t ip, const char *path)
+{
+	struct pw_ipam_entry e = { .ip = ip };
+	int err = read_reservation(dir, &e);
+
+	return (err == -EINVAL || err == -EIO) && older_than_grace(path);
+}
+
+/* A temporary file (<name>.tmp.<pid>) whose writer is gone: the process
+ * no longer exists, or it has been at it far longer than a write takes. */
+static bool stale_temporary(const char *name, const char *path)
+{
+	const char *tmp = strstr(name, IPAM_TMP);
+	char *end;
+	long pid;
+
+	if (!tmp)
+		return false;
+	pid = strtol(tmp + strlen(IPAM_TMP), &end, 10);
+	if (*end || pid <= 0)
+		return older_than_grace(path);
+	return (kill((pid_t)pid, 0) < 0 && errno == ESRCH) || older_than_grace(path);
+}
+
+/* The reservation content of o in <dir>/reserving.tmp.<pid>, ready to be
+ * linked to an address's name. */
+static int write_pending(struct pw_ipam *ipam, const struct pw_ipam_entry *o, char *tmp, size_t tmplen)
+{
+	char content[700];
 	int fd, len;
 
-	pw_ip4_format(ip, name);
-	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+	snprintf(tmp, tmplen, "%s/" IPAM_PENDING IPAM_TMP "%d", ipam->dir, (int)getpid());
 	len = snprintf(content, sizeof(content), "%s\n%s\n", o->container_id, o->ifname);
 	if (*o->k8s_namespace || *o->k8s_pod_name)
 		len += snprintf(content + len, sizeof(content) - (size_t)len, "%s\n%s\n",
 				o->k8s_namespace, o->k8s_pod_name);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, content, (size_t)len) != len) {
 		int err = errno ? -errno : -EIO;
 
 		close(fd);
-		unlink(path);
+		unlink(tmp);
 		return err;
 	}
 	close(fd);
 	return 0;
+}
+
+/* Makes the pending file the reservation of ip; -EEXIST if ip is taken.
+ * A stale reservation in the way is removed first. */
+static int place(struct pw_ipam *ipam, const char *tmp, uint32_t ip)
+{
+	char path[PW_PATH_MAX + 32], name[PW_IP4_STRLEN];
+
+	pw_ip4_format(ip, name);
+	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+	if (link(tmp, path) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (!stale_reservation(ipam->dir, ip, path))
+		return -EEXIST;
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	return link(tmp, path) ? -errno : 0;
 }
 
 static int allocatable(const struct pw_cidr *pool, uint32_t ip)
@@ -265,6 +315,7 @@ static int allocatable(const struct pw_cidr *pool, uint32_t ip)
 int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip)
 {
 	uint64_t size = pw_cidr_size(&ipam->pool);
+	char tmp[PW_PATH_MAX + 32];
 	uint32_t last, cand;
 	int err;
 
@@ -280,22 +331,26 @@ int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uin
 		return -ENOSPC;
 	if (read_last(ipam, &last) || !pw_cidr_contains(&ipam->pool, last))
 		last = pw_cidr_gateway(&ipam->pool);
+	if ((err = write_pending(ipam, owner, tmp, sizeof(tmp))))
+		return err;
 
 	cand = last;
+	err = -ENOSPC;
 	for (uint64_t i = 0; i < size; i++) {
 		cand = ipam->pool.addr + (uint32_t)(((uint64_t)(cand - ipam->pool.addr) + 1) % size);
 		if (!allocatable(&ipam->pool, cand))
 			continue;
-		err = reserve(ipam, cand, owner);
-		if (err == -EEXIST)
-			continue;
-		if (err)
-			return err;
-		write_last(ipam, cand);
-		*ip = cand;
-		return 0;
+		err = place(ipam, tmp, cand);
+		if (err != -EEXIST)
+			break;
+		err = -ENOSPC;
 	}
-	return -ENOSPC;
+	unlink(tmp);
+	if (err)
+		return err;
+	write_last(ipam, cand);
+	*ip = cand;
+	return 0;
 }
 
 int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
@@ -368,4 +423,32 @@ int pw_ipam_list(struct pw_ipam *ipam, struct pw_ipam_entry **out)
 		qsort(acc.v, (size_t)acc.n, sizeof(*acc.v), cmp_entry_ip);
 	*out = acc.v;
 	return acc.n;
+}
+
+int pw_ipam_sweep(struct pw_ipam *ipam)
+{
+	char path[PW_PATH_MAX + 300];
+	struct dirent *de;
+	int removed = 0;
+	uint32_t ip;
+	DIR *d;
+
+	d = opendir(ipam->dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		bool stale;
+
+		snprintf(path, sizeof(path), "%s/%s", ipam->dir, de->d_name);
+		if (strstr(de->d_name, IPAM_TMP))
+			stale = stale_temporary(de->d_name, path);
+		else if (pw_ip4_parse(de->d_name, &ip) == 0)
+			stale = stale_reservation(ipam->dir, ip, path);
+		else
+			continue;
+		if (stale && unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }

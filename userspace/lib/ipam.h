@@ -5,6 +5,7 @@
  * an IP just released is not immediately reused. */
 #ifndef PW_IPAM_H
 #define PW_IPAM_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include "cidr.h"
@@ -43,6 +44,15 @@ int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char 
 int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
 /* Release the reservation of (container_id, ifname); 0 also when there was none. */
 int pw_ipam_release(struct pw_ipam *ipam, const char *container_id, const char *ifname);
+/* Seconds a reservation that cannot be read, or a temporary file, is left
+ * alone: a writer not holding the lock may be between its steps. */
+#define PW_IPAM_STALE_S 10
+/* Removes what dead writers left (GC; must be locked): reservations that are
+ * empty or garbled and older than PW_IPAM_STALE_S, and temporary files
+ * (<name>.tmp.<pid>) whose process is gone or that are older than that.
+ * Returns how many files went, or -errno. Allocation removes a stale
+ * reservation it meets by itself. */
+int pw_ipam_sweep(struct pw_ipam *ipam);
 /* All reservations; *out malloc'd, caller frees. Returns count or -errno. */
 int pw_ipam_list(struct pw_ipam *ipam, struct pw_ipam_entry **out);
 void pw_ipam_close(struct pw_ipam *ipam);
