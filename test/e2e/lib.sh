@@ -135,7 +135,8 @@ node_up() {
 JSON
 	cat > "$PW_TMP/$name/net.d/10-podwire.conflist" <<JSON
 {"cniVersion": "1.1.0", "name": "podwire",
- "plugins": [{"type": "podwire", "instance": "$inst", "logFile": "$PW_TMP/$name/cni.log", "logLevel": "debug"}]}
+ "plugins": [{"type": "podwire", "instance": "$inst", "logFile": "$PW_TMP/$name/cni.log", "logLevel": "debug",
+              "capabilities": {"ips": true, "mac": true}}]}
 JSON
 	agent_start "$name"
 }

@@ -369,6 +369,48 @@ ARGS="garbage" cni node DEL argsa eth0 "$NSA" "$(conf 1.0.0)"
 expect_eq "DEL ignores CNI_ARGS (garbage included) and succeeds" "$RC" 0
 expect_clean "DEL after a named ADD left nothing" node
 
+# ---- requested IP and MAC (runtimeConfig capabilities, CNI_ARGS), a second interface ----------------
+
+NQ1=$(pod_ns rq1); NQ2=$(pod_ns rq2); NQ3=$(pod_ns rq3)
+pod_mac() { in_ns "$P-$1" ip -j link show "${2:-eth0}" | jq -r '.[0].address'; }
+pod_addr() { in_ns "$P-$1" ip -j -4 addr show "${2:-eth0}" | jq -r '.[0].addr_info[0].local // empty'; }
+cni node ADD rq1 eth0 "$NQ1" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"ips":["10.244.1.77/24"],"mac":"02:aa:bb:cc:dd:ee"}')"
+expect_eq "ADD with runtimeConfig ips and mac succeeds" "$RC" 0
+expect_eq "result: the requested address and MAC" \
+	"$(jq -r '"\(.ips[0].address) \(.interfaces[1].mac)"' <<<"$OUT")" "10.244.1.77/32 02:aa:bb:cc:dd:ee"
+expect_eq "pod eth0 has the requested address and MAC" "$(pod_addr rq1) $(pod_mac rq1)" "10.244.1.77 02:aa:bb:cc:dd:ee"
+expect "the endpoint entry is the requested address" ep_has node 10.244.1.77
+ARGS="IgnoreUnknown=1;IP=10.244.1.78;MAC=02:aa:bb:cc:dd:ef" cni node ADD rq2 eth0 "$NQ2" "$(conf 1.0.0)"
+expect_eq "ADD with CNI_ARGS IP= and MAC= (podman --ip --mac-address) succeeds" "$RC" 0
+expect_eq "pod eth0 has the CNI_ARGS address and MAC" "$(pod_addr rq2) $(pod_mac rq2)" "10.244.1.78 02:aa:bb:cc:dd:ef"
+before="$(n_veths node)/$(n_resv node)/$(n_eps node)"
+ARGS="IP=10.244.1.77" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.0.0)"
+expect_eq "requested IP held by another pod -> code 108" "$RC/$(code)" "1/108"
+expect "code 108 msg says it is held" grep -q "requested IP 10.244.1.77 is held by another attachment" <<<"$(msg)"
+for want in 10.244.9.9 10.244.1.1 10.244.1.255 10.244.1.0; do
+	cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" "\"runtimeConfig\":{\"ips\":[\"$want/24\"]}")"
+	expect_eq "requested IP $want (outside, gateway, broadcast, network) -> code 108" "$RC/$(code)" "1/108"
+done
+expect "code 108 msg names the pod CIDR" grep -q "is not a pod address of the pod CIDR 10.244.1.0/24" <<<"$(msg)"
+ARGS="MAC=01:00:5e:00:00:01" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.0.0)"
+expect_eq "multicast CNI_ARGS MAC -> code 4" "$RC/$(code)" "1/4"
+cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"mac":"ff:ff:ff:ff:ff:ff"}')"
+expect_eq "broadcast runtimeConfig.mac -> code 7" "$RC/$(code)" "1/7"
+cni node DEL rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"mac":"ff:ff:ff:ff:ff:ff"}')"
+expect_eq "DEL with that runtimeConfig still succeeds" "$RC" 0
+ARGS="IP=10.244.1.90" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"ips":["10.244.1.91/24"]}')"
+expect_eq "runtimeConfig.ips and CNI_ARGS IP disagree -> code 7" "$RC/$(code)" "1/7"
+cni node ADD rq1 eth1 "$NQ1" "$(conf 1.0.0)"
+expect_eq "second ADD of a container with another ifname -> code 109" "$RC/$(code)" "1/109"
+expect "code 109 msg names the interface it has" grep -q "container rq1 is already attached as eth0 (IP 10.244.1.77)" <<<"$(msg)"
+expect_eq "refused requests made nothing (veths/reservations/endpoints)" \
+	"$(n_veths node)/$(n_resv node)/$(n_eps node)" "$before"
+expect "no eth1 in the pod" not in_ns "$P-rq1" ip link show eth1
+cni node CHECK rq1 eth0 "$NQ1" "$(conf 1.0.0)"
+expect_eq "the first interface is untouched (CHECK ok)" "$RC" 0
+for p in rq1 rq2; do cni node DEL "$p" eth0 "/run/netns/$P-$p" "$(conf 1.0.0)"; done
+expect_clean "DEL of the requested-address pods left nothing" node
+
 # ---- GC ------------------------------------------------------------------------------------------
 
 add node ga; add node gb; GB_IP=$IP; add node gc

@@ -1,5 +1,6 @@
 /* The CNI plugin's input parsing (cni/conf.c): network config JSON and the
  * CNI_* environment, good and bad. Pure: no system state touched. */
+#include <errno.h>
 #include <string.h>
 #include "pwtest.h"
 #include "../../cni/conf.h"
@@ -249,6 +250,55 @@ static void test_args(void)
 	PWT_EQ_INT(pw_cni_args_parse("=x", &a, &e), 4, "empty key -> 4");
 }
 
+/* IP= and MAC= (podman), runtimeConfig "ips" and "mac" (the capabilities). */
+static void test_requested(void)
+{
+	struct pw_cni_args a;
+	struct pw_cni_conf c;
+	struct pw_cni_err e;
+	uint8_t mac[6];
+
+	PWT_EQ_INT(pw_cni_args_parse("IgnoreUnknown=1;IP=10.244.1.77;MAC=02:AA:bb:cc:dd:ee", &a, &e), 0,
+		   "podman's IP= and MAC= parse");
+	PWT_EXPECT(a.has_ip && a.ip == ((10u << 24) | (244u << 16) | (1u << 8) | 77u), "IP= 10.244.1.77");
+	PWT_EXPECT(a.has_mac && a.mac[0] == 0x02 && a.mac[1] == 0xaa && a.mac[5] == 0xee, "MAC= either case");
+	PWT_EQ_INT(pw_cni_args_parse("IP=10.244.1.77/24", &a, &e), 4, "IP= with a prefix -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("IP=fd00::1", &a, &e), 4, "IP= IPv6 -> 4");
+	PWT_EXPECT(strstr(e.msg, "CNI_ARGS IP") != NULL, "IP= error names the key");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=01:00:5e:00:00:01", &a, &e), 4, "multicast MAC= -> 4");
+	PWT_EXPECT(strstr(e.msg, "unicast") != NULL, "multicast MAC=: says unicast");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=00:00:00:00:00:00", &a, &e), 4, "zero MAC= -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=02:aa:bb:cc:dd", &a, &e), 4, "short MAC= -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=02-aa-bb-cc-dd-ee", &a, &e), 4, "MAC= with '-' -> 4");
+	PWT_EQ_INT(pw_cni_mac_parse("02:aa:bb:cc:dd:ee", mac), 0, "mac parse");
+	PWT_EQ_INT(pw_cni_mac_parse("03:aa:bb:cc:dd:ee", mac), -EADDRNOTAVAIL, "mac parse: multicast");
+	PWT_EQ_INT(pw_cni_mac_parse("02:aa:bb:cc:dd:eg", mac), -EINVAL, "mac parse: not hex");
+
+	PWT_EQ_INT(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+			 "{\"ips\":[\"fd00::7/64\",\"10.244.1.7/24\"],\"mac\":\"c2:11:22:33:44:55\"}}", &c, &e), 0,
+		   "runtimeConfig ips and mac parse");
+	PWT_EXPECT(c.has_rt_ip && (c.rt_ip & 0xff) == 7, "runtimeConfig.ips: the IPv4 one");
+	PWT_EXPECT(c.has_rt_mac && c.rt_mac[0] == 0xc2 && c.rt_mac[5] == 0x55, "runtimeConfig.mac");
+	PWT_EQ_INT(c.rt_err.code, 0, "runtimeConfig: no error");
+	pw_cni_conf_free(&c);
+	PWT_EQ_INT(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+			 "{\"ips\":[\"10.244.1.7/24\",\"10.244.1.8/24\"]}}", &c, &e), 0,
+		   "two IPv4 addresses: the config still parses (DEL and GC must run)");
+	PWT_EQ_INT(c.rt_err.code, 7, "two IPv4 addresses: code 7 for ADD");
+	PWT_EXPECT(!c.has_rt_ip, "two IPv4 addresses: none taken");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"mac\":\"ff:ff:ff:ff:ff:ff\"}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "broadcast runtimeConfig.mac: code 7 for ADD");
+	PWT_EXPECT(strstr(c.rt_err.msg, "unicast") != NULL, "broadcast runtimeConfig.mac: says unicast");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"ips\":[\"10.244.1\"]}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "malformed runtimeConfig.ips: code 7 for ADD");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"ips\":\"10.244.1.7\"}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "runtimeConfig.ips not an array: code 7 for ADD");
+	pw_cni_conf_free(&c);
+}
+
 int main(void)
 {
 	test_good();
@@ -256,5 +306,6 @@ int main(void)
 	test_versions();
 	test_env();
 	test_args();
+	test_requested();
 	return pwt_done();
 }

@@ -215,6 +215,35 @@ static void test_pod_names(void)
 	pw_ipam_unlock(&ipam);
 }
 
+/* A requested address: taken when free and a pod address of the pool. */
+static void test_requested(void)
+{
+	struct pw_ipam_entry owner = { .container_id = "r1", .ifname = "eth0" }, held;
+	struct pw_ipam ipam;
+	uint32_t ip = 0, next = 0;
+
+	PWT_EQ_INT(open_pool(&ipam, "req", "10.244.4.0/24"), 0, "open requested pool");
+	pw_ipam_lock(&ipam);
+	owner.ip = IP("10.244.4.77");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), 0, "requested free address");
+	PWT_EQ_INT(ip, IP("10.244.4.77"), "got the requested address");
+	strcpy(owner.container_id, "r2");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRINUSE, "requested address held by another");
+	owner.ip = IP("10.244.5.7");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested address outside the pool");
+	owner.ip = IP("10.244.4.1");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested gateway refused");
+	owner.ip = IP("10.244.4.255");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested broadcast refused");
+	PWT_EQ_INT(pw_ipam_find_container(&ipam, "r2", &held), -ENOENT, "refused requests reserved nothing");
+	PWT_EQ_INT(pw_ipam_allocate(&ipam, "r3", "eth0", &next), 0, "allocate after a requested one");
+	PWT_EQ_INT(next, IP("10.244.4.2"), "round robin not moved by the requested address");
+	PWT_EQ_INT(pw_ipam_find_container(&ipam, "r1", &held), 0, "find by container");
+	PWT_EQ_STR(held.ifname, "eth0", "find by container: its ifname");
+	PWT_EQ_INT(held.ip, IP("10.244.4.77"), "find by container: its address");
+	pw_ipam_unlock(&ipam);
+}
+
 static void test_exhaustion_and_wrap(void)
 {
 	struct pw_ipam ipam;
@@ -314,6 +343,7 @@ int main(void)
 	test_basic();
 	test_pod_names();
 	test_stale();
+	test_requested();
 	test_exhaustion_and_wrap();
 	test_concurrency();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -167,23 +167,39 @@ static int for_each_reservation(struct pw_ipam *ipam,
 
 struct owner_match {
 	const char *container_id;
-	const char *ifname;
-	uint32_t ip;
+	const char *ifname;       /* NULL: any */
+	struct pw_ipam_entry found;
 };
 
 static int match_owner(const struct pw_ipam_entry *e, void *arg)
 {
 	struct owner_match *m = arg;
 
-	if (strcmp(e->container_id, m->container_id) || strcmp(e->ifname, m->ifname))
+	if (strcmp(e->container_id, m->container_id) || (m->ifname && strcmp(e->ifname, m->ifname)))
 		return 0;
-	m->ip = e->ip;
+	m->found = *e;
 	return 1;
+}
+
+int pw_ipam_find_container(struct pw_ipam *ipam, const char *container_id, struct pw_ipam_entry *out)
+{
+	struct owner_match m = { .container_id = container_id };
+	int ret;
+
+	if (!valid_owner(container_id, "-"))
+		return -EINVAL;
+	ret = for_each_reservation(ipam, match_owner, &m);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		return -ENOENT;
+	*out = m.found;
+	return 0;
 }
 
 int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
 {
-	struct owner_match m = { container_id, ifname, 0 };
+	struct owner_match m = { .container_id = container_id, .ifname = ifname };
 	int ret;
 
 	if (!valid_owner(container_id, ifname))
@@ -193,7 +209,7 @@ int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifn
 		return ret;
 	if (ret == 0)
 		return -ENOENT;
-	*ip = m.ip;
+	*ip = m.found.ip;
 	return 0;
 }
 
@@ -312,6 +328,25 @@ static int allocatable(const struct pw_cidr *pool, uint32_t ip)
 	return ip != pool->addr && ip != pw_cidr_gateway(pool) && ip != pw_cidr_broadcast(pool);
 }
 
+/* owner->ip exactly (the round-robin position stays where it was). */
+static int reserve_requested(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip)
+{
+	char tmp[PW_PATH_MAX + 32];
+	int err;
+
+	if (pw_cidr_size(&ipam->pool) < 4 || !pw_cidr_contains(&ipam->pool, owner->ip) ||
+	    !allocatable(&ipam->pool, owner->ip))
+		return -EADDRNOTAVAIL;
+	if ((err = write_pending(ipam, owner, tmp, sizeof(tmp))))
+		return err;
+	err = place(ipam, tmp, owner->ip);
+	unlink(tmp);
+	if (err)
+		return err == -EEXIST ? -EADDRINUSE : err;
+	*ip = owner->ip;
+	return 0;
+}
+
 int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip)
 {
 	uint64_t size = pw_cidr_size(&ipam->pool);
@@ -326,6 +361,8 @@ int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uin
 		return -EEXIST;
 	if (err != -ENOENT)
 		return err;
+	if (owner->ip)
+		return reserve_requested(ipam, owner, ip);
 	/* No network/gateway/broadcast triple fits in a /31 or /32. */
 	if (size < 4)
 		return -ENOSPC;

@@ -33,13 +33,17 @@ int pw_ipam_open(struct pw_ipam *ipam, const char *dir, const struct pw_cidr *po
 int pw_ipam_lock(struct pw_ipam *ipam);
 void pw_ipam_unlock(struct pw_ipam *ipam);
 /* Reserve an address for owner->(container_id, ifname), recording owner's
- * namespace and pod name with it (owner->ip is ignored). -EEXIST if that
- * pair already has one (*ip set to it), -ENOSPC when the pool is exhausted,
- * -EINVAL for names that cannot be stored (empty, newline, too long).
- * Must be locked. */
+ * namespace and pod name with it. owner->ip 0: the next free address;
+ * else exactly that one: -EADDRNOTAVAIL when it is not a pod address of the
+ * pool (outside it, or its network, gateway or broadcast address),
+ * -EADDRINUSE when another attachment holds it. -EEXIST if the pair already
+ * has one (*ip set to it), -ENOSPC when the pool is exhausted, -EINVAL for
+ * names that cannot be stored (empty, newline, too long). Must be locked. */
 int pw_ipam_reserve(struct pw_ipam *ipam, const struct pw_ipam_entry *owner, uint32_t *ip);
 /* pw_ipam_reserve for an owner known only by (container_id, ifname). */
 int pw_ipam_allocate(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
+/* A reservation of container_id under any ifname: 0 and *out set, or -ENOENT. */
+int pw_ipam_find_container(struct pw_ipam *ipam, const char *container_id, struct pw_ipam_entry *out);
 /* Address held by (container_id, ifname): 0 and *ip set, or -ENOENT. */
 int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip);
 /* Release the reservation of (container_id, ifname); 0 also when there was none. */
