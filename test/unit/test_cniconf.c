@@ -191,11 +191,29 @@ static void test_env(void)
 	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ifname \"..\" -> 4");
 }
 
+/* key=<max characters> passes, key=<max + 1> fails saying "at most max". */
+static void length_limit(const char *key, int max)
+{
+	char val[300], args[400], name[96];
+	struct pw_cni_args a;
+	struct pw_cni_err e;
+
+	memset(val, 'a', (size_t)max + 1);
+	val[max + 1] = '\0';
+	snprintf(args, sizeof(args), "%s=%s", key, val);
+	snprintf(name, sizeof(name), "%s of %d characters -> 4, saying at most %d", key, max + 1, max);
+	snprintf(val, sizeof(val), "at most %d", max);
+	PWT_EXPECT(pw_cni_args_parse(args, &a, &e) == 4 && strstr(e.msg, val), name);
+	args[strlen(args) - 1] = '\0';
+	snprintf(name, sizeof(name), "%s of %d characters is fine", key, max);
+	PWT_EQ_INT(pw_cni_args_parse(args, &a, &e), 0, name);
+}
+
 /* CNI_ARGS: the pod's namespace and name as containerd sends them; unknown
  * keys ignored; names Kubernetes would refuse are code 4 with the reason. */
 static void test_args(void)
 {
-	char long_ns[80], long_name[300], msg[600];
+	char long_name[300], msg[600];
 	struct pw_cni_args a;
 	struct pw_cni_err e;
 
@@ -219,26 +237,12 @@ static void test_args(void)
 		   "namespace error names the key and the rule");
 	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=a.b", &a, &e), 4, "namespace with a dot -> 4");
 	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=-x", &a, &e), 4, "namespace starting with '-' -> 4");
-	memset(long_ns, 'a', 64);
-	long_ns[64] = '\0';
-	snprintf(msg, sizeof(msg), "K8S_POD_NAMESPACE=%s", long_ns);
-	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "64-char namespace -> 4");
-	PWT_EXPECT(strstr(e.msg, "at most 63"), "64-char namespace: says at most 63");
-	long_ns[63] = '\0';
-	snprintf(msg, sizeof(msg), "K8S_POD_NAMESPACE=%s", long_ns);
-	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 0, "63-char namespace is fine");
+	length_limit("K8S_POD_NAMESPACE", 63);
 	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=web\"\n", &a, &e), 4, "pod name with quote and newline -> 4");
 	PWT_EXPECT(strstr(e.msg, "K8S_POD_NAME") && strstr(e.msg, "DNS-1123 subdomain"),
 		   "pod name error names the key and the rule");
 	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=a..b", &a, &e), 4, "pod name with an empty label -> 4");
-	memset(long_name, 'b', 254);
-	long_name[254] = '\0';
-	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
-	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "254-char pod name -> 4");
-	PWT_EXPECT(strstr(e.msg, "at most 253"), "254-char pod name: says at most 253");
-	long_name[253] = '\0';
-	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
-	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 0, "253-char pod name is fine");
+	length_limit("K8S_POD_NAME", 253);
 	memset(long_name, 'B', 200);
 	long_name[200] = '\0';
 	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);

@@ -181,12 +181,14 @@ static int match_owner(const struct pw_ipam_entry *e, void *arg)
 	return 1;
 }
 
-int pw_ipam_find_container(struct pw_ipam *ipam, const char *container_id, struct pw_ipam_entry *out)
+/* The reservation of (container_id, ifname), ifname NULL = any. */
+static int find_owner(struct pw_ipam *ipam, const char *container_id, const char *ifname,
+		      struct pw_ipam_entry *out)
 {
-	struct owner_match m = { .container_id = container_id };
+	struct owner_match m = { .container_id = container_id, .ifname = ifname };
 	int ret;
 
-	if (!valid_owner(container_id, "-"))
+	if (!valid_owner(container_id, ifname ? ifname : "-"))
 		return -EINVAL;
 	ret = for_each_reservation(ipam, match_owner, &m);
 	if (ret < 0)
@@ -197,20 +199,19 @@ int pw_ipam_find_container(struct pw_ipam *ipam, const char *container_id, struc
 	return 0;
 }
 
+int pw_ipam_find_container(struct pw_ipam *ipam, const char *container_id, struct pw_ipam_entry *out)
+{
+	return find_owner(ipam, container_id, NULL, out);
+}
+
 int pw_ipam_find(struct pw_ipam *ipam, const char *container_id, const char *ifname, uint32_t *ip)
 {
-	struct owner_match m = { .container_id = container_id, .ifname = ifname };
-	int ret;
+	struct pw_ipam_entry e;
+	int ret = find_owner(ipam, container_id, ifname, &e);
 
-	if (!valid_owner(container_id, ifname))
-		return -EINVAL;
-	ret = for_each_reservation(ipam, match_owner, &m);
-	if (ret < 0)
-		return ret;
-	if (ret == 0)
-		return -ENOENT;
-	*ip = m.found.ip;
-	return 0;
+	if (!ret)
+		*ip = e.ip;
+	return ret;
 }
 
 static int read_last(struct pw_ipam *ipam, uint32_t *last)
