@@ -20,6 +20,9 @@ struct add {
 	int netns_fd;
 	struct pw_nl *host_nl, *pod_nl;
 	int mtu;
+	/* what the runtime asked for (runtimeConfig, else CNI_ARGS) */
+	uint32_t want_ip;             /* 0: any */
+	const uint8_t *want_mac;      /* NULL: the kernel's */
 	/* what exists so far, for the rollback */
 	bool ip_reserved, veth_made, attached, ep_registered;
 	int host_ifindex;
@@ -74,12 +77,59 @@ static int open_netns(struct add *s)
 	return 0;
 }
 
+/* The requested address and MAC: runtimeConfig's "ips"/"mac" (the
+ * capabilities), else CNI_ARGS IP=/MAC=; both given and different is an
+ * error rather than a silent choice. */
+static int requested(struct add *s)
+{
+	const struct pw_cni_conf *conf = &s->c->conf;
+	const struct pw_cni_args *args = &s->c->args;
+	char a[PW_IP4_STRLEN], b[PW_IP4_STRLEN];
+
+	if (conf->has_rt_ip && args->has_ip && conf->rt_ip != args->ip) {
+		pw_ip4_format(conf->rt_ip, a);
+		pw_ip4_format(args->ip, b);
+		return pw_cni_fail(&s->c->err, PW_CNI_E_CONFIG, NULL,
+				   "runtimeConfig.ips asks for %s, CNI_ARGS IP for %s", a, b);
+	}
+	if (conf->has_rt_mac && args->has_mac && memcmp(conf->rt_mac, args->mac, 6))
+		return pw_cni_fail(&s->c->err, PW_CNI_E_CONFIG, NULL,
+				   "runtimeConfig.mac and CNI_ARGS MAC ask for different addresses");
+	s->want_ip = conf->has_rt_ip ? conf->rt_ip : args->has_ip ? args->ip : 0;
+	s->want_mac = conf->has_rt_mac ? conf->rt_mac : args->has_mac ? args->mac : NULL;
+	return 0;
+}
+
+/* One interface per pod: a second one in the same netns would need a second
+ * default route via the same gateway and its own anti-spoofing identity.
+ * Refused before anything is made, rather than failing half-way. */
+static int refuse_second_ifname(struct add *s)
+{
+	struct pw_cni *c = s->c;
+	struct pw_ipam_entry held;
+	char ipbuf[PW_IP4_STRLEN];
+
+	if (pw_ipam_find_container(&s->ipam, c->env.container_id, &held) || !strcmp(held.ifname, c->env.ifname))
+		return 0;
+	pw_ip4_format(held.ip, ipbuf);
+	return pw_cni_fail(&c->err, PW_CNI_E_OTHER_IFNAME, NULL,
+			   "container %s is already attached as %s (IP %s): podwire gives a pod one interface, "
+			   "%s is refused", c->env.container_id, held.ifname, ipbuf, c->env.ifname);
+}
+
 static int reserve_ip(struct add *s)
 {
 	struct pw_cni *c = s->c;
 	char ipbuf[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	struct pw_ipam_entry owner = { 0 };
 	int err;
 
+	/* All fit: pw_cni_env_check and pw_cni_args_parse bounded them. */
+	snprintf(owner.container_id, sizeof(owner.container_id), "%s", c->env.container_id);
+	snprintf(owner.ifname, sizeof(owner.ifname), "%s", c->env.ifname);
+	snprintf(owner.k8s_namespace, sizeof(owner.k8s_namespace), "%s", c->args.k8s_namespace);
+	snprintf(owner.k8s_pod_name, sizeof(owner.k8s_pod_name), "%s", c->args.k8s_pod_name);
+	owner.ip = s->want_ip;
 	err = pw_node_ipam_open(c, &s->node, &s->ipam, true);
 	if (!err)
 		err = pw_ipam_lock(&s->ipam);
@@ -87,7 +137,9 @@ static int reserve_ip(struct add *s)
 		return pw_cni_fail(&c->err, PW_CNI_E_IPAM, strerror(-err), "cannot open IPAM state in %s",
 				   c->paths.ipam_dir);
 	s->ipam_locked = true;
-	err = pw_ipam_allocate(&s->ipam, c->env.container_id, c->env.ifname, &s->a.ip);
+	if ((err = refuse_second_ifname(s)))
+		return err;
+	err = pw_ipam_reserve(&s->ipam, &owner, &s->a.ip);
 	if (err == -EEXIST) {
 		pw_ip4_format(s->a.ip, ipbuf);
 		return pw_cni_fail(&c->err, PW_CNI_E_EXISTS, NULL,
@@ -98,6 +150,14 @@ static int reserve_ip(struct add *s)
 		pw_cidr_format(&s->node.info.pod_cidr, cidr);
 		return pw_cni_fail(&c->err, PW_CNI_E_POOL_EXHAUSTED, NULL,
 				   "no free address in the pod CIDR %s of instance %s", cidr, c->paths.instance);
+	}
+	if (err == -EADDRNOTAVAIL || err == -EADDRINUSE) {
+		pw_ip4_format(owner.ip, ipbuf);
+		pw_cidr_format(&s->node.info.pod_cidr, cidr);
+		return pw_cni_fail(&c->err, PW_CNI_E_IP_UNAVAILABLE, ipbuf,
+				   err == -EADDRINUSE ? "requested IP %s is held by another attachment"
+				   : "requested IP %s is not a pod address of the pod CIDR %s "
+				     "(outside it, or its network, gateway or broadcast address)", ipbuf, cidr);
 	}
 	if (err)
 		return pw_cni_fail(&c->err, PW_CNI_E_IPAM, strerror(-err), "cannot reserve an address");
@@ -119,7 +179,7 @@ static int make_veth(struct add *s)
 		err = pw_nl_open_in(s->netns_fd, &s->pod_nl);
 	if (err)
 		return nl_fail(s, err, "cannot open a netlink socket%s", "");
-	err = pw_nl_veth_add(s->host_nl, s->a.host_if, s->a.pod_if, s->netns_fd, s->mtu);
+	err = pw_nl_veth_add(s->host_nl, s->a.host_if, s->a.pod_if, s->netns_fd, s->mtu, s->want_mac);
 	if (err == -EEXIST) {
 		if (pw_nl_link_get(s->host_nl, s->a.host_if, &li) == 0)
 			return pw_cni_fail(&c->err, PW_CNI_E_EXISTS, NULL,
@@ -231,8 +291,8 @@ int pw_cmd_add(struct pw_cni *c)
 	if (code)
 		return code;
 	s.mtu = c->conf.mtu ? c->conf.mtu : s.node.info.mtu;
-	if (!(code = open_netns(&s)) && !(code = reserve_ip(&s)) && !(code = make_veth(&s)) &&
-	    !(code = configure_pod(&s)) && !(code = configure_host(&s)) && !(code = attach_datapath(&s))) {
+	if (!(code = requested(&s)) && !(code = open_netns(&s)) && !(code = reserve_ip(&s)) &&
+	    !(code = make_veth(&s)) && !(code = configure_pod(&s)) && !(code = configure_host(&s)) && !(code = attach_datapath(&s))) {
 		s.a.sandbox = c->env.netns;
 		s.a.mtu = s.mtu;
 		c->out = pw_result_json(c->conf.version, &s.a);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cidr.h"
+#include "k8sname.h"
 #include "paths.h"
 
 int pw_cni_fail(struct pw_cni_err *err, int code, const char *details, const char *fmt, ...)
@@ -93,6 +94,115 @@ int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct p
 	if (need_ids && !valid_ifname(env->ifname))
 		return pw_cni_fail(err, PW_CNI_E_ENV, env->ifname,
 				   "CNI_IFNAME is not a valid interface name (1-15 chars, no '/', ':' or whitespace)");
+	return 0;
+}
+
+/* One K8S_POD_* value: copied when valid, else code 4 with the reason. */
+static int k8s_arg(const char *key, const char *val, size_t len, const char *(*rule)(const char *),
+		   const char *rule_name, char *out, size_t outlen, struct pw_cni_err *err)
+{
+	char shown[48];
+	const char *why;
+
+	if (len >= outlen)
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS %s: must be at most %zu characters (%s)",
+				   key, outlen - 1, rule_name);
+	memcpy(out, val, len);
+	out[len] = '\0';
+	why = rule(out);
+	if (!why)
+		return 0;
+	/* Cut the value, keep the reason: the message buffer is small. */
+	snprintf(shown, sizeof(shown), "%.40s%s", out, len > 40 ? "..." : "");
+	out[0] = '\0';
+	return pw_cni_fail(err, PW_CNI_E_ENV, shown, "CNI_ARGS %s: \"%s\" is not a valid %s: %s",
+			   key, shown, rule_name, why);
+}
+
+int pw_cni_mac_parse(const char *s, uint8_t mac[6])
+{
+	static const uint8_t zero[6];
+
+	if (strlen(s) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		char hex[3] = { p[0], p[1], '\0' };
+
+		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) || (i < 5 && p[2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+	}
+	/* A pod's own address: a multicast source or 00:00:... is no host's. */
+	if ((mac[0] & 1) || !memcmp(mac, zero, sizeof(zero)))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
+/* IP=: one IPv4 address, no prefix (podman's --ip). */
+static int ip_arg(const char *val, size_t len, struct pw_cni_args *out, struct pw_cni_err *err)
+{
+	char buf[PW_IP4_STRLEN + 1];
+
+	if (len >= sizeof(buf) || (memcpy(buf, val, len), buf[len] = '\0', pw_ip4_parse(buf, &out->ip)))
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS IP: \"%.*s\" is not an IPv4 address "
+				   "(podwire gives pods one IPv4 address)", (int)(len > 40 ? 40 : len), val);
+	out->has_ip = true;
+	return 0;
+}
+
+/* MAC=: a unicast MAC (podman's --mac-address). */
+static int mac_arg(const char *val, size_t len, struct pw_cni_args *out, struct pw_cni_err *err)
+{
+	char buf[18];
+	int r = -EINVAL;
+
+	if (len < sizeof(buf)) {
+		memcpy(buf, val, len);
+		buf[len] = '\0';
+		r = pw_cni_mac_parse(buf, out->mac);
+	}
+	if (r)
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS MAC: \"%.*s\" is not %s",
+				   (int)(len > 40 ? 40 : len), val,
+				   r == -EADDRNOTAVAIL ? "a unicast MAC address (multicast bit set, or all zero)"
+						       : "a MAC address (aa:bb:cc:dd:ee:ff)");
+	out->has_mac = true;
+	return 0;
+}
+
+int pw_cni_args_parse(const char *args, struct pw_cni_args *out, struct pw_cni_err *err)
+{
+	const char *p = args ? args : "";
+
+	memset(out, 0, sizeof(*out));
+	while (*p) {
+		size_t len = strcspn(p, ";");
+		const char *eq = memchr(p, '=', len);
+		size_t klen = eq ? (size_t)(eq - p) : len, vlen = eq ? len - klen - 1 : 0;
+		int code = 0;
+
+		if (len > 0 && (!eq || klen == 0))
+			return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS: \"%.*s\" is not a KEY=VALUE pair",
+					   (int)(len > 40 ? 40 : len), p);
+		if (vlen > 0 && klen == 17 && !strncmp(p, "K8S_POD_NAMESPACE", klen))
+			code = k8s_arg("K8S_POD_NAMESPACE", eq + 1, vlen, pw_k8s_dns1123_label,
+				       "namespace (DNS-1123 label)", out->k8s_namespace,
+				       sizeof(out->k8s_namespace), err);
+		else if (vlen > 0 && klen == 12 && !strncmp(p, "K8S_POD_NAME", klen))
+			code = k8s_arg("K8S_POD_NAME", eq + 1, vlen, pw_k8s_dns1123_subdomain,
+				       "pod name (DNS-1123 subdomain)", out->k8s_pod_name,
+				       sizeof(out->k8s_pod_name), err);
+		else if (vlen > 0 && klen == 2 && !strncmp(p, "IP", klen))
+			code = ip_arg(eq + 1, vlen, out, err);
+		else if (vlen > 0 && klen == 3 && !strncmp(p, "MAC", klen))
+			code = mac_arg(eq + 1, vlen, out, err);
+		if (code)
+			return code;
+		p += len;
+		if (*p == ';')
+			p++;
+	}
 	return 0;
 }
 
@@ -253,6 +363,62 @@ bad:
 			   "network config: \"prevResult.ips\" entries need an \"address\" in CIDR form");
 }
 
+/* runtimeConfig "ips": at most one IPv4 address ("a.b.c.d/n" as the
+ * conventions write it, or bare); IPv6 entries are not ours. */
+static int parse_rt_ips(const cJSON *ips, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsArray(ips))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"runtimeConfig.ips\" must be an array");
+	cJSON_ArrayForEach(it, ips) {
+		char buf[PW_CIDR_STRLEN + 1];
+
+		if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof(buf))
+			goto bad;
+		if (strchr(it->valuestring, ':'))
+			continue;
+		strcpy(buf, it->valuestring);
+		buf[strcspn(buf, "/")] = '\0';
+		if (pw_ip4_parse(buf, &c->rt_ip))
+			goto bad;
+		if (c->has_rt_ip)
+			return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"runtimeConfig.ips\" asks for "
+					   "more than one IPv4 address; podwire gives a pod one");
+		c->has_rt_ip = true;
+	}
+	return 0;
+bad:
+	return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+			   "network config: \"runtimeConfig.ips\" entries must be addresses like \"10.244.1.7/24\"");
+}
+
+/* runtimeConfig: the capabilities the conflist advertises ("ips", "mac"). */
+static int parse_runtime_config(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "runtimeConfig"), *ips, *mac;
+	int r;
+
+	if (!rt || cJSON_IsNull(rt))
+		return 0;
+	if (!cJSON_IsObject(rt))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"runtimeConfig\" must be an object");
+	ips = cJSON_GetObjectItemCaseSensitive(rt, "ips");
+	if (ips && !cJSON_IsNull(ips) && (r = parse_rt_ips(ips, c, err)))
+		return r;
+	mac = cJSON_GetObjectItemCaseSensitive(rt, "mac");
+	if (!mac || cJSON_IsNull(mac))
+		return 0;
+	r = cJSON_IsString(mac) ? pw_cni_mac_parse(mac->valuestring, c->rt_mac) : -EINVAL;
+	if (r)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, cJSON_IsString(mac) ? mac->valuestring : NULL,
+				   "network config: \"runtimeConfig.mac\" must be %s",
+				   r == -EADDRNOTAVAIL ? "a unicast MAC address (multicast bit clear, not all zero)"
+						       : "a MAC address string (aa:bb:cc:dd:ee:ff)");
+	c->has_rt_mac = true;
+	return 0;
+}
+
 static int parse_object(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
 {
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "cniVersion");
@@ -284,6 +450,8 @@ static int parse_object(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err
 	if ((code = parse_mtu(o, c, err)) || (code = parse_log(o, c, err)) ||
 	    (code = parse_valid_attachments(o, c, err)) || (code = parse_prev_result(o, c, err)))
 		return code;
+	if (parse_runtime_config(o, c, &c->rt_err))
+		c->has_rt_ip = c->has_rt_mac = false;
 	return 0;
 }
 

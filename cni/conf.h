@@ -39,6 +39,8 @@ enum pw_cni_code {
 	PW_CNI_E_NETNS           = 105, /* CNI_NETNS unusable (e.g. the plugin's own netns) */
 	PW_CNI_E_CHECK           = 106, /* CHECK: attachment missing or not as set up */
 	PW_CNI_E_IPAM            = 107, /* IPAM state unreadable/unwritable */
+	PW_CNI_E_IP_UNAVAILABLE  = 108, /* requested IP outside the pod CIDR, reserved, or taken */
+	PW_CNI_E_OTHER_IFNAME    = 109, /* the container is attached already, under another ifname */
 };
 
 struct pw_cni_err {
@@ -70,6 +72,25 @@ int pw_cni_cmd_parse(const char *s, enum pw_cni_cmd *cmd, struct pw_cni_err *err
  * (its netns may be gone); VERSION/STATUS/GC none. */
 int pw_cni_env_check(enum pw_cni_cmd cmd, const struct pw_cni_env *env, struct pw_cni_err *err);
 
+/* What this plugin takes from CNI_ARGS ("K=V;K=V", the CNI conventions'
+ * args). The pod's Kubernetes namespace and name, as containerd and CRI-O
+ * send them; "" when absent (an empty value counts as absent). */
+struct pw_cni_args {
+	char k8s_namespace[64];       /* K8S_POD_NAMESPACE: DNS-1123 label */
+	char k8s_pod_name[254];       /* K8S_POD_NAME: DNS-1123 subdomain */
+	/* IP=, MAC= (podman --ip / --mac-address): what the user asked for */
+	bool has_ip;
+	uint32_t ip;
+	bool has_mac;
+	uint8_t mac[6];
+};
+
+/* Parses CNI_ARGS (NULL or "" = nothing). Keys it does not know are
+ * ignored, with or without IgnoreUnknown; a pair without '=', a name that
+ * Kubernetes would not accept, an IP= that is not an IPv4 address or a MAC=
+ * that is not a unicast MAC is code 4 naming the key and the rule. */
+int pw_cni_args_parse(const char *args, struct pw_cni_args *out, struct pw_cni_err *err);
+
 /* "0.4.0" -> PW_CNI_V_0_4_0 ...; PW_CNI_V_NONE for anything else. */
 enum pw_cni_version pw_cni_version_parse(const char *s);
 const char *pw_cni_version_name(enum pw_cni_version v);
@@ -94,7 +115,20 @@ struct pw_cni_conf {
 	bool has_prev_ip;
 	uint32_t prev_ip;
 	uint8_t prev_prefix;
+	/* ADD: runtimeConfig "ips" (its one IPv4 address) and "mac", the CNI
+	 * conventions' capabilities */
+	bool has_rt_ip;
+	uint32_t rt_ip;
+	bool has_rt_mac;
+	uint8_t rt_mac[6];
+	/* What was wrong with runtimeConfig (code 0 if nothing): only ADD
+	 * refuses it, so that DEL and GC of what a bad ADD left still run. */
+	struct pw_cni_err rt_err;
 };
+
+/* "aa:bb:cc:dd:ee:ff" (hex, either case) -> mac: 0, -EINVAL when malformed,
+ * -EADDRNOTAVAIL when not a unicast address (multicast bit, all zero). */
+int pw_cni_mac_parse(const char *s, uint8_t mac[6]);
 
 /* Parse the network config. Returns 0 or the CNI error code with err set:
  * 6 not JSON / not an object, 7 a missing or ill-typed key, 1 a cniVersion

@@ -45,7 +45,7 @@ int pw_cmd_gc(struct pw_cni *c)
 	struct pw_cni_node node;
 	struct pw_ipam ipam;
 	struct pw_nl *nl = NULL;
-	int err, n, code = 0, freed = 0;
+	int err, n, code = 0, freed = 0, swept;
 
 	pw_node_open_partial(c, &node);
 	err = pw_node_ipam_open(c, &node, &ipam, false);
@@ -59,6 +59,14 @@ int pw_cmd_gc(struct pw_cni *c)
 		code = pw_cni_fail(&c->err, PW_CNI_E_NETLINK, strerror(-err), "cannot open a netlink socket");
 		goto out;
 	}
+	/* What a plugin killed mid-write left: no attachment to tear down,
+	 * only files (an unreadable reservation would otherwise hold its
+	 * address until reboot). */
+	swept = pw_ipam_sweep(&ipam);
+	if (swept > 0)
+		pw_info("GC: removed %d stale IPAM files", swept);
+	else if (swept < 0)
+		pw_warn("GC: cannot sweep %s: %s", c->paths.ipam_dir, strerror(-swept));
 	n = pw_ipam_list(&ipam, &entries);
 	if (n < 0) {
 		code = pw_cni_fail(&c->err, PW_CNI_E_IPAM, strerror(-n), "cannot list %s", c->paths.ipam_dir);

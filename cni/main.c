@@ -148,6 +148,14 @@ int main(void)
 	init_logging(&c.conf);
 	if (pw_cni_env_check(c.cmd, &c.env, &c.err))
 		goto fail;
+	/* Only ADD records what CNI_ARGS says: DEL and GC must clean up
+	 * whatever a runtime sends them. */
+	if (c.cmd == PW_CNI_ADD && pw_cni_args_parse(c.env.args, &c.args, &c.err))
+		goto fail;
+	if (c.cmd == PW_CNI_ADD && c.conf.rt_err.code) {
+		c.err = c.conf.rt_err;
+		goto fail;
+	}
 	if ((c.cmd == PW_CNI_STATUS || c.cmd == PW_CNI_GC) && c.conf.version < PW_CNI_V_1_1_0) {
 		pw_cni_fail(&c.err, PW_CNI_E_VERSION, NULL, "config version %s does not allow %s (needs 1.1.0)",
 			    pw_cni_version_name(c.conf.version), c.env.command);

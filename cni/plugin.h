@@ -18,6 +18,7 @@
 struct pw_cni {
 	enum pw_cni_cmd cmd;
 	struct pw_cni_env env;
+	struct pw_cni_args args;  /* CNI_ARGS, parsed for ADD only */
 	struct pw_cni_conf conf;
 	struct pw_paths paths;
 	struct pw_cni_err err;

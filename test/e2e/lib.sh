@@ -135,7 +135,8 @@ node_up() {
 JSON
 	cat > "$PW_TMP/$name/net.d/10-podwire.conflist" <<JSON
 {"cniVersion": "1.1.0", "name": "podwire",
- "plugins": [{"type": "podwire", "instance": "$inst", "logFile": "$PW_TMP/$name/cni.log", "logLevel": "debug"}]}
+ "plugins": [{"type": "podwire", "instance": "$inst", "logFile": "$PW_TMP/$name/cni.log", "logLevel": "debug",
+              "capabilities": {"ips": true, "mac": true}}]}
 JSON
 	agent_start "$name"
 }
@@ -173,12 +174,13 @@ cni() { # NODE VERB POD [extra env...]: runs cnitool in the node, as kubelet's r
 		nsenter --net="/run/netns/${PW_PREFIX}-$node" cnitool "$verb" podwire "/run/netns/${PW_PREFIX}-$pod"
 }
 
-pod_add() { # NODE POD: creates the pod netns and ADDs it; sets PW_POD_IP[POD]
+pod_add() { # NODE POD [extra env...]: creates the pod netns and ADDs it; sets PW_POD_IP[POD]
 	local node=$1 pod=$2 out
+	shift 2
 	ip netns add "${PW_PREFIX}-$pod"
 	PW_PODS+=("$pod")
 	PW_POD_NODE[$pod]=$node
-	out=$(cni "$node" add "$pod") || { echo "# cnitool add $pod failed: $out"; return 1; }
+	out=$(cni "$node" add "$pod" "$@") || { echo "# cnitool add $pod failed: $out"; return 1; }
 	PW_POD_IP[$pod]=$(jq -r '.ips[0].address' <<<"$out" | cut -d/ -f1)
 	[ -n "${PW_POD_IP[$pod]}" ] && [ "${PW_POD_IP[$pod]}" != null ]
 }

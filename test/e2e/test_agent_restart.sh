@@ -24,4 +24,35 @@ check_eq "ping every 10 ms across the restart: received = sent ($sent)" "$recv" 
 check_eq "endpoints survive the restart" "$(endpoint_ips n1)" "$before"
 grep -q 'reus' "$PW_TMP/n1/agent.log" && ok "restart reused the pinned maps" || not_ok "agent log does not mention reusing pinned maps"
 check "traffic still flows after the restart" in_ns "${PW_PREFIX}-a" ping -c 1 -W 2 "${PW_POD_IP[b]}"
+
+# A reload that changes node.uplink to an interface that does not exist:
+# the running agent keeps working, but applied.json and the log say that the
+# change waits for a restart and that the restart will fail.
+cfg=$PW_TMP/n1/config.json applied=/run/podwire/${PW_NODE_INST[n1]}/applied.json
+set_uplink() { # IFNAME: edits the config, waits until the agent has read it
+	local before i
+	before=$(cat "$applied")
+	jq --arg u "$1" '.node.uplink = $u' "$cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+	for i in $(seq 100); do
+		[ "$(cat "$applied")" != "$before" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "agent reads a config with node.uplink nosuch0" set_uplink nosuch0
+check_eq "applied.json: ok false" "$(jq -r .ok "$applied")" false
+check "applied.json: error names node.uplink, the restart and that it will fail" \
+	grep -q 'node.uplink: interface "nosuch0" does not exist: the change waits for a restart of podwired, and that restart will fail' \
+	<<<"$(jq -r .error "$applied")"
+check_eq "applied.json: restartPending names node.uplink" "$(jq -r .restartPending "$applied")" node.uplink
+check_eq "applied.json: services still applied" "$(jq -r .servicesOk "$applied")" true
+check "agent log says so too" grep -q 'error: node.uplink: interface "nosuch0" does not exist.*restart will fail' \
+	"$PW_TMP/n1/agent.log"
+check "traffic still flows on the running uplink" in_ns "${PW_PREFIX}-a" ping -c 1 -W 2 "${PW_POD_IP[b]}"
+agent_stop n1
+if agent_start n1 >/dev/null; then not_ok "restart with node.uplink nosuch0 fails, as announced"
+else ok "restart with node.uplink nosuch0 fails, as announced"; fi
+jq '.node.uplink = "eth0"' "$cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+if agent_start n1; then ok "agent starts again with node.uplink eth0"; else not_ok "agent starts again with node.uplink eth0"; fi
+check_eq "applied.json after the restart: ok, nothing pending" "$(jq -r '"\(.ok) \(.restartPending)"' "$applied")" "true "
 [ "$PW_FAILED" = 0 ]

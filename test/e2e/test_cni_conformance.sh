@@ -103,8 +103,10 @@ conf() {
 
 # cni NODE VERB CONTAINERID IFNAME NETNS CONF: runs the plugin inside the
 # node as a runtime would; "-" leaves a variable unset. Sets OUT and RC.
+# CNI_ARGS comes from $ARGS when set.
 cni() {
 	local node=$1 verb=$2 cid=$3 ifn=$4 netns=$5 cfg=$6 envs=(CNI_COMMAND="$2" CNI_PATH="$BUILD")
+	[ -z "${ARGS:-}" ] || envs+=(CNI_ARGS="$ARGS")
 	[ "$cid" = - ] || envs+=(CNI_CONTAINERID="$cid")
 	[ "$ifn" = - ] || envs+=(CNI_IFNAME="$ifn")
 	[ "$netns" = - ] || envs+=(CNI_NETNS="$netns")
@@ -346,6 +348,68 @@ cni node2 STATUS - - - "$(conf 1.1.0 "$P-node2")"
 expect_eq "STATUS on an exhausted pool -> code 50" "$RC/$(code)" "1/50"
 for i in $(seq 14); do del node2 "x$i"; done
 expect_clean "DEL of a full pool left nothing" node2
+
+# ---- CNI_ARGS: the pod's namespace and name ------------------------------------------------------
+
+NSA=$(pod_ns argsa)
+for bad in "K8S_POD_NAMESPACE=Kube_System" "K8S_POD_NAME=web\"0" "IgnoreUnknown=1;K8S_POD_NAMESPACE=a.b" "garbage"; do
+	ARGS=$bad cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"
+	expect_eq "ADD with CNI_ARGS '$bad' -> code 4" "$RC/$(code)" "1/4"
+done
+expect "bad CNI_ARGS: msg names the key and the rule" grep -q 'K8S_POD_NAMESPACE.*DNS-1123 label' \
+	<<<"$(ARGS="K8S_POD_NAMESPACE=Bad" cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"; msg)"
+expect_clean "ADDs with bad CNI_ARGS left nothing" node
+ARGS="K8S_POD_UID=1;IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-7db6d8ff4d-abcde;K8S_POD_INFRA_CONTAINER_ID=argsa;FOO=bar" \
+	cni node ADD argsa eth0 "$NSA" "$(conf 1.0.0)"
+IP=$(jq -r '.ips[0].address // empty' <<<"$OUT" 2>/dev/null | cut -d/ -f1)
+expect_eq "ADD with containerd's CNI_ARGS (and an unknown key) succeeds" "$RC" 0
+expect_eq "the reservation records namespace and pod name" "$(cat "/run/podwire/$P-node/ipam/$IP" | tr '\n' ' ')" \
+	"argsa eth0 kube-system coredns-7db6d8ff4d-abcde "
+ARGS="garbage" cni node DEL argsa eth0 "$NSA" "$(conf 1.0.0)"
+expect_eq "DEL ignores CNI_ARGS (garbage included) and succeeds" "$RC" 0
+expect_clean "DEL after a named ADD left nothing" node
+
+# ---- requested IP and MAC (runtimeConfig capabilities, CNI_ARGS), a second interface ----------------
+
+NQ1=$(pod_ns rq1); NQ2=$(pod_ns rq2); NQ3=$(pod_ns rq3)
+pod_mac() { in_ns "$P-$1" ip -j link show "${2:-eth0}" | jq -r '.[0].address'; }
+pod_addr() { in_ns "$P-$1" ip -j -4 addr show "${2:-eth0}" | jq -r '.[0].addr_info[0].local // empty'; }
+cni node ADD rq1 eth0 "$NQ1" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"ips":["10.244.1.77/24"],"mac":"02:aa:bb:cc:dd:ee"}')"
+expect_eq "ADD with runtimeConfig ips and mac succeeds" "$RC" 0
+expect_eq "result: the requested address and MAC" \
+	"$(jq -r '"\(.ips[0].address) \(.interfaces[1].mac)"' <<<"$OUT")" "10.244.1.77/32 02:aa:bb:cc:dd:ee"
+expect_eq "pod eth0 has the requested address and MAC" "$(pod_addr rq1) $(pod_mac rq1)" "10.244.1.77 02:aa:bb:cc:dd:ee"
+expect "the endpoint entry is the requested address" ep_has node 10.244.1.77
+ARGS="IgnoreUnknown=1;IP=10.244.1.78;MAC=02:aa:bb:cc:dd:ef" cni node ADD rq2 eth0 "$NQ2" "$(conf 1.0.0)"
+expect_eq "ADD with CNI_ARGS IP= and MAC= (podman --ip --mac-address) succeeds" "$RC" 0
+expect_eq "pod eth0 has the CNI_ARGS address and MAC" "$(pod_addr rq2) $(pod_mac rq2)" "10.244.1.78 02:aa:bb:cc:dd:ef"
+before="$(n_veths node)/$(n_resv node)/$(n_eps node)"
+ARGS="IP=10.244.1.77" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.0.0)"
+expect_eq "requested IP held by another pod -> code 108" "$RC/$(code)" "1/108"
+expect "code 108 msg says it is held" grep -q "requested IP 10.244.1.77 is held by another attachment" <<<"$(msg)"
+for want in 10.244.9.9 10.244.1.1 10.244.1.255 10.244.1.0; do
+	cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" "\"runtimeConfig\":{\"ips\":[\"$want/24\"]}")"
+	expect_eq "requested IP $want (outside, gateway, broadcast, network) -> code 108" "$RC/$(code)" "1/108"
+done
+expect "code 108 msg names the pod CIDR" grep -q "is not a pod address of the pod CIDR 10.244.1.0/24" <<<"$(msg)"
+ARGS="MAC=01:00:5e:00:00:01" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.0.0)"
+expect_eq "multicast CNI_ARGS MAC -> code 4" "$RC/$(code)" "1/4"
+cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"mac":"ff:ff:ff:ff:ff:ff"}')"
+expect_eq "broadcast runtimeConfig.mac -> code 7" "$RC/$(code)" "1/7"
+cni node DEL rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"mac":"ff:ff:ff:ff:ff:ff"}')"
+expect_eq "DEL with that runtimeConfig still succeeds" "$RC" 0
+ARGS="IP=10.244.1.90" cni node ADD rq3 eth0 "$NQ3" "$(conf 1.1.0 "$P-node" '"runtimeConfig":{"ips":["10.244.1.91/24"]}')"
+expect_eq "runtimeConfig.ips and CNI_ARGS IP disagree -> code 7" "$RC/$(code)" "1/7"
+cni node ADD rq1 eth1 "$NQ1" "$(conf 1.0.0)"
+expect_eq "second ADD of a container with another ifname -> code 109" "$RC/$(code)" "1/109"
+expect "code 109 msg names the interface it has" grep -q "container rq1 is already attached as eth0 (IP 10.244.1.77)" <<<"$(msg)"
+expect_eq "refused requests made nothing (veths/reservations/endpoints)" \
+	"$(n_veths node)/$(n_resv node)/$(n_eps node)" "$before"
+expect "no eth1 in the pod" not in_ns "$P-rq1" ip link show eth1
+cni node CHECK rq1 eth0 "$NQ1" "$(conf 1.0.0)"
+expect_eq "the first interface is untouched (CHECK ok)" "$RC" 0
+for p in rq1 rq2; do cni node DEL "$p" eth0 "/run/netns/$P-$p" "$(conf 1.0.0)"; done
+expect_clean "DEL of the requested-address pods left nothing" node
 
 # ---- GC ------------------------------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ node_up n1 192.168.1.11 10.244.1.0/24 native "$PEERS" || { not_ok "agent starts"
 ok "agent starts with --metrics-port $PORT"
 inst=${PW_NODE_INST[n1]}
 pins=/sys/fs/bpf/podwire/$inst
-for p in a b; do
-	pod_add n1 "$p" || { not_ok "cnitool add pod $p"; exit 1; }
-done
+# Pod a is named the way containerd names pods in CNI_ARGS; pod b is not.
+pod_add n1 a CNI_ARGS="K8S_POD_UID=8f0c;IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0.v1;K8S_POD_INFRA_CONTAINER_ID=abc" ||
+	{ not_ok "cnitool add pod a"; exit 1; }
+pod_add n1 b || { not_ok "cnitool add pod b"; exit 1; }
 A=${PW_POD_IP[a]} B=${PW_POD_IP[b]}
 SPOOF=10.244.1.200 NOBODY=10.244.1.250 UNOWNED=10.244.9.9 EMPTY_VIP=10.96.0.13
 set_services n1 '[{"name": "empty", "vip": "'$EMPTY_VIP'", "port": 80, "protocol": "tcp", "backends": []}]' ||
@@ -73,6 +74,14 @@ check_eq "endpoints: host ifname of pod a" "$(jq -r --arg ip "$A" '.[] | select(
 check_eq "endpoints: pod MAC of pod a is its eth0's" \
 	"$(jq -r --arg ip "$A" '.[] | select(.ip == $ip) | .mac' <<<"$eps")" \
 	"$(in_ns "${PW_PREFIX}-a" ip -j link show eth0 | jq -r '.[0].address')"
+check_eq "endpoints -o json: pod a's namespace and name from CNI_ARGS" \
+	"$(jq -r --arg ip "$A" '.[] | select(.ip == $ip) | "\(.namespace)/\(.name)"' <<<"$eps")" team-a/web-0.v1
+check_eq "endpoints -o json: pod b without CNI_ARGS has null namespace and name" \
+	"$(jq -c --arg ip "$B" '.[] | select(.ip == $ip) | [.namespace, .name]' <<<"$eps")" '[null,null]'
+tbl=$(ctl endpoints)
+check_eq "endpoints table: POD column after IP" "$(head -1 <<<"$tbl" | awk '{print $1, $2}')" "IP POD"
+check_eq "endpoints table: pod a is team-a/web-0.v1" "$(awk -v ip="$A" '$1 == ip {print $2}' <<<"$tbl")" team-a/web-0.v1
+check_eq "endpoints table: pod b is -" "$(awk -v ip="$B" '$1 == ip {print $2}' <<<"$tbl")" -
 check_eq "peers: n2's pod CIDR via its node IP" "$(ctl peers -o json | jq -r '.[] | "\(.podCIDR) \(.nodeIP)"')" \
 	"10.244.2.0/24 192.168.1.12"
 

@@ -80,6 +80,10 @@ refused "nodePort of another service" 1 'nodePort: 30080 is also services\[0\].n
 refused "protocol" 1 'is not one of tcp, udp' bad --vip 10.96.0.11 --port 80 --protocol sctp --backend 10.244.1.5:80
 refused "no backends (usage)" 2 'at least one --backend' bad --vip 10.96.0.11 --port 80
 refused "backend not IP:PORT (usage)" 2 'is not IP:PORT' bad --vip 10.96.0.11 --port 80 --backend 10.244.1.5
+refused "name with a quote and a newline (DNS-1035)" 1 'services\[1\].name: "we\\"b\\nx" is not a valid service name (DNS-1035' \
+	$'we"b\nx' --vip 10.96.0.11 --port 80 --backend 10.244.1.5:80
+refused "name namespace/name (DNS-1035)" 1 'is not a valid service name (DNS-1035' default/web --vip 10.96.0.11 --port 80 \
+	--backend 10.244.1.5:80
 refused "existing name" 1 'exists already' web --vip 10.96.0.11 --port 80 --backend 10.244.1.5:80
 check_eq "refused: the datapath still has 1 service" "$(ctl services -o json | jq length)" 1
 

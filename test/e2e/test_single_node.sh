@@ -11,9 +11,19 @@ node_up n1 192.168.1.11 10.244.1.0/27 || { not_ok "agent starts"; exit 1; }
 ok "agent starts and publishes node.json"
 inst=${PW_NODE_INST[n1]}
 
-for p in a b c; do
+for p in a b; do
 	if pod_add n1 "$p"; then ok "cnitool add pod $p -> ${PW_POD_IP[$p]}"; else not_ok "cnitool add pod $p"; fi
 done
+# Pod c asks for its address and MAC through the conflist's ips and mac
+# capabilities (cnitool passes CAP_ARGS as runtimeConfig), as podman --ip does.
+if pod_add n1 c CAP_ARGS='{"ips": ["10.244.1.20/27"], "mac": "02:aa:bb:cc:dd:ee"}'; then
+	ok "cnitool add pod c with runtimeConfig ips and mac -> ${PW_POD_IP[c]}"
+else
+	not_ok "cnitool add pod c with runtimeConfig ips and mac"
+fi
+check_eq "pod c got the requested address" "${PW_POD_IP[c]}" 10.244.1.20
+check_eq "pod c's eth0 has the requested MAC" \
+	"$(in_ns "${PW_PREFIX}-c" ip -j link show eth0 | jq -r '.[0].address')" 02:aa:bb:cc:dd:ee
 
 check_eq "endpoints map lists exactly the three pods" \
 	"$(endpoint_ips n1 | tr '\n' ' ')" \

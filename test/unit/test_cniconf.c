@@ -1,5 +1,6 @@
 /* The CNI plugin's input parsing (cni/conf.c): network config JSON and the
  * CNI_* environment, good and bad. Pure: no system state touched. */
+#include <errno.h>
 #include <string.h>
 #include "pwtest.h"
 #include "../../cni/conf.h"
@@ -190,11 +191,125 @@ static void test_env(void)
 	PWT_EQ_INT(pw_cni_env_check(PW_CNI_ADD, &env, &e), 4, "ifname \"..\" -> 4");
 }
 
+/* key=<max characters> passes, key=<max + 1> fails saying "at most max". */
+static void length_limit(const char *key, int max)
+{
+	char val[300], args[400], name[96];
+	struct pw_cni_args a;
+	struct pw_cni_err e;
+
+	memset(val, 'a', (size_t)max + 1);
+	val[max + 1] = '\0';
+	snprintf(args, sizeof(args), "%s=%s", key, val);
+	snprintf(name, sizeof(name), "%s of %d characters -> 4, saying at most %d", key, max + 1, max);
+	snprintf(val, sizeof(val), "at most %d", max);
+	PWT_EXPECT(pw_cni_args_parse(args, &a, &e) == 4 && strstr(e.msg, val), name);
+	args[strlen(args) - 1] = '\0';
+	snprintf(name, sizeof(name), "%s of %d characters is fine", key, max);
+	PWT_EQ_INT(pw_cni_args_parse(args, &a, &e), 0, name);
+}
+
+/* CNI_ARGS: the pod's namespace and name as containerd sends them; unknown
+ * keys ignored; names Kubernetes would refuse are code 4 with the reason. */
+static void test_args(void)
+{
+	char long_name[300], msg[600];
+	struct pw_cni_args a;
+	struct pw_cni_err e;
+
+	PWT_EQ_INT(pw_cni_args_parse(NULL, &a, &e), 0, "no CNI_ARGS");
+	PWT_EQ_STR(a.k8s_namespace, "", "no CNI_ARGS: no namespace");
+	PWT_EQ_INT(pw_cni_args_parse("", &a, &e), 0, "empty CNI_ARGS");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_UID=0f1e-22;IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;"
+				     "K8S_POD_NAME=coredns-5d78c9869d-x2x7q;K8S_POD_INFRA_CONTAINER_ID=abc123",
+				     &a, &e), 0, "containerd's CNI_ARGS parse");
+	PWT_EQ_STR(a.k8s_namespace, "kube-system", "containerd: namespace");
+	PWT_EQ_STR(a.k8s_pod_name, "coredns-5d78c9869d-x2x7q", "containerd: pod name");
+	PWT_EQ_INT(pw_cni_args_parse("FOO=bar;K8S_POD_NAME=web.v1-0;", &a, &e), 0,
+		   "unknown key without IgnoreUnknown, trailing ';' ignored");
+	PWT_EQ_STR(a.k8s_pod_name, "web.v1-0", "pod name with dots (DNS-1123 subdomain)");
+	PWT_EQ_STR(a.k8s_namespace, "", "namespace absent");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=;K8S_POD_NAME=", &a, &e), 0, "empty values are absent");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACEX=Bad!", &a, &e), 0, "longer key is another key");
+
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=Default", &a, &e), 4, "upper-case namespace -> 4");
+	PWT_EXPECT(strstr(e.msg, "K8S_POD_NAMESPACE") && strstr(e.msg, "DNS-1123 label"),
+		   "namespace error names the key and the rule");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=a.b", &a, &e), 4, "namespace with a dot -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAMESPACE=-x", &a, &e), 4, "namespace starting with '-' -> 4");
+	length_limit("K8S_POD_NAMESPACE", 63);
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=web\"\n", &a, &e), 4, "pod name with quote and newline -> 4");
+	PWT_EXPECT(strstr(e.msg, "K8S_POD_NAME") && strstr(e.msg, "DNS-1123 subdomain"),
+		   "pod name error names the key and the rule");
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=a..b", &a, &e), 4, "pod name with an empty label -> 4");
+	length_limit("K8S_POD_NAME", 253);
+	memset(long_name, 'B', 200);
+	long_name[200] = '\0';
+	snprintf(msg, sizeof(msg), "K8S_POD_NAME=%s", long_name);
+	PWT_EQ_INT(pw_cni_args_parse(msg, &a, &e), 4, "long bad pod name -> 4");
+	PWT_EXPECT(strstr(e.msg, "must consist of") || strstr(e.msg, "must start"),
+		   "long bad value is cut, the reason kept");
+	PWT_EQ_INT(pw_cni_args_parse("IgnoreUnknown=1;garbage", &a, &e), 4, "pair without '=' -> 4");
+	PWT_EXPECT(strstr(e.msg, "KEY=VALUE") != NULL, "pair without '=': says KEY=VALUE");
+	PWT_EQ_INT(pw_cni_args_parse("=x", &a, &e), 4, "empty key -> 4");
+}
+
+/* IP= and MAC= (podman), runtimeConfig "ips" and "mac" (the capabilities). */
+static void test_requested(void)
+{
+	struct pw_cni_args a;
+	struct pw_cni_conf c;
+	struct pw_cni_err e;
+	uint8_t mac[6];
+
+	PWT_EQ_INT(pw_cni_args_parse("IgnoreUnknown=1;IP=10.244.1.77;MAC=02:AA:bb:cc:dd:ee", &a, &e), 0,
+		   "podman's IP= and MAC= parse");
+	PWT_EXPECT(a.has_ip && a.ip == ((10u << 24) | (244u << 16) | (1u << 8) | 77u), "IP= 10.244.1.77");
+	PWT_EXPECT(a.has_mac && a.mac[0] == 0x02 && a.mac[1] == 0xaa && a.mac[5] == 0xee, "MAC= either case");
+	PWT_EQ_INT(pw_cni_args_parse("IP=10.244.1.77/24", &a, &e), 4, "IP= with a prefix -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("IP=fd00::1", &a, &e), 4, "IP= IPv6 -> 4");
+	PWT_EXPECT(strstr(e.msg, "CNI_ARGS IP") != NULL, "IP= error names the key");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=01:00:5e:00:00:01", &a, &e), 4, "multicast MAC= -> 4");
+	PWT_EXPECT(strstr(e.msg, "unicast") != NULL, "multicast MAC=: says unicast");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=00:00:00:00:00:00", &a, &e), 4, "zero MAC= -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=02:aa:bb:cc:dd", &a, &e), 4, "short MAC= -> 4");
+	PWT_EQ_INT(pw_cni_args_parse("MAC=02-aa-bb-cc-dd-ee", &a, &e), 4, "MAC= with '-' -> 4");
+	PWT_EQ_INT(pw_cni_mac_parse("02:aa:bb:cc:dd:ee", mac), 0, "mac parse");
+	PWT_EQ_INT(pw_cni_mac_parse("03:aa:bb:cc:dd:ee", mac), -EADDRNOTAVAIL, "mac parse: multicast");
+	PWT_EQ_INT(pw_cni_mac_parse("02:aa:bb:cc:dd:eg", mac), -EINVAL, "mac parse: not hex");
+
+	PWT_EQ_INT(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+			 "{\"ips\":[\"fd00::7/64\",\"10.244.1.7/24\"],\"mac\":\"c2:11:22:33:44:55\"}}", &c, &e), 0,
+		   "runtimeConfig ips and mac parse");
+	PWT_EXPECT(c.has_rt_ip && (c.rt_ip & 0xff) == 7, "runtimeConfig.ips: the IPv4 one");
+	PWT_EXPECT(c.has_rt_mac && c.rt_mac[0] == 0xc2 && c.rt_mac[5] == 0x55, "runtimeConfig.mac");
+	PWT_EQ_INT(c.rt_err.code, 0, "runtimeConfig: no error");
+	pw_cni_conf_free(&c);
+	PWT_EQ_INT(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+			 "{\"ips\":[\"10.244.1.7/24\",\"10.244.1.8/24\"]}}", &c, &e), 0,
+		   "two IPv4 addresses: the config still parses (DEL and GC must run)");
+	PWT_EQ_INT(c.rt_err.code, 7, "two IPv4 addresses: code 7 for ADD");
+	PWT_EXPECT(!c.has_rt_ip, "two IPv4 addresses: none taken");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"mac\":\"ff:ff:ff:ff:ff:ff\"}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "broadcast runtimeConfig.mac: code 7 for ADD");
+	PWT_EXPECT(strstr(c.rt_err.msg, "unicast") != NULL, "broadcast runtimeConfig.mac: says unicast");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"ips\":[\"10.244.1\"]}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "malformed runtimeConfig.ips: code 7 for ADD");
+	pw_cni_conf_free(&c);
+	parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"ips\":\"10.244.1.7\"}}", &c, &e);
+	PWT_EQ_INT(c.rt_err.code, 7, "runtimeConfig.ips not an array: code 7 for ADD");
+	pw_cni_conf_free(&c);
+}
+
 int main(void)
 {
 	test_good();
 	test_bad();
 	test_versions();
 	test_env();
+	test_args();
+	test_requested();
 	return pwt_done();
 }

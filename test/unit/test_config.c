@@ -161,6 +161,17 @@ static const struct bad_case bad_cases[] = {
 	  "services[1]: vip, port and protocol are also those of services[0]" },
 	{ "duplicate nodePort", "\"port\": 53, \"protocol\": \"udp\",", "\"port\": 53, \"protocol\": \"tcp\", \"nodePort\": 30080,",
 	  "services[1].nodePort: 30080 is also services[0].nodePort" },
+	{ "service name with a quote and a newline", "\"name\": \"web\"", "\"name\": \"we\\\"b\\nx\"",
+	  "services[0].name: \"we\\\"b\\nx\" is not a valid service name (DNS-1035 label" },
+	{ "upper-case service name", "\"name\": \"web\"", "\"name\": \"Web\"",
+	  "services[0].name: \"Web\" is not a valid service name (DNS-1035 label" },
+	{ "service name starting with a digit", "\"name\": \"dns\"", "\"name\": \"1dns\"",
+	  "services[1].name: \"1dns\" is not a valid service name (DNS-1035 label: lower case letters, digits and '-', "
+	  "a letter first): must start with a lower case letter" },
+	{ "service name namespace/name:port", "\"name\": \"web\"", "\"name\": \"default/web:80\"",
+	  "must consist of lower case letters, digits and '-'" },
+	{ "service name ending in '-'", "\"name\": \"web\"", "\"name\": \"web-\"",
+	  "must start and end with a lower case letter or digit" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
 };
@@ -182,6 +193,41 @@ static void test_bad(void)
 		r = pw_config_parse(json, &c, err, sizeof(err));
 		PWT_CHECK(r == -EINVAL && strstr(err, bc->want), name,
 			  "returned %d, error \"%s\", want -EINVAL and \"%s\"", r, err, bc->want);
+		free(json);
+	}
+}
+
+/* A value far longer than the message buffer: cut, the reason kept. */
+static void test_cut_values(void)
+{
+	static const struct { const char *name, *from, *fmt, *want; } cases[] = {
+		{ "long node.name", "\"name\": \"node1\"", "\"name\": \"%s\"", "is longer than 63 characters" },
+		{ "long node.uplink", "\"uplink\": \"eth0\"", "\"uplink\": \"%s\"", "is longer than 15 characters" },
+		{ "long node.podCIDR", "\"10.244.1.0/24\"", "\"%s\"", "is not a CIDR (a.b.c.d/n)" },
+		{ "long node.ip", "\"192.168.1.11\"", "\"%s\"", "is not an IPv4 address" },
+		{ "long unknown field", "\"masquerade\": true", "\"masquerade\": true, \"%s\": 1", "...: unknown field" },
+		{ "long service name", "\"name\": \"web\"", "\"name\": \"%s\"", "is longer than 63 characters" },
+	};
+	char big[1001];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char to[1100], err[256] = "", name[96];
+		struct pw_node_config c;
+		char *json;
+		int r;
+
+		snprintf(to, sizeof(to), cases[i].fmt, big);
+		json = mutate(cases[i].from, to);
+		snprintf(name, sizeof(name), "%s (1000 chars): value cut, reason kept", cases[i].name);
+		if (!json) {
+			PWT_CHECK(0, name, "fixture does not apply");
+			continue;
+		}
+		r = pw_config_parse(json, &c, err, sizeof(err));
+		PWT_CHECK(r == -EINVAL && strstr(err, cases[i].want) && strstr(err, "xxx...") &&
+			  strlen(err) < 200, name, "returned %d, error \"%s\", want \"%s\"", r, err, cases[i].want);
 		free(json);
 	}
 }
@@ -221,6 +267,7 @@ int main(void)
 	test_good();
 	test_defaults();
 	test_bad();
+	test_cut_values();
 	test_not_object_and_load();
 	return pwt_done();
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "pwtest.h"
@@ -90,6 +91,157 @@ static void test_basic(void)
 	free(list);
 	pw_ipam_unlock(&ipam);
 	pw_ipam_close(&ipam);
+}
+
+/* A file in the ipam dir with content, its mtime age_s seconds ago. */
+static void put_file(const struct pw_ipam *ipam, const char *name, const char *content, int age_s)
+{
+	struct timeval tv[2];
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs(content, f);
+	fclose(f);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age_s;
+	tv[1] = tv[0];
+	utimes(path, tv);
+}
+
+static int exists(const struct pw_ipam *ipam, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", ipam->dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* A pid that no longer exists: a child, reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return pid;
+}
+
+/* What a writer killed mid-way leaves: an empty or garbled reservation
+ * (older podwire), a temporary file. Allocation takes over a stale
+ * reservation but not a fresh one; the sweep (GC) removes stale ones and
+ * dead writers' temporary files; neither is ever listed as a reservation. */
+static void test_stale(void)
+{
+	int old = PW_IPAM_STALE_S + 5;
+	struct pw_ipam_entry *list = NULL;
+	struct pw_ipam ipam;
+	char name[64];
+	uint32_t ip;
+	int n;
+
+	/* 10.0.1.0/29: .2 .. .6 */
+	PWT_EQ_INT(open_pool(&ipam, "stale", "10.0.1.0/29"), 0, "open stale pool");
+	pw_ipam_lock(&ipam);
+	put_file(&ipam, "10.0.1.2", "", 0);
+	put_file(&ipam, "10.0.1.3", "", old);
+	put_file(&ipam, "10.0.1.4", "garbage without a newline", old);
+	snprintf(name, sizeof(name), "reserving.tmp.%d", (int)dead_pid());
+	put_file(&ipam, name, "tmp1\neth0\n", 0);
+	put_file(&ipam, "last.tmp.999999999", "10.0.1.9\n", 0);
+	PWT_EQ_INT(pw_ipam_list(&ipam, &list), 0, "unreadable reservations and temporary files are not listed");
+	free(list);
+	PWT_EQ_INT(pw_ipam_allocate(&ipam, "s1", "eth0", &ip), 0, "allocate next to a fresh empty reservation");
+	PWT_EQ_INT(ip, IP("10.0.1.3"), "a fresh empty reservation is skipped, a stale one taken over");
+	PWT_EXPECT(exists(&ipam, "10.0.1.2"), "the fresh empty reservation is left alone");
+	PWT_EQ_INT(pw_ipam_find(&ipam, "s1", "eth0", &ip), 0, "the taken-over address is found");
+	PWT_EXPECT(!exists(&ipam, "reserving.tmp.0") && !exists(&ipam, "10.0.1.7"), "no stray names");
+
+	n = pw_ipam_sweep(&ipam);
+	PWT_EQ_INT(n, 3, "sweep: the garbled stale reservation and two dead writers' temporary files");
+	PWT_EXPECT(!exists(&ipam, "10.0.1.4"), "sweep removed the garbled stale reservation");
+	PWT_EXPECT(!exists(&ipam, name), "sweep removed the dead writer's reservation temporary");
+	PWT_EXPECT(!exists(&ipam, "last.tmp.999999999"), "sweep removed the dead writer's last temporary");
+	PWT_EXPECT(exists(&ipam, "10.0.1.2"), "sweep kept the fresh empty reservation (a writer may be at it)");
+	PWT_EXPECT(exists(&ipam, "10.0.1.3"), "sweep kept the good reservation");
+	PWT_EXPECT(exists(&ipam, "lock") && exists(&ipam, "last"), "sweep kept lock and last");
+
+	snprintf(name, sizeof(name), "reserving.tmp.%d", (int)getpid());
+	put_file(&ipam, name, "x\neth0\n", 0);
+	PWT_EQ_INT(pw_ipam_sweep(&ipam), 0, "a live writer's fresh temporary file stays");
+	put_file(&ipam, name, "x\neth0\n", old);
+	put_file(&ipam, "10.0.1.2", "", old);
+	PWT_EQ_INT(pw_ipam_sweep(&ipam), 2, "an old temporary file and an empty reservation past the grace go");
+	PWT_EQ_INT(pw_ipam_list(&ipam, &list), 1, "one reservation left");
+	free(list);
+	pw_ipam_unlock(&ipam);
+}
+
+/* The pod's namespace and name travel with the reservation. */
+static void test_pod_names(void)
+{
+	struct pw_ipam_entry owner = { .container_id = "c9", .ifname = "eth0",
+				       .k8s_namespace = "default", .k8s_pod_name = "web-0" };
+	struct pw_ipam_entry *list = NULL;
+	struct pw_ipam ipam;
+	char path[512], buf[128] = "";
+	uint32_t ip = 0;
+	FILE *f;
+	int n;
+
+	PWT_EQ_INT(open_pool(&ipam, "names", "10.244.3.0/24"), 0, "open names pool");
+	pw_ipam_lock(&ipam);
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), 0, "reserve with pod names");
+	snprintf(path, sizeof(path), "%s/10.244.3.2", ipam.dir);
+	if ((f = fopen(path, "r"))) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+		fclose(f);
+	}
+	PWT_EQ_STR(buf, "c9\neth0\ndefault\nweb-0\n", "reservation file holds namespace and name");
+	n = pw_ipam_list(&ipam, &list);
+	PWT_EQ_INT(n, 1, "listed");
+	if (n == 1) {
+		PWT_EQ_STR(list[0].k8s_namespace, "default", "list: namespace");
+		PWT_EQ_STR(list[0].k8s_pod_name, "web-0", "list: pod name");
+	}
+	free(list);
+	strcpy(owner.container_id, "c10");
+	strcpy(owner.k8s_pod_name, "a\nb");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EINVAL, "newline in pod name refused");
+	pw_ipam_unlock(&ipam);
+}
+
+/* A requested address: taken when free and a pod address of the pool. */
+static void test_requested(void)
+{
+	struct pw_ipam_entry owner = { .container_id = "r1", .ifname = "eth0" }, held;
+	struct pw_ipam ipam;
+	uint32_t ip = 0, next = 0;
+
+	PWT_EQ_INT(open_pool(&ipam, "req", "10.244.4.0/24"), 0, "open requested pool");
+	pw_ipam_lock(&ipam);
+	owner.ip = IP("10.244.4.77");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), 0, "requested free address");
+	PWT_EQ_INT(ip, IP("10.244.4.77"), "got the requested address");
+	strcpy(owner.container_id, "r2");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRINUSE, "requested address held by another");
+	owner.ip = IP("10.244.5.7");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested address outside the pool");
+	owner.ip = IP("10.244.4.1");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested gateway refused");
+	owner.ip = IP("10.244.4.255");
+	PWT_EQ_INT(pw_ipam_reserve(&ipam, &owner, &ip), -EADDRNOTAVAIL, "requested broadcast refused");
+	PWT_EQ_INT(pw_ipam_find_container(&ipam, "r2", &held), -ENOENT, "refused requests reserved nothing");
+	PWT_EQ_INT(pw_ipam_allocate(&ipam, "r3", "eth0", &next), 0, "allocate after a requested one");
+	PWT_EQ_INT(next, IP("10.244.4.2"), "round robin not moved by the requested address");
+	PWT_EQ_INT(pw_ipam_find_container(&ipam, "r1", &held), 0, "find by container");
+	PWT_EQ_STR(held.ifname, "eth0", "find by container: its ifname");
+	PWT_EQ_INT(held.ip, IP("10.244.4.77"), "find by container: its address");
+	pw_ipam_unlock(&ipam);
 }
 
 static void test_exhaustion_and_wrap(void)
@@ -189,6 +341,9 @@ int main(void)
 		return 1;
 	}
 	test_basic();
+	test_pod_names();
+	test_stale();
+	test_requested();
 	test_exhaustion_and_wrap();
 	test_concurrency();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

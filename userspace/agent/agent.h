@@ -74,6 +74,11 @@ struct pw_agent {
 	struct pw_services *svc;       /* the service reconciler, NULL without service maps */
 	struct pw_ct_gc *ct_gc;        /* the conntrack expiry thread, or NULL */
 	char svc_err[256];             /* why the last services apply failed, "" if it did not */
+	/* The last reload's changes to fields only a restart applies: their
+	 * names ("node.uplink, cluster.masquerade"), and why that restart
+	 * would fail ("" if it would not). Published in applied.json. */
+	char restart_pending[256];
+	char restart_err[256];
 };
 
 /* loader.c */

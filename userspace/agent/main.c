@@ -263,13 +263,18 @@ static void publish_applied(struct pw_agent *a, uint64_t digest, const char *par
 	if (parse_err) {
 		snprintf(ap.error, sizeof(ap.error), "config: %s", parse_err);
 	} else {
-		ap.ok = ret == 0;
+		/* A restart that would fail is not ok, though nothing failed yet:
+		 * the operator learns it now, not at the next reboot. */
+		ap.ok = ret == 0 && !a->restart_err[0];
 		ap.services_ok = !a->svc_err[0];
 		ap.services = a->cfg.n_services;
+		snprintf(ap.restart_pending, sizeof(ap.restart_pending), "%s", a->restart_pending);
 		if (a->svc_err[0])
 			snprintf(ap.error, sizeof(ap.error), "services: %s", a->svc_err);
 		else if (ret)
 			snprintf(ap.error, sizeof(ap.error), "applied with errors: see the agent's log");
+		else if (a->restart_err[0])
+			snprintf(ap.error, sizeof(ap.error), "%s", a->restart_err);
 	}
 	pw_applied_path(a->paths.state_dir, path, sizeof(path));
 	err = pw_applied_write(path, &ap);

@@ -3,6 +3,7 @@
  * Each section is synced in full against what the maps hold, so a restart
  * that missed a change while the agent was down still converges. */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,39 +13,78 @@
 #include "log.h"
 #include "services.h"
 
+/* Adds field to ag->restart_pending ("a, b, c"). */
+static void note_pending(struct pw_agent *ag, const char *field)
+{
+	size_t n = strlen(ag->restart_pending);
+
+	snprintf(ag->restart_pending + n, sizeof(ag->restart_pending) - n, "%s%s", n ? ", " : "", field);
+}
+
+/* A new uplink must exist for the restart that applies it to succeed
+ * (pw_node_check refuses to start without it): say so now, while the
+ * running agent still works, rather than at the next restart. */
+static void check_new_uplink(struct pw_agent *ag, const struct pw_node_config *old,
+			     const struct pw_node_config *new)
+{
+	if (if_nametoindex(new->uplink)) {
+		pw_warn("node.uplink changed (%s -> %s): restart podwired to apply", old->uplink, new->uplink);
+		return;
+	}
+	snprintf(ag->restart_err, sizeof(ag->restart_err),
+		 "node.uplink: interface \"%s\" does not exist: the change waits for a restart of podwired, "
+		 "and that restart will fail (still running with \"%s\")", new->uplink, old->uplink);
+	pw_err("%s", ag->restart_err);
+}
+
 /* Baked into the loaded programs (rodata) or into what the CNI plugin was
  * told: only a restart applies them. Reported, never half-applied. */
-static void report_restart_fields(const struct pw_node_config *old, const struct pw_node_config *new)
+static void report_restart_fields(struct pw_agent *ag, const struct pw_node_config *old,
+				  const struct pw_node_config *new)
 {
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
 
-	if (strcmp(old->name, new->name))
+	ag->restart_pending[0] = ag->restart_err[0] = '\0';
+	if (strcmp(old->name, new->name)) {
+		note_pending(ag, "node.name");
 		pw_warn("node.name changed (%s -> %s): restart podwired to apply", old->name, new->name);
+	}
 	if (old->ip != new->ip) {
+		note_pending(ag, "node.ip");
 		pw_ip4_format(old->ip, a);
 		pw_ip4_format(new->ip, b);
 		pw_warn("node.ip changed (%s -> %s): restart podwired to apply", a, b);
 	}
-	if (strcmp(old->uplink, new->uplink))
-		pw_warn("node.uplink changed (%s -> %s): restart podwired to apply", old->uplink, new->uplink);
+	if (strcmp(old->uplink, new->uplink)) {
+		note_pending(ag, "node.uplink");
+		check_new_uplink(ag, old, new);
+	}
 	if (memcmp(&old->pod_cidr, &new->pod_cidr, sizeof(old->pod_cidr))) {
+		note_pending(ag, "node.podCIDR");
 		pw_cidr_format(&old->pod_cidr, a);
 		pw_cidr_format(&new->pod_cidr, b);
 		pw_warn("node.podCIDR changed (%s -> %s): restart podwired to apply "
 			"(pods keep their addresses from the old CIDR until re-created)", a, b);
 	}
 	if (memcmp(&old->cluster_cidr, &new->cluster_cidr, sizeof(old->cluster_cidr))) {
+		note_pending(ag, "cluster.podCIDR");
 		pw_cidr_format(&old->cluster_cidr, a);
 		pw_cidr_format(&new->cluster_cidr, b);
 		pw_warn("cluster.podCIDR changed (%s -> %s): restart podwired to apply", a, b);
 	}
-	if (old->routing != new->routing)
+	if (old->routing != new->routing) {
+		note_pending(ag, "cluster.routing");
 		pw_warn("cluster.routing changed: restart podwired to apply");
-	if (old->masquerade != new->masquerade)
+	}
+	if (old->masquerade != new->masquerade) {
+		note_pending(ag, "cluster.masquerade");
 		pw_warn("cluster.masquerade changed (%s -> %s): restart podwired to apply",
 			old->masquerade ? "true" : "false", new->masquerade ? "true" : "false");
-	if (old->mtu != new->mtu)
+	}
+	if (old->mtu != new->mtu) {
+		note_pending(ag, "node.mtu");
 		pw_warn("node.mtu changed: restart podwired to apply (new pods only)");
+	}
 }
 
 /* A changed restart field keeps its running value in the applied config, so
@@ -310,7 +350,7 @@ int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 	int err, err2;
 
 	if (old->name[0]) {
-		report_restart_fields(old, new);
+		report_restart_fields(a, old, new);
 		keep_restart_fields(old, new);
 	}
 	err = reconcile_peers(a, old, new);

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include "config.h"
 #include "file.h"
+#include "k8sname.h"
 
 #define PW_NODEPORT_MIN 30000
 #define PW_NODEPORT_MAX 32767
@@ -32,6 +33,33 @@ static int __attribute__((format(printf, 2, 3))) fail(struct perr *e, const char
 	return -EINVAL;
 }
 
+/* A value from the file as it goes into a message: at most SHOWN_CHARS
+ * characters, '"', '\\' and control characters escaped, "..." when cut. A
+ * long value must not push the reason out of the caller's (bounded) buffer,
+ * nor a newline in it forge a log line. */
+#define SHOWN_CHARS 40
+struct shown {
+	char s[SHOWN_CHARS * 4 + 4];
+};
+
+static const char *shown(const char *v, struct shown *out)
+{
+	size_t n = 0, i;
+
+	for (i = 0; v[i] && i < SHOWN_CHARS; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '"' || c == '\\')
+			n += (size_t)sprintf(out->s + n, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			n += (size_t)sprintf(out->s + n, c == '\n' ? "\\n" : "\\x%02x", c);
+		else
+			out->s[n++] = (char)c;
+	}
+	strcpy(out->s + n, v[i] ? "..." : "");
+	return out->s;
+}
+
 /* Refuses keys not in allowed (NULL-terminated). */
 static int check_keys(struct perr *e, const cJSON *obj, const char *path, const char *const *allowed)
 {
@@ -43,8 +71,11 @@ static int check_keys(struct perr *e, const cJSON *obj, const char *path, const 
 		for (a = allowed; *a; a++)
 			if (strcmp(*a, it->string) == 0)
 				break;
-		if (!*a)
-			return fail(e, "%s.%s: unknown field", path, it->string);
+		if (!*a) {
+			struct shown sh;
+
+			return fail(e, "%s.%s: unknown field", path, shown(it->string, &sh));
+		}
 	}
 	return 0;
 }
@@ -66,6 +97,7 @@ static int get_string(struct perr *e, const cJSON *obj, const char *path, const 
 static int get_name(struct perr *e, const cJSON *obj, const char *path, const char *key,
 		    bool required, char *out, size_t outlen)
 {
+	struct shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 
@@ -74,7 +106,7 @@ static int get_name(struct perr *e, const cJSON *obj, const char *path, const ch
 	if (!*s)
 		return fail(e, "%s.%s: must not be empty", path, key);
 	if (strlen(s) >= outlen)
-		return fail(e, "%s.%s: \"%s\" is longer than %zu characters", path, key, s, outlen - 1);
+		return fail(e, "%s.%s: \"%s\" is longer than %zu characters", path, key, shown(s, &sh), outlen - 1);
 	strcpy(out, s);
 	return 0;
 }
@@ -82,19 +114,21 @@ static int get_name(struct perr *e, const cJSON *obj, const char *path, const ch
 static int get_ip(struct perr *e, const cJSON *obj, const char *path, const char *key,
 		  bool required, uint32_t *out)
 {
+	struct shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 
 	if (r)
 		return r;
 	if (pw_ip4_parse(s, out))
-		return fail(e, "%s.%s: \"%s\" is not an IPv4 address", path, key, s);
+		return fail(e, "%s.%s: \"%s\" is not an IPv4 address", path, key, shown(s, &sh));
 	return 0;
 }
 
 static int get_cidr(struct perr *e, const cJSON *obj, const char *path, const char *key,
 		    bool required, struct pw_cidr *out)
 {
+	struct shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 	const char *slash;
@@ -118,10 +152,10 @@ static int get_cidr(struct perr *e, const cJSON *obj, const char *path, const ch
 
 			snprintf(fixed, sizeof(fixed), "0.0.0.0%s", slash);
 			if (pw_ip4_parse(addr, &ip) == 0 && pw_cidr_parse(fixed, &probe) == 0)
-				return fail(e, "%s.%s: \"%s\" has host bits set", path, key, s);
+				return fail(e, "%s.%s: \"%s\" has host bits set", path, key, shown(s, &sh));
 		}
 	}
-	return fail(e, "%s.%s: \"%s\" is not a CIDR (a.b.c.d/n)", path, key, s);
+	return fail(e, "%s.%s: \"%s\" is not a CIDR (a.b.c.d/n)", path, key, shown(s, &sh));
 }
 
 static int get_int(struct perr *e, const cJSON *obj, const char *path, const char *key,
@@ -182,8 +216,11 @@ static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *
 	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
 	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
 	TRY(get_name(e, node, "node", "uplink", true, cfg->uplink, sizeof(cfg->uplink)));
-	if (strchr(cfg->uplink, '/'))
-		return fail(e, "node.uplink: \"%s\" is not an interface name", cfg->uplink);
+	if (strchr(cfg->uplink, '/')) {
+		struct shown sh;
+
+		return fail(e, "node.uplink: \"%s\" is not an interface name", shown(cfg->uplink, &sh));
+	}
 	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
 	if (cfg->pod_cidr.prefix > 30)
 		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
@@ -200,6 +237,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_confi
 	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
 	const char *routing;
+	struct shown sh;
 	const cJSON *cl;
 	int r;
 
@@ -223,7 +261,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_confi
 			else if (strcmp(routing, "vxlan") == 0)
 				cfg->routing = PW_ROUTING_VXLAN;
 			else
-				return fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", routing);
+				return fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", shown(routing, &sh));
 		}
 		TRY(get_bool(e, cl, "cluster", "masquerade", &cfg->masquerade));
 	}
@@ -415,14 +453,21 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "nodePort",
 					    "algorithm", "affinityTimeoutSeconds", "backends", NULL };
-	const char *proto = "tcp", *algo = "random";
+	const char *proto = "tcp", *algo = "random", *why;
 	long port, node_port = 0, affinity = 0;
 	char vip[PW_IP4_STRLEN], scidr[PW_CIDR_STRLEN];
+	struct shown sh;
 
 	if (!cJSON_IsObject(item))
 		return fail(e, "%s: expected an object", path);
 	TRY(check_keys(e, item, path, keys));
 	TRY(get_name(e, item, path, "name", true, s->name, sizeof(s->name)));
+	/* Kubernetes' rule for service names, here in the file's parser so that
+	 * every way into the file (podwirectl service add, an editor, a tool)
+	 * meets it. Configs built in code do not come through here. */
+	if ((why = pw_k8s_dns1035_label(s->name)))
+		return fail(e, "%s.name: \"%s\" is not a valid service name (DNS-1035 label: lower case "
+			    "letters, digits and '-', a letter first): %s", path, shown(s->name, &sh), why);
 	TRY(get_ip(e, item, path, "vip", true, &s->vip));
 	if (!pw_cidr_contains(&cfg->service_cidr, s->vip)) {
 		pw_ip4_format(s->vip, vip);
@@ -437,7 +482,7 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	else if (strcmp(proto, "udp") == 0)
 		s->protocol = IPPROTO_UDP;
 	else
-		return fail(e, "%s.protocol: \"%s\" is not one of tcp, udp", path, proto);
+		return fail(e, "%s.protocol: \"%s\" is not one of tcp, udp", path, shown(proto, &sh));
 	TRY(get_int(e, item, path, "nodePort", false, PW_NODEPORT_MIN, PW_NODEPORT_MAX, &node_port));
 	s->node_port = (uint16_t)node_port;
 	TRY(get_string(e, item, path, "algorithm", false, &algo));
@@ -446,7 +491,7 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	else if (strcmp(algo, "maglev") == 0)
 		s->maglev = true;
 	else
-		return fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, algo);
+		return fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, shown(algo, &sh));
 	TRY(get_int(e, item, path, "affinityTimeoutSeconds", false, 0, 86400, &affinity));
 	s->affinity_timeout = (uint32_t)affinity;
 	return parse_backends(e, item, path, s);

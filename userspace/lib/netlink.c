@@ -217,7 +217,7 @@ int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out
 }
 
 int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
-		   int peer_netns_fd, int mtu)
+		   int peer_netns_fd, int mtu, const uint8_t *peer_mac)
 {
 	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
 	struct nlattr *linkinfo, *data, *peer;
@@ -242,6 +242,7 @@ int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
 	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
 	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
 	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
+	    (peer_mac && nla_put(msg, IFLA_ADDRESS, 6, peer_mac) < 0) ||
 	    (peer_netns_fd >= 0 && nla_put_u32(msg, IFLA_NET_NS_FD, peer_netns_fd) < 0))
 		goto too_big;
 	nla_nest_end(msg, peer);

@@ -40,9 +40,10 @@ int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out
 
 /* A veth pair: `name` in the socket's netns, `peer_name` created directly in
  * the netns of peer_netns_fd (-1: same netns), both down. mtu 0 = kernel
- * default. -EEXIST if either name is taken (nothing is created then). */
+ * default; peer_mac NULL = a random one from the kernel. -EEXIST if either
+ * name is taken (nothing is created then). */
 int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
-		   int peer_netns_fd, int mtu);
+		   int peer_netns_fd, int mtu, const uint8_t *peer_mac);
 
 struct pw_vxlan_opts {
 	const char *name;

@@ -176,7 +176,8 @@ int pw_applied_write(const char *path, const struct pw_applied *ap)
 	    cJSON_AddBoolToObject(o, "ok", ap->ok) &&
 	    cJSON_AddBoolToObject(o, "servicesOk", ap->services_ok) &&
 	    cJSON_AddNumberToObject(o, "services", ap->services) &&
-	    cJSON_AddStringToObject(o, "error", ap->error))
+	    cJSON_AddStringToObject(o, "error", ap->error) &&
+	    cJSON_AddStringToObject(o, "restartPending", ap->restart_pending))
 		text = cJSON_Print(o);
 	cJSON_Delete(o);
 	return write_atomic(path, text);
@@ -185,7 +186,7 @@ int pw_applied_write(const char *path, const struct pw_applied *ap)
 int pw_applied_read(const char *path, struct pw_applied *ap)
 {
 	const cJSON *ok, *sok, *n;
-	const char *digest, *error;
+	const char *digest, *error, *pending;
 	char *text, *end;
 	int ret;
 	cJSON *o;
@@ -198,6 +199,7 @@ int pw_applied_read(const char *path, struct pw_applied *ap)
 	memset(ap, 0, sizeof(*ap));
 	digest = get_string(o, "digest");
 	error = get_string(o, "error");
+	pending = get_string(o, "restartPending");   /* absent from older agents */
 	ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
 	sok = cJSON_GetObjectItemCaseSensitive(o, "servicesOk");
 	n = cJSON_GetObjectItemCaseSensitive(o, "services");
@@ -209,6 +211,7 @@ int pw_applied_read(const char *path, struct pw_applied *ap)
 			ap->services_ok = cJSON_IsTrue(sok);
 			ap->services = n->valueint;
 			snprintf(ap->error, sizeof(ap->error), "%s", error ? error : "");
+			snprintf(ap->restart_pending, sizeof(ap->restart_pending), "%s", pending ? pending : "");
 			ret = 0;
 		}
 	}

@@ -41,6 +41,10 @@ struct pw_applied {
 	bool services_ok;             /* the services section applied (pw_services_apply) */
 	int services;                 /* services in the config */
 	char error[512];              /* why not ok ("" if ok): the parser's or reconciler's message */
+	/* Changed fields that wait for a restart of the agent ("node.uplink,
+	 * node.mtu"; "" if none). ok is false when that restart would fail,
+	 * error says why, naming the field. */
+	char restart_pending[256];
 };
 /* FNV-1a 64 of a config file's bytes: identifies one version of the file. */
 uint64_t pw_config_digest(const void *buf, size_t len);
