@@ -6,7 +6,7 @@
 # private mount namespace held by one long-lived process, the "holder". Every
 # runtime command enters both with `nsenter -t HOLDER -m -n`. In that mount
 # namespace, and only there:
-#   /usr/lib/cni   is a directory holding podwire and Debian's loopback plugin:
+#   /usr/lib/cni   is a directory holding podwire and Debian's plugins:
 #                  the runtimes' default plugin path, so a runtime process that
 #                  lost its environment (podman's cleanup, run by conmon)
 #                  still finds the plugin, as on a real node;
@@ -31,7 +31,9 @@ RT_IMAGE=localhost/pwbusybox:1
 rt_holder_up() {
 	local node=$1 i
 	mkdir -p "$RT_DIR/cni-bin" "$RT_DIR/cni-cache" "$RT_DIR/net.d"
-	cp /usr/lib/cni/loopback "$RT_DIR/cni-bin/"
+	# Debian's plugins (nerdctl insists on finding bridge for its default
+	# network) as hard links when the file system allows, podwire copied.
+	cp -l /usr/lib/cni/* "$RT_DIR/cni-bin/" 2>/dev/null || cp /usr/lib/cni/* "$RT_DIR/cni-bin/"
 	cp "$BUILD/podwire" "$RT_DIR/cni-bin/"
 	# shellcheck disable=SC2016
 	nsenter --net="/run/netns/${PW_PREFIX}-$node" unshare --mount --propagation private \
