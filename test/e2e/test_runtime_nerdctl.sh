@@ -115,10 +115,15 @@ done
 adds=$(rt_cni_calls | grep -c '^ADD pwt-[0-9a-f]\{64\}/eth0 netns /proc/[0-9]*/ns/net$')
 check_eq "nerdctl's ADDs: one per container, CNI_NETNS /proc/<pid>/ns/net, containerID <namespace>-<id>" "$adds" 2
 
+# nerdctl's DEL comes from its postStop hook, which runc runs when the task
+# is deleted: at rm, not at stop. In between, the container's netns died
+# with its process (and the host veth with it); the reservation and the
+# endpoint entries wait for that DEL.
 check "nerdctl stop pa pb" nerdctl stop -t 1 pa pb
+log "after stop: $(rt_cni_calls | grep -c '^DEL') DELs, $(ls "/run/podwire/${PW_NODE_INST[n1]}/ipam" | grep -c '^[0-9]') reservations, $(in_ns "${PW_PREFIX}-n1" ip -o link show | grep -c ': pw') pod veths"
 check "nerdctl rm pa pb" nerdctl rm pa pb
-dels=$(rt_cni_calls | grep -c '^DEL pwt-[0-9a-f]\{64\}/eth0 ')
-check_eq "one DEL per container at stop/rm" "$dels" 2
+dels=$(rt_cni_calls | grep -c '^DEL pwt-[0-9a-f]\{64\}/eth0 netns $')
+check_eq "one DEL per container, CNI_NETNS empty" "$dels" 2
 rt_check_nothing_left n1 "nerdctl stop+rm"
 log "nerdctl sent, in order: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-netns" : $4)}' |
 	sed 's|/proc/[0-9]*/ns/net|/proc/PID/ns/net|' | tr '\n' ',' | sed 's/,$//')"
@@ -126,6 +131,6 @@ log "nerdctl sent, in order: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-n
 rt_cleanup
 check_eq "no cgroup of the test left" "$(rt_leftover_cgroups)" ""
 t1=$(date +%s.%N)
-log "timing: node+containerd+image+2 containers up $(echo "$t_up - $t0" | bc) s, whole test $(echo "$t1 - $t0" | bc) s"
+log "timing: node+containerd+image+2 containers up $(awk "BEGIN {printf \"%.1f\", $t_up - $t0}") s, whole test $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
 
 [ "$PW_FAILED" = 0 ]

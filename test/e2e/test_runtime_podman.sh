@@ -100,11 +100,11 @@ check_eq "podman's ADDs: one per container, CNI_NETNS a podman netns file" "$add
 # environment) runs the DEL; the veths go before rm is ever run.
 check "podman stop a b c" pm stop -t 1 a b c
 gone=0
-for _ in $(seq 50); do
-	[ "$(in_ns "${PW_PREFIX}-n1" ip -o link show | grep -c ': pw')" = 0 ] && { gone=1; break; }
+for _ in $(seq 50); do   # only a DEL releases a reservation
+	[ "$(ls "/run/podwire/${PW_NODE_INST[n1]}/ipam" | grep -c '^[0-9]')" = 0 ] && { gone=1; break; }
 	sleep 0.1
 done
-check_eq "after stop, conmon's cleanup has DELeted every container (no pod veth)" "$gone" 1
+check_eq "after stop, conmon's cleanup has DELeted every container (no reservation)" "$gone" 1
 dels=$(rt_cni_calls | grep -c '^DEL [0-9a-f]\{64\}/eth0 netns /run/netns/netns-')
 check_eq "one DEL per stopped container, with the netns still named" "$dels" "$adds"
 check "podman rm a b c" pm rm a b c
@@ -115,6 +115,6 @@ log "podman sent: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-netns" : "ne
 rt_cleanup
 check_eq "no cgroup of the test left" "$(rt_leftover_cgroups)" ""
 t1=$(date +%s.%N)
-log "timing: node+image+2 containers up $(echo "$t_up - $t0" | bc) s, whole test $(echo "$t1 - $t0" | bc) s"
+log "timing: node+image+2 containers up $(awk "BEGIN {printf \"%.1f\", $t_up - $t0}") s, whole test $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
 
 [ "$PW_FAILED" = 0 ]
