@@ -61,13 +61,16 @@ rt_holder_up() {
 
 rt_in() { nsenter -t "$RT_HOLDER" -m -n "$@"; }
 
-# rt_conflist NODE: podwire's conflist for NODE's instance, as the runtime reads it.
+# rt_conflist NODE: podwire's conflist for NODE's instance, as the runtime
+# reads it; like examples/10-podwire.conflist it declares the ips and mac
+# capabilities, so runtimes pass a requested address in runtimeConfig too.
 rt_conflist() {
 	local node=$1
 	cat > "$RT_DIR/net.d/10-podwire.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "podwire",
  "plugins": [{"type": "podwire", "instance": "${PW_NODE_INST[$node]}",
-              "logFile": "$RT_DIR/cni.log", "logLevel": "debug"}]}
+              "logFile": "$RT_DIR/cni.log", "logLevel": "debug",
+              "capabilities": {"ips": true, "mac": true}}]}
 JSON
 }
 

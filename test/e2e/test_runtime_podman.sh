@@ -2,7 +2,7 @@
 # podman 4.3 (Debian's, CNI backend) as podwire's CNI client: on one node, two
 # busybox containers (image built locally, no registry) ping each other and
 # talk TCP, the server seeing the client's container IP; `podman run --ip`
-# gets the address asked for; after stop (whose DEL comes from conmon's
+# gets the address asked for (--mac-address its MAC); after stop (whose DEL comes from conmon's
 # `podman container cleanup`, not from the podman command) and rm nothing is
 # left: no veth, endpoint, reservation, pin, libcni cache entry, netns file
 # or cgroup. See runtime_lib.sh for how podman is kept inside the test.
@@ -81,15 +81,18 @@ for pair in "a b" "b a"; do
 	check_eq "tcp $1 -> $2: the server's socket sees $1's container IP" "$seen" "${IP[$1]:-(no container)}"
 done
 
-# --ip: podman sends CNI_ARGS IP=<addr> (issue 11 item 3, the requested-IP support).
-want=10.244.1.77
-if run_ctr c --ip "$want" >"$RT_DIR/run-c.out" 2>&1; then
+# --ip and --mac-address: podman sends CNI_ARGS IP=<addr>;MAC=<mac> and, the
+# conflist declaring the capabilities, runtimeConfig ips and mac.
+want=10.244.1.77 mac=02:aa:bb:cc:dd:ee
+if run_ctr c --ip "$want" --mac-address "$mac" >"$RT_DIR/run-c.out" 2>&1; then
 	IP[c]=$(ctr_ip c)
 	check_eq "podman run --ip $want: podman reports the address" "${IP[c]}" "$want"
 	check_eq "podman run --ip $want: the container's eth0 holds it" \
 		"$(pm exec c ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')" "$want/32"
+	check_eq "podman run --mac-address $mac: the container's eth0 has it" \
+		"$(pm exec c cat /sys/class/net/eth0/address 2>/dev/null)" "$mac"
 else
-	not_ok "podman run --ip $want: $(tail -n 3 "$RT_DIR/run-c.out" | tr '\n' ' ')"
+	not_ok "podman run --ip $want --mac-address $mac: $(tail -n 3 "$RT_DIR/run-c.out" | tr '\n' ' ')"
 fi
 
 # What podman sent: ADD with its own netns file, the plugin's log says.
