@@ -3,7 +3,7 @@
 # at the version test/runtimes/nerdctl/go.mod pins) as podwire's CNI client:
 # a private containerd in one node's namespaces, two busybox containers
 # (image built locally, no registry) ping each other and talk TCP, the server
-# seeing the client's container IP; stop and rm leave nothing behind: no veth,
+# seeing the client's container IP; `--ip` is honoured; stop and rm leave nothing behind: no veth,
 # endpoint, reservation, pin, libcni cache entry or cgroup. nerdctl calls CNI
 # from its OCI hooks (`nerdctl internal oci-hook`, run by runc), with
 # CNI_NETNS=/proc/<pid>/ns/net. See runtime_lib.sh for the namespaces.
@@ -95,6 +95,10 @@ for c in pa pb; do
 	fi
 done
 t_up=$(date +%s.%N)
+for c in pa pb; do   # a server that died says why
+	st=$(nerdctl inspect -f '{{.State.Status}}' "$c" 2>/dev/null)
+	[ "$st" = running ] || log "$c is ${st:-missing}: $(nerdctl logs "$c" 2>&1 | tail -n 3 | tr '\n' ' ')"
+done
 
 check_eq "endpoints map lists both containers" "$(endpoint_ips n1 | tr '\n' ' ')" \
 	"$(printf '%s\n' "${IP[pa]:-}" "${IP[pb]:-}" | sort | tr '\n' ' ')"
@@ -111,19 +115,30 @@ for pair in "pa pb" "pb pa"; do
 	check_eq "tcp $1 -> $2: the server's socket sees $1's container IP" "$seen" "${IP[$1]:-(no container)}"
 done
 
+# --ip: nerdctl sends CNI_ARGS IgnoreUnknown=1;IP=<addr>. (Its --mac-address
+# is refused for any network type but bridge and macvlan, before CNI.)
+want=10.244.1.78
+if nerdctl run -d --name pc --network podwire --cgroup-parent "$RT_CGROUP" --ip "$want" \
+	"$RT_IMAGE" sleep 600 >/dev/null 2>"$RT_DIR/run-pc.err"; then
+	check_eq "nerdctl run --ip $want: the container's eth0 holds it" \
+		"$(nerdctl exec pc ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')" "$want/32"
+else
+	not_ok "nerdctl run --ip $want: $(tail -n 3 "$RT_DIR/run-pc.err" | tr '\n' ' ')"
+fi
+
 # What nerdctl sent: its createRuntime hook's ADD names the task's netns by pid.
 adds=$(rt_cni_calls | grep -c '^ADD pwt-[0-9a-f]\{64\}/eth0 netns /proc/[0-9]*/ns/net$')
-check_eq "nerdctl's ADDs: one per container, CNI_NETNS /proc/<pid>/ns/net, containerID <namespace>-<id>" "$adds" 2
+check_eq "nerdctl's ADDs: one per container, CNI_NETNS /proc/<pid>/ns/net, containerID <namespace>-<id>" "$adds" 3
 
 # nerdctl's DEL comes from its postStop hook, which runc runs when the task
 # is deleted: at rm, not at stop. In between, the container's netns died
 # with its process (and the host veth with it); the reservation and the
 # endpoint entries wait for that DEL.
-check "nerdctl stop pa pb" nerdctl stop -t 1 pa pb
+check "nerdctl stop pa pb pc" nerdctl stop -t 1 pa pb pc
 log "after stop: $(rt_cni_calls | grep -c '^DEL') DELs, $(ls "/run/podwire/${PW_NODE_INST[n1]}/ipam" | grep -c '^[0-9]') reservations, $(in_ns "${PW_PREFIX}-n1" ip -o link show | grep -c ': pw') pod veths"
-check "nerdctl rm pa pb" nerdctl rm pa pb
+check "nerdctl rm pa pb pc" nerdctl rm pa pb pc
 dels=$(rt_cni_calls | grep -c '^DEL pwt-[0-9a-f]\{64\}/eth0 netns $')
-check_eq "one DEL per container, CNI_NETNS empty" "$dels" 2
+check_eq "one DEL per container, CNI_NETNS empty" "$dels" 3
 rt_check_nothing_left n1 "nerdctl stop+rm"
 log "nerdctl sent, in order: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-netns" : $4)}' |
 	sed 's|/proc/[0-9]*/ns/net|/proc/PID/ns/net|' | tr '\n' ',' | sed 's/,$//')"

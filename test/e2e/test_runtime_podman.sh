@@ -63,6 +63,10 @@ for c in a b; do
 	fi
 done
 t_up=$(date +%s.%N)
+for c in a b; do   # a server that died says why
+	st=$(pm inspect -f '{{.State.Status}}' "$c" 2>/dev/null)
+	[ "$st" = running ] || log "$c is ${st:-missing}: $(pm logs "$c" 2>&1 | tail -n 3 | tr '\n' ' ')"
+done
 
 check_eq "endpoints map lists both containers" "$(endpoint_ips n1 | tr '\n' ' ')" \
 	"$(printf '%s\n' "${IP[a]:-}" "${IP[b]:-}" | sort | tr '\n' ' ')"
