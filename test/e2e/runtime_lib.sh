@@ -78,13 +78,10 @@ rt_image() { # OUT.tar: the busybox image (test/runtimes/busybox-image.sh)
 	bash "$(dirname "${BASH_SOURCE[0]}")/../runtimes/busybox-image.sh" "$1"
 }
 
-# rt_ctr_netns_pid PID: runs the rest of the command in the network namespace of PID.
-in_pid_net() { local pid=$1; shift; nsenter --net="/proc/$pid/ns/net" "$@"; }
-
-# rt_seen_source SERVER_PID CLIENT_CMD...: the server container listens on
-# 8080 with busybox nc, which on connect runs netstat in the server: the
-# client reads the server's own socket table and this prints the remote
-# address of the server's socket on 8080, the source the server saw.
+# rt_seen_source (a filter): the server container listens on 8080 with
+# busybox nc, which on connect runs netstat in the server; fed what the
+# client read (the server's own socket table), prints the remote address of
+# the server's socket on 8080: the source the server saw.
 rt_seen_source() {
 	awk '$4 ~ /:8080$/ && $6 == "ESTABLISHED" || $4 ~ /:8080$/ && $6 == "CLOSE_WAIT" {print $5; exit}' |
 		sed 's/^::ffff://; s/:[0-9]*$//'
