@@ -110,4 +110,23 @@ if ! vng_ok; then
 fi
 # ---- end vmtest --------------------------------------------------------------
 
-echo "deps: ok (libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -1), cnitool ${CNITOOL_VERSION}, virtme-ng ${VNG_VERSION})"
+# ---- runtimes (test/e2e/test_runtime_*.sh; owner: runtimes) ----------------
+# The container runtimes Debian ships, as podwire's CNI clients in e2e tests:
+# podman (CNI backend; conmon comes with it) and containerd with runc;
+# busybox-static is the root file system of the test image
+# (test/runtimes/busybox-image.sh). nerdctl, containerd's client, is not in
+# Debian: built from the Go module proxy at the version
+# test/runtimes/nerdctl/go.mod pins, cached under /var/cache/podwire.
+RUNTIME_PKGS=(podman containerd runc busybox-static)
+rmissing=()
+for p in "${RUNTIME_PKGS[@]}"; do pkg_ok "$p" || rmissing+=("$p"); done
+if [ ${#rmissing[@]} -gt 0 ]; then
+	need_root
+	export DEBIAN_FRONTEND=noninteractive
+	apt_update_once
+	apt-get install -y -qq --no-install-recommends "${rmissing[@]}"
+fi
+NERDCTL=$(bash "$(dirname "$0")/../test/runtimes/nerdctl/build.sh")
+# ---- end runtimes ------------------------------------------------------------
+
+echo "deps: ok (libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -1), cnitool ${CNITOOL_VERSION}, virtme-ng ${VNG_VERSION}, $("$NERDCTL" --version))"
