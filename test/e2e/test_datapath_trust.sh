@@ -113,6 +113,14 @@ check_eq "monitor on node1 showed each attack under its reason" \
 check_eq "monitor: the LAN host's tunnel packets name it as the source" \
 	"$(jq -r 'select(.reason == "tunnel-foreign-source") | .saddr' "$PW_TMP/monitor.json" | sort -u)" 192.168.1.100
 
+# To another address of its node (not a node IP, so not refused at the
+# pod): the kernel's VXLAN socket takes it, and overlay_ingress finds the
+# pod as the tunnel's sender.
+in_ns "${PW_PREFIX}-node1" ip addr add 192.168.77.1/32 dev lo
+sink n1b 7111
+expect_dropped "vxlan: pod-built VXLAN packet to another address of its node" node1 tunnel-foreign-source ingress \
+	7111 n1a vxlan 192.168.77.1 1 "$FORGED" "$N1B" 7111 "$N"
+
 # The node network's other hosts may reach pods (routed), but not as a pod.
 sink n1b 7106
 expect_dropped "vxlan: unencapsulated from the LAN with a peer's pod source" node1 forged-pod-source ingress 7106 \
