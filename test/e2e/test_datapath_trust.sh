@@ -153,6 +153,14 @@ in_ns "${PW_PREFIX}-n1a" timeout 20 socat -u OPEN:"$PW_TMP/blob" TCP:"$N2A":7110
 wait "$srv"
 check_eq "vxlan: 512 KiB node1 -> node2 over TCP arrives intact" \
 	"$(sha256sum <"$PW_TMP/blob.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum <"$PW_TMP/blob" | cut -c1-16)"
+# A node whose route to a peer prefers another of its addresses still
+# tunnels from its node IP, the address the peer knows it by.
+in_ns "${PW_PREFIX}-node1" ip addr add 192.168.1.211/24 dev eth0
+in_ns "${PW_PREFIX}-node1" ip route add 192.168.1.12/32 dev eth0 src 192.168.1.211
+check_eq "vxlan: route to node2 with another source address: TCP node1 -> node2 pod, source kept" \
+	"$(tcp_peer_seen n1a n2a 7112)" "$N1A"
+check "vxlan: ... and node1's host reaches node2's pod" in_ns "${PW_PREFIX}-node1" ping -c 2 -i 0.2 -W 2 "$N2A"
+in_ns "${PW_PREFIX}-node1" ip route del 192.168.1.12/32
 check_eq "vxlan: real traffic dropped nowhere as tunnel-foreign-source" \
 	"$(drops node1 tunnel-foreign-source ingress) $(drops node2 tunnel-foreign-source ingress)" "$fs1 $fs2"
 
