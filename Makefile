@@ -85,6 +85,16 @@ $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/test/bpf/%: $(BUILD)/test/bpf/%.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Test-only BPF programs (test/bpf/*.bpf.c, e.g. the tunnel metadata
+# wrapper) and their skeletons, for the BPF tests that include them.
+TEST_BPF_SKELS := $(patsubst test/bpf/%.bpf.c,$(BUILD)/test/bpf/%.skel.h,$(wildcard test/bpf/*.bpf.c))
+$(BUILD)/test/bpf/%.bpf.o: test/bpf/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(BUILD)/test/bpf/%.skel.h: $(BUILD)/test/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+$(BUILD)/test/bpf/test_%.o: CFLAGS += -I$(BUILD)/test/bpf
+$(BUILD)/test/bpf/test_%.o: $(TEST_BPF_SKELS)
 # The CNI config parser lives with the plugin; its unit test links it directly.
 $(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/conf.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -10,8 +10,12 @@
  * inner IPv4 packet for a local endpoint, outer headers without options,
  * fragments, trailers, GSO or a CE mark, all in the linear part. Anything
  * else is left to pw_vxlan unchanged, so the kernel keeps doing what it
- * did: ECN propagation, GRO'd tunnel packets, traffic for the host itself. Like the collect-metadata device, any sender is accepted:
- * the sender's pod was checked (anti-spoofing) on its own node. */
+ * did: ECN propagation, GRO'd tunnel packets, traffic for the host itself.
+ *
+ * Every packet to the VXLAN port is first checked for its sender
+ * (pw_vxlan_outer_check, tunnel.h): only a peer node, with our VNI. The
+ * inner packet's source was checked (anti-spoofing) on that node; from
+ * anyone else it would be whatever they wrote. */
 #ifndef PW_BPF_DECAP_H
 #define PW_BPF_DECAP_H
 
@@ -21,6 +25,7 @@
 #include "ipv4.h"
 #include "endpoint.h"
 #include "lb.h"
+#include "tunnel.h"
 
 #define PW_VXLAN_FLAG_I 0x08000000 /* RFC 7348: the VNI field is valid */
 #define PW_IP_ECN_MASK  0x03
@@ -44,6 +49,21 @@ struct pw_vxlanhdr {
  * pod on delivery. */
 #define PW_DECAP_LEN (sizeof(struct iphdr) + sizeof(struct pw_udphdr) + sizeof(struct pw_vxlanhdr) + \
 		      sizeof(struct ethhdr))
+
+/* iph: the outer header of an unfragmented UDP packet to the node's VXLAN
+ * port, parsed (pw_ipv4_parse). 0 when its sender may tunnel to us, else
+ * the drop reason. The VNI is read here when the header is in the linear
+ * data; when it is not, the kernel takes the packet and overlay_ingress
+ * checks the VNI in the tunnel metadata. */
+static __always_inline int pw_vxlan_outer_check(struct __sk_buff *skb, struct iphdr *iph)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	struct pw_vxlanhdr *vxh = (void *)iph + iph->ihl * 4 + sizeof(struct pw_udphdr);
+
+	if ((void *)(vxh + 1) > data_end)
+		return pw_is_peer_node(iph->saddr) ? 0 : PW_DROP_TUNNEL_FOREIGN_SOURCE;
+	return pw_tunnel_sender_check(iph->saddr, bpf_ntohl(vxh->vni) >> 8);
+}
 
 /* iph: the outer header, parsed (pw_ipv4_parse) and addressed to the node,
  * UDP to PW_VXLAN_PORT. The local endpoint the inner packet is for when
@@ -100,6 +120,9 @@ static __always_inline int pw_vxlan_decap(struct __sk_buff *skb, struct pw_pkt *
 	pkt->dport = 0;
 	inner = pw_ipv4_parse(skb, pkt, &err);
 	if (!inner)
+		return err;
+	err = pw_tunnel_inner_check(inner->saddr);
+	if (err)
 		return err;
 	eth = pw_eth_hdr(skb);
 	if (!eth)

@@ -12,6 +12,7 @@
 #include "lb.h"
 #include "peer.h"
 #include "encap.h"
+#include "tunnel.h"
 #include "metrics.h"
 #include "events.h"
 
@@ -28,18 +29,40 @@ static __always_inline void pw_overlay_claim(struct __sk_buff *skb)
 		bpf_skb_change_type(skb, PW_PACKET_HOST);
 }
 
+/* The kernel decapsulated this frame and left what the outer headers said
+ * in the tunnel metadata: the sender and the VNI (a collect-metadata device
+ * takes every VNI). No metadata, no known sender. 0 or a drop reason. */
+static __always_inline int pw_overlay_sender_check(struct __sk_buff *skb, struct pw_pkt *pkt)
+{
+	struct bpf_tunnel_key key = {};
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) != 0)
+		return PW_DROP_TUNNEL_FOREIGN_SOURCE;
+	/* Until the inner header is parsed, a drop event names the sender. */
+	pkt->saddr = bpf_htonl(key.remote_ipv4);
+	return pw_tunnel_sender_check(pkt->saddr, key.tunnel_id);
+}
+
 static __always_inline int pw_overlay_ingress(struct __sk_buff *skb, struct pw_pkt *pkt)
 {
 	const struct pw_endpoint *target;
-	struct ethhdr *eth = pw_eth_hdr(skb);
+	struct ethhdr *eth;
 	struct iphdr *iph;
 	int err;
 
+	/* Every frame, ARP included: none from elsewhere reaches the host. */
+	err = pw_overlay_sender_check(skb, pkt);
+	if (err)
+		return err;
+	eth = pw_eth_hdr(skb);
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	pw_overlay_claim(skb);
 	iph = pw_ipv4_parse(skb, pkt, &err);
 	if (!iph)
+		return err;
+	err = pw_tunnel_inner_check(iph->saddr);
+	if (err)
 		return err;
 	eth = pw_eth_hdr(skb);
 	if (!eth)

@@ -29,4 +29,18 @@ static __always_inline int pw_is_node_ip(__be32 addr)
 	return bpf_map_lookup_elem(&pw_nodes, &key) != NULL;
 }
 
+/* One of the other nodes of the cluster: the only senders of tunnel
+ * packets. This node's own address never comes in from the wire. */
+static __always_inline int pw_is_peer_node(__be32 addr)
+{
+	const struct pw_node *node;
+	struct pw_ip4 key;
+
+	if (addr == cfg_node_ip)
+		return 0;
+	__builtin_memcpy(key.addr, &addr, 4);
+	node = bpf_map_lookup_elem(&pw_nodes, &key);
+	return node && !(node->flags & PW_NODE_F_SELF);
+}
+
 #endif

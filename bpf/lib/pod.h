@@ -10,6 +10,7 @@
 #include "arp.h"
 #include "endpoint.h"
 #include "remote.h"
+#include "peer.h"
 #include "fib.h"
 #include "lb.h"
 #include "metrics.h"
@@ -69,6 +70,26 @@ static __always_inline int pw_pod_to_outside(struct __sk_buff *skb, struct pw_pk
 	return pw_fib_redirect(skb, pkt, eth, iph, iph->daddr);
 }
 
+/* A pod's UDP to a node's VXLAN port (VXLAN mode): the nodes' tunnel
+ * carries only what a node's datapath checked, and a pod that could write
+ * into it could send into any pod with any source. Peers drop what does not
+ * come from a node; this also covers the pod whose packet some host rule
+ * would SNAT to a node IP. A first fragment counts: it has the ports, and
+ * the rest cannot be reassembled without it. */
+static __always_inline int pw_pod_to_tunnel_port(struct __sk_buff *skb, struct iphdr *iph)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	__be16 *ports;
+
+	if (cfg_routing_mode != PW_MODE_VXLAN || iph->protocol != IPPROTO_UDP ||
+	    (iph->frag_off & bpf_htons(PW_IP_OFFSET)))
+		return 0;
+	ports = (void *)iph + iph->ihl * 4;
+	if ((void *)(ports + 2) > data_end)
+		return 0;
+	return ports[1] == bpf_htons(PW_VXLAN_PORT) && pw_is_node_ip(iph->daddr);
+}
+
 static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 				       const struct pw_endpoint *ep)
 {
@@ -108,6 +129,10 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 			translated = 1;
 		}
 	}
+
+	/* After the DNAT: a service's backend may be a node's VXLAN port too. */
+	if (pw_pod_to_tunnel_port(skb, iph))
+		return PW_DROP_POD_TO_TUNNEL;
 
 	target = pw_ep_by_ip(iph->daddr);
 	if (target) {

@@ -106,6 +106,9 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 	int err;
 
 	if (cfg_routing_mode == PW_MODE_VXLAN && pkt->proto == IPPROTO_UDP && pkt->dport == PW_VXLAN_PORT) {
+		err = pw_vxlan_outer_check(skb, iph);
+		if (err)
+			return err;
 		target = pw_vxlan_local_target(skb, iph);
 		if (target)
 			return pw_vxlan_decap(skb, pkt, target);
@@ -141,12 +144,20 @@ static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *
 	iph = pw_ipv4_parse(skb, pkt, &err);
 	if (!iph)
 		return err;
+	/* Our pods send through their veths, never in from the wire. */
+	if (pw_in_pod_cidr(iph->saddr))
+		return PW_DROP_FORGED_POD_SOURCE;
 	if (iph->daddr == cfg_node_ip)
 		return pw_uplink_to_node(skb, pkt, iph);
 	target = pw_ep_by_ip(iph->daddr);
-	if (target)
-		return pw_lb_deliver(skb, pkt, eth, iph, target);
-	return TC_ACT_OK;
+	if (!target)
+		return TC_ACT_OK;
+	/* In VXLAN mode every peer's pod reaches ours through the tunnel: a
+	 * pod source outside it is forged. (In native routing the node
+	 * network is trusted with peers' pod addresses: docs/datapath.md.) */
+	if (cfg_routing_mode == PW_MODE_VXLAN && pw_in_cluster_cidr(iph->saddr))
+		return PW_DROP_FORGED_POD_SOURCE;
+	return pw_lb_deliver(skb, pkt, eth, iph, target);
 }
 
 /* Verdict (TC_ACT_*) or a negative drop reason. */

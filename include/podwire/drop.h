@@ -25,7 +25,11 @@ enum pw_drop_reason {
 	PW_DROP_NAT_FAILED      = -14, /* no free port or rewrite failed */
 	PW_DROP_ARP_UNSUPPORTED = -15, /* ARP that is neither a request for the gateway nor a reply */
 	PW_DROP_FRAGMENT        = -16, /* IP fragment the datapath cannot attribute to a flow */
-	PW_DROP_REASON_COUNT    = 17,  /* one past the highest |reason| */
+	PW_DROP_TUNNEL_FOREIGN_SOURCE = -17, /* tunnel packet whose outer source is not a peer node */
+	PW_DROP_TUNNEL_BAD_VNI  = -18, /* tunnel packet from a peer node with another VNI than the cluster's */
+	PW_DROP_POD_TO_TUNNEL   = -19, /* pod sent UDP to a node's VXLAN port */
+	PW_DROP_FORGED_POD_SOURCE = -20, /* from the node network with a pod source it cannot carry */
+	PW_DROP_REASON_COUNT    = 21,  /* one past the highest |reason| */
 };
 
 /* pw_metrics slots: a drop reason -N is counted at slot N; these are the

@@ -161,6 +161,29 @@ static void test_others(void)
 	}
 }
 
+/* Native routing: our own pods never send in from the wire, whatever the
+ * destination; a peer's pod CIDR is trusted to the node network (see
+ * docs/datapath.md "Trust"), so the peer's pods keep reaching ours. */
+static void test_forged_pod_source(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len;
+
+	len = udp_from_peer(pkt, "10.244.1.3", "10.244.1.2", 64);
+	expect_uplink("one of our own pods as source, to a local pod", pkt, len, TC_ACT_SHOT,
+		      (uint32_t)-PW_DROP_FORGED_POD_SOURCE);
+	len = udp_from_peer(pkt, "10.244.1.2", "10.244.1.2", 64);
+	expect_uplink("the target pod itself as source", pkt, len, TC_ACT_SHOT, (uint32_t)-PW_DROP_FORGED_POD_SOURCE);
+	len = udp_from_peer(pkt, "10.244.1.1", "192.168.1.11", 64);
+	expect_uplink("our pods' gateway as source, to the node ip", pkt, len, TC_ACT_SHOT,
+		      (uint32_t)-PW_DROP_FORGED_POD_SOURCE);
+	len = udp_from_peer(pkt, "10.244.2.7", "10.244.1.2", 64);
+	expect_uplink("native: a peer's pod to a local pod is delivered", pkt, len, TC_ACT_REDIRECT,
+		      PW_METRIC_FORWARDED);
+	len = udp_from_peer(pkt, "10.244.2.7", "192.168.1.11", 64);
+	expect_uplink("native: a peer's pod to the node ip goes to the stack", pkt, len, TC_ACT_OK, PW_METRIC_PASSED);
+}
+
 int main(void)
 {
 	if (setup() != 0) {
@@ -170,6 +193,7 @@ int main(void)
 	test_shared_maps();
 	test_to_local_pod();
 	test_others();
+	test_forged_pod_source();
 	pwt_events_close(&events);
 	host_bpf__destroy(host);
 	pod_bpf__destroy(pod);

@@ -6,6 +6,7 @@
  * and NodePort on uplink_ingress to a local and a remote backend. The
  * service maps are filled directly, as userspace/lib/services.c would. */
 #include "pwt_bpf.h"
+#include "pwt_tunnel.h"
 #include "pod.skel.h"
 #include "host.skel.h"
 #include "overlay.skel.h"
@@ -17,6 +18,7 @@
 static struct pod_bpf *pod;
 static struct host_bpf *host;
 static struct overlay_bpf *overlay;
+static struct pwt_tunnel_key_bpf *tunnel; /* overlay_ingress with a peer's tunnel metadata */
 static int pod_fd, up_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd,
 	   ports_fd;
 static unsigned if_a, if_b, if_up, if_vx;
@@ -103,6 +105,15 @@ static int setup(void)
 	a = pwt_ip("192.168.1.12");
 	memcpy(peer.node_ip, &a, 4);
 	if (bpf_map_update_elem(bpf_map__fd(pod->maps.pw_peers), &pk, &peer, BPF_ANY))
+		return -1;
+	{
+		struct pw_node node = { 0 };
+
+		if (bpf_map_update_elem(bpf_map__fd(pod->maps.pw_nodes), peer.node_ip, &node, BPF_ANY))
+			return -1;
+	}
+	tunnel = pwt_tunnel_open(ov_fd);
+	if (!tunnel)
 		return -1;
 	return pwt_events_open(&events, bpf_map__fd(pod->maps.pw_events));
 }
@@ -571,7 +582,7 @@ static void test_clusterip_remote(void)
 		     40100);
 	/* The same reply through the overlay (VXLAN mode), decapsulated. */
 	len = tcp_frame(pkt, peer_mac, up_mac, r_ip, 8080, a_ip, 40100, F_ACK, 10);
-	r = run(ov_fd, pkt, len, if_vx);
+	r = run(pwt_tunnel_from(tunnel, "192.168.1.12", PW_VXLAN_VNI), pkt, len, if_vx);
 	expect_redirect("reply from the remote backend over the overlay", &r, PW_TRACE_TO_POD, if_a);
 	expect_tuple("reply from the remote backend over the overlay: reverse NAT", &r, "10.96.0.12", 80, a_ip,
 		     40100);
@@ -1099,6 +1110,7 @@ int main(void)
 	test_ct_full();
 	test_nodeport();
 	pwt_events_close(&events);
+	pwt_tunnel_key_bpf__destroy(tunnel);
 	overlay_bpf__destroy(overlay);
 	host_bpf__destroy(host);
 	pod_bpf__destroy(pod);

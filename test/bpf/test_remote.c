@@ -4,8 +4,11 @@
  * bpf_redirect_neigh) and in VXLAN mode (tunnel key + redirect into the
  * overlay device), and overlay.bpf.c's two programs on a real collect-md
  * VXLAN device, and the uplink's VXLAN decapsulation (host.bpf.c in VXLAN
- * mode). Every object is loaded under one pin root, as the agent does. */
+ * mode), with who may send tunnel packets (peer nodes only, the cluster's
+ * VNI) and what a pod may not send (a node's VXLAN port). Every object is
+ * loaded under one pin root, as the agent does. */
 #include "pwt_bpf.h"
+#include "pwt_tunnel.h"
 #include "pod.skel.h"
 #include "overlay.skel.h"
 #include "host.skel.h"
@@ -13,6 +16,7 @@
 static struct pod_bpf *native, *vxlan, *vxlan_noif;
 static struct overlay_bpf *overlay;
 static struct host_bpf *host_vx;
+static struct pwt_tunnel_key_bpf *tunnel;
 static int native_fd, vxlan_fd, vxlan_noif_fd, ov_in_fd, ov_out_fd, up_vx_fd, metrics_fd;
 static unsigned if_a, if_up, if_vx;
 static struct pw_endpoint ep_a;
@@ -50,6 +54,17 @@ static int add_peer(const char *cidr, unsigned prefixlen, const char *node_ip)
 	memcpy(key.addr, &a, 4);
 	memcpy(peer.node_ip, &n, 4);
 	return bpf_map_update_elem(bpf_map__fd(native->maps.pw_peers), &key, &peer, BPF_ANY);
+}
+
+/* pw_nodes as the agent fills it: this node (PW_NODE_F_SELF) and its peers. */
+static int add_node(const char *ip, uint32_t flags)
+{
+	struct pw_ip4 key;
+	struct pw_node node = { .flags = flags };
+	uint32_t a = pwt_ip(ip);
+
+	memcpy(key.addr, &a, 4);
+	return bpf_map_update_elem(bpf_map__fd(native->maps.pw_nodes), &key, &node, BPF_ANY);
 }
 
 static int setup(void)
@@ -112,6 +127,12 @@ static int setup(void)
 	if (add_peer("10.244.2.0", 24, "192.168.1.12") || add_peer("10.244.3.0", 24, "192.168.1.13") ||
 	    add_peer("10.244.4.0", 24, "192.168.50.4") || add_peer("10.244.5.0", 24, "172.31.0.5") ||
 	    add_peer("10.244.2.128", 25, "192.168.1.13"))
+		return -1;
+	if (add_node("192.168.1.11", PW_NODE_F_SELF) || add_node("192.168.1.12", 0) || add_node("192.168.1.13", 0) ||
+	    add_node("192.168.50.4", 0) || add_node("172.31.0.5", 0))
+		return -1;
+	tunnel = pwt_tunnel_open(ov_in_fd);
+	if (!tunnel)
 		return -1;
 	return pwt_events_open(&events, bpf_map__fd(native->maps.pw_events));
 }
@@ -312,6 +333,12 @@ static void test_vxlan(void)
 		       PW_DIR_EGRESS);
 }
 
+/* overlay_ingress as pw_vxlan runs it on a genuine peer's packet. */
+static int from_peer(void)
+{
+	return pwt_tunnel_from(tunnel, "192.168.1.12", PW_VXLAN_VNI);
+}
+
 static void test_overlay_ingress(void)
 {
 	uint8_t pkt[PWT_MAX_PKT], other_mac[6];
@@ -329,7 +356,7 @@ static void test_overlay_ingress(void)
 	pwt_mac(other_mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
 	len = pwt_build_udp(pkt, &s);
 	trace(1);
-	r = pwt_run_prog(ov_in_fd, pkt, len, if_vx);
+	r = pwt_run_prog(pwt_tunnel_from(tunnel, "192.168.1.12", PW_VXLAN_VNI), pkt, len, if_vx);
 	after = pwt_metric(metrics_fd, PW_METRIC_FORWARDED);
 	eth = (const struct ethhdr *)r.out;
 	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_REDIRECT, "overlay ingress to a local pod: TC_ACT_REDIRECT",
@@ -348,15 +375,15 @@ static void test_overlay_ingress(void)
 
 	s.daddr = pwt_ip("10.244.1.99");
 	len = pwt_build_udp(pkt, &s);
-	expect_verdict("overlay ingress, no such pod", ov_in_fd, pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
+	expect_verdict("overlay ingress, no such pod", from_peer(), pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
 		       PW_DIR_INGRESS);
 	s.daddr = pwt_ip("10.244.1.2");
 	len = pwt_build_udp(pkt, &s);
 	pwt_iph(pkt)->tot_len = htons(1400);
-	expect_verdict("overlay ingress, total length > packet", ov_in_fd, pkt, len, if_vx, TC_ACT_SHOT,
+	expect_verdict("overlay ingress, total length > packet", from_peer(), pkt, len, if_vx, TC_ACT_SHOT,
 		       (uint32_t)-PW_DROP_MALFORMED, PW_DIR_INGRESS);
 	len = pwt_build_arp_request(pkt, peer_mac, pwt_ip("10.244.2.1"), pwt_ip("10.244.1.1"));
-	expect_verdict("overlay ingress, arp", ov_in_fd, pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
+	expect_verdict("overlay ingress, arp", from_peer(), pkt, len, if_vx, TC_ACT_OK, PW_METRIC_PASSED,
 		       PW_DIR_INGRESS);
 }
 
@@ -486,9 +513,6 @@ static void test_uplink_decap(void)
 	len = vxlan_frame(pkt, "10.244.2.5", PW_VXLAN_VNI, &inner, &ilen);
 	expect_verdict("uplink decap, inner destination a peer's pod", up_vx_fd, pkt, len, if_up, TC_ACT_OK,
 		       PW_METRIC_PASSED, PW_DIR_INGRESS);
-	len = vxlan_frame(pkt, "10.244.1.2", 42, &inner, &ilen);
-	expect_verdict("uplink decap, another VNI", up_vx_fd, pkt, len, if_up, TC_ACT_OK, PW_METRIC_PASSED,
-		       PW_DIR_INGRESS);
 	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
 	pkt[15] |= 0x03; /* outer CE: the kernel carries it to the inner header */
 	pwt_iph(pkt)->check = 0;
@@ -507,6 +531,185 @@ static void test_uplink_decap(void)
 		       (uint32_t)-PW_DROP_MALFORMED, PW_DIR_INGRESS);
 }
 
+/* Rewrites an IPv4 address of the header at iph (offset 12: source, 16:
+ * destination) and its checksum. */
+static void set_addr(struct iphdr *iph, size_t off, const char *ip)
+{
+	uint32_t a = pwt_ip(ip);
+
+	memcpy((uint8_t *)iph + off, &a, 4);
+	iph->check = 0;
+	iph->check = pwt_csum(iph, 20);
+}
+
+/* Dropped, counted once at the reason's slot (ingress), and the drop event
+ * names the reason and source src. */
+static void expect_tunnel_drop(const char *name, int prog, const uint8_t *pkt, size_t len, unsigned ifindex,
+			       int reason, const char *src)
+{
+	char n[200];
+	uint32_t want = pwt_ip(src);
+
+	trace(1);
+	expect_verdict(name, prog, pkt, len, ifindex, TC_ACT_SHOT, (uint32_t)-reason, PW_DIR_INGRESS);
+	snprintf(n, sizeof(n), "%s: drop event %s, source %s", name, pw_drop_reason_name(reason), src);
+	PWT_CHECK(pwt_events_read(&events) == 1 && events.ev[0].type == PW_EVENT_DROP &&
+		  events.ev[0].reason == reason && memcmp(events.ev[0].saddr, &want, 4) == 0, n,
+		  "%d events, reason %d, source %u.%u.%u.%u", events.n, events.ev[0].reason, events.ev[0].saddr[0],
+		  events.ev[0].saddr[1], events.ev[0].saddr[2], events.ev[0].saddr[3]);
+	trace(0);
+}
+
+/* pw_vxlan's ingress: only a peer node (pw_nodes, not this node) with our
+ * VNI may put frames in; the kernel accepts any sender and, on a
+ * collect-metadata device, any VNI. */
+static void test_overlay_trust(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], other_mac[6];
+	struct pwt_udp_spec s = {
+		.src_mac = peer_mac, .dst_mac = other_mac,
+		.saddr = pwt_ip("10.244.2.7"), .daddr = pwt_ip("10.244.1.2"), .sport = 5201, .dport = 40000,
+		.ttl = 63, .payload = 48,
+	};
+	size_t len;
+
+	pwt_mac(other_mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
+	len = pwt_build_udp(pkt, &s);
+	expect_tunnel_drop("overlay ingress from a LAN host that is not a node", pwt_tunnel_from(tunnel, "192.168.1.100", 1),
+			   pkt, len, if_vx, PW_DROP_TUNNEL_FOREIGN_SOURCE, "192.168.1.100");
+	expect_tunnel_drop("overlay ingress from a pod (its UDP to a node address)",
+			   pwt_tunnel_from(tunnel, "10.244.1.2", 1), pkt, len, if_vx, PW_DROP_TUNNEL_FOREIGN_SOURCE,
+			   "10.244.1.2");
+	expect_tunnel_drop("overlay ingress from this node's own address", pwt_tunnel_from(tunnel, "192.168.1.11", 1),
+			   pkt, len, if_vx, PW_DROP_TUNNEL_FOREIGN_SOURCE, "192.168.1.11");
+	expect_verdict("overlay ingress without tunnel metadata", pwt_tunnel_from(tunnel, NULL, 0), pkt, len, if_vx,
+		       TC_ACT_SHOT, (uint32_t)-PW_DROP_TUNNEL_FOREIGN_SOURCE, PW_DIR_INGRESS);
+	expect_tunnel_drop("overlay ingress from a peer node, another VNI", pwt_tunnel_from(tunnel, "192.168.1.12", 42),
+			   pkt, len, if_vx, PW_DROP_TUNNEL_BAD_VNI, "192.168.1.12");
+	expect_verdict("overlay ingress from a peer node behind a router", pwt_tunnel_from(tunnel, "192.168.50.4", 1),
+		       pkt, len, if_vx, TC_ACT_REDIRECT, PW_METRIC_FORWARDED, PW_DIR_INGRESS);
+	len = pwt_build_arp_request(pkt, peer_mac, pwt_ip("10.244.2.1"), pwt_ip("10.244.1.1"));
+	expect_tunnel_drop("overlay ingress, arp from a host that is not a node",
+			   pwt_tunnel_from(tunnel, "192.168.1.100", 1), pkt, len, if_vx, PW_DROP_TUNNEL_FOREIGN_SOURCE,
+			   "192.168.1.100");
+	/* From a real peer, but "from" one of our own pods: they never
+	 * come back to us through a peer. */
+	s.saddr = pwt_ip("10.244.1.3");
+	len = pwt_build_udp(pkt, &s);
+	expect_tunnel_drop("overlay ingress from a peer node, inner source one of our pods", from_peer(), pkt, len,
+			   if_vx, PW_DROP_FORGED_POD_SOURCE, "10.244.1.3");
+}
+
+/* The same rules on the uplink, where the BPF decapsulation reads them from
+ * the outer headers; and no packet to the VXLAN port from a non-node is
+ * left for the kernel's path either. */
+static void test_uplink_tunnel_trust(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], *inner;
+	size_t len, ilen;
+
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(pkt), 12, "192.168.1.100");
+	expect_tunnel_drop("uplink, VXLAN from a LAN host that is not a node", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_TUNNEL_FOREIGN_SOURCE, "192.168.1.100");
+	len = vxlan_frame(pkt, "10.244.9.9", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(pkt), 12, "192.168.1.100");
+	expect_tunnel_drop("uplink, VXLAN from a non-node, inner destination not local", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_TUNNEL_FOREIGN_SOURCE, "192.168.1.100");
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(pkt), 12, "10.244.2.7");
+	expect_tunnel_drop("uplink, VXLAN from a peer's pod", up_vx_fd, pkt, len, if_up, PW_DROP_TUNNEL_FOREIGN_SOURCE,
+			   "10.244.2.7");
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(pkt), 12, "192.168.1.11");
+	expect_tunnel_drop("uplink, VXLAN from this node's own address", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_TUNNEL_FOREIGN_SOURCE, "192.168.1.11");
+	len = vxlan_frame(pkt, "10.244.1.2", 42, &inner, &ilen);
+	expect_tunnel_drop("uplink, VXLAN from a peer node, another VNI", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_TUNNEL_BAD_VNI, "192.168.1.12");
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(inner), 12, "10.244.1.3");
+	expect_tunnel_drop("uplink decap from a peer node, inner source one of our pods", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_FORGED_POD_SOURCE, "10.244.1.3");
+	len = vxlan_frame(pkt, "10.244.1.2", PW_VXLAN_VNI, &inner, &ilen);
+	set_addr(pwt_iph(pkt), 12, "192.168.1.13");
+	expect_verdict("uplink, VXLAN from another peer node still decapsulated", up_vx_fd, pkt, len, if_up,
+		       TC_ACT_REDIRECT, PW_METRIC_FORWARDED, PW_DIR_INGRESS);
+}
+
+/* Unencapsulated on the uplink in VXLAN mode: a pod source is forged (peers'
+ * pods come through the tunnel, ours never from the wire); other hosts may
+ * still reach pods and the node, and peers' pods the node. */
+static void test_uplink_pod_sources_vxlan(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pwt_udp_spec s = {
+		.src_mac = peer_mac, .dst_mac = up_mac,
+		.saddr = pwt_ip("10.244.2.7"), .daddr = pwt_ip("10.244.1.2"), .sport = 5201, .dport = 40000,
+		.ttl = 63, .payload = 48,
+	};
+	size_t len = pwt_build_udp(pkt, &s);
+
+	expect_tunnel_drop("vxlan uplink, a peer's pod source outside the tunnel", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_FORGED_POD_SOURCE, "10.244.2.7");
+	s.saddr = pwt_ip("10.244.1.3");
+	len = pwt_build_udp(pkt, &s);
+	expect_tunnel_drop("vxlan uplink, one of our own pods as source", up_vx_fd, pkt, len, if_up,
+			   PW_DROP_FORGED_POD_SOURCE, "10.244.1.3");
+	s.saddr = pwt_ip("192.168.1.100");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan uplink, a LAN host to a pod is delivered", up_vx_fd, pkt, len, if_up, TC_ACT_REDIRECT,
+		       PW_METRIC_FORWARDED, PW_DIR_INGRESS);
+	s.saddr = pwt_ip("10.244.2.7");
+	s.daddr = pwt_ip("192.168.1.11");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan uplink, a peer's pod to this node's IP goes to the stack", up_vx_fd, pkt, len, if_up,
+		       TC_ACT_OK, PW_METRIC_PASSED, PW_DIR_INGRESS);
+}
+
+/* A pod's UDP to port 8472 of pod a's node or a peer node is a tunnel
+ * packet it built itself: dropped at the pod in VXLAN mode. */
+static void test_pod_to_tunnel_port(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pwt_udp_spec s = {
+		.src_mac = ep_a.mac, .dst_mac = ep_a.host_mac,
+		.daddr = pwt_ip("192.168.1.11"), .sport = 40000, .dport = PW_VXLAN_PORT, .ttl = 64, .payload = 64,
+	};
+	size_t len;
+
+	memcpy(&s.saddr, ep_a.ip, 4);
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan pod to its own node's VXLAN port", vxlan_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_POD_TO_TUNNEL, PW_DIR_EGRESS);
+	s.daddr = pwt_ip("192.168.1.12");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan pod to a peer node's VXLAN port", vxlan_fd, pkt, len, if_a, TC_ACT_SHOT,
+		       (uint32_t)-PW_DROP_POD_TO_TUNNEL, PW_DIR_EGRESS);
+	pwt_iph(pkt)->frag_off = htons(0x2000); /* MF: a first fragment still has the ports */
+	pwt_iph(pkt)->check = 0;
+	pwt_iph(pkt)->check = pwt_csum(pwt_iph(pkt), 20);
+	expect_verdict("vxlan pod to a peer node's VXLAN port, first fragment", vxlan_fd, pkt, len, if_a,
+		       TC_ACT_SHOT, (uint32_t)-PW_DROP_POD_TO_TUNNEL, PW_DIR_EGRESS);
+	s.dport = PW_VXLAN_PORT + 1;
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan pod to another port of a peer node", vxlan_fd, pkt, len, if_a, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_EGRESS);
+	s.dport = PW_VXLAN_PORT;
+	s.daddr = pwt_ip("192.168.1.100");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan pod to port 8472 of a host that is not a node", vxlan_fd, pkt, len, if_a, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_EGRESS);
+	s.daddr = pwt_ip("10.244.2.5");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("vxlan pod to port 8472 of a peer's pod (its own overlay)", vxlan_fd, pkt, len, if_a,
+		       TC_ACT_REDIRECT, PW_METRIC_FORWARDED, PW_DIR_EGRESS);
+	s.daddr = pwt_ip("192.168.1.12");
+	len = pwt_build_udp(pkt, &s);
+	expect_verdict("native pod to a peer node's port 8472 (no tunnel)", native_fd, pkt, len, if_a, TC_ACT_OK,
+		       PW_METRIC_PASSED, PW_DIR_EGRESS);
+}
+
 int main(void)
 {
 	if (setup() != 0) {
@@ -520,7 +723,12 @@ int main(void)
 	test_overlay_ingress();
 	test_overlay_egress();
 	test_uplink_decap();
+	test_overlay_trust();
+	test_uplink_tunnel_trust();
+	test_uplink_pod_sources_vxlan();
+	test_pod_to_tunnel_port();
 	pwt_events_close(&events);
+	pwt_tunnel_key_bpf__destroy(tunnel);
 	host_bpf__destroy(host_vx);
 	overlay_bpf__destroy(overlay);
 	pod_bpf__destroy(vxlan_noif);

@@ -27,6 +27,12 @@ static const struct reason_desc reasons[PW_DROP_REASON_COUNT] = {
 	[-PW_DROP_NAT_FAILED]      = {"nat-failed", "no free port or the NAT rewrite failed"},
 	[-PW_DROP_ARP_UNSUPPORTED] = {"arp-unsupported", "ARP that is neither a request for the gateway nor a reply"},
 	[-PW_DROP_FRAGMENT]        = {"fragment", "IP fragment the datapath cannot attribute to a flow"},
+	[-PW_DROP_TUNNEL_FOREIGN_SOURCE] = {"tunnel-foreign-source",
+					    "tunnel packet whose outer source is not a peer node"},
+	[-PW_DROP_TUNNEL_BAD_VNI]  = {"tunnel-bad-vni", "tunnel packet with another VNI than the cluster's"},
+	[-PW_DROP_POD_TO_TUNNEL]   = {"pod-to-tunnel-port", "pod sent UDP to a node's VXLAN port"},
+	[-PW_DROP_FORGED_POD_SOURCE] = {"forged-pod-source",
+					"from the node network with a pod source address it cannot carry"},
 };
 
 /* Accepts the reason (-N) or its pw_metrics slot (N), so callers walking
