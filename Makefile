@@ -9,9 +9,9 @@ CNI_BIN_DIR ?= /opt/cni/bin
 CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
-PKGS     := libbpf libnl-3.0 libnl-route-3.0 libcjson
+PKGS     := libbpf libnl-3.0 libnl-route-3.0 libcjson libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuserspace/lib -I$(BUILD)/bpf $(PKG_CFLAGS)

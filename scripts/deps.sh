@@ -8,7 +8,8 @@ CNITOOL_VERSION=${CNITOOL_VERSION:-v1.3.0}
 PKGS=(clang llvm make gcc pkg-config libelf-dev zlib1g-dev libcjson-dev
       libnl-3-dev libnl-route-3-dev libmicrohttpd-dev iproute2 iputils-ping
       netcat-openbsd socat ethtool tcpdump jq iperf3
-      containernetworking-plugins libclang-rt-14-dev iptables nftables)
+      containernetworking-plugins libclang-rt-14-dev iptables nftables
+      libcurl4-openssl-dev libyaml-dev)
 BACKPORTS_PKGS=(libbpf-dev bpftool)
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "make deps: run as root (needs apt-get)" >&2; exit 1; }; }

@@ -37,6 +37,18 @@ int pw_kube_conn_load(const char *path, struct pw_kube_conn *c, char *err, size_
 int pw_kubeconfig_parse(const char *yaml, size_t len, const char *base_dir,
 			struct pw_kube_conn *c, char *err, size_t errlen);
 void pw_kube_conn_free(struct pw_kube_conn *c);
+/* The in-cluster config with the service account's files under sa_dir
+ * (NULL: /var/run/secrets/kubernetes.io/serviceaccount); what
+ * pw_kube_conn_load(NULL, ...) does, testable. */
+int pw_kube_conn_in_cluster(const char *sa_dir, struct pw_kube_conn *c, char *err, size_t errlen);
+
+/* One GET of path (e.g. "/api/v1/nodes/n1", "/version"): *out the parsed
+ * JSON body (caller frees; also set for non-2xx answers that carry one,
+ * such as a Status), *status the HTTP status (0 when no answer came). 0
+ * when an answer came (whatever its status), -errno otherwise, with err
+ * saying why. For one-off reads and tests; informers keep state in step. */
+int pw_kube_get(const struct pw_kube_conn *c, const char *path, cJSON **out, long *status,
+		char *err, size_t errlen);
 
 /* Watch-stream decoder: a watch response is a stream of JSON objects
  * {"type": ..., "object": {...}}, one per line, arriving in chunks cut
@@ -49,6 +61,8 @@ struct pw_watch_decoder *pw_watch_decoder_new(size_t max_event, pw_watch_event_f
 /* 0, a non-zero value returned by on_event (passed through: stop), or -errno. */
 int pw_watch_decoder_feed(struct pw_watch_decoder *d, const char *buf, size_t len);
 void pw_watch_decoder_reset(struct pw_watch_decoder *d);
+/* True while part of an event is buffered (a stream that ends then was cut). */
+bool pw_watch_decoder_pending(const struct pw_watch_decoder *d);
 void pw_watch_decoder_free(struct pw_watch_decoder *d);
 
 /* An informer keeps one resource in step: list (paginated, limit/continue),
