@@ -22,8 +22,6 @@
 #define LIST_BODY_MAX (128u << 20)   /* one page of 500 objects */
 #define WATCH_EVENT_MAX (4u << 20)   /* etcd's object limit is 1.5 MiB */
 #define ERR_BODY_MAX (64u << 10)
-#define WATCH_TIMEOUT_MIN 270        /* seconds; each watch picks 270..330 */
-#define WATCH_TIMEOUT_SPREAD 60
 #define WATCH_GRACE 30               /* a watch silent this long past its timeout is dead */
 #define BACKOFF_INITIAL_MS 800
 #define BACKOFF_MAX_MS 30000
@@ -31,6 +29,15 @@
 #define TOKEN_MAX (64u << 10)
 
 /* ---- requests ------------------------------------------------------------ */
+
+/* seconds; each watch adds up to a fifth at random so that the watches of
+ * many agents do not end (and come back) together */
+static atomic_uint watch_timeout = 270;
+
+void pw_kube_set_watch_timeout(unsigned seconds)
+{
+	atomic_store(&watch_timeout, seconds ? seconds : 1);
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -563,7 +570,9 @@ static int on_event(void *ud, const char *type, const cJSON *obj)
 			 cJSON_IsNumber(code) ? code->valueint : 0,
 			 cJSON_IsString(msg) ? msg->valuestring : "(no message)");
 		return cJSON_IsNumber(code) && code->valueint == 410 ? EV_GONE : EV_ERROR;
-	} else if (strcmp(type, "BOOKMARK") != 0) {
+	} else if (strcmp(type, "BOOKMARK") == 0) {
+		pw_debug("kube %s: bookmark at resourceVersion %s", inf->name, meta_str(obj, "resourceVersion"));
+	} else {
 		pw_debug("kube %s: watch event of unknown type \"%s\" ignored", inf->name, type);
 		return 0;
 	}
@@ -597,7 +606,8 @@ static enum watch_outcome informer_watch(struct pw_kube_informer *inf, char *why
 	struct watch_ctx w = { .inf = inf, .errbody = { .max = ERR_BODY_MAX } };
 	struct kube_req q;
 	enum watch_outcome out;
-	long timeout = WATCH_TIMEOUT_MIN + rand_r(&inf->seed) % (WATCH_TIMEOUT_SPREAD + 1);
+	unsigned base = atomic_load(&watch_timeout);
+	long timeout = base + (long)(rand_r(&inf->seed) % (base / 5 + 1));
 	long long started = now_ms();
 	char query[512], *url, *rv;
 	CURLcode cc;

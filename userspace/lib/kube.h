@@ -92,6 +92,10 @@ struct pw_kube_informer;
  * for logs ("nodes"). The connection is copied. 0 or -errno. */
 int pw_kube_informer_start(const struct pw_kube_conn *c, const char *path, const char *name,
 			   const struct pw_kube_handlers *h, struct pw_kube_informer **out);
+/* The watch timeoutSeconds of informers started from now on: each watch
+ * asks for seconds plus up to a fifth more at random (default 270: 270-324,
+ * about 5 minutes). Tests use a few seconds to see bookmarks and re-watches. */
+void pw_kube_set_watch_timeout(unsigned seconds);
 /* True once the first complete list has been delivered. */
 bool pw_kube_informer_synced(const struct pw_kube_informer *inf);
 /* Stops and joins the thread (interrupts a watch in progress), frees. */
