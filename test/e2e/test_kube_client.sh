@@ -80,7 +80,8 @@ pki() {
 	printf 'extendedKeyUsage=clientAuth\n' > client.ext &&
 	openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
 		-extfile client.ext -out certs/admin.crt &&
-	openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub
+	openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub &&
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 1 -subj "/CN=pwt-other-ca"
 }
 
 TOKEN=pwt-token-$RANDOM$RANDOM
@@ -165,6 +166,7 @@ echo "$TOKEN" > "$D/token"
 write_kubeconfig "$D/kc-token" "$PORT" "    tokenFile: token" "certificate-authority: ca.crt"
 write_kubeconfig "$D/kc-badtoken" "$PORT" "    token: not-$TOKEN" "certificate-authority-data: $CA_DATA"
 write_kubeconfig "$D/kc-insecure" "$PORT" "    token: $TOKEN" "insecure-skip-tls-verify: true"
+write_kubeconfig "$D/kc-otherca" "$PORT" "    token: $TOKEN" "certificate-authority: other-ca.crt"
 
 kc() { "$PW_K8S_BIN/kubectl" --kubeconfig "$D/kc-inline" --server "https://127.0.0.1:$PORT" "$@"; }
 kc create namespace pwt >/dev/null || { not_ok "namespace pwt created"; exit 1; }
@@ -251,6 +253,20 @@ attempts=$(grep -c 'retrying in' "$D/bad.err")
 [ "$attempts" -ge 2 ] && [ "$attempts" -le 4 ] && ok "refused token: $attempts attempts in 4 s (backoff)" ||
 	not_ok "refused token: $attempts attempts in 4 s, want 2-4"
 check_eq "refused token: nothing reported, never synced" "$(grep -cv '^stopped in' <<<"$out")" 0
+
+out=$("$KWATCH" "$D/kc-otherca" /api/v1/namespaces/pwt/configmaps 2 2>"$D/otherca.err")
+check "server certificate from another CA refused (TLS verification on)" grep -q 'SSL certificate problem' "$D/otherca.err"
+check_eq "server certificate from another CA: nothing reported" "$(grep -cv '^stopped in' <<<"$out")" 0
+
+# ---- one-shot GET ------------------------------------------------------------
+out=$("$KWATCH" -g "$D/kc-inline" /version 2>&1)
+check_eq "GET /version: 200 and the server's version" \
+	"$(head -1 <<<"$out") $(tail -1 <<<"$out" | jq -r .gitVersion)" "status 200 $("$PW_K8S_BIN/kube-apiserver" --version | awk '{print $2}')"
+out=$("$KWATCH" -g "$D/kc-token" /api/v1/namespaces/pwt/configmaps/cm-0005 2>&1)
+check_eq "GET one ConfigMap with a token" "$(head -1 <<<"$out") $(sed -n 2p <<<"$out" | jq -r .data.i)" "status 200 0005"
+out=$("$KWATCH" -g "$D/kc-inline" /api/v1/namespaces/pwt/configmaps/nope 2>"$D/get404.err")
+check_eq "GET of a missing object: 404 with its Status" "$(head -1 <<<"$out") $(sed -n 2p <<<"$out" | jq -r .reason)" "status 404 NotFound"
+check "GET of a missing object: message says so" grep -q 'HTTP 404: configmaps "nope" not found' "$D/get404.err"
 
 # ---- API server down: back off, report nothing, resume -----------------------
 lines=$(wc -l < "$W")

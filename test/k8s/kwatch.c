@@ -1,4 +1,6 @@
-/* kwatch KUBECONFIG PATH [SECONDS]: runs one informer on the collection
+/* kwatch -g KUBECONFIG PATH: one GET (pw_kube_get), prints "status N" and
+ * the body on one line.
+ * kwatch KUBECONFIG PATH [SECONDS]: runs one informer on the collection
  * PATH (e.g. /api/v1/namespaces/default/configmaps) and prints one line
  * per handler call, for the integration tests and for debugging:
  *   relist_begin | upsert NS/NAME rv=RV | remove NS/NAME rv=RV | relist_end
@@ -58,6 +60,33 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int get_once(const char *kubeconfig, const char *path)
+{
+	struct pw_kube_conn c;
+	char err[512] = "", *body;
+	cJSON *out;
+	long status;
+	int r = pw_kube_conn_load(strcmp(kubeconfig, "-") ? kubeconfig : NULL, &c, err, sizeof(err));
+
+	if (r) {
+		fprintf(stderr, "kwatch: %s\n", err);
+		return 1;
+	}
+	r = pw_kube_get(&c, path, &out, &status, err, sizeof(err));
+	pw_kube_conn_free(&c);
+	if (r) {
+		fprintf(stderr, "kwatch: %s\n", err);
+		return 1;
+	}
+	body = out ? cJSON_PrintUnformatted(out) : NULL;
+	printf("status %ld\n%s\n", status, body ? body : "");
+	if (err[0])
+		fprintf(stderr, "kwatch: %s\n", err);
+	free(body);
+	cJSON_Delete(out);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct pw_kube_handlers h = { relist_begin, upsert, removed, relist_end, NULL };
@@ -69,8 +98,10 @@ int main(int argc, char **argv)
 	char err[512];
 	int r;
 
+	if (argc == 4 && strcmp(argv[1], "-g") == 0)
+		return get_once(argv[2], argv[3]);
 	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: kwatch KUBECONFIG|- PATH [SECONDS]\n");
+		fprintf(stderr, "usage: kwatch KUBECONFIG|- PATH [SECONDS]\n       kwatch -g KUBECONFIG|- PATH\n");
 		return 2;
 	}
 	if (getenv("PW_LOG_LEVEL") && pw_log_level_parse(getenv("PW_LOG_LEVEL"), &level)) {
