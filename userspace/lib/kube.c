@@ -415,22 +415,23 @@ static void informer_set_rv(struct pw_kube_informer *inf, const char *rv)
 	inf->rv = copy;
 }
 
-/* One page of the list; moves its items into all. *cont is the next
- * page's token (NULL: last page). 0, -ESTALE for 410 (the continue token
- * expired), -ECANCELED when stopped, other -errno with why set. */
-static int list_page(struct pw_kube_informer *inf, const char *cont_in, cJSON *all, char **rv,
+/* One page of the list, checked: *text takes its body (the caller frees),
+ * *rv its resourceVersion, *cont the next page's token (NULL: last page).
+ * 0, -ESTALE for 410 (the continue token expired), -ECANCELED when
+ * stopped, other -errno with why set. */
+static int list_page(struct pw_kube_informer *inf, const char *cont_in, struct kube_buf *text, char **rv,
 		     char **cont, char *why, size_t whylen)
 {
 	struct kube_buf body = { .max = LIST_BODY_MAX };
 	struct kube_req q;
 	char query[64], *esc = NULL, *q2 = NULL, *url;
-	cJSON *page = NULL, *items;
+	cJSON *page = NULL;
 	const char *v;
 	long status = 0;
 	CURLcode cc;
 	int r;
 
-	*cont = NULL;
+	*cont = *rv = NULL;
 	snprintf(query, sizeof(query), "limit=%d", LIST_PAGE);
 	if (cont_in) {
 		esc = curl_easy_escape(NULL, cont_in, 0);
@@ -470,17 +471,19 @@ static int list_page(struct pw_kube_informer *inf, const char *cont_in, cJSON *a
 			 status == 403 ? " (not allowed: check RBAC)" : "");
 		r = status == 410 ? -ESTALE : status == 401 || status == 403 ? -EACCES : -EIO;
 	} else if (!(page = cJSON_ParseWithLength(body.data ? body.data : "", body.len)) ||
-		   !cJSON_IsArray(items = cJSON_GetObjectItemCaseSensitive(page, "items")) ||
+		   !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(page, "items")) ||
 		   !(v = meta_str(page, "resourceVersion"))) {
 		snprintf(why, whylen, "list %s: the answer is not a list", url);
 		r = -EBADMSG;
 	} else {
-		while (items->child)
-			cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(items, items->child));
 		*rv = strdup(v);
 		v = meta_str(page, "continue");
 		*cont = v && *v ? strdup(v) : NULL;
 		r = !*rv || (v && *v && !*cont) ? -ENOMEM : 0;
+	}
+	if (!r) {
+		*text = body;
+		body.data = NULL;
 	}
 	cJSON_Delete(page);
 	req_free(&q);
@@ -489,53 +492,97 @@ static int list_page(struct pw_kube_informer *inf, const char *cont_in, cJSON *a
 	return r;
 }
 
-/* The whole list, page by page, then reported at once: a list cut short
- * by an error is never half reported (the consumer would drop what the
- * missing pages hold). */
-static int informer_list(struct pw_kube_informer *inf, char *why, size_t whylen)
+static void pages_free(struct kube_buf *pages, int n)
 {
-	cJSON *all = cJSON_CreateArray(), *it;
-	char *rv = NULL, *cont = NULL;
-	int r, pages = 0, n = 0;
+	for (int i = 0; i < n; i++)
+		free(pages[i].data);
+	free(pages);
+}
 
-	if (!all)
-		return -ENOMEM;
+/* Every page, read at the first page's resourceVersion, kept as text. */
+static int list_all(struct pw_kube_informer *inf, struct kube_buf **out, int *n_out, char **rv_out,
+		    char *why, size_t whylen)
+{
+	struct kube_buf *pages = NULL;
+	char *rv = NULL, *cont = NULL;
+	int r, n = 0;
+
 	do {
+		struct kube_buf *np = realloc(pages, (size_t)(n + 1) * sizeof(*pages));
 		char *next = NULL, *page_rv = NULL;
 
-		r = list_page(inf, cont, all, &page_rv, &next, why, whylen);
+		if (!np) {
+			r = -ENOMEM;
+			break;
+		}
+		pages = np;
+		r = list_page(inf, cont, &pages[n], &page_rv, &next, why, whylen);
 		free(cont);
 		cont = next;
-		if (!r) {
-			/* Every page is read at the first page's resourceVersion. */
-			if (!rv)
-				rv = page_rv;
-			else
-				free(page_rv);
-			pages++;
-		}
-	} while (!r && cont);
+		if (r)
+			break;
+		n++;
+		if (!rv)
+			rv = page_rv;
+		else
+			free(page_rv);
+	} while (cont);
 	free(cont);
 	if (r) {
+		pages_free(pages, n);
 		free(rv);
-		cJSON_Delete(all);
 		return r;
 	}
+	*out = pages;
+	*n_out = n;
+	*rv_out = rv;
+	return 0;
+}
+
+/* The whole list, then reported at once: a list cut short by an error is
+ * never half reported (the consumer would drop what the missing pages
+ * hold). Pages wait as text, parsed again one at a time when reported:
+ * a parsed object takes several times the memory of its JSON, and a
+ * cluster's 10,000 Services would otherwise be in memory as trees. */
+static int informer_list(struct pw_kube_informer *inf, char *why, size_t whylen)
+{
+	struct kube_buf *pages;
+	char *rv;
+	int r, n_pages, n = 0;
+
+	r = list_all(inf, &pages, &n_pages, &rv, why, whylen);
+	if (r)
+		return r;
 	if (inf->h.relist_begin)
 		inf->h.relist_begin(inf->h.ctx);
-	cJSON_ArrayForEach(it, all) {
-		if (inf->h.upsert)
-			inf->h.upsert(inf->h.ctx, it);
-		n++;
+	for (int i = 0; i < n_pages; i++) {
+		cJSON *page = cJSON_ParseWithLength(pages[i].data, pages[i].len), *it;
+
+		free(pages[i].data);
+		pages[i].data = NULL;
+		if (!page) {
+			/* Parsed once already: only memory can be short. No
+			 * relist_end, or the consumer would drop the rest. */
+			snprintf(why, whylen, "list: out of memory while reporting");
+			pages_free(pages, n_pages);
+			free(rv);
+			return -ENOMEM;
+		}
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(page, "items")) {
+			if (inf->h.upsert)
+				inf->h.upsert(inf->h.ctx, it);
+			n++;
+		}
+		cJSON_Delete(page);
 	}
+	pages_free(pages, n_pages);
 	if (inf->h.relist_end)
 		inf->h.relist_end(inf->h.ctx);
 	atomic_store(&inf->synced, true);
-	pw_info("kube %s: listed %d objects in %d page%s at resourceVersion %s", inf->name, n, pages,
-		pages == 1 ? "" : "s", rv);
+	pw_info("kube %s: listed %d objects in %d page%s at resourceVersion %s", inf->name, n, n_pages,
+		n_pages == 1 ? "" : "s", rv);
 	informer_set_rv(inf, rv);
 	free(rv);
-	cJSON_Delete(all);
 	return 0;
 }
 

@@ -77,7 +77,9 @@ void pw_watch_decoder_free(struct pw_watch_decoder *d);
  * The handlers run in the informer's thread, one at a time. A (re)list is
  * reported as relist_begin, upsert for every listed object, relist_end:
  * the consumer drops whatever it holds that was not upserted in between.
- * The object passed is only valid during the call. */
+ * The object passed is only valid during the call. Listed objects come
+ * without "kind" and "apiVersion" (the API server leaves them out of list
+ * items); watched ones carry them. */
 struct pw_kube_handlers {
 	void (*relist_begin)(void *ctx);
 	void (*upsert)(void *ctx, const cJSON *obj);   /* listed, ADDED or MODIFIED */
