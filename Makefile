@@ -9,9 +9,9 @@ CNI_BIN_DIR ?= /opt/cni/bin
 CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
-PKGS     := libbpf libnl-3.0 libnl-route-3.0 libcjson
+PKGS     := libbpf libnl-3.0 libnl-route-3.0 libcjson libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuserspace/lib -I$(BUILD)/bpf $(PKG_CFLAGS)
@@ -50,7 +50,7 @@ BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirec
 # keep them, so a changed skeleton or header rebuilds exactly what uses it.
 .SECONDARY:
 
-all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH_TOOLS)
+all: $(BPF_OBJS) $(BPF_SKELS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH_TOOLS) $(BUILD)/test/k8s/kwatch
 
 deps:
 	@bash scripts/deps.sh
@@ -100,6 +100,10 @@ $(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 
+# One informer printing its handler calls, for the Kubernetes API client's tests.
+$(BUILD)/test/k8s/kwatch: $(BUILD)/test/k8s/kwatch.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test/bench/svc_apply: $(BUILD)/test/bench/svc_apply.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -147,11 +151,19 @@ $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.c $(FUZZ_LIB) $(HDRS)
 $(BUILD)/fuzz/fuzz_cniconf: test/fuzz/fuzz_cniconf.c cni/conf.c $(FUZZ_LIB) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< cni/conf.c $(FUZZ_LIB) -lcjson -lm -o $@
+$(BUILD)/fuzz/fuzz_kube_watch: test/fuzz/fuzz_kube_watch.c userspace/lib/kube_watch.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/kube_watch.c -lcjson -o $@
+$(BUILD)/fuzz/fuzz_kubeconfig: test/fuzz/fuzz_kubeconfig.c userspace/lib/kubeconfig.c $(FUZZ_LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/kubeconfig.c $(FUZZ_LIB) -lcjson -lyaml -o $@
 
-fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf
-	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf
+fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf $(BUILD)/fuzz/fuzz_kube_watch $(BUILD)/fuzz/fuzz_kubeconfig
+	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf $(BUILD)/fuzz/corpus/kube_watch $(BUILD)/fuzz/corpus/kubeconfig
 	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/config test/fuzz/corpus/config
 	$(BUILD)/fuzz/fuzz_cniconf -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/cniconf test/fuzz/corpus/cniconf
+	$(BUILD)/fuzz/fuzz_kube_watch -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/kube_watch test/fuzz/corpus/kube_watch
+	$(BUILD)/fuzz/fuzz_kubeconfig -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/kubeconfig test/fuzz/corpus/kubeconfig
 
 install: all
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin

@@ -9,6 +9,7 @@ PKGS=(clang llvm make gcc pkg-config libelf-dev zlib1g-dev libcjson-dev
       libnl-3-dev libnl-route-3-dev libmicrohttpd-dev iproute2 iputils-ping
       netcat-openbsd socat ethtool tcpdump jq iperf3
       containernetworking-plugins libclang-rt-14-dev iptables nftables
+      libcurl4-openssl-dev libyaml-dev
       strace)   # strace: test/e2e/test_ipam_faults.sh kills the plugin at each syscall
 BACKPORTS_PKGS=(libbpf-dev bpftool)
 

@@ -37,6 +37,18 @@ int pw_kube_conn_load(const char *path, struct pw_kube_conn *c, char *err, size_
 int pw_kubeconfig_parse(const char *yaml, size_t len, const char *base_dir,
 			struct pw_kube_conn *c, char *err, size_t errlen);
 void pw_kube_conn_free(struct pw_kube_conn *c);
+/* The in-cluster config with the service account's files under sa_dir
+ * (NULL: /var/run/secrets/kubernetes.io/serviceaccount); what
+ * pw_kube_conn_load(NULL, ...) does, testable. */
+int pw_kube_conn_in_cluster(const char *sa_dir, struct pw_kube_conn *c, char *err, size_t errlen);
+
+/* One GET of path (e.g. "/api/v1/nodes/n1", "/version"): *out the parsed
+ * JSON body (caller frees; also set for non-2xx answers that carry one,
+ * such as a Status), *status the HTTP status (0 when no answer came). 0
+ * when an answer came (whatever its status), -errno otherwise, with err
+ * saying why. For one-off reads and tests; informers keep state in step. */
+int pw_kube_get(const struct pw_kube_conn *c, const char *path, cJSON **out, long *status,
+		char *err, size_t errlen);
 
 /* Watch-stream decoder: a watch response is a stream of JSON objects
  * {"type": ..., "object": {...}}, one per line, arriving in chunks cut
@@ -49,6 +61,8 @@ struct pw_watch_decoder *pw_watch_decoder_new(size_t max_event, pw_watch_event_f
 /* 0, a non-zero value returned by on_event (passed through: stop), or -errno. */
 int pw_watch_decoder_feed(struct pw_watch_decoder *d, const char *buf, size_t len);
 void pw_watch_decoder_reset(struct pw_watch_decoder *d);
+/* True while part of an event is buffered (a stream that ends then was cut). */
+bool pw_watch_decoder_pending(const struct pw_watch_decoder *d);
 void pw_watch_decoder_free(struct pw_watch_decoder *d);
 
 /* An informer keeps one resource in step: list (paginated, limit/continue),
@@ -63,7 +77,9 @@ void pw_watch_decoder_free(struct pw_watch_decoder *d);
  * The handlers run in the informer's thread, one at a time. A (re)list is
  * reported as relist_begin, upsert for every listed object, relist_end:
  * the consumer drops whatever it holds that was not upserted in between.
- * The object passed is only valid during the call. */
+ * The object passed is only valid during the call. Listed objects come
+ * without "kind" and "apiVersion" (the API server leaves them out of list
+ * items); watched ones carry them. */
 struct pw_kube_handlers {
 	void (*relist_begin)(void *ctx);
 	void (*upsert)(void *ctx, const cJSON *obj);   /* listed, ADDED or MODIFIED */
@@ -78,6 +94,10 @@ struct pw_kube_informer;
  * for logs ("nodes"). The connection is copied. 0 or -errno. */
 int pw_kube_informer_start(const struct pw_kube_conn *c, const char *path, const char *name,
 			   const struct pw_kube_handlers *h, struct pw_kube_informer **out);
+/* The watch timeoutSeconds of informers started from now on: each watch
+ * asks for seconds plus up to a fifth more at random (default 270: 270-324,
+ * about 5 minutes). Tests use a few seconds to see bookmarks and re-watches. */
+void pw_kube_set_watch_timeout(unsigned seconds);
 /* True once the first complete list has been delivered. */
 bool pw_kube_informer_synced(const struct pw_kube_informer *inf);
 /* Stops and joins the thread (interrupts a watch in progress), frees. */
