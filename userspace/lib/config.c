@@ -171,23 +171,33 @@ static int get_typed(struct perr *e, const cJSON *obj, const char *path, const c
 
 #define TRY(expr) do { int _r = (expr); if (_r < 0) return _r; } while (0)
 
-static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+/* The first key of obj not in allowed (check_keys found one). */
+static const char *node_foreign_key(const cJSON *obj, const char *const *allowed)
 {
-	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
-	const cJSON *node;
-	long mtu = 0;
+	const cJSON *it;
 
-	TRY(get_typed(e, root, "", "node", true, false, &node));
-	TRY(check_keys(e, node, "node", keys));
-	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
-	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
-	TRY(get_name(e, node, "node", "uplink", true, cfg->uplink, sizeof(cfg->uplink)));
+	cJSON_ArrayForEach(it, obj) {
+		const char *const *a;
+
+		for (a = allowed; *a && strcmp(*a, it->string); a++)
+			;
+		if (!*a)
+			return it->string;
+	}
+	return "?";
+}
+
+/* The uplink name and MTU: shared by both forms of the node section. */
+static int parse_node_link(struct perr *e, const cJSON *node, bool required, struct pw_node_config *cfg)
+{
+	long mtu = 0;
+	int r;
+
+	r = get_name(e, node, "node", "uplink", required, cfg->uplink, sizeof(cfg->uplink));
+	if (r < 0)
+		return r;
 	if (strchr(cfg->uplink, '/'))
 		return fail(e, "node.uplink: \"%s\" is not an interface name", cfg->uplink);
-	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
-	if (cfg->pod_cidr.prefix > 30)
-		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
-			    cfg->pod_cidr.prefix);
 	TRY(get_int(e, node, "node", "mtu", false, 0, 65535, &mtu));
 	if (mtu != 0 && mtu < 576)
 		return fail(e, "node.mtu: %ld is below 576", mtu);
@@ -195,7 +205,40 @@ static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *
 	return 0;
 }
 
-static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
+	const cJSON *node;
+
+	TRY(get_typed(e, root, "", "node", true, false, &node));
+	TRY(check_keys(e, node, "node", keys));
+	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
+	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
+	TRY(parse_node_link(e, node, true, cfg));
+	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
+	if (cfg->pod_cidr.prefix > 30)
+		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
+			    cfg->pod_cidr.prefix);
+	return 0;
+}
+
+/* Kubernetes mode: the node's name, IP and pod CIDR come from its Node
+ * object; the file may only say which uplink and MTU to use. */
+static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "uplink", "mtu", NULL };
+	const cJSON *node;
+	int r = get_typed(e, root, "", "node", false, false, &node);
+
+	if (r)
+		return r < 0 ? r : 0;
+	if (check_keys(e, node, "node", keys))
+		return fail(e, "node.%s: not allowed in Kubernetes mode (the Node object says it); "
+			    "only node.uplink and node.mtu are", node_foreign_key(node, keys));
+	return parse_node_link(e, node, false, cfg);
+}
+
+static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
@@ -229,7 +272,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_confi
 	}
 	pw_cidr_format(&cfg->pod_cidr, a);
 	pw_cidr_format(&cfg->cluster_cidr, b);
-	if (!pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
+	if (!k8s && !pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
 		return fail(e, "node.podCIDR: %s is not inside cluster.podCIDR %s", a, b);
 	if (pw_cidr_overlaps(&cfg->cluster_cidr, &cfg->service_cidr)) {
 		pw_cidr_format(&cfg->service_cidr, a);
@@ -476,6 +519,12 @@ static int parse_services(struct perr *e, const cJSON *root, struct pw_node_conf
 	return check_service_duplicates(e, cfg);
 }
 
+static int parse_k8s_sections(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	TRY(parse_node_k8s(e, root, cfg));
+	return parse_cluster(e, root, true, cfg);
+}
+
 /* Line and column of a cJSON error position, for "invalid JSON at line 3, column 7". */
 static void json_error_position(const char *json, const char *at, int *line, int *col)
 {
@@ -491,9 +540,10 @@ static void json_error_position(const char *json, const char *at, int *line, int
 	}
 }
 
-int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "node", "cluster", "peers", "services", NULL };
+	static const char *const k8s_keys[] = { "node", "cluster", NULL };
 	struct perr e = { err, errlen };
 	const char *end = NULL;
 	cJSON *root;
@@ -513,9 +563,14 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	}
 	if (!cJSON_IsObject(root))
 		ret = fail(&e, "config: expected a JSON object at the top level");
+	else if (k8s && check_keys(&e, root, "config", k8s_keys))
+		ret = fail(&e, "config.%s: not allowed in Kubernetes mode (the API says it); only node "
+			   "(uplink, mtu) and cluster are", node_foreign_key(root, k8s_keys));
+	else if (k8s)
+		ret = parse_k8s_sections(&e, root, cfg);
 	else if (!(ret = check_keys(&e, root, "config", keys)) &&
 		 !(ret = parse_node(&e, root, cfg)) &&
-		 !(ret = parse_cluster(&e, root, cfg)) &&
+		 !(ret = parse_cluster(&e, root, false, cfg)) &&
 		 !(ret = parse_peers(&e, root, cfg)))
 		ret = parse_services(&e, root, cfg);
 	cJSON_Delete(root);
@@ -524,6 +579,16 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	if (ret)
 		pw_config_free(cfg);
 	return ret;
+}
+
+int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	return parse_root(json, false, cfg, err, errlen);
+}
+
+int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	return parse_root(json, true, cfg, err, errlen);
 }
 
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen)
