@@ -138,10 +138,15 @@ $(BUILD)/fuzz/fuzz_cniconf: test/fuzz/fuzz_cniconf.c cni/conf.c $(FUZZ_LIB) $(HD
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< cni/conf.c $(FUZZ_LIB) -lcjson -lm -o $@
 
-fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf
-	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf
+$(BUILD)/fuzz/fuzz_k8s_model: test/fuzz/fuzz_k8s_model.c userspace/lib/k8s_model.c $(FUZZ_LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/k8s_model.c $(FUZZ_LIB) -lcjson -o $@
+
+fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf $(BUILD)/fuzz/fuzz_k8s_model
+	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf $(BUILD)/fuzz/corpus/k8s_model
 	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/config test/fuzz/corpus/config
 	$(BUILD)/fuzz/fuzz_cniconf -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/cniconf test/fuzz/corpus/cniconf
+	$(BUILD)/fuzz/fuzz_k8s_model -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/k8s_model test/fuzz/corpus/k8s_model
 
 install: all
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin

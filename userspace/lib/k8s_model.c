@@ -844,36 +844,72 @@ static bool same_frontend(const struct pw_service_config *x, const struct pw_ser
 	return x->vip == y->vip && x->port == y->port && x->protocol == y->protocol;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	const struct pw_service_config *x = *(const struct pw_service_config *const *)a;
+	const struct pw_service_config *y = *(const struct pw_service_config *const *)b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+static bool same_name(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	return strcmp(x->name, y->name) == 0;
+}
+
+/* Sorted by cmp, every entry that is same() as the last one kept is
+ * handed to lose(). */
+static void drop_pass(struct pw_service_config **idx, int n, int (*cmp)(const void *, const void *),
+		      bool (*same)(const struct pw_service_config *, const struct pw_service_config *),
+		      void (*lose)(struct pw_service_config *s, const struct pw_service_config *kept))
+{
+	struct pw_service_config *kept = NULL;
+
+	qsort(idx, (size_t)n, sizeof(*idx), cmp);
+	for (int i = 0; i < n; i++) {
+		if (!idx[i]->vip)
+			continue;   /* already left out */
+		if (kept && same(idx[i], kept))
+			lose(idx[i], kept);
+		else
+			kept = idx[i];
+	}
+}
+
+static void lose_nodeport(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	pw_warn("service %s: nodePort %u is also that of %s: only its ClusterIP is served",
+		s->name, s->node_port, kept->name);
+	s->node_port = 0;
+}
+
+/* Marked with VIP 0 (no service has it), compacted by drop_conflicts. */
+static void lose_frontend(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	pw_warn("service %s: its frontend is also that of %s: left out", s->name, kept->name);
+	s->vip = 0;
+}
+
+static void lose_name(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	(void)kept;
+	pw_warn("service %s: two ports of one Service give this name: the second left out", s->name);
+	s->vip = 0;
+}
+
 static int drop_conflicts(struct pw_node_config *out)
 {
-	struct pw_service_config **idx = calloc((size_t)out->n_services + 1, sizeof(*idx)), *kept;
+	struct pw_service_config **idx = calloc((size_t)out->n_services + 1, sizeof(*idx));
 	int n = 0;
 
 	if (!idx)
 		return -ENOMEM;
 	for (int i = 0; i < out->n_services; i++)
 		idx[i] = &out->services[i];
-	qsort(idx, (size_t)out->n_services, sizeof(*idx), nodeport_cmp);
-	kept = idx[0];
-	for (int i = 1; i < out->n_services; i++) {
-		if (!same_nodeport(idx[i], kept)) {
-			kept = idx[i];
-			continue;
-		}
-		pw_warn("service %s: nodePort %u is also that of %s: only its ClusterIP is served",
-			idx[i]->name, idx[i]->node_port, kept->name);
-		idx[i]->node_port = 0;
-	}
-	qsort(idx, (size_t)out->n_services, sizeof(*idx), frontend_cmp);
-	kept = idx[0];
-	for (int i = 1; i < out->n_services; i++) {
-		if (!same_frontend(idx[i], kept)) {
-			kept = idx[i];
-			continue;
-		}
-		pw_warn("service %s: its frontend is also that of %s: left out", idx[i]->name, kept->name);
-		idx[i]->vip = 0;   /* marked: compacted below (no service has VIP 0) */
-	}
+	drop_pass(idx, out->n_services, name_cmp, same_name, lose_name);
+	drop_pass(idx, out->n_services, frontend_cmp, same_frontend, lose_frontend);
+	drop_pass(idx, out->n_services, nodeport_cmp, same_nodeport, lose_nodeport);
 	free(idx);
 	for (int i = 0; i < out->n_services; i++) {
 		if (out->services[i].vip) {
