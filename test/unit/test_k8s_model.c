@@ -416,7 +416,44 @@ static void test_names_conflicts(void)
 	pw_k8s_model_free(m);
 }
 
-/* The built config is one pw_config_parse would accept. */
+/* The built config is one pw_config_parse accepts, and pw_config_format
+ * writes it so (the agent publishes it for podwirectl). */
+static void test_format_roundtrip(void)
+{
+	struct pw_k8s_model *m = model_with_node();
+	struct pw_node_config c, back;
+	char err[256] = "";
+	char *text;
+	int r;
+
+	put(m, PW_K8S_NODE, NODE("node2", "10.244.2.0/24", "192.168.1.12"));
+	put(m, PW_K8S_SERVICE, "{'metadata':{'name':'web','namespace':'default'},'spec':{'type':'NodePort',"
+	    "'clusterIP':'10.96.3.1','sessionAffinity':'ClientIP','ports':[{'name':'http','port':80,'nodePort':30080},"
+	    "{'name':'q','port':81,'protocol':'UDP'}]}}");
+	put(m, PW_K8S_SLICE, SLICE("web-1", "web", "{'name':'http','port':8080},{'name':'q','port':81,'protocol':'UDP'}",
+				   EP("10.244.1.1") "," EP("10.244.2.1")));
+	build(m, &c);
+	text = pw_config_format(&c);
+	PWT_EXPECT(text != NULL, "pw_config_format");
+	r = text ? pw_config_parse(text, &back, err, sizeof(err)) : -1;
+	PWT_CHECK(r == 0, "formatted config parses", "%d %s", r, err);
+	if (r == 0) {
+		PWT_EQ_STR(back.name, c.name, "round trip: node name");
+		PWT_EQ_INT(back.n_peers, 1, "round trip: peers");
+		PWT_EQ_INT(back.n_services, 2, "round trip: services");
+		PWT_EQ_STR(backends(&back, "default/web:http/tcp"), "10.244.1.1:8080,10.244.2.1:8080", "round trip: backends");
+		PWT_EXPECT(svc(&back, "default/web:http/tcp") && svc(&back, "default/web:http/tcp")->node_port == 30080 &&
+			   svc(&back, "default/web:http/tcp")->affinity_timeout == PW_K8S_AFFINITY_DEFAULT,
+			   "round trip: nodePort and affinity");
+		PWT_EXPECT(svc(&back, "default/web:q/udp") && svc(&back, "default/web:q/udp")->protocol == IPPROTO_UDP,
+			   "round trip: udp");
+		pw_config_free(&back);
+	}
+	free(text);
+	pw_config_free(&c);
+	pw_k8s_model_free(m);
+}
+
 static void test_config_k8s(void)
 {
 	struct pw_node_config c;
@@ -456,6 +493,7 @@ int main(void)
 	test_ready_terminating();
 	test_slices();
 	test_names_conflicts();
+	test_format_roundtrip();
 	test_config_k8s();
 	return pwt_done();
 }

@@ -628,3 +628,123 @@ void pw_config_free(struct pw_node_config *cfg)
 	cfg->n_services = 0;
 	cfg->n_peers = 0;
 }
+
+/* ---- the other way: config -> JSON text ---- */
+
+static cJSON *format_node(const struct pw_node_config *cfg)
+{
+	char ip[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_ip4_format(cfg->ip, ip);
+	pw_cidr_format(&cfg->pod_cidr, cidr);
+	if (o && cJSON_AddStringToObject(o, "name", cfg->name) && cJSON_AddStringToObject(o, "ip", ip) &&
+	    cJSON_AddStringToObject(o, "uplink", cfg->uplink) && cJSON_AddStringToObject(o, "podCIDR", cidr) &&
+	    (!cfg->mtu || cJSON_AddNumberToObject(o, "mtu", cfg->mtu)))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_cluster(const struct pw_node_config *cfg)
+{
+	char pods[PW_CIDR_STRLEN], svcs[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_cidr_format(&cfg->cluster_cidr, pods);
+	pw_cidr_format(&cfg->service_cidr, svcs);
+	if (o && cJSON_AddStringToObject(o, "podCIDR", pods) && cJSON_AddStringToObject(o, "serviceCIDR", svcs) &&
+	    cJSON_AddStringToObject(o, "routing", cfg->routing == PW_ROUTING_VXLAN ? "vxlan" : "native") &&
+	    cJSON_AddBoolToObject(o, "masquerade", cfg->masquerade))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_peer(const struct pw_peer_config *p)
+{
+	char ip[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_ip4_format(p->ip, ip);
+	pw_cidr_format(&p->pod_cidr, cidr);
+	if (o && cJSON_AddStringToObject(o, "name", p->name) && cJSON_AddStringToObject(o, "ip", ip) &&
+	    cJSON_AddStringToObject(o, "podCIDR", cidr))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_backends(const struct pw_service_config *s)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char ip[PW_IP4_STRLEN];
+
+	for (int i = 0; arr && i < s->n_backends; i++) {
+		cJSON *b = cJSON_CreateObject();
+
+		pw_ip4_format(s->backends[i].ip, ip);
+		if (!b || !cJSON_AddStringToObject(b, "ip", ip) ||
+		    !cJSON_AddNumberToObject(b, "port", s->backends[i].port) || !cJSON_AddItemToArray(arr, b)) {
+			cJSON_Delete(b);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static cJSON *format_service(const struct pw_service_config *s)
+{
+	char vip[PW_IP4_STRLEN];
+	cJSON *o = cJSON_CreateObject(), *b = format_backends(s);
+
+	pw_ip4_format(s->vip, vip);
+	if (o && b && cJSON_AddStringToObject(o, "name", s->name) && cJSON_AddStringToObject(o, "vip", vip) &&
+	    cJSON_AddNumberToObject(o, "port", s->port) &&
+	    cJSON_AddStringToObject(o, "protocol", s->protocol == IPPROTO_UDP ? "udp" : "tcp") &&
+	    (!s->node_port || cJSON_AddNumberToObject(o, "nodePort", s->node_port)) &&
+	    cJSON_AddStringToObject(o, "algorithm", s->maglev ? "maglev" : "random") &&
+	    cJSON_AddNumberToObject(o, "affinityTimeoutSeconds", s->affinity_timeout) &&
+	    cJSON_AddItemToObject(o, "backends", b))
+		return o;
+	cJSON_Delete(b);
+	cJSON_Delete(o);
+	return NULL;
+}
+
+/* Adds item under key of o, or deletes item: false when not added. */
+static bool add_or_drop(cJSON *o, const char *key, cJSON *item)
+{
+	if (item && cJSON_AddItemToObject(o, key, item))
+		return true;
+	cJSON_Delete(item);
+	return false;
+}
+
+char *pw_config_format(const struct pw_node_config *cfg)
+{
+	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray(), *svcs = cJSON_CreateArray();
+	bool ok = root && add_or_drop(root, "node", format_node(cfg)) &&
+		  add_or_drop(root, "cluster", format_cluster(cfg));
+	char *text = NULL;
+
+	for (int i = 0; ok && peers && i < cfg->n_peers; i++)
+		ok = cJSON_AddItemToArray(peers, format_peer(&cfg->peers[i]));
+	for (int i = 0; ok && svcs && i < cfg->n_services; i++)
+		ok = cJSON_AddItemToArray(svcs, format_service(&cfg->services[i]));
+	if (ok) {   /* add_or_drop takes the array either way */
+		ok = add_or_drop(root, "peers", peers);
+		peers = NULL;
+	}
+	if (ok) {
+		ok = add_or_drop(root, "services", svcs);
+		svcs = NULL;
+	}
+	if (ok)
+		text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(peers);
+	cJSON_Delete(svcs);
+	cJSON_Delete(root);
+	return text;
+}

@@ -72,4 +72,8 @@ int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err,
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen);
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
+/* cfg as config-file JSON (one line, no trailing newline) that
+ * pw_config_parse reads back into the same config; malloc'ed, NULL on
+ * ENOMEM. The Kubernetes mode publishes what it applies this way. */
+char *pw_config_format(const struct pw_node_config *cfg);
 #endif
