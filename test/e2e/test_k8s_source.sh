@@ -259,7 +259,10 @@ check_eq "multi-port: the metrics port's backends" "$(svc_backends 10.96.0.50 90
 	"$(printf '%s\n' "$SRV:9100" 10.244.3.7:9100 | sort | xargs)"
 check_eq "NodePort 30080" "$(svc_field 10.96.0.50 80 tcp nodePort)" 30080
 check_eq "ClientIP affinity 600 s" "$(svc_field 10.96.0.50 80 tcp affinityTimeoutSeconds)" 600
-check_eq "name namespace/name:port/proto in podwirectl" "$(svc_field 10.96.0.50 80 tcp name)" "default/web:http/tcp"
+name_is() { [ "$(svc_field 10.96.0.50 80 tcp name)" = "$1" ]; }
+# The agent publishes the names it applies at most once a second.
+if wait_for 3 name_is "default/web:http/tcp"; then ok "podwirectl names it namespace/name:port/proto"
+else not_ok "name in podwirectl: $(svc_field 10.96.0.50 80 tcp name)"; fi
 check_eq "UDP 53" "$(svc_backends 10.96.0.53 53 udp)" "10.244.1.200:5353"
 check_eq "TCP 53 beside it" "$(svc_backends 10.96.0.53 53 tcp)" "10.244.1.200:5354"
 check_eq "only web, dns and nothing of headless/ExternalName (kubernetes has no endpoints: a frontend)" \
