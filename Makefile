@@ -158,12 +158,17 @@ $(BUILD)/fuzz/fuzz_kubeconfig: test/fuzz/fuzz_kubeconfig.c userspace/lib/kubecon
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/kubeconfig.c $(FUZZ_LIB) -lcjson -lyaml -o $@
 
-fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf $(BUILD)/fuzz/fuzz_kube_watch $(BUILD)/fuzz/fuzz_kubeconfig
-	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf $(BUILD)/fuzz/corpus/kube_watch $(BUILD)/fuzz/corpus/kubeconfig
+$(BUILD)/fuzz/fuzz_k8s_model: test/fuzz/fuzz_k8s_model.c userspace/lib/k8s_model.c $(FUZZ_LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/k8s_model.c $(FUZZ_LIB) -lcjson -o $@
+
+fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf $(BUILD)/fuzz/fuzz_kube_watch $(BUILD)/fuzz/fuzz_kubeconfig $(BUILD)/fuzz/fuzz_k8s_model
+	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf $(BUILD)/fuzz/corpus/kube_watch $(BUILD)/fuzz/corpus/kubeconfig $(BUILD)/fuzz/corpus/k8s_model
 	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/config test/fuzz/corpus/config
 	$(BUILD)/fuzz/fuzz_cniconf -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/cniconf test/fuzz/corpus/cniconf
 	$(BUILD)/fuzz/fuzz_kube_watch -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/kube_watch test/fuzz/corpus/kube_watch
 	$(BUILD)/fuzz/fuzz_kubeconfig -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/kubeconfig test/fuzz/corpus/kubeconfig
+	$(BUILD)/fuzz/fuzz_k8s_model -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/k8s_model test/fuzz/corpus/k8s_model
 
 install: all
 	install -d $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/sbin

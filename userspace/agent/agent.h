@@ -79,6 +79,7 @@ struct pw_agent {
 	 * would fail ("" if it would not). Published in applied.json. */
 	char restart_pending[256];
 	char restart_err[256];
+	int log_level;                 /* enum pw_log_level of --log-level */
 };
 
 /* loader.c */
@@ -130,6 +131,36 @@ void pw_ct_gc_stop(struct pw_agent *a);
 /* snat_gc.c: expires idle pw_snat entries every few seconds in a thread. */
 int pw_snat_gc_start(struct pw_agent *a, int map_fd);
 void pw_snat_gc_stop(struct pw_agent *a);
+
+/* main.c: everything after the node's config (a->cfg) is known -- checks
+ * the uplink, takes the instance lock (if not held yet), loads and attaches
+ * the datapath, publishes node.json and applies a->cfg from scratch.
+ * 0 or -errno (nothing to run on); *applied is pw_reconcile's result. */
+int pw_agent_start_datapath(struct pw_agent *a, int *applied);
+
+/* cniconf.c: <dir>/10-podwire.conflist (cniVersion 1.0.0, one podwire
+ * plugin for this instance), written atomically; its path is recorded in
+ * <state_dir>/cni-conflist so that --uninstall removes it (only if it is
+ * still the file this instance wrote). */
+#define PW_CNI_CONFLIST_NAME "10-podwire.conflist"
+#define PW_CNI_CONF_DIR_DEFAULT "/etc/cni/net.d"
+int pw_cni_conflist_write(const struct pw_paths *p, const char *dir);
+void pw_cni_conflist_remove(const struct pw_paths *p);
+
+/* k8s.c: Kubernetes mode (docs/kubernetes.md, "The agent's Kubernetes
+ * source"): informers on Nodes, Services and EndpointSlices feed a cache;
+ * the main loop rebuilds the desired config from it and reconciles. */
+#define PW_KUBECONFIG_INCLUSTER "incluster"
+struct pw_k8s_flags {
+	const char *kubeconfig;     /* a kubeconfig file, or PW_KUBECONFIG_INCLUSTER */
+	const char *node_name;      /* this node's Node object */
+	const char *cni_conf_dir;   /* where the conflist goes */
+	int metrics_port;
+};
+/* Runs until SIGTERM/SIGINT on sig_fd: 0, or -errno when the agent could
+ * not start (bad config file or kubeconfig, datapath failure). The caller
+ * closes the datapath (pw_loader_close) and a->cfg afterwards. */
+int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd);
 
 /* watch.c: inotify on the config file's directory. */
 int pw_watch_open(const char *config_path);

@@ -941,6 +941,7 @@ int pw_uninstall(const struct pw_paths *p, const char *config_path)
 	detach_prog(p, mode, mode, ifindex, PW_HOOK_EGRESS, PW_LINK_UPLINK_EGRESS);
 	detach_link_pins(p);
 	uninstall_kernel_state(p, config_path, ifindex);
+	pw_cni_conflist_remove(p);   /* before the state dir: it records where */
 
 	remove_tree(p->pin_dir);
 	remove_tree(p->state_dir);

@@ -22,6 +22,9 @@
 struct options {
 	const char *instance;
 	const char *config;
+	const char *kubeconfig;
+	const char *node_name;
+	const char *cni_conf_dir;
 	enum pw_log_level level;
 	bool uninstall;
 	int metrics_port;
@@ -35,10 +38,19 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: podwired [--instance NAME] [--config FILE] [--log-level debug|info|warn|error]\n"
+		"       podwired [--instance NAME] --kubeconfig FILE|incluster --node-name NODE [--config FILE]\n"
+		"                [--cni-conf-dir DIR] [other flags as above]\n"
 		"       podwired [--instance NAME] --uninstall\n"
 		"  --instance NAME  node instance (default \"default\"): pins under /sys/fs/bpf/podwire/NAME,\n"
 		"                   state under /run/podwire/NAME\n"
-		"  --config FILE    node config (default /etc/podwire/NAME.json), watched for changes\n"
+		"  --config FILE    node config (default /etc/podwire/NAME.json), watched for changes;\n"
+		"                   in Kubernetes mode only its cluster section and node.uplink/mtu (optional)\n"
+		"  --kubeconfig F   Kubernetes mode: nodes, services and endpoints from the API server of\n"
+		"                   kubeconfig F (its current context), or \"incluster\" for the pod's\n"
+		"                   service account (KUBERNETES_SERVICE_HOST/PORT)\n"
+		"  --node-name N    Kubernetes mode: this node's Node object (as its kubelet registered it)\n"
+		"  --cni-conf-dir D write D/" PW_CNI_CONFLIST_NAME " once the datapath is ready (default in\n"
+		"                   Kubernetes mode " PW_CNI_CONF_DIR_DEFAULT "; else only when given)\n"
 		"  --snat-timeout S seconds before an idle masquerade entry expires (default %d; ICMP at most %d)\n"
 		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
 		"  --pod-attach M   how pod veths get the pod program: tc (cls_bpf, default: attaching\n"
@@ -126,6 +138,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "instance", required_argument, NULL, 'i' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "kubeconfig", required_argument, NULL, 'K' },
+		{ "node-name", required_argument, NULL, 'N' },
+		{ "cni-conf-dir", required_argument, NULL, 'D' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "uninstall", no_argument, NULL, 'u' },
 		{ "metrics-port", required_argument, NULL, 'm' },
@@ -160,6 +175,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (c) {
 		case 'i': o->instance = optarg; break;
 		case 'c': o->config = optarg; break;
+		case 'K': o->kubeconfig = optarg; break;
+		case 'N': o->node_name = optarg; break;
+		case 'D': o->cni_conf_dir = optarg; break;
 		case 'u': o->uninstall = true; break;
 		case 'm': {
 			char *end;
@@ -202,6 +220,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (optind < argc) {
 		fprintf(stderr, "podwired: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->uninstall && !!o->kubeconfig != !!o->node_name) {
+		fprintf(stderr, "podwired: %s\n", o->kubeconfig ?
+			"--kubeconfig needs --node-name: the Node object of this node, as its kubelet registered it" :
+			"--node-name is for Kubernetes mode: it needs --kubeconfig FILE (or --kubeconfig incluster)");
 		return -EINVAL;
 	}
 	return 0;
@@ -356,21 +380,13 @@ static void run(struct pw_agent *a, int sig_fd, int watch_fd)
 	}
 }
 
-/* Everything up to "ready". Nothing is created before the config and the
- * uplink check out. */
-static int start(struct pw_agent *a, enum pw_log_level level)
+int pw_agent_start_datapath(struct pw_agent *a, int *applied)
 {
-	char err[512], cidr[PW_CIDR_STRLEN], gw[PW_IP4_STRLEN];
+	char cidr[PW_CIDR_STRLEN], gw[PW_IP4_STRLEN];
 	struct pw_node_config empty;
-	uint64_t digest;
 	int ret;
 
-	ret = load_config(a->config_path, &a->cfg, &digest, err, sizeof(err));
-	if (ret) {
-		pw_err("config %s: %s", a->config_path, err);
-		return ret;
-	}
-	set_log_tag(a->cfg.name, level);
+	set_log_tag(a->cfg.name, (enum pw_log_level)a->log_level);
 	ret = pw_node_check(&a->cfg, &a->uplink_ifindex);
 	if (ret)
 		return ret;
@@ -380,9 +396,11 @@ static int start(struct pw_agent *a, enum pw_log_level level)
 		pw_err("cannot create %s: %s", a->paths.state_dir, strerror(-ret));
 		return ret;
 	}
-	ret = pw_agent_lock(a);
-	if (ret)
-		return ret;
+	if (a->lock_fd < 0) {
+		ret = pw_agent_lock(a);
+		if (ret)
+			return ret;
+	}
 	ret = pw_loader_start(a);
 	if (ret)
 		return ret;
@@ -390,18 +408,50 @@ static int start(struct pw_agent *a, enum pw_log_level level)
 	if (ret)
 		return ret;
 	memset(&empty, 0, sizeof(empty));
-	ret = pw_reconcile(a, &empty, &a->cfg);
-	if (ret) {
+	*applied = pw_reconcile(a, &empty, &a->cfg);
+	if (*applied) {
 		pw_metrics_reconcile_error();
 		pw_warn("initial config applied with errors (see above)");
 	}
-	publish_applied(a, digest, NULL, ret);
 
 	pw_cidr_format(&a->cfg.pod_cidr, cidr);
 	pw_ip4_format(pw_cidr_gateway(&a->cfg.pod_cidr), gw);
 	pw_info("loaded datapath (%s), pod CIDR %s, gateway %s, uplink %s, pod MTU %d",
 		pw_attach_mode_name(a->mode), cidr, gw, a->cfg.uplink, a->pod_mtu);
 	return 0;
+}
+
+/* Everything up to "ready". Nothing is created before the config and the
+ * uplink check out. */
+static int start(struct pw_agent *a, const char *cni_conf_dir)
+{
+	char err[512];
+	uint64_t digest;
+	int ret, applied;
+
+	ret = load_config(a->config_path, &a->cfg, &digest, err, sizeof(err));
+	if (ret) {
+		pw_err("config %s: %s", a->config_path, err);
+		return ret;
+	}
+	ret = pw_agent_start_datapath(a, &applied);
+	if (ret)
+		return ret;
+	publish_applied(a, digest, NULL, applied);
+	return cni_conf_dir ? pw_cni_conflist_write(&a->paths, cni_conf_dir) : 0;
+}
+
+/* Kubernetes mode: runs until a termination signal. */
+static int run_kubernetes(struct pw_agent *a, const struct options *o, int sig_fd)
+{
+	struct pw_k8s_flags f = {
+		.kubeconfig = o->kubeconfig,
+		.node_name = o->node_name,
+		.cni_conf_dir = o->cni_conf_dir ? o->cni_conf_dir : PW_CNI_CONF_DIR_DEFAULT,
+		.metrics_port = o->metrics_port,
+	};
+
+	return pw_k8s_main(a, &f, sig_fd);
 }
 
 int main(int argc, char **argv)
@@ -419,11 +469,13 @@ int main(int argc, char **argv)
 		       o.instance);
 		return 1;
 	}
-	if (!o.config) {
+	/* Kubernetes mode runs without a config file when none is given. */
+	if (!o.config && (!o.kubeconfig || o.uninstall)) {
 		snprintf(config_path, sizeof(config_path), "/etc/podwire/%s.json", a.paths.instance);
 		o.config = config_path;
 	}
 	a.config_path = o.config;
+	a.log_level = o.level;
 	a.snat_timeout = o.snat_timeout;
 	a.pod_mode = o.pod_mode;
 	a.lb = o.lb;
@@ -439,7 +491,16 @@ int main(int argc, char **argv)
 		pw_err("cannot set up signal handling: %s", strerror(-sig_fd));
 		return 1;
 	}
-	ret = start(&a, o.level);
+	if (o.kubeconfig) {
+		ret = run_kubernetes(&a, &o, sig_fd);
+		close(sig_fd);
+		pw_loader_close(&a);
+		pw_config_free(&a.cfg);
+		if (a.lock_fd >= 0)
+			close(a.lock_fd);
+		return ret ? 1 : 0;
+	}
+	ret = start(&a, o.cni_conf_dir);
 	if (ret) {
 		pw_loader_close(&a);
 		pw_config_free(&a.cfg);

@@ -122,8 +122,8 @@ static void warn_if_mtu_lowered(const struct pw_agent *a, int mtu)
  * `podwirectl service add|del` edits services for this instance. */
 static void publish_config_path(const struct pw_agent *a, struct pw_nodeinfo *ni)
 {
-	char *abs = realpath(a->config_path, NULL);
-	const char *path = abs ? abs : a->config_path;
+	char *abs = a->config_path ? realpath(a->config_path, NULL) : NULL;
+	const char *path = abs ? abs : a->config_path ? a->config_path : "";
 
 	if (strlen(path) < sizeof(ni->config))
 		strcpy(ni->config, path);

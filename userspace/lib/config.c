@@ -205,26 +205,36 @@ static int get_typed(struct perr *e, const cJSON *obj, const char *path, const c
 
 #define TRY(expr) do { int _r = (expr); if (_r < 0) return _r; } while (0)
 
-static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+/* The first key of obj not in allowed (check_keys found one). */
+static const char *node_foreign_key(const cJSON *obj, const char *const *allowed)
 {
-	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
-	const cJSON *node;
-	long mtu = 0;
+	const cJSON *it;
 
-	TRY(get_typed(e, root, "", "node", true, false, &node));
-	TRY(check_keys(e, node, "node", keys));
-	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
-	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
-	TRY(get_name(e, node, "node", "uplink", true, cfg->uplink, sizeof(cfg->uplink)));
+	cJSON_ArrayForEach(it, obj) {
+		const char *const *a;
+
+		for (a = allowed; *a && strcmp(*a, it->string); a++)
+			;
+		if (!*a)
+			return it->string;
+	}
+	return "?";
+}
+
+/* The uplink name and MTU: shared by both forms of the node section. */
+static int parse_node_link(struct perr *e, const cJSON *node, bool required, struct pw_node_config *cfg)
+{
+	long mtu = 0;
+	int r;
+
+	r = get_name(e, node, "node", "uplink", required, cfg->uplink, sizeof(cfg->uplink));
+	if (r < 0)
+		return r;
 	if (strchr(cfg->uplink, '/')) {
 		struct shown sh;
 
 		return fail(e, "node.uplink: \"%s\" is not an interface name", shown(cfg->uplink, &sh));
 	}
-	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
-	if (cfg->pod_cidr.prefix > 30)
-		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
-			    cfg->pod_cidr.prefix);
 	TRY(get_int(e, node, "node", "mtu", false, 0, 65535, &mtu));
 	if (mtu != 0 && mtu < 576)
 		return fail(e, "node.mtu: %ld is below 576", mtu);
@@ -232,7 +242,40 @@ static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *
 	return 0;
 }
 
-static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
+	const cJSON *node;
+
+	TRY(get_typed(e, root, "", "node", true, false, &node));
+	TRY(check_keys(e, node, "node", keys));
+	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
+	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
+	TRY(parse_node_link(e, node, true, cfg));
+	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
+	if (cfg->pod_cidr.prefix > 30)
+		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
+			    cfg->pod_cidr.prefix);
+	return 0;
+}
+
+/* Kubernetes mode: the node's name, IP and pod CIDR come from its Node
+ * object; the file may only say which uplink and MTU to use. */
+static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "uplink", "mtu", NULL };
+	const cJSON *node;
+	int r = get_typed(e, root, "", "node", false, false, &node);
+
+	if (r)
+		return r < 0 ? r : 0;
+	if (check_keys(e, node, "node", keys))
+		return fail(e, "node.%s: not allowed in Kubernetes mode (the Node object says it); "
+			    "only node.uplink and node.mtu are", node_foreign_key(node, keys));
+	return parse_node_link(e, node, false, cfg);
+}
+
+static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
@@ -267,7 +310,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, struct pw_node_confi
 	}
 	pw_cidr_format(&cfg->pod_cidr, a);
 	pw_cidr_format(&cfg->cluster_cidr, b);
-	if (!pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
+	if (!k8s && !pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
 		return fail(e, "node.podCIDR: %s is not inside cluster.podCIDR %s", a, b);
 	if (pw_cidr_overlaps(&cfg->cluster_cidr, &cfg->service_cidr)) {
 		pw_cidr_format(&cfg->service_cidr, a);
@@ -521,6 +564,12 @@ static int parse_services(struct perr *e, const cJSON *root, struct pw_node_conf
 	return check_service_duplicates(e, cfg);
 }
 
+static int parse_k8s_sections(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	TRY(parse_node_k8s(e, root, cfg));
+	return parse_cluster(e, root, true, cfg);
+}
+
 /* Line and column of a cJSON error position, for "invalid JSON at line 3, column 7". */
 static void json_error_position(const char *json, const char *at, int *line, int *col)
 {
@@ -536,9 +585,10 @@ static void json_error_position(const char *json, const char *at, int *line, int
 	}
 }
 
-int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "node", "cluster", "peers", "services", NULL };
+	static const char *const k8s_keys[] = { "node", "cluster", NULL };
 	struct perr e = { err, errlen };
 	const char *end = NULL;
 	cJSON *root;
@@ -558,9 +608,14 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	}
 	if (!cJSON_IsObject(root))
 		ret = fail(&e, "config: expected a JSON object at the top level");
+	else if (k8s && check_keys(&e, root, "config", k8s_keys))
+		ret = fail(&e, "config.%s: not allowed in Kubernetes mode (the API says it); only node "
+			   "(uplink, mtu) and cluster are", node_foreign_key(root, k8s_keys));
+	else if (k8s)
+		ret = parse_k8s_sections(&e, root, cfg);
 	else if (!(ret = check_keys(&e, root, "config", keys)) &&
 		 !(ret = parse_node(&e, root, cfg)) &&
-		 !(ret = parse_cluster(&e, root, cfg)) &&
+		 !(ret = parse_cluster(&e, root, false, cfg)) &&
 		 !(ret = parse_peers(&e, root, cfg)))
 		ret = parse_services(&e, root, cfg);
 	cJSON_Delete(root);
@@ -569,6 +624,16 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 	if (ret)
 		pw_config_free(cfg);
 	return ret;
+}
+
+int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	return parse_root(json, false, cfg, err, errlen);
+}
+
+int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	return parse_root(json, true, cfg, err, errlen);
 }
 
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen)
@@ -607,4 +672,124 @@ void pw_config_free(struct pw_node_config *cfg)
 	cfg->peers = NULL;
 	cfg->n_services = 0;
 	cfg->n_peers = 0;
+}
+
+/* ---- the other way: config -> JSON text ---- */
+
+static cJSON *format_node(const struct pw_node_config *cfg)
+{
+	char ip[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_ip4_format(cfg->ip, ip);
+	pw_cidr_format(&cfg->pod_cidr, cidr);
+	if (o && cJSON_AddStringToObject(o, "name", cfg->name) && cJSON_AddStringToObject(o, "ip", ip) &&
+	    cJSON_AddStringToObject(o, "uplink", cfg->uplink) && cJSON_AddStringToObject(o, "podCIDR", cidr) &&
+	    (!cfg->mtu || cJSON_AddNumberToObject(o, "mtu", cfg->mtu)))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_cluster(const struct pw_node_config *cfg)
+{
+	char pods[PW_CIDR_STRLEN], svcs[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_cidr_format(&cfg->cluster_cidr, pods);
+	pw_cidr_format(&cfg->service_cidr, svcs);
+	if (o && cJSON_AddStringToObject(o, "podCIDR", pods) && cJSON_AddStringToObject(o, "serviceCIDR", svcs) &&
+	    cJSON_AddStringToObject(o, "routing", cfg->routing == PW_ROUTING_VXLAN ? "vxlan" : "native") &&
+	    cJSON_AddBoolToObject(o, "masquerade", cfg->masquerade))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_peer(const struct pw_peer_config *p)
+{
+	char ip[PW_IP4_STRLEN], cidr[PW_CIDR_STRLEN];
+	cJSON *o = cJSON_CreateObject();
+
+	pw_ip4_format(p->ip, ip);
+	pw_cidr_format(&p->pod_cidr, cidr);
+	if (o && cJSON_AddStringToObject(o, "name", p->name) && cJSON_AddStringToObject(o, "ip", ip) &&
+	    cJSON_AddStringToObject(o, "podCIDR", cidr))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static cJSON *format_backends(const struct pw_service_config *s)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char ip[PW_IP4_STRLEN];
+
+	for (int i = 0; arr && i < s->n_backends; i++) {
+		cJSON *b = cJSON_CreateObject();
+
+		pw_ip4_format(s->backends[i].ip, ip);
+		if (!b || !cJSON_AddStringToObject(b, "ip", ip) ||
+		    !cJSON_AddNumberToObject(b, "port", s->backends[i].port) || !cJSON_AddItemToArray(arr, b)) {
+			cJSON_Delete(b);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static cJSON *format_service(const struct pw_service_config *s)
+{
+	char vip[PW_IP4_STRLEN];
+	cJSON *o = cJSON_CreateObject(), *b = format_backends(s);
+
+	pw_ip4_format(s->vip, vip);
+	if (o && b && cJSON_AddStringToObject(o, "name", s->name) && cJSON_AddStringToObject(o, "vip", vip) &&
+	    cJSON_AddNumberToObject(o, "port", s->port) &&
+	    cJSON_AddStringToObject(o, "protocol", s->protocol == IPPROTO_UDP ? "udp" : "tcp") &&
+	    (!s->node_port || cJSON_AddNumberToObject(o, "nodePort", s->node_port)) &&
+	    cJSON_AddStringToObject(o, "algorithm", s->maglev ? "maglev" : "random") &&
+	    cJSON_AddNumberToObject(o, "affinityTimeoutSeconds", s->affinity_timeout) &&
+	    cJSON_AddItemToObject(o, "backends", b))
+		return o;
+	cJSON_Delete(b);
+	cJSON_Delete(o);
+	return NULL;
+}
+
+/* Adds item under key of o, or deletes item: false when not added. */
+static bool add_or_drop(cJSON *o, const char *key, cJSON *item)
+{
+	if (item && cJSON_AddItemToObject(o, key, item))
+		return true;
+	cJSON_Delete(item);
+	return false;
+}
+
+char *pw_config_format(const struct pw_node_config *cfg)
+{
+	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray(), *svcs = cJSON_CreateArray();
+	bool ok = root && add_or_drop(root, "node", format_node(cfg)) &&
+		  add_or_drop(root, "cluster", format_cluster(cfg));
+	char *text = NULL;
+
+	for (int i = 0; ok && peers && i < cfg->n_peers; i++)
+		ok = cJSON_AddItemToArray(peers, format_peer(&cfg->peers[i]));
+	for (int i = 0; ok && svcs && i < cfg->n_services; i++)
+		ok = cJSON_AddItemToArray(svcs, format_service(&cfg->services[i]));
+	if (ok) {   /* add_or_drop takes the array either way */
+		ok = add_or_drop(root, "peers", peers);
+		peers = NULL;
+	}
+	if (ok) {
+		ok = add_or_drop(root, "services", svcs);
+		svcs = NULL;
+	}
+	if (ok)
+		text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(peers);
+	cJSON_Delete(svcs);
+	cJSON_Delete(root);
+	return text;
 }

@@ -57,6 +57,13 @@ struct pw_node_config {
  * cluster.podCIDR, peers' CIDRs inside it and not overlapping each other or
  * the node's. Whether the uplink exists is the agent's check. */
 int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, size_t errlen);
+/* The config file of Kubernetes mode (docs/config.md): only what the API
+ * does not say -- the cluster section and optionally node.uplink and
+ * node.mtu; node.name/ip/podCIDR, peers and services are refused (they
+ * come from Nodes, Services and EndpointSlices). The whole text may be "{}".
+ * Fills cluster_cidr, service_cidr, routing, masquerade (defaults as above),
+ * uplink ("" = the interface holding the node's InternalIP) and mtu. */
+int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err, size_t errlen);
 /* Like pw_config_parse on the file's content. err does not repeat the path
  * (callers prefix it): "cannot open: No such file or directory". */
 #define PW_CONFIG_MAX (64u << 20)   /* bytes of config JSON read at most */
@@ -65,4 +72,8 @@ int pw_config_parse(const char *json, struct pw_node_config *cfg, char *err, siz
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen);
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
+/* cfg as config-file JSON (one line, no trailing newline) that
+ * pw_config_parse reads back into the same config; malloc'ed, NULL on
+ * ENOMEM. The Kubernetes mode publishes what it applies this way. */
+char *pw_config_format(const struct pw_node_config *cfg);
 #endif

@@ -1,0 +1,117 @@
+/* libFuzzer harness for the Kubernetes source's translation (outside input:
+ * the Node, Service and EndpointSlice objects the API server sends).
+ * `make fuzz` builds and runs it. Input: one operation per line, its first
+ * character the operation and the rest a JSON object:
+ *   N S E  upsert a Node / Service / EndpointSlice
+ *   n s e  remove one
+ *   [ ]    relist begin / end of the kind named by the next character (N S E)
+ * Afterwards the model is built; beyond "no crash, no leak" the harness
+ * checks that the result is one the reconciler accepts: services inside
+ * the service CIDR, no duplicate frontends or node ports, backends sorted
+ * and unique, peers inside the cluster CIDR and not overlapping. */
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "k8s_model.h"
+#include "log.h"
+
+static void check(int cond)
+{
+	if (!cond)
+		abort();
+}
+
+static int kind_of(char c)
+{
+	switch (c) {
+	case 'N': case 'n': return PW_K8S_NODE;
+	case 'S': case 's': return PW_K8S_SERVICE;
+	case 'E': case 'e': return PW_K8S_SLICE;
+	}
+	return -1;
+}
+
+static void apply_line(struct pw_k8s_model *m, const char *line)
+{
+	int kind = kind_of(line[0]);
+	cJSON *o;
+
+	if (line[0] == '[' || line[0] == ']') {
+		kind = kind_of(line[1]);
+		if (kind < 0)
+			return;
+		if (line[0] == '[')
+			pw_k8s_relist_begin(m, (enum pw_k8s_kind)kind);
+		else
+			pw_k8s_relist_end(m, (enum pw_k8s_kind)kind);
+		return;
+	}
+	if (kind < 0 || !(o = cJSON_Parse(line + 1)))
+		return;
+	if (line[0] >= 'A' && line[0] <= 'Z')
+		pw_k8s_upsert(m, (enum pw_k8s_kind)kind, o);
+	else
+		pw_k8s_remove(m, (enum pw_k8s_kind)kind, o);
+	cJSON_Delete(o);
+}
+
+static void check_config(const struct pw_node_config *c)
+{
+	check(pw_cidr_within(&c->pod_cidr, &c->cluster_cidr));
+	for (int i = 0; i < c->n_peers; i++) {
+		check(pw_cidr_within(&c->peers[i].pod_cidr, &c->cluster_cidr));
+		check(!pw_cidr_overlaps(&c->peers[i].pod_cidr, &c->pod_cidr));
+		for (int j = 0; j < i; j++)
+			check(!pw_cidr_overlaps(&c->peers[i].pod_cidr, &c->peers[j].pod_cidr));
+	}
+	for (int i = 0; i < c->n_services; i++) {
+		const struct pw_service_config *s = &c->services[i];
+
+		check(pw_cidr_contains(&c->service_cidr, s->vip) && s->port > 0);
+		check(s->protocol == IPPROTO_TCP || s->protocol == IPPROTO_UDP);
+		check(strlen(s->name) > 0 && strlen(s->name) < PW_NAME_MAX);
+		for (int j = 1; j < s->n_backends; j++)
+			check(s->backends[j - 1].ip < s->backends[j].ip ||
+			      (s->backends[j - 1].ip == s->backends[j].ip && s->backends[j - 1].port < s->backends[j].port));
+		for (int j = 0; j < i; j++) {
+			const struct pw_service_config *t = &c->services[j];
+
+			check(strcmp(s->name, t->name) != 0);
+			check(!(s->vip == t->vip && s->port == t->port && s->protocol == t->protocol));
+			check(!(s->node_port && s->node_port == t->node_port && s->protocol == t->protocol));
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pw_cidr cluster, svc;
+	struct pw_node_config base = { 0 }, out;
+	struct pw_k8s_model *m;
+	char *text = malloc(size + 1), *line, *save = NULL;
+	char why[256];
+
+	if (!text)
+		return 0;
+	pw_log_init("fuzz", PW_LOG_ERROR, stderr);
+	memcpy(text, data, size);
+	text[size] = '\0';
+	pw_cidr_parse("10.244.0.0/16", &cluster);
+	pw_cidr_parse("10.96.0.0/12", &svc);
+	base.cluster_cidr = cluster;
+	base.service_cidr = svc;
+	m = pw_k8s_model_new("node1", &cluster, &svc);
+	check(m != NULL);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		apply_line(m, line);
+	if (pw_k8s_build(m, &base, &out, why, sizeof(why)) == 0) {
+		check_config(&out);
+		pw_config_free(&out);
+	} else {
+		check(why[0] != '\0');
+	}
+	pw_k8s_model_free(m);
+	free(text);
+	return 0;
+}

@@ -1,0 +1,504 @@
+/* Kubernetes mode: the Kubernetes API as the agent's config source.
+ *
+ * Three informers (userspace/lib/kube.h) list and watch Nodes, Services
+ * and EndpointSlices, each in its own thread, and hand every object to the
+ * translation (userspace/lib/k8s_model.h), which keeps a compact cache
+ * under a mutex. A change that matters wakes the main loop through an
+ * eventfd; the loop waits a few milliseconds for the changes that come
+ * together (a rollout touches a slice several times), rebuilds the desired
+ * node config from the cache and hands it to the one reconciler
+ * (pw_reconcile), as the JSON file does in the other mode.
+ *
+ * Nothing is removed because the API cannot be reached: the informers
+ * report removals only when the API says so (a DELETED event, or an object
+ * missing from a complete relist), and the datapath is not touched at all
+ * until all three resources have been listed once -- a restarted agent
+ * would otherwise delete every service for a moment. */
+#include <errno.h>
+#include <ifaddrs.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include "agent.h"
+#include "config.h"
+#include "file.h"
+#include "k8s_model.h"
+#include "kube.h"
+#include "log.h"
+#include "metrics_http.h"
+
+/* Changes that arrive within this long of the first are applied together:
+ * short against the target of 50 ms from an EndpointSlice change to the
+ * maps, long enough to batch a burst of events. */
+#define K8S_DEBOUNCE_MS 5
+/* While waiting (for the lists, for this node's podCIDR), say why again
+ * this often. */
+#define K8S_WAIT_LOG_MS 30000
+/* The applied config is published (for podwirectl) at most this often:
+ * formatting 10,000 services costs milliseconds better spent applying. */
+#define K8S_PUBLISH_MS 1000
+
+static const char *const resource_path[PW_K8S_KINDS] = {
+	"/api/v1/nodes", "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices",
+};
+static const char *const resource_name[PW_K8S_KINDS] = { "nodes", "services", "endpointslices" };
+
+struct k8s_source;
+
+struct k8s_handler_ctx {
+	struct k8s_source *src;
+	enum pw_k8s_kind kind;
+};
+
+struct k8s_source {
+	pthread_mutex_t lock;            /* guards model and changed_ms */
+	struct pw_k8s_model *model;
+	long long changed_ms;            /* first change not yet built, 0 = none */
+	int event_fd;                    /* readable: the cache changed */
+	struct k8s_handler_ctx ctx[PW_K8S_KINDS];
+	struct pw_kube_informer *inf[PW_K8S_KINDS];
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- informer handlers: the informers' threads ---- */
+
+static void wake(struct k8s_source *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pw_warn("kubernetes: cannot wake the main loop: %s", strerror(errno));
+}
+
+/* Under the lock: a change to build. */
+static void note_change(struct k8s_source *s)
+{
+	if (!s->changed_ms)
+		s->changed_ms = now_ms();
+}
+
+static void on_object(struct k8s_handler_ctx *c, const cJSON *obj, bool removed)
+{
+	struct k8s_source *s = c->src;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = removed ? pw_k8s_remove(s->model, c->kind, obj) : pw_k8s_upsert(s->model, c->kind, obj);
+	if (r == 1)
+		note_change(s);
+	pthread_mutex_unlock(&s->lock);
+	if (r == 1)
+		wake(s);
+	else if (r == -EINVAL)
+		pw_debug("kubernetes: a %s object without metadata.name: ignored", resource_name[c->kind]);
+	else if (r < 0)
+		pw_err("kubernetes: %s: %s", resource_name[c->kind], strerror(-r));
+}
+
+static void on_upsert(void *ctx, const cJSON *obj)
+{
+	on_object(ctx, obj, false);
+}
+
+static void on_remove(void *ctx, const cJSON *obj)
+{
+	on_object(ctx, obj, true);
+}
+
+static void on_relist_begin(void *ctx)
+{
+	struct k8s_handler_ctx *c = ctx;
+
+	pthread_mutex_lock(&c->src->lock);
+	pw_k8s_relist_begin(c->src->model, c->kind);
+	pthread_mutex_unlock(&c->src->lock);
+}
+
+static void on_relist_end(void *ctx)
+{
+	struct k8s_handler_ctx *c = ctx;
+	int dropped;
+
+	pthread_mutex_lock(&c->src->lock);
+	dropped = pw_k8s_relist_end(c->src->model, c->kind);
+	note_change(c->src);   /* also: synced, which the main loop waits for */
+	pthread_mutex_unlock(&c->src->lock);
+	if (dropped)
+		pw_info("kubernetes: %d %s gone since the last list: removed", dropped, resource_name[c->kind]);
+	wake(c->src);
+}
+
+/* ---- the source ---- */
+
+static void source_stop(struct k8s_source *s)
+{
+	if (!s)
+		return;
+	/* Threads first: they use the model until joined. */
+	for (int k = 0; k < PW_K8S_KINDS; k++)
+		if (s->inf[k])
+			pw_kube_informer_stop(s->inf[k]);
+	pw_k8s_model_free(s->model);
+	if (s->event_fd >= 0)
+		close(s->event_fd);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int source_start(const struct pw_kube_conn *conn, const char *node_name,
+			const struct pw_node_config *base, struct k8s_source **out)
+{
+	struct k8s_source *s = calloc(1, sizeof(*s));
+	int err = 0;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->model = pw_k8s_model_new(node_name, &base->cluster_cidr, &base->service_cidr);
+	if (s->event_fd < 0 || !s->model) {
+		err = s->event_fd < 0 ? -errno : -ENOMEM;
+		source_stop(s);
+		return err;
+	}
+	for (int k = 0; k < PW_K8S_KINDS && !err; k++) {
+		struct pw_kube_handlers h = {
+			.relist_begin = on_relist_begin, .upsert = on_upsert, .remove = on_remove,
+			.relist_end = on_relist_end, .ctx = &s->ctx[k],
+		};
+
+		s->ctx[k] = (struct k8s_handler_ctx){ .src = s, .kind = (enum pw_k8s_kind)k };
+		err = pw_kube_informer_start(conn, resource_path[k], resource_name[k], &h, &s->inf[k]);
+		if (err)
+			pw_err("kubernetes: cannot start the %s informer: %s", resource_name[k], strerror(-err));
+	}
+	if (err) {
+		source_stop(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Which lists are still missing, "" when all three are in. */
+static void missing_lists(struct k8s_source *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int k = 0; k < PW_K8S_KINDS; k++)
+		if (!pw_k8s_synced(s->model, (enum pw_k8s_kind)k))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", resource_name[k]);
+}
+
+/* ---- the node's uplink ---- */
+
+/* The interface holding ip (the node's InternalIP): the uplink when the
+ * config file names none. */
+static int uplink_of(uint32_t ip, char out[PW_IFNAME_MAX])
+{
+	struct ifaddrs *ifa, *it;
+	int ret = -ENODEV;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (it = ifa; it; it = it->ifa_next) {
+		if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET ||
+		    ntohl(((struct sockaddr_in *)it->ifa_addr)->sin_addr.s_addr) != ip)
+			continue;
+		if (strlen(it->ifa_name) < PW_IFNAME_MAX) {
+			strcpy(out, it->ifa_name);
+			ret = 0;
+		}
+		break;
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+/* ---- the main loop ---- */
+
+struct k8s_loop {
+	struct pw_agent *a;
+	const struct pw_k8s_flags *f;
+	struct k8s_source *src;
+	struct pw_node_config base;      /* the config file's part */
+	bool started;                    /* datapath loaded, first reconcile done */
+	bool synced_logged;
+	char last_why[512];              /* the last waiting reason logged */
+	long long why_logged_ms;
+	/* <state_dir>/kubernetes.json: the applied config in the config file's
+	 * format, published in node.json as the node's config, so that
+	 * podwirectl names services and peers as in JSON-file mode. */
+	char state_path[PW_PATH_MAX + 32];
+	bool state_dirty;
+	long long state_written_ms;
+};
+
+static void publish_state(struct k8s_loop *l)
+{
+	char *text = pw_config_format(&l->a->cfg);
+	int err = text ? pw_file_write_atomic(l->state_path, text, strlen(text)) : -ENOMEM;
+
+	free(text);
+	if (err)
+		pw_warn("cannot write %s: %s (podwirectl shows no names)", l->state_path, strerror(-err));
+	l->state_dirty = false;
+	l->state_written_ms = now_ms();
+}
+
+/* Logs a waiting reason when it changes, and again every K8S_WAIT_LOG_MS. */
+static void log_waiting(struct k8s_loop *l, const char *why)
+{
+	long long now = now_ms();
+
+	if (strcmp(why, l->last_why) == 0 && now - l->why_logged_ms < K8S_WAIT_LOG_MS)
+		return;
+	snprintf(l->last_why, sizeof(l->last_why), "%s", why);
+	l->why_logged_ms = now;
+	pw_info("%s", why);
+}
+
+/* First successful build: the datapath, the first reconcile, the conflist. */
+static int start_node(struct k8s_loop *l, struct pw_node_config *cfg)
+{
+	struct pw_agent *a = l->a;
+	char ip[PW_IP4_STRLEN];
+	int err, applied;
+
+	if (!cfg->uplink[0]) {
+		err = uplink_of(cfg->ip, cfg->uplink);
+		pw_ip4_format(cfg->ip, ip);
+		if (err) {
+			pw_err("no interface of this network namespace holds node %s's InternalIP %s: "
+			       "set node.uplink in the config file", l->f->node_name, ip);
+			pw_config_free(cfg);
+			return err;
+		}
+		pw_info("uplink %s (it holds the InternalIP %s)", cfg->uplink, ip);
+	}
+	a->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	a->config_path = l->state_path;   /* what node.json names as the node's config */
+	err = pw_agent_start_datapath(a, &applied);
+	if (err)
+		return err;
+	publish_state(l);
+	if (applied)
+		pw_warn("kubernetes: first apply had errors: the next change retries");
+	err = pw_cni_conflist_write(&a->paths, l->f->cni_conf_dir);
+	if (err)
+		return err;
+	err = pw_metrics_http_start(&a->paths, l->f->metrics_port);
+	if (err)
+		pw_warn("cannot serve metrics on 127.0.0.1:%d (%s): running without them",
+			l->f->metrics_port, strerror(-err));
+	l->started = true;
+	pw_info("ready");
+	return 0;
+}
+
+/* Rebuild from the cache and apply. Returns -errno only when the agent
+ * must exit (the datapath could not be started). */
+static int rebuild(struct k8s_loop *l)
+{
+	struct pw_node_config next;
+	struct pw_k8s_counts n;
+	char why[512], missing[64];
+	long long changed;
+	int ret;
+
+	pthread_mutex_lock(&l->src->lock);
+	missing_lists(l->src, missing, sizeof(missing));
+	changed = l->src->changed_ms;
+	l->src->changed_ms = 0;
+	ret = missing[0] ? -EAGAIN : pw_k8s_build(l->src->model, &l->base, &next, why, sizeof(why));
+	pw_k8s_counts(l->src->model, &n);
+	pthread_mutex_unlock(&l->src->lock);
+
+	if (missing[0]) {
+		snprintf(why, sizeof(why), "waiting for the API server's first list of %s", missing);
+		log_waiting(l, why);
+		return 0;
+	}
+	if (!l->synced_logged) {
+		pw_info("kubernetes: synced: %d node(s), %d service(s), %d endpointslice(s) with %ld endpoint(s)",
+			n.nodes, n.services, n.slices, n.endpoints);
+		l->synced_logged = true;
+	}
+	if (ret) {
+		if (ret == -EINVAL)
+			pw_err("%s", why);
+		log_waiting(l, why);
+		return 0;   /* the running config stays */
+	}
+	l->last_why[0] = '\0';
+	if (!l->started)
+		return start_node(l, &next);
+	/* Restart-only fields as they run (an uplink found at start is no change). */
+	memcpy(next.uplink, l->a->cfg.uplink, sizeof(next.uplink));
+	ret = pw_reconcile(l->a, &l->a->cfg, &next);
+	if (ret) {
+		pw_metrics_reconcile_error();
+		pw_warn("kubernetes: applied with errors (see above)");
+	}
+	pw_config_free(&l->a->cfg);
+	l->a->cfg = next;
+	l->state_dirty = true;
+	if (changed)
+		pw_debug("kubernetes: applied %lld ms after the change", now_ms() - changed);
+	return 0;
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+/* True when a termination signal arrived; a SIGHUP asks for a rebuild. */
+static bool read_signals(int sig_fd, long long *rebuild_at)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			*rebuild_at = now_ms();
+			continue;
+		}
+		pw_info("received %s: exiting; the datapath stays pinned and attached", strsignal((int)si.ssi_signo));
+		return true;
+	}
+	return false;
+}
+
+static int loop(struct k8s_loop *l, int sig_fd)
+{
+	long long rebuild_at = now_ms();   /* says what it waits for from the start */
+
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = l->src->event_fd, .events = POLLIN },
+		};
+		long long now = now_ms(), wake_at = rebuild_at;
+		int ret;
+
+		if (l->last_why[0] && (wake_at < 0 || l->why_logged_ms + K8S_WAIT_LOG_MS < wake_at))
+			wake_at = l->why_logged_ms + K8S_WAIT_LOG_MS;
+		if (l->state_dirty && (wake_at < 0 || l->state_written_ms + K8S_PUBLISH_MS < wake_at))
+			wake_at = l->state_written_ms + K8S_PUBLISH_MS;
+		if (poll(fds, 2, wake_at < 0 ? -1 : (int)(wake_at > now ? wake_at - now : 0)) < 0 && errno != EINTR) {
+			pw_err("poll: %s", strerror(errno));
+			return -errno;
+		}
+		if ((fds[0].revents & POLLIN) && read_signals(sig_fd, &rebuild_at))
+			return 0;
+		if (fds[1].revents & POLLIN) {
+			drain(l->src->event_fd);
+			if (rebuild_at < 0)
+				rebuild_at = now_ms() + K8S_DEBOUNCE_MS;
+		}
+		now = now_ms();
+		if ((rebuild_at >= 0 && now >= rebuild_at) ||
+		    (l->last_why[0] && now >= l->why_logged_ms + K8S_WAIT_LOG_MS)) {
+			rebuild_at = -1;
+			ret = rebuild(l);
+			if (ret)
+				return ret;
+		}
+		if (l->state_dirty && now_ms() >= l->state_written_ms + K8S_PUBLISH_MS)
+			publish_state(l);
+	}
+}
+
+/* The config file's part: what the API does not say. Without --config,
+ * the defaults (docs/config.md). */
+static int load_base(const struct pw_agent *a, struct pw_node_config *base)
+{
+	char err[512];
+	size_t len;
+	int ret;
+	char *text;
+
+	if (!a->config_path)
+		return pw_config_parse_k8s("{}", base, err, sizeof(err));
+	text = pw_config_read(a->config_path, &len, &ret, err, sizeof(err));
+	if (text) {
+		ret = pw_config_parse_k8s(text, base, err, sizeof(err));
+		free(text);
+	}
+	if (ret)
+		pw_err("config %s: %s", a->config_path, err);
+	return ret;
+}
+
+static int load_conn(const struct pw_k8s_flags *f, struct pw_kube_conn *conn)
+{
+	bool incluster = strcmp(f->kubeconfig, PW_KUBECONFIG_INCLUSTER) == 0;
+	char err[512];
+	int ret;
+
+	memset(conn, 0, sizeof(*conn));
+	ret = pw_kube_conn_load(incluster ? NULL : f->kubeconfig, conn, err, sizeof(err));
+	if (ret) {
+		pw_kube_conn_free(conn);
+		pw_err("%s: %s", incluster ? "in-cluster config" : f->kubeconfig, err);
+		return ret;
+	}
+	pw_info("kubernetes: API server %s (%s), node %s", conn->server,
+		incluster ? "in-cluster config" : f->kubeconfig, f->node_name);
+	return 0;
+}
+
+int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd)
+{
+	struct k8s_loop l = { .a = a, .f = f };
+	struct pw_kube_conn conn;
+	int ret;
+
+	snprintf(l.state_path, sizeof(l.state_path), "%s/kubernetes.json", a->paths.state_dir);
+	ret = load_base(a, &l.base);
+	if (ret)
+		return ret;
+	ret = load_conn(f, &conn);
+	if (ret)
+		return ret;
+	/* The lock before anything else: a second agent for this instance
+	 * must not even start watching. */
+	ret = pw_mkdirs(a->paths.state_dir, 0755);
+	if (ret)
+		pw_err("cannot create %s: %s", a->paths.state_dir, strerror(-ret));
+	if (!ret)
+		ret = pw_agent_lock(a);
+	if (!ret)
+		ret = source_start(&conn, f->node_name, &l.base, &l.src);
+	pw_kube_conn_free(&conn);
+	if (ret)
+		return ret;
+	ret = loop(&l, sig_fd);
+	if (l.started)
+		pw_metrics_http_stop();
+	source_stop(l.src);
+	pw_config_free(&l.base);
+	return ret;
+}

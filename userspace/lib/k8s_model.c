@@ -1,0 +1,1002 @@
+/* Kubernetes objects -> compact cache -> node config (k8s_model.h).
+ *
+ * The cache holds one entry per object, keyed by name ("ns/name" for
+ * namespaced kinds) in a binary tree (tsearch), with only the fields the
+ * datapath uses. Backends are chosen as kube-proxy chooses them: a
+ * Service port's endpoints come from the port of the same name and
+ * protocol in each of its EndpointSlices (the slice controller resolved
+ * named and numbered targetPorts into those numbers already), only the
+ * first address of an endpoint counts, ready endpoints are used, and
+ * serving-but-terminating ones only when no ready one is left. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "k8s_model.h"
+#include "log.h"
+
+#define NODEPORT_MIN 30000   /* the datapath's NodePort range (config.c) */
+#define NODEPORT_MAX 32767
+
+/* Common head of every cache entry: the tree compares keys. */
+struct k8s_entry {
+	char *key;
+	unsigned gen;        /* relist generation that last saw it */
+};
+
+struct k8s_node {
+	struct k8s_entry e;
+	uint32_t ip;                 /* first IPv4 InternalIP, 0 = none */
+	struct pw_cidr pod_cidr;
+	bool has_cidr;               /* an IPv4 spec.podCIDR(s) */
+};
+
+struct svc_port {
+	char *name;                  /* "" when unnamed */
+	uint16_t port, node_port;
+	uint8_t proto;
+};
+
+struct k8s_service {
+	struct k8s_entry e;
+	uint32_t vip;                /* 0: not in the datapath (headless, ExternalName, no IPv4 ClusterIP) */
+	uint32_t affinity;           /* seconds, 0 = none */
+	int n_ports;
+	struct svc_port *ports;      /* TCP and UDP only */
+};
+
+enum { EP_READY = 1, EP_SERVING = 2, EP_TERMINATING = 4 };
+
+struct slice_ep {
+	uint32_t ip;
+	uint8_t flags;
+};
+
+struct k8s_slice {
+	struct k8s_entry e;
+	char *service;               /* "ns/name" of kubernetes.io/service-name */
+	int n_ports, n_eps;
+	struct svc_port *ports;      /* name, port, proto (node_port unused) */
+	struct slice_ep *eps;
+};
+
+struct pw_k8s_model {
+	char *node_name;
+	struct pw_cidr cluster_cidr, service_cidr;
+	void *root[PW_K8S_KINDS];
+	int count[PW_K8S_KINDS];
+	unsigned gen[PW_K8S_KINDS];
+	bool synced[PW_K8S_KINDS];
+	long endpoints;
+};
+
+static const char *const kind_names[PW_K8S_KINDS] = { "Node", "Service", "EndpointSlice" };
+
+/* ---- names ---- */
+
+static uint32_t fnv1a32(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+void pw_k8s_short_name(const char *name, char out[PW_NAME_MAX])
+{
+	size_t n = strlen(name);
+
+	if (n < PW_NAME_MAX) {
+		memcpy(out, name, n + 1);
+		return;
+	}
+	/* 54 characters of the name, "~", 8 hex digits: 63. */
+	snprintf(out, PW_NAME_MAX, "%.*s~%08x", PW_NAME_MAX - 10, name, fnv1a32(name));
+}
+
+void pw_k8s_service_name(const char *ns_name, const char *port_name, uint16_t port, uint8_t proto,
+			 char out[PW_NAME_MAX])
+{
+	char full[512];
+
+	if (port_name && *port_name)
+		snprintf(full, sizeof(full), "%s:%s/%s", ns_name, port_name, proto == IPPROTO_UDP ? "udp" : "tcp");
+	else
+		snprintf(full, sizeof(full), "%s:%u/%s", ns_name, port, proto == IPPROTO_UDP ? "udp" : "tcp");
+	pw_k8s_short_name(full, out);
+}
+
+/* ---- JSON access (lenient: the API server validated the objects) ---- */
+
+static const cJSON *jget(const cJSON *o, const char *key)
+{
+	return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+	const cJSON *v = jget(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* An integer in [min, max], else def. */
+static long jint(const cJSON *o, const char *key, long min, long max, long def)
+{
+	const cJSON *v = jget(o, key);
+
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max))
+		return def;
+	return (long)v->valuedouble;
+}
+
+/* A condition: absent or null gives def. */
+static bool jbool(const cJSON *o, const char *key, bool def)
+{
+	const cJSON *v = jget(o, key);
+
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+/* IPPROTO_TCP/UDP of a protocol field (absent = TCP), 0 for others (SCTP). */
+static uint8_t jproto(const cJSON *o)
+{
+	const char *p = jstr(o, "protocol");
+
+	if (!p || strcmp(p, "TCP") == 0)
+		return IPPROTO_TCP;
+	if (strcmp(p, "UDP") == 0)
+		return IPPROTO_UDP;
+	return 0;
+}
+
+/* "ns/name" (namespaced kinds) or "name" of metadata; NULL if no name. */
+static char *object_key(enum pw_k8s_kind kind, const cJSON *obj)
+{
+	const cJSON *md = jget(obj, "metadata");
+	const char *name = jstr(md, "name"), *ns = jstr(md, "namespace");
+	char *key;
+
+	if (!name || !*name)
+		return NULL;
+	if (kind == PW_K8S_NODE)
+		return strdup(name);
+	if (asprintf(&key, "%s/%s", ns ? ns : "", name) < 0)
+		return NULL;
+	return key;
+}
+
+/* ---- parsing into cache entries ---- */
+
+static void node_parse(const cJSON *obj, struct k8s_node *n)
+{
+	const cJSON *spec = jget(obj, "spec"), *cidrs = jget(spec, "podCIDRs"), *it;
+	const char *cidr = jstr(spec, "podCIDR");
+
+	n->has_cidr = cidr && pw_cidr_parse(cidr, &n->pod_cidr) == 0;
+	/* Dual-stack nodes may list the IPv6 range first in podCIDR. */
+	if (cJSON_IsArray(cidrs)) {
+		cJSON_ArrayForEach(it, cidrs) {
+			if (n->has_cidr)
+				break;
+			n->has_cidr = cJSON_IsString(it) && pw_cidr_parse(it->valuestring, &n->pod_cidr) == 0;
+		}
+	}
+	const cJSON *addrs = jget(jget(obj, "status"), "addresses");
+
+	if (!cJSON_IsArray(addrs))
+		return;
+	cJSON_ArrayForEach(it, addrs) {
+		const char *type = jstr(it, "type"), *addr = jstr(it, "address");
+
+		if (type && addr && strcmp(type, "InternalIP") == 0 && pw_ip4_parse(addr, &n->ip) == 0)
+			break;
+		n->ip = 0;
+	}
+}
+
+static bool node_equal(const struct k8s_node *a, const struct k8s_node *b)
+{
+	return a->ip == b->ip && a->has_cidr == b->has_cidr &&
+	       (!a->has_cidr || memcmp(&a->pod_cidr, &b->pod_cidr, sizeof(a->pod_cidr)) == 0);
+}
+
+static void ports_free(struct svc_port *p, int n)
+{
+	for (int i = 0; p && i < n; i++)
+		free(p[i].name);
+	free(p);
+}
+
+static bool ports_equal(const struct svc_port *a, int na, const struct svc_port *b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+		if (a[i].port != b[i].port || a[i].node_port != b[i].node_port || a[i].proto != b[i].proto ||
+		    strcmp(a[i].name, b[i].name))
+			return false;
+	return true;
+}
+
+/* The TCP and UDP ports of a ports array (Service or EndpointSlice); SCTP
+ * and ports without a number are left out. -ENOMEM. */
+static int ports_parse(const char *what, const char *key, const cJSON *arr, bool service,
+		       struct svc_port **out, int *n)
+{
+	const cJSON *it;
+
+	*out = NULL;
+	*n = 0;
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+		return 0;
+	*out = calloc((size_t)cJSON_GetArraySize(arr), sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, arr) {
+		struct svc_port *p = &(*out)[*n];
+		const char *name = jstr(it, "name");
+
+		p->proto = jproto(it);
+		p->port = (uint16_t)jint(it, "port", 1, 65535, 0);
+		if (!p->proto || !p->port) {
+			pw_debug("%s %s: port %s/%s left out (%s)", what, key, name ? name : "",
+				 jstr(it, "protocol") ? jstr(it, "protocol") : "TCP",
+				 p->proto ? "no port number" : "only TCP and UDP are served");
+			continue;
+		}
+		if (service)
+			p->node_port = (uint16_t)jint(it, "nodePort", 1, 65535, 0);
+		p->name = strdup(name ? name : "");
+		if (!p->name)
+			return -ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int service_parse(const struct pw_k8s_model *m, const cJSON *obj, struct k8s_service *s)
+{
+	const cJSON *spec = jget(obj, "spec");
+	const char *type = jstr(spec, "type"), *ip = jstr(spec, "clusterIP"), *aff = jstr(spec, "sessionAffinity");
+	bool node_ports = type && (strcmp(type, "NodePort") == 0 || strcmp(type, "LoadBalancer") == 0);
+	char scidr[PW_CIDR_STRLEN];
+	int ret;
+
+	s->vip = 0;
+	if (type && strcmp(type, "ExternalName") == 0) {
+		pw_debug("Service %s: ExternalName, not in the datapath", s->e.key);
+		return 0;
+	}
+	if (!ip || !*ip || strcmp(ip, "None") == 0) {
+		pw_debug("Service %s: headless, not in the datapath", s->e.key);
+		return 0;
+	}
+	if (pw_ip4_parse(ip, &s->vip)) {
+		pw_debug("Service %s: clusterIP %s is not IPv4, not in the datapath", s->e.key, ip);
+		s->vip = 0;
+		return 0;
+	}
+	if (!pw_cidr_contains(&m->service_cidr, s->vip)) {
+		pw_cidr_format(&m->service_cidr, scidr);
+		pw_warn("Service %s: clusterIP %s is outside cluster.serviceCIDR %s: ignored "
+			"(does the config file's serviceCIDR match kube-apiserver's --service-cluster-ip-range?)",
+			s->e.key, ip, scidr);
+		s->vip = 0;
+		return 0;
+	}
+	if (aff && strcmp(aff, "ClientIP") == 0)
+		s->affinity = (uint32_t)jint(jget(jget(spec, "sessionAffinityConfig"), "clientIP"),
+					     "timeoutSeconds", 1, 86400, PW_K8S_AFFINITY_DEFAULT);
+	ret = ports_parse("Service", s->e.key, jget(spec, "ports"), true, &s->ports, &s->n_ports);
+	for (int i = 0; !ret && i < s->n_ports; i++) {
+		struct svc_port *p = &s->ports[i];
+
+		if (!node_ports)
+			p->node_port = 0;
+		if (p->node_port && (p->node_port < NODEPORT_MIN || p->node_port > NODEPORT_MAX)) {
+			pw_warn("Service %s: nodePort %u is outside %d-%d, which the datapath serves: "
+				"only its ClusterIP is served", s->e.key, p->node_port, NODEPORT_MIN, NODEPORT_MAX);
+			p->node_port = 0;
+		}
+	}
+	return ret;
+}
+
+static bool service_equal(const struct k8s_service *a, const struct k8s_service *b)
+{
+	return a->vip == b->vip && a->affinity == b->affinity &&
+	       ports_equal(a->ports, a->n_ports, b->ports, b->n_ports);
+}
+
+static void service_free(struct k8s_service *s)
+{
+	ports_free(s->ports, s->n_ports);
+	s->ports = NULL;
+	s->n_ports = 0;
+}
+
+/* 0; 1 when the slice is of no use (not IPv4, no service label). */
+static int slice_parse(const cJSON *obj, struct k8s_slice *s)
+{
+	const char *af = jstr(obj, "addressType");
+	const char *svc = jstr(jget(jget(obj, "metadata"), "labels"), "kubernetes.io/service-name");
+	const char *ns = jstr(jget(obj, "metadata"), "namespace");
+	const cJSON *eps = jget(obj, "endpoints"), *it;
+	int ret;
+
+	if (!af || strcmp(af, "IPv4")) {
+		pw_debug("EndpointSlice %s: addressType %s, left out (IPv4 only)", s->e.key, af ? af : "(none)");
+		return 1;
+	}
+	if (!svc || !*svc) {
+		pw_debug("EndpointSlice %s: no kubernetes.io/service-name label, left out", s->e.key);
+		return 1;
+	}
+	if (asprintf(&s->service, "%s/%s", ns ? ns : "", svc) < 0) {
+		s->service = NULL;
+		return -ENOMEM;
+	}
+	ret = ports_parse("EndpointSlice", s->e.key, jget(obj, "ports"), false, &s->ports, &s->n_ports);
+	if (ret)
+		return ret;
+	if (!cJSON_IsArray(eps) || cJSON_GetArraySize(eps) == 0)
+		return 0;
+	s->eps = calloc((size_t)cJSON_GetArraySize(eps), sizeof(*s->eps));
+	if (!s->eps)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, eps) {
+		const cJSON *addrs = jget(it, "addresses"), *cond = jget(it, "conditions");
+		struct slice_ep *ep = &s->eps[s->n_eps];
+		const cJSON *first = cJSON_IsArray(addrs) ? cJSON_GetArrayItem(addrs, 0) : NULL;
+		bool ready = jbool(cond, "ready", true);
+
+		/* kube-proxy uses an endpoint's first address only. */
+		if (!cJSON_IsString(first) || pw_ip4_parse(first->valuestring, &ep->ip))
+			continue;
+		ep->flags = (ready ? EP_READY : 0) | (jbool(cond, "serving", ready) ? EP_SERVING : 0) |
+			    (jbool(cond, "terminating", false) ? EP_TERMINATING : 0);
+		s->n_eps++;
+	}
+	return 0;
+}
+
+static bool slice_equal(const struct k8s_slice *a, const struct k8s_slice *b)
+{
+	return strcmp(a->service, b->service) == 0 && a->n_eps == b->n_eps &&
+	       ports_equal(a->ports, a->n_ports, b->ports, b->n_ports) &&
+	       (a->n_eps == 0 || memcmp(a->eps, b->eps, (size_t)a->n_eps * sizeof(*a->eps)) == 0);
+}
+
+/* ---- the cache ---- */
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct k8s_entry *)a)->key, ((const struct k8s_entry *)b)->key);
+}
+
+static void entry_free_kind(enum pw_k8s_kind kind, struct k8s_entry *e)
+{
+	if (!e)
+		return;
+	if (kind == PW_K8S_SERVICE) {
+		service_free((struct k8s_service *)e);
+	} else if (kind == PW_K8S_SLICE) {
+		struct k8s_slice *s = (struct k8s_slice *)e;
+
+		free(s->service);
+		ports_free(s->ports, s->n_ports);
+		free(s->eps);
+	}
+	free(e->key);
+	free(e);
+}
+
+static void free_node_entry(void *e) { entry_free_kind(PW_K8S_NODE, e); }
+static void free_service_entry(void *e) { entry_free_kind(PW_K8S_SERVICE, e); }
+static void free_slice_entry(void *e) { entry_free_kind(PW_K8S_SLICE, e); }
+static void (*const entry_free_fn[PW_K8S_KINDS])(void *) = {
+	free_node_entry, free_service_entry, free_slice_entry,
+};
+
+struct pw_k8s_model *pw_k8s_model_new(const char *node_name, const struct pw_cidr *cluster_cidr,
+				      const struct pw_cidr *service_cidr)
+{
+	struct pw_k8s_model *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->node_name = strdup(node_name ? node_name : "");
+	if (!m->node_name) {
+		free(m);
+		return NULL;
+	}
+	m->cluster_cidr = *cluster_cidr;
+	m->service_cidr = *service_cidr;
+	return m;
+}
+
+void pw_k8s_model_free(struct pw_k8s_model *m)
+{
+	if (!m)
+		return;
+	for (int k = 0; k < PW_K8S_KINDS; k++)
+		tdestroy(m->root[k], entry_free_fn[k]);
+	free(m->node_name);
+	free(m);
+}
+
+static long slice_eps(enum pw_k8s_kind kind, const struct k8s_entry *e)
+{
+	return kind == PW_K8S_SLICE && e ? ((const struct k8s_slice *)e)->n_eps : 0;
+}
+
+/* Removes the entry of key; 1 if there was one. */
+static int cache_delete(struct pw_k8s_model *m, enum pw_k8s_kind kind, char *key)
+{
+	struct k8s_entry probe = { .key = key }, **slot = tfind(&probe, &m->root[kind], entry_cmp), *old;
+
+	if (!slot)
+		return 0;
+	old = *slot;
+	tdelete(&probe, &m->root[kind], entry_cmp);
+	m->count[kind]--;
+	m->endpoints -= slice_eps(kind, old);
+	entry_free_kind(kind, old);
+	return 1;
+}
+
+/* Puts e (owned) in place of the entry of its key. 1 if that changed what
+ * the cache says, 0 if the same was there (e freed), -ENOMEM. */
+static int cache_put(struct pw_k8s_model *m, enum pw_k8s_kind kind, struct k8s_entry *e)
+{
+	struct k8s_entry **slot = tfind(e, &m->root[kind], entry_cmp), *old;
+	bool same;
+
+	e->gen = m->gen[kind];
+	if (!slot) {
+		if (!tsearch(e, &m->root[kind], entry_cmp)) {
+			entry_free_kind(kind, e);
+			return -ENOMEM;
+		}
+		m->count[kind]++;
+		m->endpoints += slice_eps(kind, e);
+		return 1;
+	}
+	old = *slot;
+	same = kind == PW_K8S_NODE ? node_equal((void *)old, (void *)e) :
+	       kind == PW_K8S_SERVICE ? service_equal((void *)old, (void *)e) :
+	       slice_equal((void *)old, (void *)e);
+	if (same) {
+		old->gen = e->gen;
+		entry_free_kind(kind, e);
+		return 0;
+	}
+	m->endpoints += slice_eps(kind, e) - slice_eps(kind, old);
+	*slot = e;   /* same key: the tree's order holds */
+	entry_free_kind(kind, old);
+	return 1;
+}
+
+static const size_t entry_size[PW_K8S_KINDS] = {
+	sizeof(struct k8s_node), sizeof(struct k8s_service), sizeof(struct k8s_slice),
+};
+
+/* A Node whose podCIDR cannot be a peer's is worth one warning per change. */
+static void node_check(const struct pw_k8s_model *m, const struct k8s_node *n)
+{
+	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
+
+	if (n->has_cidr && !pw_cidr_within(&n->pod_cidr, &m->cluster_cidr)) {
+		pw_cidr_format(&n->pod_cidr, a);
+		pw_cidr_format(&m->cluster_cidr, b);
+		pw_warn("Node %s: spec.podCIDR %s is outside cluster.podCIDR %s: not routed "
+			"(does the config file's podCIDR match kube-controller-manager's --cluster-cidr?)",
+			n->e.key, a, b);
+	}
+}
+
+int pw_k8s_upsert(struct pw_k8s_model *m, enum pw_k8s_kind kind, const cJSON *obj)
+{
+	char *key = object_key(kind, obj);
+	struct k8s_entry *e;
+	int ret = 0;
+
+	if (!key)
+		return -EINVAL;
+	e = calloc(1, entry_size[kind]);
+	if (!e) {
+		free(key);
+		return -ENOMEM;
+	}
+	e->key = key;
+	if (kind == PW_K8S_NODE) {
+		node_parse(obj, (struct k8s_node *)e);
+	} else if (kind == PW_K8S_SERVICE) {
+		ret = service_parse(m, obj, (struct k8s_service *)e);
+	} else {
+		ret = slice_parse(obj, (struct k8s_slice *)e);
+		if (ret == 1) {
+			ret = cache_delete(m, kind, key);
+			entry_free_kind(kind, e);
+			return ret;
+		}
+	}
+	if (ret) {
+		entry_free_kind(kind, e);
+		return ret;
+	}
+	ret = cache_put(m, kind, e);
+	if (ret == 1 && kind == PW_K8S_NODE)
+		node_check(m, (struct k8s_node *)e);
+	return ret;
+}
+
+int pw_k8s_remove(struct pw_k8s_model *m, enum pw_k8s_kind kind, const cJSON *obj)
+{
+	char *key = object_key(kind, obj);
+	int ret;
+
+	if (!key)
+		return -EINVAL;
+	ret = cache_delete(m, kind, key);
+	free(key);
+	return ret;
+}
+
+/* Every entry of a tree in key order: an array of n pointers (caller frees;
+ * NULL when empty or on ENOMEM, told apart by *n). */
+struct collect {
+	const struct k8s_entry **out;
+	int n;
+};
+
+static void collect_one(const void *nodep, VISIT which, void *closure)
+{
+	struct collect *c = closure;
+
+	if (which == postorder || which == leaf)
+		c->out[c->n++] = *(const struct k8s_entry *const *)nodep;
+}
+
+static const struct k8s_entry **collect(const struct pw_k8s_model *m, enum pw_k8s_kind kind, int *n)
+{
+	struct collect c = { .out = calloc((size_t)m->count[kind] + 1, sizeof(*c.out)) };
+
+	*n = 0;
+	if (!c.out)
+		return NULL;
+	twalk_r(m->root[kind], collect_one, &c);
+	*n = c.n;
+	return c.out;
+}
+
+void pw_k8s_relist_begin(struct pw_k8s_model *m, enum pw_k8s_kind kind)
+{
+	m->gen[kind]++;
+}
+
+int pw_k8s_relist_end(struct pw_k8s_model *m, enum pw_k8s_kind kind)
+{
+	const struct k8s_entry **all;
+	char **stale;
+	int n, n_stale = 0;
+
+	m->synced[kind] = true;
+	all = collect(m, kind, &n);
+	stale = calloc((size_t)n + 1, sizeof(*stale));
+	if (!all || !stale) {
+		free(all);
+		free(stale);
+		return 0;   /* dropped next relist */
+	}
+	for (int i = 0; i < n; i++)
+		if (all[i]->gen != m->gen[kind] && (stale[n_stale] = strdup(all[i]->key)))
+			n_stale++;
+	free(all);
+	for (int i = 0; i < n_stale; i++) {
+		pw_debug("%s %s: gone from the relist, removed", kind_names[kind], stale[i]);
+		cache_delete(m, kind, stale[i]);
+		free(stale[i]);
+	}
+	free(stale);
+	return n_stale;
+}
+
+bool pw_k8s_synced(const struct pw_k8s_model *m, enum pw_k8s_kind kind)
+{
+	return m->synced[kind];
+}
+
+void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out)
+{
+	out->nodes = m->count[PW_K8S_NODE];
+	out->services = m->count[PW_K8S_SERVICE];
+	out->slices = m->count[PW_K8S_SLICE];
+	out->endpoints = m->endpoints;
+}
+
+/* ---- building the node config ---- */
+
+static int fail_why(char *why, size_t len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail_why(char *why, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && len) {
+		va_start(ap, fmt);
+		vsnprintf(why, len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+static int build_self(const struct pw_k8s_model *m, struct pw_node_config *out, char *why, size_t len)
+{
+	struct k8s_entry probe = { .key = m->node_name }, **slot = tfind(&probe, &m->root[PW_K8S_NODE], entry_cmp);
+	const struct k8s_node *n = slot ? (const struct k8s_node *)*slot : NULL;
+	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
+
+	if (!n)
+		return fail_why(why, len, -EAGAIN, "waiting for Node %s to be registered "
+				"(--node-name must be the name its kubelet registers)", m->node_name);
+	if (!n->has_cidr)
+		return fail_why(why, len, -EAGAIN, "waiting for node %s's spec.podCIDR "
+				"(is kube-controller-manager running with --allocate-node-cidrs?)", m->node_name);
+	if (!n->ip)
+		return fail_why(why, len, -EAGAIN, "waiting for node %s's InternalIP in status.addresses",
+				m->node_name);
+	pw_cidr_format(&n->pod_cidr, a);
+	if (n->pod_cidr.prefix > 30)
+		return fail_why(why, len, -EINVAL, "node %s's spec.podCIDR %s leaves no address for pods "
+				"(at most /30: kube-controller-manager's --node-cidr-mask-size)", m->node_name, a);
+	if (!pw_cidr_within(&n->pod_cidr, &out->cluster_cidr)) {
+		pw_cidr_format(&out->cluster_cidr, b);
+		return fail_why(why, len, -EINVAL, "node %s's spec.podCIDR %s is outside cluster.podCIDR %s "
+				"(make the config file's cluster.podCIDR kube-controller-manager's --cluster-cidr)",
+				m->node_name, a, b);
+	}
+	pw_k8s_short_name(n->e.key, out->name);
+	out->ip = n->ip;
+	out->pod_cidr = n->pod_cidr;
+	return 0;
+}
+
+/* Every other Node with an IPv4 podCIDR and InternalIP, in name order;
+ * podCIDRs the reconciler could not route (outside the cluster CIDR,
+ * overlapping this node's or an earlier peer's) are left out. */
+static int build_peers(const struct pw_k8s_model *m, struct pw_node_config *out)
+{
+	int n;
+	const struct k8s_entry **all = collect(m, PW_K8S_NODE, &n);
+
+	if (!all)
+		return -ENOMEM;
+	out->peers = calloc((size_t)n + 1, sizeof(*out->peers));
+	if (!out->peers) {
+		free(all);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct k8s_node *nd = (const struct k8s_node *)all[i];
+		struct pw_peer_config *p = &out->peers[out->n_peers];
+		bool usable = nd->has_cidr && nd->ip && nd->ip != out->ip &&
+			      strcmp(nd->e.key, m->node_name) &&
+			      pw_cidr_within(&nd->pod_cidr, &out->cluster_cidr) &&
+			      !pw_cidr_overlaps(&nd->pod_cidr, &out->pod_cidr);
+
+		for (int j = 0; usable && j < out->n_peers; j++)
+			if (pw_cidr_overlaps(&nd->pod_cidr, &out->peers[j].pod_cidr) || out->peers[j].ip == nd->ip) {
+				pw_warn("Node %s: podCIDR or InternalIP also that of node %s: not routed",
+					nd->e.key, out->peers[j].name);
+				usable = false;
+			}
+		if (!usable)
+			continue;
+		pw_k8s_short_name(nd->e.key, p->name);
+		p->ip = nd->ip;
+		p->pod_cidr = nd->pod_cidr;
+		out->n_peers++;
+	}
+	free(all);
+	return 0;
+}
+
+static int backend_cmp(const void *a, const void *b)
+{
+	const struct pw_backend_config *x = a, *y = b;
+
+	if (x->ip != y->ip)
+		return x->ip < y->ip ? -1 : 1;
+	return (int)x->port - (int)y->port;
+}
+
+/* The slices of one service: a range of the slices sorted by service. */
+struct slice_range {
+	const struct k8s_slice *const *first;
+	int n;
+};
+
+static int slice_by_service_cmp(const void *a, const void *b)
+{
+	const struct k8s_slice *x = *(const struct k8s_slice *const *)a, *y = *(const struct k8s_slice *const *)b;
+	int c = strcmp(x->service, y->service);
+
+	return c ? c : strcmp(x->e.key, y->e.key);
+}
+
+static struct slice_range slices_of(const struct k8s_slice **sorted, int n, const char *service)
+{
+	struct slice_range r = { NULL, 0 };
+	int lo = 0, hi = n;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (strcmp(sorted[mid]->service, service) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	r.first = (const struct k8s_slice *const *)&sorted[lo];
+	while (lo + r.n < n && strcmp(sorted[lo + r.n]->service, service) == 0)
+		r.n++;
+	return r;
+}
+
+/* Backends of one service port: ready endpoints of every slice port of the
+ * same name and protocol, or, when none is ready, the serving terminating
+ * ones; sorted, duplicates (an endpoint in two slices) once. buf has room
+ * for every endpoint of the range. Returns the count. */
+static int port_backends(struct slice_range r, const struct svc_port *sp, struct pw_backend_config *buf)
+{
+	int n = 0;
+
+	for (int pass = 0; pass < 2 && n == 0; pass++) {
+		for (int i = 0; i < r.n; i++) {
+			const struct k8s_slice *s = r.first[i];
+			uint16_t port = 0;
+
+			for (int j = 0; j < s->n_ports && !port; j++)
+				if (s->ports[j].proto == sp->proto && strcmp(s->ports[j].name, sp->name) == 0)
+					port = s->ports[j].port;
+			for (int j = 0; port && j < s->n_eps; j++) {
+				const struct slice_ep *ep = &s->eps[j];
+
+				if (pass == 0 ? (ep->flags & EP_READY) :
+				    (ep->flags & (EP_SERVING | EP_TERMINATING)) == (EP_SERVING | EP_TERMINATING))
+					buf[n++] = (struct pw_backend_config){ .ip = ep->ip, .port = port };
+			}
+		}
+	}
+	qsort(buf, (size_t)n, sizeof(*buf), backend_cmp);
+	int u = 0;
+
+	for (int i = 0; i < n; i++)
+		if (u == 0 || backend_cmp(&buf[u - 1], &buf[i]))
+			buf[u++] = buf[i];
+	return u;
+}
+
+static int service_port_config(const struct k8s_service *s, const struct svc_port *sp, struct slice_range r,
+			       struct pw_backend_config *buf, struct pw_service_config *out)
+{
+	int n = port_backends(r, sp, buf);
+
+	pw_k8s_service_name(s->e.key, sp->name, sp->port, sp->proto, out->name);
+	out->vip = s->vip;
+	out->port = sp->port;
+	out->protocol = sp->proto;
+	out->node_port = sp->node_port;
+	out->affinity_timeout = s->affinity;
+	out->maglev = false;
+	if (n == 0)
+		return 0;
+	out->backends = malloc((size_t)n * sizeof(*out->backends));
+	if (!out->backends)
+		return -ENOMEM;
+	memcpy(out->backends, buf, (size_t)n * sizeof(*buf));
+	out->n_backends = n;
+	return 0;
+}
+
+/* Frontends or node ports that two services claim (for a moment, while
+ * the API hands a ClusterIP from a deleted Service to a new one and the
+ * deletion has not arrived yet) would make the service reconciler refuse
+ * every change: the later in name order loses, with a warning. */
+static int frontend_cmp(const void *a, const void *b)
+{
+	const struct pw_service_config *x = *(const struct pw_service_config *const *)a;
+	const struct pw_service_config *y = *(const struct pw_service_config *const *)b;
+
+	if (x->vip != y->vip)
+		return x->vip < y->vip ? -1 : 1;
+	if (x->port != y->port)
+		return (int)x->port - (int)y->port;
+	if (x->protocol != y->protocol)
+		return (int)x->protocol - (int)y->protocol;
+	return strcmp(x->name, y->name);
+}
+
+static int nodeport_cmp(const void *a, const void *b)
+{
+	const struct pw_service_config *x = *(const struct pw_service_config *const *)a;
+	const struct pw_service_config *y = *(const struct pw_service_config *const *)b;
+
+	if (x->node_port != y->node_port)
+		return (int)x->node_port - (int)y->node_port;
+	if (x->protocol != y->protocol)
+		return (int)x->protocol - (int)y->protocol;
+	return strcmp(x->name, y->name);
+}
+
+static bool same_nodeport(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	return x->node_port && x->node_port == y->node_port && x->protocol == y->protocol;
+}
+
+static bool same_frontend(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	return x->vip == y->vip && x->port == y->port && x->protocol == y->protocol;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct pw_service_config *x = *(const struct pw_service_config *const *)a;
+	const struct pw_service_config *y = *(const struct pw_service_config *const *)b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+static bool same_name(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	return strcmp(x->name, y->name) == 0;
+}
+
+/* Sorted by cmp, every entry that is same() as the last one kept is
+ * handed to lose(). */
+static void drop_pass(struct pw_service_config **idx, int n, int (*cmp)(const void *, const void *),
+		      bool (*same)(const struct pw_service_config *, const struct pw_service_config *),
+		      void (*lose)(struct pw_service_config *s, const struct pw_service_config *kept))
+{
+	struct pw_service_config *kept = NULL;
+
+	qsort(idx, (size_t)n, sizeof(*idx), cmp);
+	for (int i = 0; i < n; i++) {
+		if (!idx[i]->vip)
+			continue;   /* already left out */
+		if (kept && same(idx[i], kept))
+			lose(idx[i], kept);
+		else
+			kept = idx[i];
+	}
+}
+
+static void lose_nodeport(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	pw_warn("service %s: nodePort %u is also that of %s: only its ClusterIP is served",
+		s->name, s->node_port, kept->name);
+	s->node_port = 0;
+}
+
+/* Marked with VIP 0 (no service has it), compacted by drop_conflicts. */
+static void lose_frontend(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	pw_warn("service %s: its frontend is also that of %s: left out", s->name, kept->name);
+	s->vip = 0;
+}
+
+static void lose_name(struct pw_service_config *s, const struct pw_service_config *kept)
+{
+	(void)kept;
+	pw_warn("service %s: two ports of one Service give this name: the second left out", s->name);
+	s->vip = 0;
+}
+
+static int drop_conflicts(struct pw_node_config *out)
+{
+	struct pw_service_config **idx = calloc((size_t)out->n_services + 1, sizeof(*idx));
+	int n = 0;
+
+	if (!idx)
+		return -ENOMEM;
+	for (int i = 0; i < out->n_services; i++)
+		idx[i] = &out->services[i];
+	drop_pass(idx, out->n_services, name_cmp, same_name, lose_name);
+	drop_pass(idx, out->n_services, frontend_cmp, same_frontend, lose_frontend);
+	drop_pass(idx, out->n_services, nodeport_cmp, same_nodeport, lose_nodeport);
+	free(idx);
+	for (int i = 0; i < out->n_services; i++) {
+		if (out->services[i].vip) {
+			out->services[n++] = out->services[i];
+			continue;
+		}
+		free(out->services[i].backends);
+	}
+	out->n_services = n;
+	return 0;
+}
+
+static int build_services(const struct pw_k8s_model *m, struct pw_node_config *out)
+{
+	int n_svc, n_sl, n_ports = 0, max_eps = 0, ret = 0;
+	const struct k8s_entry **svcs = collect(m, PW_K8S_SERVICE, &n_svc);
+	const struct k8s_entry **slices = collect(m, PW_K8S_SLICE, &n_sl);
+	struct pw_backend_config *buf = NULL;
+
+	if (!svcs || !slices) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	qsort(slices, (size_t)n_sl, sizeof(*slices), slice_by_service_cmp);
+	for (int i = 0; i < n_svc; i++) {
+		const struct k8s_service *s = (const struct k8s_service *)svcs[i];
+		struct slice_range r;
+		long eps = 0;
+
+		if (!s->vip)
+			continue;
+		n_ports += s->n_ports;
+		r = slices_of((const struct k8s_slice **)slices, n_sl, s->e.key);
+		for (int j = 0; j < r.n; j++)
+			eps += r.first[j]->n_eps;
+		if (eps > max_eps)
+			max_eps = (int)eps;
+	}
+	out->services = calloc((size_t)n_ports + 1, sizeof(*out->services));
+	buf = malloc(((size_t)max_eps + 1) * sizeof(*buf));
+	if (!out->services || !buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n_svc && !ret; i++) {
+		const struct k8s_service *s = (const struct k8s_service *)svcs[i];
+		struct slice_range r;
+
+		if (!s->vip)
+			continue;
+		r = slices_of((const struct k8s_slice **)slices, n_sl, s->e.key);
+		for (int j = 0; j < s->n_ports && !ret; j++) {
+			ret = service_port_config(s, &s->ports[j], r, buf, &out->services[out->n_services]);
+			out->n_services++;   /* counted even on error: pw_config_free frees it */
+		}
+	}
+	if (!ret)
+		ret = drop_conflicts(out);
+out:
+	free(buf);
+	free(svcs);
+	free(slices);
+	return ret;
+}
+
+int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base,
+		 struct pw_node_config *out, char *why, size_t whylen)
+{
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (why && whylen)
+		why[0] = '\0';
+	memcpy(out->uplink, base->uplink, sizeof(out->uplink));
+	out->cluster_cidr = base->cluster_cidr;
+	out->service_cidr = base->service_cidr;
+	out->routing = base->routing;
+	out->masquerade = base->masquerade;
+	out->mtu = base->mtu;
+	ret = build_self(m, out, why, whylen);
+	if (!ret)
+		ret = build_peers(m, out);
+	if (!ret)
+		ret = build_services(m, out);
+	if (ret == -ENOMEM)
+		fail_why(why, whylen, ret, "out of memory");
+	if (ret)
+		pw_config_free(out);
+	return ret;
+}

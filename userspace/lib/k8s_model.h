@@ -1,0 +1,76 @@
+/* The Kubernetes source's translation, as pure functions: Node, Service and
+ * EndpointSlice objects (JSON, as the API serves them) are parsed into a
+ * compact cache (no JSON kept: a node with 10,000 Services and 20,000
+ * endpoints stays small), and the cache is turned into the node config
+ * model (config.h) that the reconciler applies. No I/O, no threads: the
+ * agent (userspace/agent/k8s.c) feeds it from its informers under a lock.
+ * What is read from where: docs/kubernetes.md, "The agent's Kubernetes
+ * source". */
+#ifndef PW_K8S_MODEL_H
+#define PW_K8S_MODEL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "config.h"
+
+enum pw_k8s_kind { PW_K8S_NODE = 0, PW_K8S_SERVICE, PW_K8S_SLICE, PW_K8S_KINDS };
+
+/* kube-proxy's default for sessionAffinityConfig.clientIP.timeoutSeconds. */
+#define PW_K8S_AFFINITY_DEFAULT 10800
+
+struct pw_k8s_model;
+
+/* node_name: this node's Node object. The CIDRs judge what the API says:
+ * a ClusterIP outside service_cidr is left out with a warning, as is a
+ * peer whose podCIDR lies outside cluster_cidr. NULL on ENOMEM. */
+struct pw_k8s_model *pw_k8s_model_new(const char *node_name, const struct pw_cidr *cluster_cidr,
+				      const struct pw_cidr *service_cidr);
+void pw_k8s_model_free(struct pw_k8s_model *m);
+
+/* An object listed, ADDED or MODIFIED. 1 when the cache changed in a way
+ * that can change the built config, 0 when not (a Node's heartbeat, an
+ * object that is not in the datapath before and after), -EINVAL when the
+ * object has no metadata.name (ignored). An object the datapath does not
+ * use (an IPv6 EndpointSlice, a slice of no Service) replaces what the
+ * cache held under its name: it may have been usable before. */
+int pw_k8s_upsert(struct pw_k8s_model *m, enum pw_k8s_kind kind, const cJSON *obj);
+/* An object DELETED: 1 if the cache held it, 0 if not, -EINVAL. */
+int pw_k8s_remove(struct pw_k8s_model *m, enum pw_k8s_kind kind, const cJSON *obj);
+/* A (re)list of kind: everything not upserted between begin and end is
+ * dropped at end (it was deleted while the watch was down). relist_end
+ * returns how many entries it dropped and marks kind synced. */
+void pw_k8s_relist_begin(struct pw_k8s_model *m, enum pw_k8s_kind kind);
+int pw_k8s_relist_end(struct pw_k8s_model *m, enum pw_k8s_kind kind);
+/* True once a list of kind has completed. */
+bool pw_k8s_synced(const struct pw_k8s_model *m, enum pw_k8s_kind kind);
+
+struct pw_k8s_counts {
+	int nodes, services, slices;
+	long endpoints;   /* IPv4 endpoints in the cached slices */
+};
+void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out);
+
+/* The desired node config from the cache. base gives what the API does not
+ * say (cluster_cidr, service_cidr, routing, masquerade, uplink, mtu: from
+ * pw_config_parse_k8s); out gets them, this node's name, InternalIP and
+ * podCIDR, a peer for every other Node with an IPv4 podCIDR and
+ * InternalIP, and a service per (ClusterIP, port, protocol) with its
+ * backends (sorted, unique). out satisfies what pw_config_parse checks.
+ * 0; -EAGAIN when this node's Node, podCIDR or InternalIP is not there yet,
+ * -EINVAL when its podCIDR cannot be used (both: why says what, for the
+ * log); -ENOMEM. out is empty (pw_config_free-able) on error. */
+int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base,
+		 struct pw_node_config *out, char *why, size_t whylen);
+
+/* pw_service_config.name of one port of a Service:
+ * "namespace/name:port/proto", port being the port's name, or its number
+ * when unnamed, e.g. "kube-system/kube-dns:dns-tcp/tcp",
+ * "default/web:80/tcp". Longer than PW_NAME_MAX - 1 characters: cut, with
+ * "~" and 8 hex digits of a hash of the whole name appended (unique and
+ * still readable in `podwirectl services`). */
+void pw_k8s_service_name(const char *ns_name, const char *port_name, uint16_t port, uint8_t proto,
+			 char out[PW_NAME_MAX]);
+/* A Node name as a peer name: itself, or cut with a hash as above. */
+void pw_k8s_short_name(const char *name, char out[PW_NAME_MAX]);
+#endif
