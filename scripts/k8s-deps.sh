@@ -312,6 +312,10 @@ step_images() {
 main() {
 	local steps=("$@") s t0
 	[ ${#steps[@]} -gt 0 ] || steps=(debian go images)
+	# One run at a time per cache: a second one waits, then finds it all built.
+	mkdir -p "$PW_K8S_CACHE"
+	exec 9>"$PW_K8S_CACHE/.lock"
+	flock -n 9 || { log "waiting for another k8s-deps run on $PW_K8S_CACHE"; flock 9; }
 	for s in "${steps[@]}"; do
 		t0=$SECONDS
 		case $s in
