@@ -177,3 +177,15 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+# The real-Kubernetes test cluster's parts: Kubernetes v1.37.2 binaries, etcd,
+# containerd, runc and images, cached in PW_K8S_CACHE outside the tree
+# (scripts/k8s-deps.sh, docs/kubernetes.md). Not part of `make deps`: a fresh
+# machine spends about 20 minutes building them, a warm one a few seconds checking.
+.PHONY: k8s-deps test-k8s-images
+k8s-deps: deps
+	@bash scripts/k8s-deps.sh
+
+# The images import into a containerd and work as the cluster and e2e specs use them.
+test-k8s-images: k8s-deps
+	@bash test/k8s/test_images.sh

@@ -13,7 +13,8 @@ PKGS=(clang llvm make gcc pkg-config libelf-dev zlib1g-dev libcjson-dev
       strace)   # strace: test/e2e/test_ipam_faults.sh kills the plugin at each syscall
 BACKPORTS_PKGS=(libbpf-dev bpftool)
 
-need_root() { [ "$(id -u)" = 0 ] || { echo "make deps: run as root (needs apt-get)" >&2; exit 1; }; }
+# need_root, pkg_ok, apt_update_once, apt_install_missing
+. "$(dirname "$0")/apt-lib.sh"
 
 # The backports suite lives on the same mirror as the system's own Debian source:
 # read its URI from the existing sources instead of naming a mirror here.
@@ -39,14 +40,8 @@ ensure_backports() {
 	APT_UPDATED=0
 }
 
-pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
 libbpf_ok() { pkg-config --atleast-version=1.3 libbpf 2>/dev/null; }
 bpftool_ok() { command -v bpftool >/dev/null && bpftool version 2>/dev/null | grep -qE 'v7\.([5-9]|[1-9][0-9])'; }
-
-APT_UPDATED=1
-DID_UPDATE=
-apt_update_once() { if [ "$APT_UPDATED" = 1 ] && [ -n "$DID_UPDATE" ]; then return 0; fi; apt-get update -qq; DID_UPDATE=1; APT_UPDATED=1; }
 
 missing=()
 for p in "${PKGS[@]}"; do pkg_ok "$p" || missing+=("$p"); done
