@@ -283,7 +283,8 @@ cluster_cni_up() {
 cluster_down() {
 	local n p
 	PWK_T0=${PWK_T0:-$(date +%s.%N)}
-	for n in $(pwk_node_nums); do node_down "$n"; done
+	for n in $(pwk_node_nums); do node_down "$n" & done
+	wait
 	for p in kube-scheduler kube-controller-manager kube-apiserver etcd relay-fabric relay-root; do
 		pwk_kill_pidfile "$PWK_DIR/pid/$p"
 	done

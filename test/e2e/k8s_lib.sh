@@ -100,6 +100,13 @@ k8s_pods() {
 		awk '$4 == "Running" && $2 != "" {print $1, $2, $3}' | sort -k3,3 -k1,1
 }
 
+# k8s_endpoints SERVICE: the ready endpoint addresses of its EndpointSlices, one per line
+k8s_endpoints() {
+	kn get endpointslices -l "kubernetes.io/service-name=$1" \
+		-o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}'
+}
+k8s_endpoints_are() { [ "$(k8s_endpoints "$1" | grep -c .)" = "$2" ]; }   # SERVICE COUNT
+
 # k8s_dial FROM_NODE_NUM FROM_IP TO_IP PROTO: asks the netexec pod FROM_IP to
 # dial TO_IP (tcp: HTTP /clientip on 8080; udp: "clientip" on 8081) and prints
 # the address TO saw, without its port. The request to FROM_IP comes from FROM's node.
