@@ -63,3 +63,7 @@ pwk_in_node() {
 
 # kubectl as the cluster's admin (from the root namespace, through the relay).
 pwk_kubectl() { kubectl --kubeconfig "$PWK_DIR/pki/admin.kubeconfig" "$@"; }
+# The Pod CIDR of node N, once the controller-manager has allocated it.
+pwk_node_podcidr() {
+	pwk_kubectl get node "$(pwk_node_name "$1")" -o jsonpath='{.spec.podCIDR}' 2>/dev/null
+}

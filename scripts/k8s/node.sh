@@ -309,11 +309,6 @@ EOF
 		--cni-conf-dir /etc/cni/net.d
 }
 
-# The node's Pod CIDR, once the controller-manager has allocated it.
-pwk_node_podcidr() {
-	pwk_kubectl get node "$(pwk_node_name "$1")" -o jsonpath='{.spec.podCIDR}' 2>/dev/null
-}
-
 # Bridge mode: Debian's bridge + host-local on the node's Pod CIDR, and static
 # routes to the other nodes' Pod CIDRs (in each node and in the fabric, where
 # the API server answers pods).

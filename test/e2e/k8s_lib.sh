@@ -113,6 +113,7 @@ k8s_endpoints_are() { [ "$(k8s_endpoints "$1" | grep -c .)" = "$2" ]; }   # SERV
 k8s_dial() {
 	local node=$1 from=$2 to=$3 proto=$4 port=8080
 	[ "$proto" = udp ] && port=8081
+	[ "$proto" = tcp ] && proto=http
 	k8s_node_exec "$node" curl -s -m 10 \
 		"http://$from:8080/dial?request=clientip&protocol=$proto&host=$to&port=$port&tries=1" |
 		jq -r '.responses[0] // empty' 2>/dev/null | sed 's/:[0-9]*$//'

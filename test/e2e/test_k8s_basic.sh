@@ -46,7 +46,7 @@ done
 # comes first on each node: its conflist or its Ready.
 k8s_cni_up > "$PW_TMP/cni-up.log" 2>&1 &
 cni_pid=$!
-declare -A seen_conf seen_ready
+declare -A seen_conf=() seen_ready=()
 for i in $(seq 1500); do
 	# Ready first, conflist second: a conflist seen in the same round was there before the Ready.
 	ready=$(ready_nodes)
@@ -86,7 +86,7 @@ fi
 mapfile -t pods < <(k8s_pods app=netexec)
 check_eq "every pod Running with an IP" "${#pods[@]}" $((per_node * PWK_NODES))
 
-declare -A cidr_of count_on
+declare -A cidr_of=() count_on=()
 for n in $(pwk_node_nums); do cidr_of[$(pwk_node_name "$n")]=$(pwk_node_podcidr "$n"); done
 bad=""
 for p in "${pods[@]}"; do

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# make demo-k8s: podwire as the CNI and kube-proxy replacement of a real
+# Kubernetes cluster on this machine (scripts/k8s/cluster.sh), as a new user
+# would see it: nodes Ready, a Deployment spread over the three nodes, pod IPs,
+# a cross-node exchange with the source IP the receiver saw, a Service
+# spreading connections over pods on every node; then everything goes.
+#   scripts/k8s/demo.sh [up]        run the demo, tear down
+#   KEEP=1 scripts/k8s/demo.sh      ... and leave the cluster running
+#   ROUTING=vxlan scripts/k8s/demo.sh   the overlay instead of native routing
+#   scripts/k8s/demo.sh down        remove a cluster left running (make demo-k8s-down)
+set -u
+cd "$(dirname "$0")/../.."
+export CLUSTER=${CLUSTER:-pwk}
+export K8S_NS=demo
+ROUTING=${ROUTING:-native}
+CNI=${CNI:-podwire}
+. test/e2e/k8s_lib.sh
+
+hr() { printf '%s\n' "------------------------------------------------------------------------"; }
+indent() { sed 's/^/  /'; }
+
+demo_up() {
+	if [ "${KEEP:-0}" = 1 ]; then
+		trap 'echo "demo failed; tearing down"; k8s_down' ERR
+	else
+		trap 'k8s_down >/dev/null 2>&1; pw_cleanup' EXIT
+		trap 'exit 130' INT TERM
+	fi
+	hr
+	echo "podwire on a real Kubernetes $K8S_VERSION cluster: etcd, kube-apiserver, controller-manager,"
+	echo "scheduler, and three nodes with their own containerd, kubelet and podwired"
+	echo "(CNI: $CNI, routing: $ROUTING; no kube-proxy; cluster '$CLUSTER', state in $PWK_DIR)"
+	hr
+	local t0=$SECONDS
+	k8s_up --routing "$ROUTING" --cni "$CNI" 2>&1 | indent
+	[ "${PIPESTATUS[0]}" = 0 ] || { echo "cluster up failed"; return 1; }
+	echo; echo "Up in $((SECONDS - t0)) s. kubectl get nodes -o wide:"
+	k get nodes -o wide | indent
+
+	echo; echo "A Deployment of 6 agnhost netexec pods, spread over the nodes:"
+	k8s_ns_create
+	k8s_netexec_deployment netexec 6
+	k8s_rollout netexec 120 || { kn get pods -o wide; return 1; }
+	kn get pods -o wide | indent
+	echo "  Node Pod CIDRs (every pod IP above is in its node's):"
+	for n in $(pwk_node_nums); do
+		printf '    %s  %s\n' "$(pwk_node_name "$n")" "$(pwk_node_podcidr "$n")"
+	done
+
+	echo; echo "Cross-node exchanges (the receiving pod prints the source address it saw):"
+	local pods a b an aip anode bn bip bnode proto seen
+	mapfile -t pods < <(k8s_pods app=netexec)
+	for pair in "0 2" "2 4" "4 0"; do
+		read -r a b <<<"$pair"
+		read -r an aip anode <<<"${pods[$a]}"
+		read -r bn bip bnode <<<"${pods[$b]}"
+		for proto in tcp udp; do
+			seen=$(k8s_dial "$(k8s_node_num "$anode")" "$aip" "$bip" "$proto")
+			printf '  %-3s %-15s (%s) -> %-15s (%s): receiver saw %-15s %s\n' "$proto" "$aip" "${anode#"$CLUSTER"-}" \
+				"$bip" "${bnode#"$CLUSTER"-}" "${seen:-nothing}" \
+				"$([ "$seen" = "$aip" ] && echo '(the pod IP: no NAT)' || echo '(UNEXPECTED)')"
+		done
+	done
+
+	echo; echo "A ClusterIP Service in front of the Deployment (port 80 -> 8080):"
+	kn expose deployment netexec --name web --port 80 --target-port 8080 >/dev/null
+	kn get service web | indent
+	local vip; vip=$(kn get service web -o jsonpath='{.spec.clusterIP}')
+	k8s_wait 30 k8s_endpoints_are web 6
+	read -r an aip anode <<<"${pods[0]}"
+	echo "  30 new connections from $an ($aip, ${anode#"$CLUSTER"-}) to $vip:80 were answered by:"
+	k8s_node_exec "$(k8s_node_num "$anode")" curl -s -m 30 \
+		"http://$aip:8080/dial?request=hostname&protocol=http&host=$vip&port=80&tries=30" |
+		jq -r '.responses[]' | sort | uniq -c | while read -r count host; do
+			printf '    %-28s %2d  (on %s)\n' "$host" "$count" "$(kn get pod "$host" -o jsonpath='{.spec.nodeName}')"
+		done
+
+	echo; k8s_status 2>/dev/null | sed -n '/^COMPONENT/,/^total/p' | indent
+	hr
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "KEEP=1: the cluster stays. Try:"
+		echo "  kubectl --kubeconfig $(pwk_kubeconfig) -n $K8S_NS get pods -o wide"
+		echo "  CLUSTER=$CLUSTER scripts/k8s/cluster.sh status"
+		echo "make demo-k8s-down removes it."
+	else
+		echo "Tearing down (KEEP=1 keeps the cluster)."
+	fi
+}
+
+case ${1:-up} in
+up) demo_up ;;
+down) k8s_down ;;
+*) echo "usage: $0 [up|down]" >&2; exit 2 ;;
+esac
