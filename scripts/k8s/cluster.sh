@@ -315,7 +315,7 @@ pwk_rss_kb() {
 }
 
 cluster_status() {
-	local n p pids mnt total=0 kb
+	local n p pids total=0 kb
 	[ -d "$PWK_DIR" ] || { echo "cluster $CLUSTER: not up"; return 1; }
 	echo "cluster $CLUSTER: CNI $(cat "$PWK_DIR/cni"), routing $(cat "$PWK_DIR/routing"), state $PWK_DIR"
 	echo "kubectl --kubeconfig $(pwk_kubeconfig)"
@@ -331,10 +331,9 @@ cluster_status() {
 			total=$((total + kb)); printf '%-26s %8d\n' "node$n/$p" $((kb / 1024))
 		done
 		# shims and the pods' processes
-		mnt=$(pwk_node_mntns "$n") pids=()
-		for p in /proc/[0-9]*; do
-			[ "$(cat "$p/comm" 2>/dev/null)" = containerd-shim ] || [[ "$(cat "$p/comm" 2>/dev/null)" = containerd-shim* ]] || continue
-			[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mnt" ] && pids+=("${p#/proc/}")
+		pids=()
+		for p in $(pwk_pids_in_mntns "$(pwk_node_mntns "$n")"); do
+			[[ "$(cat "/proc/$p/comm" 2>/dev/null)" = containerd-shim* ]] && pids+=("$p")
 		done
 		pids+=($(find "/sys/fs/cgroup/memory/$(pwk_cgroup_name "$n")" -name cgroup.procs -exec cat {} + 2>/dev/null))
 		kb=$(pwk_rss_kb "${pids[@]}")

@@ -278,7 +278,7 @@ node_kubelet_up() {
 }
 
 # Everything of node N up to a running kubelet (which registers the Node,
-# NotReady until a CNI config appears).
+# NotReady until a CNI config appears) and the images in its containerd.
 node_up() {
 	local n=$1 nd; nd=$(pwk_node_dir "$1")
 	mkdir -p "$nd/config" "$nd/log" "$nd/pid" "$nd/opt"
@@ -288,9 +288,11 @@ node_up() {
 	node_mounts "$n"
 	node_cni_bin "$n"
 	node_containerd_up "$n"
-	node_images "$n"
-	pwk_log "node$n: containerd up, images imported"
+	# kubelet registers while the images load: the Node stays NotReady (no
+	# CNI config yet), so nothing is scheduled on it before they are there.
 	node_kubelet_up "$n"
+	node_images "$n"
+	pwk_log "node$n: containerd and kubelet up, images imported"
 }
 
 # ---- CNI: podwired (the product) or Debian's bridge (the baseline) ----------
@@ -348,19 +350,22 @@ pwk_kill_pidfile() {
 	rm -f "$1"
 }
 
-# Every process in node N's mount namespace (containerd, its shims, podwired,
-# kubelet, the holder): none of them belongs to anything else.
+# pwk_pids_in_mntns MNT_NS_LINK: the pids of every process in that mount
+# namespace (one ls for all: a readlink per process would fork hundreds of times).
+pwk_pids_in_mntns() {
+	[ -n "$1" ] || return 0
+	ls -l /proc/[0-9]*/ns/mnt 2>/dev/null | awk -v m="$1" '$NF == m { split($(NF-2), a, "/"); print a[3] }'
+}
+
+# Kills every process in node N's mount namespace (containerd, its shims,
+# podwired, kubelet, the holder): none of them belongs to anything else.
 node_kill_mntns() {
-	local mnt p try; mnt=$(pwk_node_mntns "$1")
-	[ -n "$mnt" ] || return 0
-	for try in 1 2 3 4 5; do
-		local found=0
-		for p in /proc/[0-9]*; do
-			[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mnt" ] || continue
-			kill -9 "${p#/proc/}" 2>/dev/null; found=1
-		done
-		[ "$found" = 0 ] && return 0
-		sleep 0.1
+	local pids try mnt; mnt=$(pwk_node_mntns "$1")
+	for try in $(seq 20); do
+		pids=$(pwk_pids_in_mntns "$mnt")
+		[ -n "$pids" ] || return 0
+		kill -9 $pids 2>/dev/null
+		sleep 0.05
 	done
 }
 
