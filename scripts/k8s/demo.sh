@@ -42,9 +42,15 @@ demo_up() {
 	k8s_netexec_deployment netexec 6
 	k8s_rollout netexec 120 || { kn get pods -o wide; return 1; }
 	kn get pods -o wide | indent
-	echo "  Node Pod CIDRs (every pod IP above is in its node's):"
+	echo "  Each node's spec.podCIDR, and its pods' IPs in it:"
+	local cidr ins total
 	for n in $(pwk_node_nums); do
-		printf '    %s  %s\n' "$(pwk_node_name "$n")" "$(pwk_node_podcidr "$n")"
+		cidr=$(pwk_node_podcidr "$n") ins=0 total=0
+		for ip in $(kn get pods -o jsonpath="{range .items[?(@.spec.nodeName==\"$(pwk_node_name "$n")\")]}{.status.podIP} {end}"); do
+			total=$((total + 1))
+			k8s_ip_in_cidr "$ip" "$cidr" && ins=$((ins + 1))
+		done
+		printf '    %-12s %-15s %d of %d pods\n' "$(pwk_node_name "$n")" "$cidr" "$ins" "$total"
 	done
 
 	echo; echo "Cross-node exchanges (the receiving pod prints the source address it saw):"
@@ -69,11 +75,14 @@ demo_up() {
 	k8s_wait 30 k8s_endpoints_are web 6
 	read -r an aip anode <<<"${pods[0]}"
 	echo "  30 new connections from $an ($aip, ${anode#"$CLUSTER"-}) to $vip:80 were answered by:"
-	k8s_node_exec "$(k8s_node_num "$anode")" curl -s -m 30 \
-		"http://$aip:8080/dial?request=hostname&protocol=http&host=$vip&port=80&tries=30" |
-		jq -r '.responses[]' | sort | uniq -c | while read -r count host; do
-			printf '    %-28s %2d  (on %s)\n' "$host" "$count" "$(kn get pod "$host" -o jsonpath='{.spec.nodeName}')"
-		done
+	local out
+	out=$(k8s_node_exec "$(k8s_node_num "$anode")" curl -s -m 60 \
+		"http://$aip:8080/dial?request=hostname&protocol=http&host=$vip&port=80&tries=30")
+	jq -r '.responses // [] | .[]' <<<"$out" 2>/dev/null | sort | uniq -c | while read -r count host; do
+		printf '    %-28s %2d  (on %s)\n' "$host" "$count" "$(kn get pod "$host" -o jsonpath='{.spec.nodeName}')"
+	done
+	[ "$(jq '.errors // [] | length' <<<"$out" 2>/dev/null)" = 0 ] ||
+		echo "    failed: $(jq -r '(.errors // ["no answer"]) | length' <<<"$out" 2>/dev/null) connections, e.g. $(jq -r '(.errors // ["no answer"])[0]' <<<"$out" 2>/dev/null)"
 
 	echo; k8s_status 2>/dev/null | sed -n '/^COMPONENT/,/^total/p' | indent
 	hr

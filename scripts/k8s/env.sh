@@ -43,7 +43,8 @@ if [ -f "$(dirname "${BASH_SOURCE[0]}")/../k8s-env.sh" ]; then
 	# shellcheck source=../k8s-env.sh
 	. "$(dirname "${BASH_SOURCE[0]}")/../k8s-env.sh"
 else
-	PW_K8S_CACHE=${PW_K8S_CACHE:-/var/cache/podwire/k8s-v1.37.2}
+	K8S_VERSION=v1.37.2
+	PW_K8S_CACHE=${PW_K8S_CACHE:-/var/cache/podwire/k8s-$K8S_VERSION}
 	PW_K8S_BIN=$PW_K8S_CACHE/bin PW_K8S_IMAGES=$PW_K8S_CACHE/images
 fi
 case ":$PATH:" in *":$PW_K8S_BIN:"*) ;; *) PATH=$PW_K8S_BIN:$PATH ;; esac
