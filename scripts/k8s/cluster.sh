@@ -283,7 +283,11 @@ cluster_cni_up() {
 cluster_down() {
 	local n p
 	PWK_T0=${PWK_T0:-$(date +%s.%N)}
-	for n in $(pwk_node_nums); do node_down "$n" & done
+	# Every node there is, whatever PWK_NODES says now.
+	for n in $( { ip netns list | awk -v p="$CLUSTER-node" 'index($1, p) == 1 {print substr($1, length(p) + 1)}'
+		ls -d "$PWK_DIR"/node* 2>/dev/null | sed 's/.*node//'; } | sort -un); do
+		node_down "$n" &
+	done
 	wait
 	for p in kube-scheduler kube-controller-manager kube-apiserver etcd relay-fabric relay-root; do
 		pwk_kill_pidfile "$PWK_DIR/pid/$p"

@@ -19,7 +19,7 @@ if ! PWK_CNI_HOLD=1 k8s_up --routing "$ROUTING" --cni "$CNI"; then
 	not_ok "cluster up ($ROUTING): scripts/k8s/cluster.sh up failed"
 	exit 1
 fi
-ok "control plane and $PWK_NODES kubelets registered ($ROUTING)"
+ok "control plane and $PWK_NODES kubelets registered (CNI $CNI, routing $ROUTING)"
 
 conflists() { # the node's CNI config files, as kubelet's containerd sees them
 	ls "$(pwk_node_dir "$1")/cni-net.d/" 2>/dev/null | grep -c '\.conflist$'
