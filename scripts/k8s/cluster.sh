@@ -90,8 +90,8 @@ in_fabric_spawn() { # NAME CMD...: a control-plane daemon in the fabric namespac
 }
 
 wait_for() { # WHAT TIMEOUT_S CMD...: polls CMD every 0.1 s
-	local what=$1 t=$2 i; shift 2
-	for i in $(seq $((t * 10))); do
+	local what=$1 t=$2 _; shift 2
+	for _ in $(seq $((t * 10))); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
@@ -325,13 +325,13 @@ cluster_status() {
 	echo "kubectl --kubeconfig $(pwk_kubeconfig)"
 	printf '%-26s %8s\n' COMPONENT RSS_MiB
 	for p in etcd kube-apiserver kube-controller-manager kube-scheduler relay-fabric relay-root; do
-		kb=$(pwk_rss_kb $(cat "$PWK_DIR/pid/$p" 2>/dev/null))
+		kb=$(pwk_rss_kb "$(cat "$PWK_DIR/pid/$p" 2>/dev/null)")
 		total=$((total + kb)); printf '%-26s %8d\n' "$p" $((kb / 1024))
 	done
 	for n in $(pwk_node_nums); do
 		for p in containerd kubelet podwired; do
 			[ -f "$(pwk_node_dir "$n")/pid/$p" ] || continue
-			kb=$(pwk_rss_kb $(cat "$(pwk_node_dir "$n")/pid/$p"))
+			kb=$(pwk_rss_kb "$(cat "$(pwk_node_dir "$n")/pid/$p")")
 			total=$((total + kb)); printf '%-26s %8d\n' "node$n/$p" $((kb / 1024))
 		done
 		# shims and the pods' processes
@@ -339,7 +339,7 @@ cluster_status() {
 		for p in $(pwk_pids_in_mntns "$(pwk_node_mntns "$n")"); do
 			[[ "$(cat "/proc/$p/comm" 2>/dev/null)" = containerd-shim* ]] && pids+=("$p")
 		done
-		pids+=($(find "/sys/fs/cgroup/memory/$(pwk_cgroup_name "$n")" -name cgroup.procs -exec cat {} + 2>/dev/null))
+		mapfile -t -O ${#pids[@]} pids < <(find "/sys/fs/cgroup/memory/$(pwk_cgroup_name "$n")" -name cgroup.procs -exec cat {} + 2>/dev/null)
 		kb=$(pwk_rss_kb "${pids[@]}")
 		total=$((total + kb)); printf '%-26s %8d\n' "node$n/shims+pods" $((kb / 1024))
 	done

@@ -9,7 +9,7 @@
 #   ROUTING=vxlan scripts/k8s/demo.sh   the overlay instead of native routing
 #   scripts/k8s/demo.sh down        remove a cluster left running (make demo-k8s-down)
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 export CLUSTER=${CLUSTER:-pwk}
 export K8S_NS=demo
 ROUTING=${ROUTING:-native}
@@ -54,12 +54,12 @@ demo_up() {
 	done
 
 	echo; echo "Cross-node exchanges (the receiving pod prints the source address it saw):"
-	local pods a b an aip anode bn bip bnode proto seen
+	local pods a b an aip anode bip bnode proto seen
 	mapfile -t pods < <(k8s_pods app=netexec)
 	for pair in "0 2" "2 4" "4 0"; do
 		read -r a b <<<"$pair"
 		read -r an aip anode <<<"${pods[$a]}"
-		read -r bn bip bnode <<<"${pods[$b]}"
+		read -r _ bip bnode <<<"${pods[$b]}"
 		for proto in tcp udp; do
 			seen=$(k8s_dial "$(k8s_node_num "$anode")" "$aip" "$bip" "$proto")
 			printf '  %-3s %-15s (%s) -> %-15s (%s): receiver saw %-15s %s\n' "$proto" "$aip" "${anode#"$CLUSTER"-}" \

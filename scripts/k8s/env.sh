@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced (never run) by scripts/k8s/*.sh, test/e2e/k8s_lib.sh and the demo:
 # the names and addresses of one real-Kubernetes cluster on this machine.
 #

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/k8s/cluster.sh: one Kubernetes node = a network namespace
 # plus a private mount namespace, held by one long-lived process, in which the
 # node's own directories are mounted over the paths containerd and kubelet
@@ -75,11 +76,12 @@ node_cgroup_create() {
 # Kills whatever still runs in node N's cgroup subtree (the pods' processes),
 # then removes the subtree deepest first, in every hierarchy.
 node_cgroup_remove() {
-	local cg h try left; cg=$(pwk_cgroup_name "$1")
-	for try in $(seq 50); do
+	local cg h _ left; cg=$(pwk_cgroup_name "$1")
+	for _ in $(seq 50); do
 		left=0
 		for h in $(pwk_cgroup_hierarchies); do
 			[ -d "$h/$cg" ] || continue
+			# shellcheck disable=SC2038 # cgroup.procs holds pids, one per line
 			find "$h/$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
 			find "$h/$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
 			[ -d "$h/$cg" ] && left=1
@@ -109,11 +111,11 @@ node_net_up() {
 # Starts the holder: a process in the node's netns and a new private mount
 # namespace, in which the node's mounts are made.
 node_holder_up() {
-	local n=$1 nd ns i h; nd=$(pwk_node_dir "$1") ns=$(pwk_node_name "$1")
+	local n=$1 nd ns _ h; nd=$(pwk_node_dir "$1") ns=$(pwk_node_name "$1")
 	pwk_spawn "$nd/pid/holder" /dev/null nsenter --net="/run/netns/$ns" \
 		unshare --mount --propagation private sleep infinity
 	h=$(pwk_holder "$n")
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ "$(readlink "/proc/$h/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] &&
 			[ "$(cat "/proc/$h/comm" 2>/dev/null)" = sleep ] && return 0
 		sleep 0.02
@@ -210,11 +212,11 @@ EOF
 }
 
 node_containerd_up() {
-	local n=$1 nd i; nd=$(pwk_node_dir "$1")
+	local n=$1 nd _; nd=$(pwk_node_dir "$1")
 	node_containerd_config "$n"
 	pwk_spawn "$nd/pid/containerd" "$nd/log/containerd.log" \
 		nsenter -t "$(pwk_holder "$n")" -m -n containerd --config "$nd/config/containerd.toml"
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		pwk_in_node "$n" ctr -a /run/containerd/containerd.sock version >/dev/null 2>&1 && return 0
 		sleep 0.05
 	done
@@ -360,8 +362,8 @@ pwk_pids_in_mntns() {
 # Kills every process in node N's mount namespace (containerd, its shims,
 # podwired, kubelet, the holder): none of them belongs to anything else.
 node_kill_mntns() {
-	local pids try mnt; mnt=$(pwk_node_mntns "$1")
-	for try in $(seq 20); do
+	local pids _ mnt; mnt=$(pwk_node_mntns "$1")
+	for _ in $(seq 20); do
 		pids=$(pwk_pids_in_mntns "$mnt")
 		[ -n "$pids" ] || return 0
 		kill -9 $pids 2>/dev/null

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/k8s/cluster.sh: the cluster's certificates and kubeconfigs,
 # made with openssl in $PWK_DIR/pki. One CA signs everything: the API server's
 # serving certificate, every client (admin, controller-manager, scheduler, each

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the real-Kubernetes tests and the Kubernetes demo: a cluster made by
 # scripts/k8s/cluster.sh (control plane, three kubelet nodes with containerd and
 # podwired), kubectl as its admin, waits, and ways into nodes and pods.
@@ -40,8 +41,8 @@ k8s_cleanup() {
 
 # k8s_wait TIMEOUT_S CMD...: polls CMD every 0.2 s until it succeeds.
 k8s_wait() {
-	local t=$1 i; shift
-	for i in $(seq $((t * 5))); do
+	local t=$1 _; shift
+	for _ in $(seq $((t * 5))); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done

@@ -6,7 +6,7 @@
 # and UDP and the receiver sees the sender's pod IP; teardown leaves nothing.
 #   ROUTING=native|vxlan (default native)
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 export CLUSTER=${CLUSTER:-pwkt}
 ROUTING=${ROUTING:-native}
 CNI=${CNI:-podwire}   # bridge: the same checks on Debian's bridge plugin (the script writes its conflist)
@@ -22,7 +22,7 @@ fi
 ok "control plane and $PWK_NODES kubelets registered (CNI $CNI, routing $ROUTING)"
 
 conflists() { # the node's CNI config files, as kubelet's containerd sees them
-	ls "$(pwk_node_dir "$1")/cni-net.d/" 2>/dev/null | grep -c '\.conflist$'
+	find "$(pwk_node_dir "$1")/cni-net.d/" -maxdepth 1 -name '[!.]*.conflist' 2>/dev/null | grep -c .
 }
 ready_of() { # N: the node's Ready condition status
 	k get node "$(pwk_node_name "$1")" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null
