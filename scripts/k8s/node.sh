@@ -44,11 +44,10 @@ pwk_spawn() {
 	echo $! > "$pidfile"
 }
 
-# The mount-namespace inode of node N's holder ("" when the node is not up).
-pwk_node_mntns() {
-	local h; h=$(pwk_holder "$1")
-	[ -n "$h" ] && readlink "/proc/$h/ns/mnt" 2>/dev/null
-}
+# Node N's mount namespace ("mnt:[inode]", "" when the node was never up), as
+# recorded when its holder started: teardown finds containerd and the rest by
+# it even if the holder is gone.
+pwk_node_mntns() { cat "$(pwk_node_dir "$1")/mntns" 2>/dev/null; }
 
 # The cgroup hierarchies of this machine: every mounted v1 controller (and the
 # named/unified ones, which only teardown has to look at).
@@ -116,8 +115,11 @@ node_holder_up() {
 		unshare --mount --propagation private sleep infinity
 	h=$(pwk_holder "$n")
 	for _ in $(seq 100); do
-		[ "$(readlink "/proc/$h/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] &&
-			[ "$(cat "/proc/$h/comm" 2>/dev/null)" = sleep ] && return 0
+		if [ "$(readlink "/proc/$h/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] &&
+			[ "$(cat "/proc/$h/comm" 2>/dev/null)" = sleep ]; then
+			readlink "/proc/$h/ns/mnt" > "$nd/mntns"
+			return 0
+		fi
 		sleep 0.02
 	done
 	echo "# node$n: the namespace holder did not start" >&2
@@ -344,12 +346,20 @@ pwk_bridge_routes() {
 
 # ---- teardown ---------------------------------------------------------------
 
-# pwk_kill_pidfile FILE: SIGKILL the process FILE names if it still is what the
-# file says (same mount namespace as recorded in FILE.mnt, when that exists).
-pwk_kill_pidfile() {
+# pwk_pidfile_pid FILE: the pid FILE names if that process is still ours: its
+# command line names this cluster's state dir (every daemon's does), so a pid
+# the kernel gave to someone else since is left alone.
+pwk_pidfile_pid() {
 	local pid; pid=$(cat "$1" 2>/dev/null)
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-	rm -f "$1"
+	[ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PWK_DIR" && echo "$pid"
+}
+
+# pwk_kill_pidfile FILE [SIGNAL]: signals (default KILL) the process FILE names, if ours.
+pwk_kill_pidfile() {
+	local pid; pid=$(pwk_pidfile_pid "$1")
+	[ -n "$pid" ] && kill "-${2:-KILL}" "$pid" 2>/dev/null
+	[ "${2:-KILL}" = KILL ] && rm -f "$1"
+	return 0
 }
 
 # pwk_pids_in_mntns MNT_NS_LINK: the pids of every process in that mount
@@ -375,9 +385,9 @@ node_down() {
 	local n=$1 nd ns node; nd=$(pwk_node_dir "$1") ns=$(pwk_node_name "$1") node=$(pwk_node_name "$1")
 	if [ -n "$(pwk_node_mntns "$n")" ]; then
 		# kubelet first, so that nothing restarts what goes next.
-		[ -f "$nd/pid/kubelet" ] && pwk_kill_pidfile "$nd/pid/kubelet"
+		pwk_kill_pidfile "$nd/pid/kubelet"
 		if [ -f "$nd/pid/podwired" ]; then
-			kill -TERM "$(cat "$nd/pid/podwired")" 2>/dev/null
+			pwk_kill_pidfile "$nd/pid/podwired" TERM
 			sleep 0.2
 			pwk_kill_pidfile "$nd/pid/podwired"
 			[ -x "$PWK_DIR/bin/podwired" ] && pwk_in_node "$n" "$PWK_DIR/bin/podwired" --instance "$node" \
@@ -386,7 +396,7 @@ node_down() {
 	fi
 	node_cgroup_remove "$n"      # the pods' processes
 	node_kill_mntns "$n"         # containerd, shims, the holder: the mount namespace goes with them
-	rm -f "$nd/pid/holder"
+	rm -f "$nd/pid/holder" "$nd/mntns"
 	node_cgroup_remove "$n"      # anything a dying shim left behind
 	ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
 	ip netns del "$ns" 2>/dev/null

@@ -55,6 +55,8 @@ k8s_node_ip() { pwk_node_ip "$@"; }
 k8s_node_exec() { pwk_in_node "$@"; }
 # k8s_node_num NODE_NAME: its number N ($CLUSTER-nodeN)
 k8s_node_num() { local name=$1; echo "${name##*-node}"; }
+# k8s_host_exec CMD...: CMD on the fabric host that is not a node ($PWK_HOST_IP).
+k8s_host_exec() { nsenter --net="/run/netns/$PWK_HOST" "$@"; }
 # k8s_pod_exec POD CMD...: CMD in the pod's first container (kubectl exec).
 k8s_pod_exec() { local pod=$1; shift; kn exec "$pod" -- "$@"; }
 
