@@ -391,7 +391,7 @@ node_down() {
 			sleep 0.2
 			pwk_kill_pidfile "$nd/pid/podwired"
 			[ -x "$PWK_DIR/bin/podwired" ] && pwk_in_node "$n" "$PWK_DIR/bin/podwired" --instance "$node" \
-				--cni-conf-dir /etc/cni/net.d --uninstall >>"$nd/log/podwired.log" 2>&1
+				--uninstall >>"$nd/log/podwired.log" 2>&1
 		fi
 	fi
 	node_cgroup_remove "$n"      # the pods' processes
