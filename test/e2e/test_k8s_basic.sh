@@ -116,6 +116,7 @@ for proto in tcp udp; do
 done
 
 # ---- teardown ----------------------------------------------------------------
+[ "${KEEP:-0}" = 1 ] && exit 0   # the cluster stays for a look (k8s_cleanup says how to remove it)
 t1=$(date +%s.%N)
 k8s_down >/dev/null 2>&1
 log "teardown: $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')s"
