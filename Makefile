@@ -131,6 +131,16 @@ demo: deps
 demo-down:
 	@bash scripts/demo.sh down
 
+# The real-Kubernetes demo (scripts/k8s/demo.sh): a cluster of three kubelet
+# nodes with podwire as CNI and kube-proxy replacement. KEEP=1 keeps it running.
+.PHONY: demo-k8s demo-k8s-down
+demo-k8s: deps k8s-deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/k8s/demo.sh up
+
+demo-k8s-down:
+	@bash scripts/k8s/demo.sh down
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash test/bench/run.sh
