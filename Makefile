@@ -93,8 +93,10 @@ $(BUILD)/test/bpf/%.bpf.o: test/bpf/%.bpf.c $(BPF_HDRS)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(BUILD)/test/bpf/%.skel.h: $(BUILD)/test/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
-$(BUILD)/test/bpf/test_%.o: CFLAGS += -I$(BUILD)/test/bpf
-$(BUILD)/test/bpf/test_%.o: $(TEST_BPF_SKELS)
+# Explicit (not pattern) prerequisites: a pattern rule without a recipe would
+# not add them to the generic object rule.
+$(addsuffix .o,$(BPF_TESTS)): CFLAGS += -I$(BUILD)/test/bpf
+$(addsuffix .o,$(BPF_TESTS)): $(TEST_BPF_SKELS)
 # The CNI config parser lives with the plugin; its unit test links it directly.
 $(BUILD)/test/unit/test_cniconf: $(BUILD)/test/unit/test_cniconf.o $(BUILD)/cni/conf.o $(TESTLIB_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
