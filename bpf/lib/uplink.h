@@ -39,7 +39,11 @@ static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct
 	iph = (void *)(eth + 1);
 	if ((void *)(iph + 1) > (void *)(long)skb->data_end)
 		return PW_DROP_MALFORMED;
-	return pw_deliver_local(skb, pkt, eth, iph, target);
+	/* The flow may also be a service's (pod -> ClusterIP -> a backend off
+	 * the cluster, e.g. the API server behind the `kubernetes` Service):
+	 * undo that translation too, with the pod's port now in place. */
+	pkt->dport = pkt->nat_port;
+	return pw_lb_deliver(skb, pkt, eth, iph, target);
 }
 
 /* A NodePort client's packet: DNAT to the service's backend. A local one

@@ -115,6 +115,11 @@ for proto in tcp udp; do
 	check_eq "$proto: all $pairs ordered cross-node pod pairs exchange, receiver sees the sender's pod IP" "${wrong:-none}" none
 done
 
+# ---- the `kubernetes` Service: its endpoint is the API server, not a pod -----
+read -r first _ <<<"${pods[0]}"
+check "a pod reaches the API server through the kubernetes Service (10.96.0.1:443)" \
+	kn exec "$first" -- /agnhost connect 10.96.0.1:443 --timeout 5s
+
 # ---- teardown ----------------------------------------------------------------
 [ "${KEEP:-0}" = 1 ] && exit 0   # the cluster stays for a look (k8s_cleanup says how to remove it)
 t1=$(date +%s.%N)
