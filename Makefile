@@ -118,8 +118,9 @@ $(BUILD)/test/bench/bpf_cost: test/bench/bpf_cost.c test/bpf/pwt_bpf.h $(BPF_SKE
 	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LDLIBS)
 
 # The README's test command. Runs unit, BPF packet and end-to-end suites and
-# ends with one line "N passed, N failed".
-test: deps
+# ends with one line "N passed, N failed". The real-cluster tests need the
+# Kubernetes components (k8s-deps: built once per machine, cached outside the tree).
+test: deps k8s-deps
 	@$(MAKE) --no-print-directory all
 	@bash test/run.sh $(TEST_SUITES)
 
