@@ -491,6 +491,20 @@ static int check_service_duplicates(struct perr *e, const struct pw_node_config 
 	return ret;
 }
 
+/* The names k8s_model.c gives: lower-case letters, digits and "-./:~" (a
+ * namespace, a name, a port name or number, a protocol, and a hash suffix
+ * when cut), with the "/" that tells them from a DNS-1035 label. NULL when
+ * valid, else why not. */
+static const char *kubernetes_service_name_why(const char *name)
+{
+	if (!strchr(name, '/'))
+		return "no '/' between namespace and name";
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("-./:~", *c)))
+			return "only lower case letters, digits and '-', '.', '/', ':', '~' are allowed";
+	return NULL;
+}
+
 static int parse_service(struct perr *e, const cJSON *item, const char *path,
 			 const struct pw_node_config *cfg, struct pw_service_config *s)
 {
@@ -508,9 +522,14 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	/* Kubernetes' rule for service names, here in the file's parser so that
 	 * every way into the file (podwirectl service add, an editor, a tool)
 	 * meets it. Configs built in code do not come through here. */
-	if ((why = pw_k8s_dns1035_label(s->name)))
+	if (cfg->from_kubernetes) {
+		if ((why = kubernetes_service_name_why(s->name)))
+			return fail(e, "%s.name: \"%s\" is not a Kubernetes source's service name "
+				    "(namespace/name:port/proto): %s", path, shown(s->name, &sh), why);
+	} else if ((why = pw_k8s_dns1035_label(s->name))) {
 		return fail(e, "%s.name: \"%s\" is not a valid service name (DNS-1035 label: lower case "
 			    "letters, digits and '-', a letter first): %s", path, shown(s->name, &sh), why);
+	}
 	TRY(get_ip(e, item, path, "vip", true, &s->vip));
 	if (!pw_cidr_contains(&cfg->service_cidr, s->vip)) {
 		pw_ip4_format(s->vip, vip);
@@ -585,9 +604,23 @@ static void json_error_position(const char *json, const char *at, int *line, int
 	}
 }
 
+/* "source": "file" (the default: written by hand or by podwirectl) or
+ * "kubernetes" (the config the agent built from the API and publishes). */
+static int parse_source(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "source");
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "file") && strcmp(v->valuestring, "kubernetes")))
+		return fail(e, "source: expected \"file\" or \"kubernetes\"");
+	cfg->from_kubernetes = strcmp(v->valuestring, "kubernetes") == 0;
+	return 0;
+}
+
 static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "node", "cluster", "peers", "services", NULL };
+	static const char *const keys[] = { "node", "cluster", "peers", "services", "source", NULL };
 	static const char *const k8s_keys[] = { "node", "cluster", NULL };
 	struct perr e = { err, errlen };
 	const char *end = NULL;
@@ -614,6 +647,7 @@ static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, ch
 	else if (k8s)
 		ret = parse_k8s_sections(&e, root, cfg);
 	else if (!(ret = check_keys(&e, root, "config", keys)) &&
+		 !(ret = parse_source(&e, root, cfg)) &&
 		 !(ret = parse_node(&e, root, cfg)) &&
 		 !(ret = parse_cluster(&e, root, false, cfg)) &&
 		 !(ret = parse_peers(&e, root, cfg)))
@@ -770,7 +804,8 @@ static bool add_or_drop(cJSON *o, const char *key, cJSON *item)
 char *pw_config_format(const struct pw_node_config *cfg)
 {
 	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray(), *svcs = cJSON_CreateArray();
-	bool ok = root && add_or_drop(root, "node", format_node(cfg)) &&
+	bool ok = root && (!cfg->from_kubernetes || cJSON_AddStringToObject(root, "source", "kubernetes")) &&
+		  add_or_drop(root, "node", format_node(cfg)) &&
 		  add_or_drop(root, "cluster", format_cluster(cfg));
 	char *text = NULL;
 

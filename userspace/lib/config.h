@@ -47,6 +47,11 @@ struct pw_node_config {
 	int n_peers;
 	struct pw_service_config *services;
 	int n_services;
+	/* Built by the Kubernetes source (k8s_model.c): service names are
+	 * "namespace/name:port/proto", not DNS-1035 labels. Written as
+	 * "source": "kubernetes" by pw_config_format, so that the file the
+	 * agent publishes for podwirectl parses under the same rule. */
+	bool from_kubernetes;
 };
 
 /* Parse a node config. On error returns -EINVAL (or -errno for I/O) and

@@ -981,6 +981,7 @@ int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base
 	int ret;
 
 	memset(out, 0, sizeof(*out));
+	out->from_kubernetes = true;
 	if (why && whylen)
 		why[0] = '\0';
 	memcpy(out->uplink, base->uplink, sizeof(out->uplink));
