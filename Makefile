@@ -199,6 +199,11 @@ clean:
 k8s-deps: deps
 	@bash scripts/k8s-deps.sh
 
+# Kubernetes' own [sig-network] conformance specs on a podwire cluster (also part of `make test`).
+.PHONY: test-conformance
+test-conformance: all k8s-deps
+	@bash test/run.sh e2e:test_k8s_conformance
+
 # The images import into a containerd and work as the cluster and e2e specs use them.
 test-k8s-images: k8s-deps
 	@bash test/k8s/test_images.sh

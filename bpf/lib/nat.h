@@ -106,6 +106,8 @@ static __always_inline int pw_snat_get(const struct pw_nat_key *ekey, __be32 nod
 
 	if (e) {
 		pw_nat_touch(e, now);
+		if (e->flags & PW_NAT_F_INBOUND)
+			return PW_NAT_SKIP; /* replies of a flow a remote opened: untranslated */
 		*xlate = *e;
 		/* The LRU may have dropped the reply direction of a flow whose
 		 * replies are rare: put it back, or the next reply is lost. */
@@ -167,6 +169,49 @@ static __always_inline int pw_snat_to_node(struct __sk_buff *skb, const struct i
 	return 0;
 }
 
+/* The egress key of the replies to a flow that arrived from saddr to daddr. */
+static __always_inline void pw_nat_reply_egress_key(struct pw_nat_key *key, __be32 saddr, __be32 daddr,
+						    const struct pw_l4 *l4)
+{
+	struct pw_l4 r = *l4;
+
+	r.sport = l4->dport;
+	r.dport = l4->sport;
+	pw_nat_egress_key(key, daddr, saddr, &r);
+}
+
+/* Ingress: a remote outside the cluster opened a flow to one of our pods by
+ * its address (a host on a network that routes pod CIDRs: the API server's
+ * proxy, a metrics scraper). The pod's replies must leave with its own
+ * address, or the remote gets answers from a stranger (the node IP) and the
+ * flow never works. The replies' egress key is marked PW_NAT_F_INBOUND, with
+ * the pod's own address and port (nothing to rewrite); pw_snat_egress then
+ * lets them pass. The agent's SNAT GC expires it like a masquerade entry.
+ * TCP and UDP only; a masquerade entry already holding the key is kept. */
+static __always_inline void pw_snat_note_inbound(struct __sk_buff *skb, const struct iphdr *iph)
+{
+	struct pw_nat_entry *e, val = { .flags = PW_NAT_F_INBOUND };
+	struct pw_nat_key key;
+	struct pw_l4 l4;
+	__u64 now;
+
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return;
+	if (pw_l4_parse(skb, iph, &l4))
+		return;
+	pw_nat_reply_egress_key(&key, iph->saddr, iph->daddr, &l4);
+	now = bpf_ktime_get_ns();
+	e = bpf_map_lookup_elem(&pw_snat, &key);
+	if (e) {
+		pw_nat_touch(e, now);
+		return;
+	}
+	__builtin_memcpy(val.addr, &iph->daddr, 4);
+	val.port = l4.dport;
+	val.last_seen_ns = now;
+	bpf_map_update_elem(&pw_snat, &key, &val, BPF_NOEXIST);
+}
+
 /* Egress masquerade; the caller decided the packet must be masqueraded.
  * The translation goes into pkt for the events. 0, or a drop reason. */
 static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
@@ -174,6 +219,8 @@ static __always_inline int pw_snat_egress(struct __sk_buff *skb, struct pw_pkt *
 	__u16 port;
 	int err = pw_snat_to_node(skb, iph, 0, &port);
 
+	if (err == PW_NAT_SKIP)
+		return PW_NAT_SKIP; /* a reply of an inbound flow: its own address */
 	if (err)
 		return err;
 	pkt->nat_addr = cfg_node_ip;
@@ -190,7 +237,9 @@ static __always_inline int pw_snat_nodeport(struct __sk_buff *skb, const struct 
 {
 	__u16 port;
 
-	return pw_snat_to_node(skb, iph, PW_NAT_F_NODEPORT, &port);
+	int err = pw_snat_to_node(skb, iph, PW_NAT_F_NODEPORT, &port);
+
+	return err == PW_NAT_SKIP ? PW_DROP_NAT_FAILED : err; /* (a client is never one of our pods) */
 }
 
 /* The node's own packet to outside the cluster. The kernel picks its

@@ -23,6 +23,12 @@
 #include "metrics.h"
 #include "events.h"
 
+/* To neither a pod (any node's) nor a node: where masquerade applies. */
+static __always_inline int pw_outside_cluster(__be32 daddr)
+{
+	return !pw_in_cluster_cidr(daddr) && !pw_is_node_ip(daddr);
+}
+
 /* A reply to a masqueraded flow, now addressed to the pod: deliver it. The
  * rewrite moved the packet under our pointers, so they are derived again. */
 static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct pw_pkt *pkt)
@@ -161,6 +167,8 @@ static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *
 	 * network is trusted with peers' pod addresses: docs/datapath.md.) */
 	if (cfg_routing_mode == PW_MODE_VXLAN && pw_in_cluster_cidr(iph->saddr))
 		return PW_DROP_FORGED_POD_SOURCE;
+	if (cfg_masquerade && pw_outside_cluster(iph->saddr))
+		pw_snat_note_inbound(skb, iph);
 	return pw_lb_deliver(skb, pkt, eth, iph, target);
 }
 
@@ -174,12 +182,6 @@ static __always_inline int pw_uplink_ingress(struct __sk_buff *skb, struct pw_pk
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return pw_uplink_ipv4(skb, pkt, eth);
 	return TC_ACT_OK;
-}
-
-/* To neither a pod (any node's) nor a node: where masquerade applies. */
-static __always_inline int pw_outside_cluster(__be32 daddr)
-{
-	return !pw_in_cluster_cidr(daddr) && !pw_is_node_ip(daddr);
 }
 
 /* The node's own packet (source = node IP): its port claimed or moved
@@ -232,6 +234,8 @@ static __always_inline int pw_uplink_egress(struct __sk_buff *skb, struct pw_pkt
 	if (!pw_outside_cluster(iph->daddr))
 		return TC_ACT_OK;
 	err = pw_snat_egress(skb, pkt, iph);
+	if (err == PW_NAT_SKIP)
+		return TC_ACT_OK;
 	if (err)
 		return err;
 	pw_metrics_count(PW_METRIC_MASQUERADED, pkt->dir, skb->len);

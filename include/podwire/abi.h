@@ -128,6 +128,8 @@ enum pw_nat_flags {
 	PW_NAT_F_HOST     = 2,      /* the node's own flow from a port in the masquerade range:
 	                             * the port is claimed so no pod flow takes it (moved only
 	                             * if a pod flow to the same remote had it first) */
+	PW_NAT_F_INBOUND  = 4,      /* egress key of the replies to a flow a remote outside the
+	                             * cluster opened to a pod by its address: not translated */
 };
 
 /* Default sizes (agent flags override): >= 10,000 services with a NodePort

@@ -13,6 +13,7 @@
 #
 # Environment: CLUSTER (name, default pwk), PWK_NODES, PWK_STATE (see env.sh);
 #   CNI=podwire|bridge, ROUTING=native|vxlan (same as the flags);
+#   PWK_DNS=0: no cluster DNS (CoreDNS, see dns.sh; default: up waits for it);
 #   PWK_CNI_HOLD=1: stop after the kubelets registered, before any CNI config
 #   exists (the nodes stay NotReady); `cluster.sh cni-up` continues.
 # kubectl: `kubectl --kubeconfig $PWK_DIR/pki/admin.kubeconfig` (printed by up).
@@ -25,6 +26,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/pki.sh"
 # shellcheck source=node.sh
 . "$HERE/node.sh"
+# shellcheck source=dns.sh
+. "$HERE/dns.sh"
 PWK_BUILD=${BUILD:-$ROOT/build}
 case $PWK_BUILD in /*) ;; *) PWK_BUILD=$ROOT/$PWK_BUILD ;; esac
 PWK_CNI=${CNI:-podwire}
@@ -45,7 +48,7 @@ check_prereqs() {
 		command -v "$b" >/dev/null || missing+=("$b")
 	done
 	[ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]}: run 'make k8s-deps' (containerd, runc) or 'make deps'"
-	for b in loopback bridge host-local; do
+	for b in loopback bridge host-local portmap; do
 		[ -x "/usr/lib/cni/$b" ] || die "missing /usr/lib/cni/$b: apt-get install containernetworking-plugins"
 	done
 	compgen -G "$PW_K8S_IMAGES/*.tar" >/dev/null || die "no images in $PW_K8S_IMAGES: run 'make k8s-deps'"
@@ -225,7 +228,9 @@ cni_up() {
 	local n
 	case $(cat "$PWK_DIR/cni") in
 	podwire)
-		for n in $(pwk_node_nums); do node_podwired_up "$n"; done ;;
+		for n in $(pwk_node_nums); do node_podwired_up "$n"; done
+		wait_for "pod CIDRs" 30 all_podcidrs || return 1
+		pwk_fabric_routes ;;
 	bridge)
 		wait_for "pod CIDRs" 30 all_podcidrs || return 1
 		for n in $(pwk_node_nums); do node_bridge_up "$n" || return 1; done
@@ -277,6 +282,12 @@ cluster_cni_up() {
 	pwk_log "CNI: $(cat "$PWK_DIR/cni") ($(cat "$PWK_DIR/routing") routing for podwire)"
 	wait_for "nodes Ready" "$PWK_READY_TIMEOUT" nodes_ready || { pwk_kubectl get nodes -o wide >&2; return 1; }
 	pwk_log "$PWK_NODES nodes Ready"
+	if [ "${PWK_DNS:-1}" = 1 ]; then
+		dns_up || return 1
+		wait_for "CoreDNS Ready" 90 dns_ready ||
+			{ pwk_kubectl -n kube-system get pods -o wide >&2; return 1; }
+		pwk_log "cluster DNS: CoreDNS Ready behind kube-dns $PWK_DNS_IP"
+	fi
 	echo "# kubectl --kubeconfig $(pwk_kubeconfig) get nodes" >&2
 }
 

@@ -166,7 +166,7 @@ node_mounts() {
 # running cluster) and Debian's plugins (containerd runs loopback for every pod).
 node_cni_bin() {
 	local nd p; nd=$(pwk_node_dir "$1")
-	for p in loopback bridge host-local; do
+	for p in loopback bridge host-local portmap; do
 		cp /usr/lib/cni/$p "$nd/cni-bin/"
 	done
 	[ -x "$PWK_BUILD/podwire" ] && cp "$PWK_BUILD/podwire" "$nd/cni-bin/"
@@ -332,11 +332,24 @@ EOF
 	mv "$nd/cni-net.d/.10-bridge.conflist" "$nd/cni-net.d/10-bridge.conflist"
 }
 
-pwk_bridge_routes() {
-	local n m cidr
+# The control plane is not on a node: the fabric routes each node's Pod CIDR
+# to that node, as a network whose router knows the pod CIDRs does (in VXLAN
+# mode too: only node-to-node pod traffic needs the overlay). That is how the
+# API server reaches pods (its pods/proxy, services/proxy, webhooks).
+pwk_fabric_routes() {
+	local m cidr
 	for m in $(pwk_node_nums); do
 		cidr=$(pwk_node_podcidr "$m")
+		[ -n "$cidr" ] || { echo "# node$m has no podCIDR" >&2; return 1; }
 		ip -n "$PWK_FABRIC" route replace "$cidr" via "$(pwk_node_ip "$m")"
+	done
+}
+
+pwk_bridge_routes() {
+	local n m cidr
+	pwk_fabric_routes || return 1
+	for m in $(pwk_node_nums); do
+		cidr=$(pwk_node_podcidr "$m")
 		for n in $(pwk_node_nums); do
 			[ "$n" = "$m" ] && continue
 			ip -n "$(pwk_node_name "$n")" route replace "$cidr" via "$(pwk_node_ip "$m")"

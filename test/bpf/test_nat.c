@@ -349,6 +349,45 @@ static void test_not_translated(void)
 	}
 }
 
+/* A host outside the cluster that routes pod CIDRs (the API server proxying
+ * to a pod) opens a flow to a pod's own address: the pod's replies must
+ * leave with that address, not be masqueraded; the pod's own flows to the
+ * same host still are. */
+static void test_inbound_flows(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pw_nat_entry e;
+	uint32_t pod_addr = pwt_ip("10.244.1.2");
+	struct pwt_run r;
+	size_t len;
+
+	len = frame(pkt, TCP, outside, 51000, "10.244.1.2", 8080, 1);
+	r = pwt_run_prog(ingress_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_REDIRECT && pwt_iph(r.out)->daddr == pod_addr,
+		  "inbound: a remote's packet to a pod ip is delivered to the pod", "retval %d", r.retval);
+	PWT_CHECK(nat_lookup("10.244.1.2", outside, 8080, 51000, IPPROTO_TCP, PW_DIR_EGRESS, &e) == 0 &&
+		  (e.flags & PW_NAT_F_INBOUND) && memcmp(e.addr, &pod_addr, 4) == 0 && e.port == 8080,
+		  "inbound: the replies' egress key is marked inbound with the pod's own address",
+		  "flags 0x%x port %u", e.flags, e.port);
+	len = frame(pkt, TCP, "10.244.1.2", 8080, outside, 51000, 0);
+	expect_untouched("inbound: the pod's reply leaves with its own address", egress_fd, pkt, len);
+	len = frame(pkt, UDP, outside, 51001, "10.244.1.2", 8081, 1);
+	pwt_run_prog(ingress_fd, pkt, len, if_up);
+	len = frame(pkt, UDP, "10.244.1.2", 8081, outside, 51001, 0);
+	expect_untouched("inbound udp: the pod's reply leaves with its own address", egress_fd, pkt, len);
+
+	/* The pod's own flow to that host, from another port: masqueraded. */
+	len = frame(pkt, TCP, "10.244.1.2", 8090, outside, 51000, 0);
+	r = pwt_run_prog(egress_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && pwt_iph(r.out)->saddr == pwt_ip(node_ip),
+		  "inbound: the pod's own flow to the same host is still masqueraded", "retval %d", r.retval);
+	/* Masquerade off: nothing is recorded (nothing would be translated). */
+	len = frame(pkt, TCP, outside, 51002, "10.244.1.3", 8080, 1);
+	pwt_run_prog(off_ingress_fd, pkt, len, if_up);
+	PWT_CHECK(nat_lookup("10.244.1.3", outside, 8080, 51002, IPPROTO_TCP, PW_DIR_EGRESS, &e) != 0,
+		  "inbound, masquerade off: no entry", "flags 0x%x", e.flags);
+}
+
 /* The node's own flows share the kernel's ephemeral range with masquerade:
  * they claim their port, and move only when a pod flow to the same remote
  * had it first. */
@@ -582,6 +621,7 @@ int main(void)
 	}
 	test_exchanges();
 	test_not_translated();
+	test_inbound_flows();
 	test_host_ports();
 	test_icmp_errors();
 	test_drops();

@@ -144,6 +144,7 @@ int pw_agent_start_datapath(struct pw_agent *a, int *applied);
  * still the file this instance wrote). */
 #define PW_CNI_CONFLIST_NAME "10-podwire.conflist"
 #define PW_CNI_CONF_DIR_DEFAULT "/etc/cni/net.d"
+#define PW_CNI_BIN_DIR_DEFAULT "/opt/cni/bin"  /* where chained plugins (portmap) are looked for */
 int pw_cni_conflist_write(const struct pw_paths *p, const char *dir);
 void pw_cni_conflist_remove(const struct pw_paths *p);
 

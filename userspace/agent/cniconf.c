@@ -5,6 +5,7 @@
  * is recorded under the instance's state dir, so that --uninstall removes
  * it without being told the directory again. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +16,23 @@
 
 #define CONFLIST_MAX 4096
 
+/* hostPort (the CNI portMappings capability) is served by Debian's portmap
+ * plugin chained after podwire, when the node has it, as Flannel's and
+ * Cilium's chained configs do: a node-local process or hostNetwork pod
+ * reaching 127.0.0.1:hostPort is beyond what tc programs see. */
+#define PORTMAP_PLUGIN PW_CNI_BIN_DIR_DEFAULT "/portmap"
+#define PORTMAP_ENTRY ",\n              {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}, \"snat\": true}"
+
 /* cniVersion 1.0.0: the newest containerd 1.6's libcni accepts in a result
  * (docs/kubernetes.md); the plugin answers in the version it is asked in. */
-static int conflist_text(const struct pw_paths *p, char *buf, size_t len)
+static int conflist_text(const struct pw_paths *p, bool portmap, char *buf, size_t len)
 {
 	int n = snprintf(buf, len,
 			 "{\n"
 			 "  \"cniVersion\": \"1.0.0\",\n"
 			 "  \"name\": \"podwire\",\n"
-			 "  \"plugins\": [{\"type\": \"podwire\", \"instance\": \"%s\"}]\n"
-			 "}\n", p->instance);
+			 "  \"plugins\": [{\"type\": \"podwire\", \"instance\": \"%s\"}%s]\n"
+			 "}\n", p->instance, portmap ? PORTMAP_ENTRY : "");
 
 	return n > 0 && (size_t)n < len ? n : -ENAMETOOLONG;
 }
@@ -37,7 +45,8 @@ static void record_path(const struct pw_paths *p, char *buf, size_t len)
 int pw_cni_conflist_write(const struct pw_paths *p, const char *dir)
 {
 	char path[PW_PATH_MAX * 2], record[PW_PATH_MAX + 16], text[CONFLIST_MAX];
-	int n = conflist_text(p, text, sizeof(text)), err;
+	bool portmap = access(PORTMAP_PLUGIN, X_OK) == 0;
+	int n = conflist_text(p, portmap, text, sizeof(text)), err;
 
 	if (n < 0)
 		return n;
@@ -57,7 +66,8 @@ int pw_cni_conflist_write(const struct pw_paths *p, const char *dir)
 		pw_err("cannot write %s: %s", path, strerror(-err));
 		return err;
 	}
-	pw_info("wrote the CNI network config %s (the node's kubelet reports it Ready now)", path);
+	pw_info("wrote the CNI network config %s (the node's kubelet reports it Ready now); hostPort: %s", path,
+		portmap ? "portmap chained" : "not served (no " PORTMAP_PLUGIN ")");
 	return 0;
 }
 
@@ -74,7 +84,8 @@ void pw_cni_conflist_remove(const struct pw_paths *p)
 	text = pw_file_read(path, CONFLIST_MAX, NULL, &err);
 	/* Another instance (or an operator) may have put its own config there
 	 * since: only the file this instance wrote is removed. */
-	if (text && conflist_text(p, want, sizeof(want)) > 0 && strcmp(text, want) == 0) {
+	if (text && ((conflist_text(p, false, want, sizeof(want)) > 0 && strcmp(text, want) == 0) ||
+		     (conflist_text(p, true, want, sizeof(want)) > 0 && strcmp(text, want) == 0))) {
 		if (unlink(path) == 0)
 			pw_info("removed the CNI network config %s", path);
 		else

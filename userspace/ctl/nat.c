@@ -32,12 +32,15 @@ static bool matches(const struct nat_row *r, const uint8_t addr[4])
 	       memcmp(r->key.daddr, addr, 4) == 0;
 }
 
-/* "masquerade", "nodeport" or "node"; a node flow moved off the port the
+/* "masquerade", "nodeport", "inbound" (replies of a flow a remote opened to
+ * a pod's own address: not translated) or "node"; a node flow moved off the port the
  * kernel gave it (a pod flow held it) is "node,moved". */
 static const char *kind(const struct nat_row *r)
 {
 	if (r->e.flags & PW_NAT_F_NODEPORT)
 		return "nodeport";
+	if (r->e.flags & PW_NAT_F_INBOUND)
+		return "inbound";
 	if (r->e.flags & PW_NAT_F_HOST)
 		return r->e.port == r->key.dport ? "node" : "node,moved";
 	return "masquerade";
@@ -82,6 +85,21 @@ static void row_add(struct ctl_table *t, const struct nat_row *r, uint64_t now)
 	ctl_table_add(t, ctl_proto_name(r->key.proto, pb), from, as, remote, age, kind(r));
 }
 
+/* A flow a remote opened to a pod's own address has only its replies'
+ * egress entry (nothing translated): shown as the pod "AS" itself. */
+static struct nat_row inbound_row(const struct pw_nat_key *k, const struct pw_nat_entry *e)
+{
+	struct nat_row r = { .e = *e };
+
+	memcpy(r.key.saddr, k->daddr, 4);
+	memcpy(r.key.daddr, k->saddr, 4);
+	r.key.sport = k->dport;
+	r.key.dport = k->sport;
+	r.key.proto = k->proto;
+	r.key.dir = PW_DIR_INGRESS;
+	return r;
+}
+
 static int run_nat(struct ctl *c, int argc, char **argv)
 {
 	struct pw_nat_key *keys = NULL;
@@ -106,10 +124,12 @@ static int run_nat(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (keys[i].dir != PW_DIR_INGRESS)
-			continue; /* every flow has one reply entry: that is its row */
-		rows[m].key = keys[i];
-		rows[m].e = vals[i];
+		if (vals[i].flags & PW_NAT_F_INBOUND)
+			rows[m] = inbound_row(&keys[i], &vals[i]);
+		else if (keys[i].dir != PW_DIR_INGRESS)
+			continue; /* every translated flow has one reply entry: that is its row */
+		else
+			rows[m] = (struct nat_row){ .key = keys[i], .e = vals[i] };
 		if (!filter || matches(&rows[m], addr))
 			m++;
 	}
