@@ -268,7 +268,7 @@ cluster_up() {
 	fabric_up || return 1
 	control_plane_up "$port" || return 1
 	nodes_up || return 1
-	wait_for "node registration" 60 nodes_registered || return 1
+	wait_for "node registration" "${PWK_REGISTER_TIMEOUT:-120}" nodes_registered || return 1
 	pwk_log "$PWK_NODES kubelets registered"
 	if [ "${PWK_CNI_HOLD:-0}" = 1 ]; then
 		pwk_log "PWK_CNI_HOLD=1: no CNI config yet, nodes stay NotReady ('cluster.sh cni-up' continues)"

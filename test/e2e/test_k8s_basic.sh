@@ -120,6 +120,25 @@ read -r first _ <<<"${pods[0]}"
 check "a pod reaches the API server through the kubernetes Service (10.96.0.1:443)" \
 	kn exec "$first" -- /agnhost connect 10.96.0.1:443 --timeout 5s
 
+# ---- the API server reaches pods (its proxy), replies keep the pod's address --
+# The API server runs on no node: the fabric routes pod CIDRs, and the pods'
+# replies must not be masqueraded (inbound flows, docs/datapath.md).
+wrong=""
+for n in $(pwk_node_nums); do
+	for p in "${pods[@]}"; do
+		read -r name _ node <<<"$p"
+		[ "$node" = "$(pwk_node_name "$n")" ] || continue
+		got=$(k get --raw "/api/v1/namespaces/$K8S_NS/pods/$name:8080/proxy/hostname" --request-timeout=10s 2>&1)
+		[ "$got" = "$name" ] || wrong+=" $name: '${got:0:60}'"
+		break
+	done
+done
+check_eq "the API server's pods/proxy reaches a pod on every node" "${wrong:-none}" none
+
+# ---- DNS: CoreDNS answers through the kube-dns ClusterIP ---------------------
+got=$(kn exec "$first" -- nslookup kubernetes.default.svc.cluster.local 2>/dev/null | awk '/^Address: / {print $2}' | tail -1)
+check_eq "a pod resolves kubernetes.default through CoreDNS (kube-dns 10.96.0.10)" "$got" 10.96.0.1
+
 # ---- teardown ----------------------------------------------------------------
 [ "${KEEP:-0}" = 1 ] && exit 0   # the cluster stays for a look (k8s_cleanup says how to remove it)
 t1=$(date +%s.%N)
