@@ -35,15 +35,17 @@ services='[
  {"name": "empty", "vip": "10.96.0.13", "port": 80, "protocol": "tcp", "backends": []},
  {"name": "deaf-local", "vip": "10.96.0.14", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be1]}'", "port": 8099}]},
  {"name": "deaf-remote", "vip": "10.96.0.15", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be3]}'", "port": 8099}]},
- {"name": "void", "vip": "10.96.0.16", "port": 53, "protocol": "udp", "backends": []}
+ {"name": "void", "vip": "10.96.0.16", "port": 53, "protocol": "udp", "backends": []},
+ {"name": "etp-local", "vip": "10.96.0.17", "port": 80, "protocol": "tcp", "nodePort": 30081, "externalTrafficPolicy": "Local", "backends": '$backends'},
+ {"name": "itp-local", "vip": "10.96.0.18", "port": 80, "protocol": "tcp", "internalTrafficPolicy": "Local", "backends": '$backends'}
 ]'
 for n in 1 2 3; do set_services "node$n" "$services"; done
 for i in $(seq 50); do
 	c=$(bpftool -j map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node3]}/pw_services" 2>/dev/null | jq length 2>/dev/null)
-	[ "${c:-0}" -ge 8 ] && break
+	[ "${c:-0}" -ge 11 ] && break
 	sleep 0.1
 done
-check_eq "services applied on node3 (7 ClusterIPs + 1 NodePort frontends)" "${c:-0}" 8
+check_eq "services applied on node3 (9 ClusterIPs, 2 NodePort frontends)" "${c:-0}" 11
 
 # 300 new connections to the ClusterIP spread over the three backends.
 spread=$(in_ns "${PW_PREFIX}-cli" $LB spread 10.96.0.10 80 300)
@@ -101,6 +103,28 @@ for n in 1 2 3; do
 	all+=$(jq -r 'keys[]' <<<"$np")$'\n'
 done
 check_eq "NodePort reaches backends on all three nodes" "$(grep -c . <<<"$(sort -u <<<"$all" | grep '^be')")" 3
+
+# Traffic policies "Local": externalTrafficPolicy keeps a node port on the
+# node's own backends (the client's address kept: no SNAT to another node),
+# internalTrafficPolicy keeps a ClusterIP on the client node's backends.
+for n in 1 2; do
+	np=$(in_ns "${PW_PREFIX}-world" $LB spread "192.168.1.1$n" 30081 30)
+	check_eq "externalTrafficPolicy Local: NodePort on node$n serves 30 connections from node$n's backend only" \
+		"$(jq -c . <<<"$np")" "{\"be$n\":30}"
+done
+etp_cip=$(in_ns "${PW_PREFIX}-cli" $LB spread 10.96.0.17 80 60)
+check_eq "externalTrafficPolicy Local: the ClusterIP still spreads over every node's backend" \
+	"$(jq -r 'keys | map(select(startswith("be"))) | length' <<<"$etp_cip")" 3
+seen=$(in_ns "${PW_PREFIX}-world" timeout 5 socat -T3 - TCP:192.168.1.12:30081 </dev/null 2>/dev/null | head -1)
+check_eq "externalTrafficPolicy Local: answered by the node's own backend" "$seen" be2
+check_eq "externalTrafficPolicy Local: podwirectl services names the node port alone" \
+	"$(in_ns "${PW_PREFIX}-node2" "$BUILD/podwirectl" --instance "${PW_NODE_INST[node2]}" -o json services 2>/dev/null |
+	   jq -r '[.[] | select(.vip == "0.0.0.0") | .name] | join(",")')" etp-local
+for c in cli:1 cli2:2; do
+	itp=$(in_ns "${PW_PREFIX}-${c%:*}" $LB spread 10.96.0.18 80 30)
+	check_eq "internalTrafficPolicy Local: a client on node${c#*:} reaches only node${c#*:}'s backend" \
+		"$(jq -c . <<<"$itp")" "{\"be${c#*:}\":30}"
+done
 
 # Removing a backend while long-lived connections run to the others loses none of them.
 in_ns "${PW_PREFIX}-cli" $LB hold 10.96.0.10 80 12 "$PW_TMP/trigger" > "$PW_TMP/hold.out" &

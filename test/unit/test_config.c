@@ -17,9 +17,11 @@ static const char *good =
 	"              {\"name\": \"node3\", \"ip\": \"192.168.1.13\", \"podCIDR\": \"10.244.3.0/24\"}],\n"
 	"  \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\",\n"
 	"                \"nodePort\": 30080, \"algorithm\": \"random\", \"affinityTimeoutSeconds\": 0,\n"
+	"                \"externalTrafficPolicy\": \"Local\",\n"
 	"                \"backends\": [{\"ip\": \"10.244.1.2\", \"port\": 8080}, {\"ip\": \"10.244.2.2\", \"port\": 8080}]},\n"
 	"               {\"name\": \"dns\", \"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\",\n"
-	"                \"algorithm\": \"maglev\", \"affinityTimeoutSeconds\": 30, \"backends\": []}]\n"
+	"                \"algorithm\": \"maglev\", \"affinityTimeoutSeconds\": 30, \"internalTrafficPolicy\": \"Local\",\n"
+	"                \"backends\": []}]\n"
 	"}\n";
 
 static uint32_t IP(const char *s)
@@ -65,6 +67,8 @@ static void test_good(void)
 		PWT_EQ_INT(w->protocol, IPPROTO_TCP, "services[0].protocol");
 		PWT_EQ_INT(w->node_port, 30080, "services[0].nodePort");
 		PWT_EXPECT(!w->maglev, "services[0].algorithm random");
+		PWT_EXPECT(w->external_local && !w->internal_local, "services[0]: externalTrafficPolicy Local only");
+		PWT_EXPECT(d->internal_local && !d->external_local, "services[1]: internalTrafficPolicy Local only");
 		PWT_EQ_INT(w->n_backends, 2, "services[0] two backends");
 		if (w->n_backends == 2) {
 			PWT_EQ_INT(w->backends[1].ip, IP("10.244.2.2"), "services[0].backends[1].ip");
@@ -180,6 +184,11 @@ static const struct bad_case bad_cases[] = {
 	  "is not a Kubernetes source's service name (namespace/name:port/proto): only lower case letters" },
 	{ "service name ending in '-'", "\"name\": \"web\"", "\"name\": \"web-\"",
 	  "must start and end with a lower case letter or digit" },
+	{ "unknown traffic policy", "\"externalTrafficPolicy\": \"Local\"", "\"externalTrafficPolicy\": \"local\"",
+	  "services[0].externalTrafficPolicy: \"local\" is not one of Cluster, Local" },
+	{ "externalTrafficPolicy Local without a nodePort", "\"internalTrafficPolicy\": \"Local\"",
+	  "\"externalTrafficPolicy\": \"Local\"",
+	  "services[1].externalTrafficPolicy: \"Local\" applies to the node port, and there is no nodePort" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
 };

@@ -272,6 +272,8 @@ static void test_affinity_nodeport_types(void)
 	PWT_EXPECT(svc(&c, "a/np:80/tcp") && svc(&c, "a/np:80/tcp")->node_port == 30080, "NodePort tcp");
 	PWT_EXPECT(svc(&c, "a/np:u/udp") && svc(&c, "a/np:u/udp")->node_port == 30081, "NodePort udp");
 	PWT_EXPECT(svc(&c, "a/lb:443/tcp") && svc(&c, "a/lb:443/tcp")->node_port == 30443, "LoadBalancer's NodePort");
+	PWT_EXPECT(!svc(&c, "a/np:80/tcp")->external_local && !svc(&c, "a/np:80/tcp")->internal_local,
+		   "traffic policies default to Cluster");
 	PWT_EXPECT(svc(&c, "a/cip:80/tcp") && svc(&c, "a/cip:80/tcp")->node_port == 0, "ClusterIP type: no nodePort");
 	PWT_EXPECT(svc(&c, "a/wide:80/tcp") && svc(&c, "a/wide:80/tcp")->node_port == 0,
 		   "nodePort outside 30000-32767: ClusterIP only");
@@ -428,6 +430,7 @@ static void test_format_roundtrip(void)
 
 	put(m, PW_K8S_NODE, NODE("node2", "10.244.2.0/24", "192.168.1.12"));
 	put(m, PW_K8S_SERVICE, "{'metadata':{'name':'web','namespace':'default'},'spec':{'type':'NodePort',"
+	    "'externalTrafficPolicy':'Local','internalTrafficPolicy':'Local',"
 	    "'clusterIP':'10.96.3.1','sessionAffinity':'ClientIP','ports':[{'name':'http','port':80,'nodePort':30080},"
 	    "{'name':'q','port':81,'protocol':'UDP'}]}}");
 	put(m, PW_K8S_SLICE, SLICE("web-1", "web", "{'name':'http','port':8080},{'name':'q','port':81,'protocol':'UDP'}",
@@ -447,6 +450,12 @@ static void test_format_roundtrip(void)
 			   "round trip: nodePort and affinity");
 		PWT_EXPECT(svc(&back, "default/web:q/udp") && svc(&back, "default/web:q/udp")->protocol == IPPROTO_UDP,
 			   "round trip: udp");
+		PWT_EXPECT(svc(&back, "default/web:http/tcp")->external_local &&
+			   svc(&back, "default/web:http/tcp")->internal_local,
+			   "round trip: externalTrafficPolicy and internalTrafficPolicy Local");
+		PWT_EXPECT(svc(&back, "default/web:q/udp") && !svc(&back, "default/web:q/udp")->external_local &&
+			   svc(&back, "default/web:q/udp")->internal_local,
+			   "round trip: a port without nodePort has no external policy, keeps the internal one");
 		pw_config_free(&back);
 	}
 	free(text);

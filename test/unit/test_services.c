@@ -516,6 +516,89 @@ static void test_affinity(void)
 	close_maps(&m);
 }
 
+/* Traffic policies "Local": the node port (ETP) or the ClusterIP (ITP)
+ * serves only this node's backends; a service whose two frontends differ
+ * becomes two records, and that survives a restart (maps read back). */
+static void test_traffic_policies(void)
+{
+	struct pw_cidr local;
+	struct pw_backend_config be[4] = { { IP("10.244.1.2"), 80 }, { IP("10.244.2.2"), 80 },
+					   { IP("10.244.1.3"), 80 }, { IP("192.168.1.11"), 80 } };
+	struct pw_service_config in[3], *out = NULL;
+	struct pw_svc_maps m;
+	struct pw_services s;
+	struct pw_svc cip, np;
+	uint32_t node_ip = IP("192.168.1.11"), ids[3];
+	int n = 0;
+
+	pw_cidr_parse("10.244.1.0/24", &local);
+	memset(in, 0, sizeof(in));
+	for (int i = 0; i < 3; i++) {
+		in[i].vip = IP("10.96.3.1") + (uint32_t)i;
+		in[i].port = 80;
+		in[i].protocol = IPPROTO_TCP;
+		in[i].backends = be;
+		in[i].n_backends = 4;
+	}
+	in[0].node_port = 30080;
+	in[0].external_local = true;      /* ETP Local, ITP Cluster: split */
+	in[1].internal_local = true;      /* ITP Local, no node port */
+	in[2].node_port = 30082;          /* both Cluster: untouched */
+
+	PWT_EQ_INT(pw_services_localize(in, 2 + 1, &local, node_ip, &out, &n), 0, "policies: localize");
+	PWT_CHECK(out && n == 4, "policies: the ETP-Local service is split in two, the others kept", "n %d", n);
+	if (!out || n != 4)
+		return;
+	PWT_EXPECT(out[0].vip == in[0].vip && out[0].node_port == 0 && out[0].n_backends == 4,
+		   "policies: ETP Local: the ClusterIP keeps every backend, no node port");
+	PWT_EXPECT(out[1].vip == 0 && out[1].port == 30080 && out[1].node_port == 30080 && out[1].n_backends == 3 &&
+		   out[1].backends[0].ip == be[0].ip && out[1].backends[1].ip == be[2].ip &&
+		   out[1].backends[2].ip == node_ip,
+		   "policies: ETP Local: the node port alone, with the local pods and the node's own address");
+	PWT_EXPECT(out[2].vip == in[1].vip && out[2].n_backends == 3,
+		   "policies: ITP Local: the ClusterIP serves only local backends");
+	PWT_EXPECT(out[3].vip == in[2].vip && out[3].node_port == 30082 && out[3].n_backends == 4,
+		   "policies: Cluster: every backend");
+
+	if (create_maps(&m, BPF_F_INNER_MAP)) {
+		PWT_CHECK(0, "policies: create maps", "%s", strerror(errno));
+		pw_services_localized_free(out);
+		return;
+	}
+	pw_services_init(&s, &m, 0);
+	PWT_EQ_INT(pw_services_apply(&s, out, n), 0, "policies: apply the localized services");
+	PWT_EXPECT(get_svc(m.services, in[0].vip, 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, &cip) && cip.backends == 4 &&
+		   get_svc(m.services, 0, 30080, IPPROTO_TCP, PW_SVC_NODEPORT, &np) && np.backends == 3 &&
+		   np.id != cip.id,
+		   "policies: maps: the ClusterIP with 4 backends, the node port its own service with 3");
+	ids[0] = backend_id(m.backends, be[0].ip, 80);
+	ids[1] = backend_id(m.backends, be[2].ip, 80);
+	ids[2] = backend_id(m.backends, node_ip, 80);
+	PWT_EXPECT(slots_are(m.slots, np.id, ids, 3), "policies: maps: the node port's slots are the local backends");
+	PWT_EXPECT(!get_svc(m.services, 0, 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, &cip),
+		   "policies: maps: no ClusterIP entry for the node-port-only service");
+	pw_services_close(&s);
+
+	/* An agent restart: the node-port-only service is read back from its
+	 * NodePort entry, and the same input writes nothing. */
+	pw_services_init(&s, &m, 0);
+	PWT_EQ_INT(pw_services_apply(&s, out, n), 0, "policies: apply again after a restart");
+	PWT_CHECK(s.last.writes == 0 && s.last.deletes == 0, "policies: after a restart nothing is rewritten",
+		  "%lu writes %lu deletes", s.last.writes, s.last.deletes);
+	/* Back to Cluster: the split service goes, its node port returns to the ClusterIP's. */
+	PWT_EQ_INT(pw_services_apply(&s, in, 3), 0, "policies: back to Cluster");
+	PWT_EXPECT(get_svc(m.services, 0, 30080, IPPROTO_TCP, PW_SVC_NODEPORT, &np) &&
+		   get_svc(m.services, in[0].vip, 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, &cip) && np.id == cip.id &&
+		   np.backends == 4,
+		   "policies: back to Cluster: one service, the node port with every backend");
+	pw_services_localized_free(out);
+	in[0].external_local = in[1].internal_local = false;
+	PWT_CHECK(pw_services_localize(in, 3, &local, node_ip, &out, &n) == 0 && !out && n == 3,
+		  "policies: without Local policies the services are used as they are", "n %d", n);
+	pw_services_close(&s);
+	close_maps(&m);
+}
+
 static void test_refusals(void)
 {
 	struct pw_svc_maps m;
@@ -831,6 +914,7 @@ int main(void)
 	test_backend_ports();
 	test_compaction();
 	test_affinity();
+	test_traffic_policies();
 	test_refusals();
 	test_leftovers();
 	test_open_pinned();

@@ -265,7 +265,8 @@ static bool service_equal(const struct pw_service_config *a, const struct pw_ser
 {
 	if (a->vip != b->vip || a->port != b->port || a->protocol != b->protocol ||
 	    a->node_port != b->node_port || a->maglev != b->maglev ||
-	    a->affinity_timeout != b->affinity_timeout || a->n_backends != b->n_backends)
+	    a->affinity_timeout != b->affinity_timeout || a->n_backends != b->n_backends ||
+	    a->external_local != b->external_local || a->internal_local != b->internal_local)
 		return false;
 	for (int i = 0; i < a->n_backends; i++)
 		if (a->backends[i].ip != b->backends[i].ip || a->backends[i].port != b->backends[i].port)
@@ -319,6 +320,21 @@ static double elapsed_ms(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The services as this node's maps hold them: traffic policies "Local"
+ * keep only this node's backends (pw_services_localize). */
+static int apply_localized(struct pw_agent *a, const struct pw_node_config *new)
+{
+	struct pw_service_config *local;
+	int n, err;
+
+	err = pw_services_localize(new->services, new->n_services, &new->pod_cidr, new->ip, &local, &n);
+	if (err)
+		return err;
+	err = pw_services_apply(a->svc, local ? local : new->services, n);
+	pw_services_localized_free(local);
+	return err;
+}
+
 /* The service maps := new->services. The reconciler keeps its own mirror
  * of the maps and writes only the difference (docs/services.md), so this
  * is cheap when little changed; one line per apply says what it cost. */
@@ -343,7 +359,7 @@ static int reconcile_services(struct pw_agent *a, const struct pw_node_config *o
 	for (int i = 0; i < new->n_services; i++)
 		backends += new->services[i].n_backends;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = pw_services_apply(a->svc, new->services, new->n_services);
+	err = apply_localized(a, new);
 	if (err) {
 		snprintf(a->svc_err, sizeof(a->svc_err), "%s", a->svc->err[0] ? a->svc->err : strerror(-err));
 		pw_err("services: %s (%.2f ms; the maps keep what they had where nothing was written)",

@@ -350,7 +350,7 @@ out:
 
 /* Whether the datapath holds service s exactly (frontend, NodePort,
  * algorithm, affinity, backend set). */
-static bool applied(const struct pw_services *svc, const struct pw_service_config *s)
+static bool applied_one(const struct pw_services *svc, const struct pw_service_config *s)
 {
 	struct pw_svc_view v;
 
@@ -376,6 +376,26 @@ static bool applied(const struct pw_services *svc, const struct pw_service_confi
 		return true;
 	}
 	return false;
+}
+
+/* The same, for s as this node's maps hold it: a traffic policy "Local"
+ * keeps only the node's backends, perhaps in two services
+ * (pw_services_localize). */
+static bool applied(const struct pw_services *svc, const struct pw_node_config *cfg,
+		    const struct pw_service_config *s)
+{
+	struct pw_service_config *local;
+	bool ok = true;
+	int n;
+
+	if (pw_services_localize(s, 1, &cfg->pod_cidr, cfg->ip, &local, &n))
+		return false;
+	if (!local)
+		return applied_one(svc, s);
+	for (int i = 0; i < n && ok; i++)
+		ok = applied_one(svc, &local[i]);
+	pw_services_localized_free(local);
+	return ok;
 }
 
 static int run_list(struct ctl *c, int argc, char **argv)
@@ -430,7 +450,7 @@ static int run_list(struct ctl *c, int argc, char **argv)
 				cJSON_AddNumberToObject(bo, "port", s->backends[b].port);
 				cJSON_AddItemToArray(bes, bo);
 			}
-			cJSON_AddBoolToObject(o, "applied", have_svc && applied(&svc, s));
+			cJSON_AddBoolToObject(o, "applied", have_svc && applied(&svc, &cfg, s));
 			cJSON_AddItemToArray(arr, o);
 		}
 		ret = ctl_json_print(arr);
@@ -457,7 +477,7 @@ static int run_list(struct ctl *c, int argc, char **argv)
 					strcpy(bes, "(none)");
 			}
 			ctl_table_add(t, s->name, fe, np, s->maglev ? "maglev" : "random", aff, bes ? bes : "?",
-				      !have_svc ? "?" : applied(&svc, s) ? "yes" : "no");
+				      !have_svc ? "?" : applied(&svc, &cfg, s) ? "yes" : "no");
 			free(bes);
 		}
 		ctl_table_print(t, stdout);

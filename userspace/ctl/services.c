@@ -21,7 +21,9 @@ static const char *config_name(const struct pw_node_config *cfg, const struct pw
 	for (int i = 0; cfg && i < cfg->n_services; i++) {
 		const struct pw_service_config *s = &cfg->services[i];
 
-		if (s->vip == v->vip && s->port == v->port && s->protocol == v->proto)
+		if (s->protocol == v->proto &&
+		    ((s->vip == v->vip && s->port == v->port) ||
+		     (!v->vip && v->node_port && s->node_port == v->node_port)))   /* a node port alone: a Local policy */
 			return s->name;
 	}
 	return NULL;

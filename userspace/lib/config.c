@@ -505,11 +505,26 @@ static const char *kubernetes_service_name_why(const char *name)
 	return NULL;
 }
 
+/* "Cluster" (the default) or "Local", as Kubernetes spells them. */
+static int get_traffic_policy(struct perr *e, const cJSON *item, const char *path, const char *key,
+			      bool *local)
+{
+	const char *v = "Cluster";
+	struct shown sh;
+
+	TRY(get_string(e, item, path, key, false, &v));
+	if (strcmp(v, "Cluster") && strcmp(v, "Local"))
+		return fail(e, "%s.%s: \"%s\" is not one of Cluster, Local", path, key, shown(v, &sh));
+	*local = strcmp(v, "Local") == 0;
+	return 0;
+}
+
 static int parse_service(struct perr *e, const cJSON *item, const char *path,
 			 const struct pw_node_config *cfg, struct pw_service_config *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "nodePort",
-					    "algorithm", "affinityTimeoutSeconds", "backends", NULL };
+					    "algorithm", "affinityTimeoutSeconds", "externalTrafficPolicy",
+					    "internalTrafficPolicy", "backends", NULL };
 	const char *proto = "tcp", *algo = "random", *why;
 	long port, node_port = 0, affinity = 0;
 	char vip[PW_IP4_STRLEN], scidr[PW_CIDR_STRLEN];
@@ -556,6 +571,11 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 		return fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, shown(algo, &sh));
 	TRY(get_int(e, item, path, "affinityTimeoutSeconds", false, 0, 86400, &affinity));
 	s->affinity_timeout = (uint32_t)affinity;
+	TRY(get_traffic_policy(e, item, path, "externalTrafficPolicy", &s->external_local));
+	TRY(get_traffic_policy(e, item, path, "internalTrafficPolicy", &s->internal_local));
+	if (s->external_local && !s->node_port)
+		return fail(e, "%s.externalTrafficPolicy: \"Local\" applies to the node port, and there is "
+			    "no nodePort", path);
 	return parse_backends(e, item, path, s);
 }
 
@@ -785,6 +805,8 @@ static cJSON *format_service(const struct pw_service_config *s)
 	    (!s->node_port || cJSON_AddNumberToObject(o, "nodePort", s->node_port)) &&
 	    cJSON_AddStringToObject(o, "algorithm", s->maglev ? "maglev" : "random") &&
 	    cJSON_AddNumberToObject(o, "affinityTimeoutSeconds", s->affinity_timeout) &&
+	    (!s->external_local || cJSON_AddStringToObject(o, "externalTrafficPolicy", "Local")) &&
+	    (!s->internal_local || cJSON_AddStringToObject(o, "internalTrafficPolicy", "Local")) &&
 	    cJSON_AddItemToObject(o, "backends", b))
 		return o;
 	cJSON_Delete(b);

@@ -29,6 +29,10 @@ struct pw_service_config {
 	uint16_t node_port;      /* 0 = none */
 	bool maglev;             /* algorithm: false = random */
 	uint32_t affinity_timeout;
+	/* Traffic policies "Local": the node port (external) or the ClusterIP
+	 * (internal) goes only to this node's backends (pw_services_localize). */
+	bool external_local;
+	bool internal_local;
 	struct pw_backend_config *backends;
 	int n_backends;
 };

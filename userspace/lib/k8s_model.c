@@ -44,6 +44,8 @@ struct k8s_service {
 	struct k8s_entry e;
 	uint32_t vip;                /* 0: not in the datapath (headless, ExternalName, no IPv4 ClusterIP) */
 	uint32_t affinity;           /* seconds, 0 = none */
+	bool external_local;         /* externalTrafficPolicy: Local (node ports only) */
+	bool internal_local;         /* internalTrafficPolicy: Local */
 	int n_ports;
 	struct svc_port *ports;      /* TCP and UDP only */
 };
@@ -292,6 +294,10 @@ static int service_parse(const struct pw_k8s_model *m, const cJSON *obj, struct 
 	if (aff && strcmp(aff, "ClientIP") == 0)
 		s->affinity = (uint32_t)jint(jget(jget(spec, "sessionAffinityConfig"), "clientIP"),
 					     "timeoutSeconds", 1, 86400, PW_K8S_AFFINITY_DEFAULT);
+	s->external_local = node_ports && jstr(spec, "externalTrafficPolicy") &&
+			    strcmp(jstr(spec, "externalTrafficPolicy"), "Local") == 0;
+	s->internal_local = jstr(spec, "internalTrafficPolicy") &&
+			    strcmp(jstr(spec, "internalTrafficPolicy"), "Local") == 0;
 	ret = ports_parse("Service", s->e.key, jget(spec, "ports"), true, &s->ports, &s->n_ports);
 	for (int i = 0; !ret && i < s->n_ports; i++) {
 		struct svc_port *p = &s->ports[i];
@@ -309,8 +315,8 @@ static int service_parse(const struct pw_k8s_model *m, const cJSON *obj, struct 
 
 static bool service_equal(const struct k8s_service *a, const struct k8s_service *b)
 {
-	return a->vip == b->vip && a->affinity == b->affinity &&
-	       ports_equal(a->ports, a->n_ports, b->ports, b->n_ports);
+	return a->vip == b->vip && a->affinity == b->affinity && a->external_local == b->external_local &&
+	       a->internal_local == b->internal_local && ports_equal(a->ports, a->n_ports, b->ports, b->n_ports);
 }
 
 static void service_free(struct k8s_service *s)
@@ -793,6 +799,8 @@ static int service_port_config(const struct k8s_service *s, const struct svc_por
 	out->protocol = sp->proto;
 	out->node_port = sp->node_port;
 	out->affinity_timeout = s->affinity;
+	out->external_local = s->external_local && sp->node_port;
+	out->internal_local = s->internal_local;
 	out->maglev = false;
 	if (n == 0)
 		return 0;
@@ -882,6 +890,7 @@ static void lose_nodeport(struct pw_service_config *s, const struct pw_service_c
 	pw_warn("service %s: nodePort %u is also that of %s: only its ClusterIP is served",
 		s->name, s->node_port, kept->name);
 	s->node_port = 0;
+	s->external_local = false;   /* a policy of the node port, which is gone */
 }
 
 /* Marked with VIP 0 (no service has it), compacted by drop_conflicts. */

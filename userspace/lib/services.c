@@ -655,6 +655,29 @@ struct load_ctx {
 	uint32_t n_np, cap_np;
 };
 
+/* A service record read back from its frontend entry (ClusterIP, or the
+ * NodePort entry of a node-port-only service, whose vip is 0), or -EEXIST
+ * when the entry is not one a record can come from (stale). */
+static int rec_from_frontend(struct pw_svc_state *st, const struct pw_svc_key *k, const struct pw_svc *v,
+			     uint32_t vip, uint32_t *idx)
+{
+	struct svc_rec *r;
+	int err;
+
+	if (!v->id || v->id >= PW_ID_LIMIT || u64map_get(&st->svc_by_id, v->id) ||
+	    u64map_get(&st->svc_by_fe, fe_key(vip, k->port, k->proto)))
+		return wl_add(&st->stale_fe, k, NULL);
+	if ((err = add_svc_rec(st, vip, k->port, k->proto, v->id, idx)))
+		return err;
+	r = &st->svc[*idx];
+	r->algorithm = v->algorithm;
+	r->affinity = v->affinity_timeout;
+	r->n = r->cap = v->backends;
+	if (r->n && !(r->slots = calloc(r->n, sizeof(*r->slots))))
+		return -ENOMEM;
+	return 0;
+}
+
 static int load_frontend(void *ctx, const void *key, const void *val)
 {
 	struct load_ctx *lc = ctx;
@@ -662,7 +685,6 @@ static int load_frontend(void *ctx, const void *key, const void *val)
 	const struct pw_svc_key *k = key;
 	const struct pw_svc *v = val;
 	uint32_t vip = pw_ip4_from_bytes(k->addr), idx;
-	struct svc_rec *r;
 	int err;
 
 	if (k->scope == PW_SVC_NODEPORT) {
@@ -672,19 +694,11 @@ static int load_frontend(void *ctx, const void *key, const void *val)
 		lc->np[lc->n_np++].val = *v;
 		return 0;
 	}
-	if (k->scope != PW_SVC_CLUSTERIP || !v->id || v->id >= PW_ID_LIMIT ||
-	    u64map_get(&st->svc_by_id, v->id) || u64map_get(&st->svc_by_fe, fe_key(vip, k->port, k->proto)))
+	if (k->scope != PW_SVC_CLUSTERIP || !vip)
 		return wl_add(&st->stale_fe, k, NULL);
-	if ((err = add_svc_rec(st, vip, k->port, k->proto, v->id, &idx)))
-		return err;
-	r = &st->svc[idx];
-	r->algorithm = v->algorithm;
-	r->affinity = v->affinity_timeout;
-	r->n = r->cap = v->backends;
-	if (r->n && !(r->slots = calloc(r->n, sizeof(*r->slots))))
-		return -ENOMEM;
-	return 0;
+	return rec_from_frontend(st, k, v, vip, &idx);
 }
+
 
 static int load_slot(void *ctx, const void *key, const void *val)
 {
@@ -842,7 +856,16 @@ static int load_state(struct pw_services *s)
 	}
 	for (uint32_t i = 0; i < ctx.n_np; i++) {
 		struct svc_rec *r = svc_by_id(st, ctx.np[i].val.id);
+		uint32_t idx;
 
+		/* A node-port-only service has no ClusterIP entry: its record
+		 * comes from this one (vip 0, port = node port). */
+		if (!r && pw_ip4_from_bytes(ctx.np[i].key.addr) == 0) {
+			if ((err = rec_from_frontend(st, &ctx.np[i].key, &ctx.np[i].val, 0, &idx)))
+				goto out;
+			if (!(r = svc_by_id(st, ctx.np[i].val.id)))
+				continue;   /* stale, queued for deletion */
+		}
 		if (!r || r->node_port || ctx.np[i].key.proto != r->proto ||
 		    pw_ip4_from_bytes(ctx.np[i].key.addr) != 0) {
 			if ((err = wl_add(&st->stale_fe, &ctx.np[i].key, NULL)))
@@ -1380,7 +1403,7 @@ static int queue_frontends(struct pw_svc_state *st, const struct svc_rec *r)
 {
 	struct pw_svc v = svc_value(r);
 	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
-	int err = wl_add(&st->fe_upd, &k, &v);
+	int err = r->vip ? wl_add(&st->fe_upd, &k, &v) : 0;   /* vip 0: a node port only */
 
 	if (!err && r->node_port) {
 		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
@@ -1468,7 +1491,7 @@ static int plan_removal(struct pw_services *s, uint32_t ri)
 	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
 	int err;
 
-	if ((err = wl_add(&st->fe_del, &k, NULL)))
+	if (r->vip && (err = wl_add(&st->fe_del, &k, NULL)))
 		return err;
 	if (r->node_port) {
 		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
@@ -1517,6 +1540,9 @@ static int validate(struct pw_services *s, const struct pw_service_config *svcs,
 		}
 		else if (!d->port)
 			err = fail(s, -EINVAL, "service %s: port 0", name);
+		else if (!d->vip && d->node_port != d->port)
+			err = fail(s, -EINVAL, "service %s: a node-port-only service (vip 0) must have "
+				   "port = nodePort (%u != %u)", name, d->port, d->node_port);
 		else if (d->n_backends < 0 || d->n_backends > 0xffff || (d->n_backends && !d->backends))
 			err = fail(s, -EINVAL, "service %s: %d backends (at most 65535)", name,
 				   d->n_backends);
@@ -1545,13 +1571,14 @@ static int validate(struct pw_services *s, const struct pw_service_config *svcs,
 			break;
 		}
 		if (d->node_port) {
+			if (d->vip)
+				fes++;
 			if (st->np_gen[p][d->node_port] == G) {
 				err = fail(s, -EINVAL, "service %s: nodePort %u/%s listed twice",
 					   name, d->node_port, p ? "udp" : "tcp");
 				break;
 			}
 			st->np_gen[p][d->node_port] = G;
-			fes++;
 		}
 		fes++;
 		slots += (uint64_t)d->n_backends;
@@ -1752,6 +1779,73 @@ out:
 	free(idx);
 	free(sigs);
 	return err;
+}
+
+/* ---- traffic policies ---- */
+
+static bool backend_local(const struct pw_backend_config *b, const struct pw_cidr *local_pods, uint32_t node_ip)
+{
+	return pw_cidr_contains(local_pods, b->ip) || b->ip == node_ip;
+}
+
+/* d's backends, or only its local ones, copied to *pool (advanced). */
+static void copy_backends(const struct pw_service_config *d, bool local_only, const struct pw_cidr *local_pods,
+			  uint32_t node_ip, struct pw_backend_config **pool, struct pw_service_config *o)
+{
+	o->backends = *pool;
+	o->n_backends = 0;
+	for (int j = 0; j < d->n_backends; j++)
+		if (!local_only || backend_local(&d->backends[j], local_pods, node_ip))
+			o->backends[o->n_backends++] = d->backends[j];
+	*pool += o->n_backends;
+}
+
+int pw_services_localize(const struct pw_service_config *svcs, int n, const struct pw_cidr *local_pods,
+			 uint32_t node_ip, struct pw_service_config **out, int *n_out)
+{
+	struct pw_backend_config *pool;
+	struct pw_service_config *o;
+	size_t total = 0, k = 0;
+	bool any = false;
+
+	*out = NULL;
+	*n_out = n;
+	for (int i = 0; i < n; i++) {
+		any |= svcs[i].external_local || svcs[i].internal_local;
+		total += (size_t)svcs[i].n_backends * 2;
+	}
+	if (!any)
+		return 0;
+	/* One block: up to 2n services, then their backend lists. */
+	o = calloc(1, (size_t)n * 2 * sizeof(*o) + total * sizeof(*pool) + 1);
+	if (!o)
+		return -ENOMEM;
+	pool = (struct pw_backend_config *)(o + (size_t)n * 2);
+	for (int i = 0; i < n; i++) {
+		const struct pw_service_config *d = &svcs[i];
+		bool split = d->node_port && d->external_local != d->internal_local;
+
+		o[k] = *d;
+		/* The ClusterIP (and, unsplit, the node port with the same policy). */
+		copy_backends(d, d->internal_local, local_pods, node_ip, &pool, &o[k]);
+		if (split) {
+			o[k].node_port = 0;
+			k++;
+			o[k] = *d;
+			o[k].vip = 0;
+			o[k].port = d->node_port;
+			copy_backends(d, d->external_local, local_pods, node_ip, &pool, &o[k]);
+		}
+		k++;
+	}
+	*out = o;
+	*n_out = (int)k;
+	return 0;
+}
+
+void pw_services_localized_free(struct pw_service_config *out)
+{
+	free(out);
 }
 
 /* ---- read side ---- */

@@ -66,6 +66,20 @@ void pw_services_close(struct pw_services *s);
  * re-reads the maps and converges. s->last counts what was written. */
 int pw_services_apply(struct pw_services *s, const struct pw_service_config *svcs, int n);
 
+/* Traffic policies "Local" (externalTrafficPolicy, internalTrafficPolicy):
+ * each node's datapath serves a service through its own maps, so "only this
+ * node's backends" is a per-node backend list. Writes into *out the services
+ * as the maps of the node with pod CIDR local_pods and address node_ip must
+ * hold them: a service whose ClusterIP and node port want different
+ * backend sets becomes two, the ClusterIP one (node_port 0) and a
+ * node-port-only one (vip 0, port = node_port). A backend is local when it
+ * is in local_pods or is node_ip (a hostNetwork backend). *out is NULL
+ * (use svcs as they are) when no service has a Local policy; else free it
+ * with pw_services_localized_free. 0 or -ENOMEM. */
+int pw_services_localize(const struct pw_service_config *svcs, int n, const struct pw_cidr *local_pods,
+			 uint32_t node_ip, struct pw_service_config **out, int *n_out);
+void pw_services_localized_free(struct pw_service_config *out);
+
 /* Read side (podwirectl, tests): the installed services as the reconciler
  * knows them. */
 struct pw_svc_view {
