@@ -84,6 +84,13 @@ demo_up() {
 	[ "$(jq '.errors // [] | length' <<<"$out" 2>/dev/null)" = 0 ] ||
 		echo "    failed: $(jq -r '(.errors // ["no answer"]) | length' <<<"$out" 2>/dev/null) connections, e.g. $(jq -r '(.errors // ["no answer"])[0]' <<<"$out" 2>/dev/null)"
 
+	echo; echo "The cluster DNS (CoreDNS behind kube-dns, itself a ClusterIP served by podwire):"
+	local name=web.$K8S_NS.svc.cluster.local answer
+	answer=$(kn exec "$an" -- nslookup "$name" 2>/dev/null | awk '/^Address: / {a = $2} END {print a}')
+	echo "  $an resolves $name to ${answer:-nothing} (the Service's ClusterIP is $vip)"
+	out=$(kn exec "$an" -- /agnhost connect "$name:80" --timeout 5s 2>&1) &&
+		echo "  and connects to it by name" || echo "  connecting by name failed: $out"
+
 	echo; k8s_status 2>/dev/null | sed -n '/^COMPONENT/,/^total/p' | indent
 	hr
 	if [ "${KEEP:-0}" = 1 ]; then
