@@ -37,15 +37,16 @@ services='[
  {"name": "deaf-remote", "vip": "10.96.0.15", "port": 53, "protocol": "udp", "backends": [{"ip": "'${PW_POD_IP[be3]}'", "port": 8099}]},
  {"name": "void", "vip": "10.96.0.16", "port": 53, "protocol": "udp", "backends": []},
  {"name": "etp-local", "vip": "10.96.0.17", "port": 80, "protocol": "tcp", "nodePort": 30081, "externalTrafficPolicy": "Local", "backends": '$backends'},
+ {"name": "etp-one", "vip": "10.96.0.19", "port": 80, "protocol": "tcp", "nodePort": 30083, "externalTrafficPolicy": "Local", "healthCheckNodePort": 32002, "backends": [{"ip": "'${PW_POD_IP[be1]}'", "port": 8080}]},
  {"name": "itp-local", "vip": "10.96.0.18", "port": 80, "protocol": "tcp", "internalTrafficPolicy": "Local", "backends": '$backends'}
 ]'
 for n in 1 2 3; do set_services "node$n" "$services"; done
 for i in $(seq 50); do
 	c=$(bpftool -j map dump pinned "/sys/fs/bpf/podwire/${PW_NODE_INST[node3]}/pw_services" 2>/dev/null | jq length 2>/dev/null)
-	[ "${c:-0}" -ge 11 ] && break
+	[ "${c:-0}" -ge 13 ] && break
 	sleep 0.1
 done
-check_eq "services applied on node3 (9 ClusterIPs, 2 NodePort frontends)" "${c:-0}" 11
+check_eq "services applied on node3 (10 ClusterIPs, 3 NodePort frontends)" "${c:-0}" 13
 
 # 300 new connections to the ClusterIP spread over the three backends.
 spread=$(in_ns "${PW_PREFIX}-cli" $LB spread 10.96.0.10 80 300)
@@ -119,7 +120,20 @@ seen=$(in_ns "${PW_PREFIX}-world" timeout 5 socat -T3 - TCP:192.168.1.12:30081 <
 check_eq "externalTrafficPolicy Local: answered by the node's own backend" "$seen" be2
 check_eq "externalTrafficPolicy Local: podwirectl services names the node port alone" \
 	"$(in_ns "${PW_PREFIX}-node2" "$BUILD/podwirectl" --instance "${PW_NODE_INST[node2]}" -o json services 2>/dev/null |
-	   jq -r '[.[] | select(.vip == "0.0.0.0") | .name] | join(",")')" etp-local
+	   jq -r '[.[] | select(.vip == "0.0.0.0") | .name] | sort | join(",")')" etp-local,etp-one
+# The health check port of an externalTrafficPolicy Local service, as a
+# load balancer asks it: 200 and the count where the node has endpoints, 503 where not.
+hc() { # NODE_IP: "localEndpoints status"
+	local out
+	out=$(in_ns "${PW_PREFIX}-world" curl -s -m 5 -w '\n%{http_code}' "http://$1:32002/healthz")
+	echo "$(head -1 <<<"$out" | jq -r .localEndpoints 2>/dev/null) $(tail -1 <<<"$out")"
+}
+check_eq "healthCheckNodePort on node1 (its backend): localEndpoints 1, 200" "$(hc 192.168.1.11)" "1 200"
+check_eq "healthCheckNodePort on node2 (no backend): localEndpoints 0, 503" "$(hc 192.168.1.12)" "0 503"
+check_eq "healthCheckNodePort names the service" \
+	"$(in_ns "${PW_PREFIX}-world" curl -s -m 5 http://192.168.1.11:32002/ | jq -r .service.name)" etp-one
+refused=$(in_ns "${PW_PREFIX}-world" timeout 5 socat -T2 - TCP:192.168.1.12:30083,connect-timeout=3 </dev/null 2>&1)
+check "externalTrafficPolicy Local: a node without local backends refuses its node port" grep -qi refused <<<"$refused"
 for c in cli:1 cli2:2; do
 	itp=$(in_ns "${PW_PREFIX}-${c%:*}" $LB spread 10.96.0.18 80 30)
 	check_eq "internalTrafficPolicy Local: a client on node${c#*:} reaches only node${c#*:}'s backend" \

@@ -17,7 +17,7 @@ static const char *good =
 	"              {\"name\": \"node3\", \"ip\": \"192.168.1.13\", \"podCIDR\": \"10.244.3.0/24\"}],\n"
 	"  \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\",\n"
 	"                \"nodePort\": 30080, \"algorithm\": \"random\", \"affinityTimeoutSeconds\": 0,\n"
-	"                \"externalTrafficPolicy\": \"Local\",\n"
+	"                \"externalTrafficPolicy\": \"Local\", \"healthCheckNodePort\": 32000,\n"
 	"                \"backends\": [{\"ip\": \"10.244.1.2\", \"port\": 8080}, {\"ip\": \"10.244.2.2\", \"port\": 8080}]},\n"
 	"               {\"name\": \"dns\", \"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\",\n"
 	"                \"algorithm\": \"maglev\", \"affinityTimeoutSeconds\": 30, \"internalTrafficPolicy\": \"Local\",\n"
@@ -68,6 +68,7 @@ static void test_good(void)
 		PWT_EQ_INT(w->node_port, 30080, "services[0].nodePort");
 		PWT_EXPECT(!w->maglev, "services[0].algorithm random");
 		PWT_EXPECT(w->external_local && !w->internal_local, "services[0]: externalTrafficPolicy Local only");
+		PWT_EQ_INT(w->health_check_port, 32000, "services[0].healthCheckNodePort");
 		PWT_EXPECT(d->internal_local && !d->external_local, "services[1]: internalTrafficPolicy Local only");
 		PWT_EQ_INT(w->n_backends, 2, "services[0] two backends");
 		if (w->n_backends == 2) {
@@ -189,6 +190,8 @@ static const struct bad_case bad_cases[] = {
 	{ "externalTrafficPolicy Local without a nodePort", "\"internalTrafficPolicy\": \"Local\"",
 	  "\"externalTrafficPolicy\": \"Local\"",
 	  "services[1].externalTrafficPolicy: \"Local\" applies to the node port, and there is no nodePort" },
+	{ "healthCheckNodePort without externalTrafficPolicy Local", "\"externalTrafficPolicy\": \"Local\", ", "",
+	  "services[0].healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
 };

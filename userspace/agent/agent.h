@@ -73,6 +73,7 @@ struct pw_agent {
 	struct pw_ct_timeouts ct_timeout;
 	struct pw_services *svc;       /* the service reconciler, NULL without service maps */
 	struct pw_ct_gc *ct_gc;        /* the conntrack expiry thread, or NULL */
+	struct pw_healthcheck *hc;     /* healthCheckNodePort listeners (healthcheck.c), or NULL */
 	char svc_err[256];             /* why the last services apply failed, "" if it did not */
 	/* The last reload's changes to fields only a restart applies: their
 	 * names ("node.uplink, cluster.masquerade"), and why that restart
@@ -127,6 +128,12 @@ void pw_routes_uninstall(struct pw_nl *nl, const struct pw_node_config *cfg, int
  * thread (both entries of a flow together). */
 int pw_ct_gc_start(struct pw_agent *a, int ct_fd);
 void pw_ct_gc_stop(struct pw_agent *a);
+
+/* healthcheck.c: answers the healthCheckNodePort of every
+ * externalTrafficPolicy Local service in cfg with its local endpoint count. */
+struct pw_healthcheck;
+void pw_healthcheck_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+void pw_healthcheck_stop(struct pw_agent *a);
 
 /* snat_gc.c: expires idle pw_snat entries every few seconds in a thread. */
 int pw_snat_gc_start(struct pw_agent *a, int map_fd);

@@ -266,7 +266,8 @@ static bool service_equal(const struct pw_service_config *a, const struct pw_ser
 	if (a->vip != b->vip || a->port != b->port || a->protocol != b->protocol ||
 	    a->node_port != b->node_port || a->maglev != b->maglev ||
 	    a->affinity_timeout != b->affinity_timeout || a->n_backends != b->n_backends ||
-	    a->external_local != b->external_local || a->internal_local != b->internal_local)
+	    a->external_local != b->external_local || a->internal_local != b->internal_local ||
+	    a->health_check_port != b->health_check_port)
 		return false;
 	for (int i = 0; i < a->n_backends; i++)
 		if (a->backends[i].ip != b->backends[i].ip || a->backends[i].port != b->backends[i].port)
@@ -360,6 +361,7 @@ static int reconcile_services(struct pw_agent *a, const struct pw_node_config *o
 		backends += new->services[i].n_backends;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = apply_localized(a, new);
+	pw_healthcheck_sync(a, new);
 	if (err) {
 		snprintf(a->svc_err, sizeof(a->svc_err), "%s", a->svc->err[0] ? a->svc->err : strerror(-err));
 		pw_err("services: %s (%.2f ms; the maps keep what they had where nothing was written)",

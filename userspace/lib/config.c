@@ -524,9 +524,9 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "nodePort",
 					    "algorithm", "affinityTimeoutSeconds", "externalTrafficPolicy",
-					    "internalTrafficPolicy", "backends", NULL };
+					    "internalTrafficPolicy", "healthCheckNodePort", "backends", NULL };
 	const char *proto = "tcp", *algo = "random", *why;
-	long port, node_port = 0, affinity = 0;
+	long port, node_port = 0, affinity = 0, hc_port = 0;
 	char vip[PW_IP4_STRLEN], scidr[PW_CIDR_STRLEN];
 	struct shown sh;
 
@@ -576,6 +576,10 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	if (s->external_local && !s->node_port)
 		return fail(e, "%s.externalTrafficPolicy: \"Local\" applies to the node port, and there is "
 			    "no nodePort", path);
+	TRY(get_int(e, item, path, "healthCheckNodePort", false, 1, 65535, &hc_port));
+	if (hc_port && !s->external_local)
+		return fail(e, "%s.healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one", path);
+	s->health_check_port = (uint16_t)hc_port;
 	return parse_backends(e, item, path, s);
 }
 
@@ -807,6 +811,7 @@ static cJSON *format_service(const struct pw_service_config *s)
 	    cJSON_AddNumberToObject(o, "affinityTimeoutSeconds", s->affinity_timeout) &&
 	    (!s->external_local || cJSON_AddStringToObject(o, "externalTrafficPolicy", "Local")) &&
 	    (!s->internal_local || cJSON_AddStringToObject(o, "internalTrafficPolicy", "Local")) &&
+	    (!s->health_check_port || cJSON_AddNumberToObject(o, "healthCheckNodePort", s->health_check_port)) &&
 	    cJSON_AddItemToObject(o, "backends", b))
 		return o;
 	cJSON_Delete(b);

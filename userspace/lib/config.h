@@ -33,6 +33,7 @@ struct pw_service_config {
 	 * (internal) goes only to this node's backends (pw_services_localize). */
 	bool external_local;
 	bool internal_local;
+	uint16_t health_check_port;  /* externalTrafficPolicy Local: the agent answers here, 0 = none */
 	struct pw_backend_config *backends;
 	int n_backends;
 };

@@ -46,6 +46,7 @@ struct k8s_service {
 	uint32_t affinity;           /* seconds, 0 = none */
 	bool external_local;         /* externalTrafficPolicy: Local (node ports only) */
 	bool internal_local;         /* internalTrafficPolicy: Local */
+	uint16_t health_check_port;  /* spec.healthCheckNodePort (external Local only) */
 	int n_ports;
 	struct svc_port *ports;      /* TCP and UDP only */
 };
@@ -296,6 +297,8 @@ static int service_parse(const struct pw_k8s_model *m, const cJSON *obj, struct 
 					     "timeoutSeconds", 1, 86400, PW_K8S_AFFINITY_DEFAULT);
 	s->external_local = node_ports && jstr(spec, "externalTrafficPolicy") &&
 			    strcmp(jstr(spec, "externalTrafficPolicy"), "Local") == 0;
+	s->health_check_port = s->external_local ?
+		(uint16_t)jint(spec, "healthCheckNodePort", 0, 65535, 0) : 0;
 	s->internal_local = jstr(spec, "internalTrafficPolicy") &&
 			    strcmp(jstr(spec, "internalTrafficPolicy"), "Local") == 0;
 	ret = ports_parse("Service", s->e.key, jget(spec, "ports"), true, &s->ports, &s->n_ports);
@@ -316,7 +319,8 @@ static int service_parse(const struct pw_k8s_model *m, const cJSON *obj, struct 
 static bool service_equal(const struct k8s_service *a, const struct k8s_service *b)
 {
 	return a->vip == b->vip && a->affinity == b->affinity && a->external_local == b->external_local &&
-	       a->internal_local == b->internal_local && ports_equal(a->ports, a->n_ports, b->ports, b->n_ports);
+	       a->internal_local == b->internal_local && a->health_check_port == b->health_check_port &&
+	       ports_equal(a->ports, a->n_ports, b->ports, b->n_ports);
 }
 
 static void service_free(struct k8s_service *s)
@@ -801,6 +805,7 @@ static int service_port_config(const struct k8s_service *s, const struct svc_por
 	out->affinity_timeout = s->affinity;
 	out->external_local = s->external_local && sp->node_port;
 	out->internal_local = s->internal_local;
+	out->health_check_port = out->external_local ? s->health_check_port : 0;
 	out->maglev = false;
 	if (n == 0)
 		return 0;
@@ -891,6 +896,7 @@ static void lose_nodeport(struct pw_service_config *s, const struct pw_service_c
 		s->name, s->node_port, kept->name);
 	s->node_port = 0;
 	s->external_local = false;   /* a policy of the node port, which is gone */
+	s->health_check_port = 0;
 }
 
 /* Marked with VIP 0 (no service has it), compacted by drop_conflicts. */
