@@ -83,6 +83,17 @@ def removal_time(polls, ip, since):
     return later[0] if later else None
 
 
+def slice_removal(events, ip):
+    """When the EndpointSlice stopped listing ip as ready, None if it never did."""
+    held = False
+    for t, ready in events:
+        if ip in ready:
+            held = True
+        elif held:
+            return t
+    return None
+
+
 def main():
     d, vip, port, since = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     deleted = dict(kv.split("=", 1) for kv in sys.argv[5].split(",") if kv)
@@ -90,7 +101,8 @@ def main():
     nodes = sorted(f[4:-4] for f in os.listdir(d) if f.startswith("map-") and f.endswith(".log"))
 
     all_delays, superseded, intervals, violations = [], 0, [], []
-    conns = errors = 0
+    conns = errors = early = 0
+    unready = {name: slice_removal(events, ip) for name, ip in deleted.items()}
     for n in nodes:
         polls = map_polls(os.path.join(d, f"map-{n}.log"), vip, port)
         intervals += [b[0] - a[0] for a, b in zip(polls, polls[1:])]
@@ -112,6 +124,8 @@ def main():
                 errors += 1
             elif host in gone and gone[host] is not None and float(t) > gone[host]:
                 violations.append(f"node{n}:{host}@+{float(t) - gone[host]:.3f}s")
+            elif host in unready and unready[host] is not None and float(t) > unready[host]:
+                early += 1   # the slice had changed, the client's map not yet
 
     ms = sorted(x * 1000 for x in all_delays)
     poll_ms = statistics.median(intervals) * 1000 if intervals else 0
@@ -123,6 +137,7 @@ def main():
     print(f"samples={len(ms)}")
     print(f"conns={conns}")
     print(f"errors={errors}")
+    print(f"between_slice_and_map={early}")
     print(f"violations={' '.join(violations) or 'none'}")
 
 

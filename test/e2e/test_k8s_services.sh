@@ -30,6 +30,9 @@ k8s_ns_create
 # netexec whose "http" is 8090. client-N: a netexec pinned to node N, from which
 # the checks dial (/dial makes one new connection per try).
 WEB_REPLICAS=6
+# A deleted web pod keeps serving this long (as a well-behaved server drains):
+# a connection the datapath still sent it would be answered, and seen.
+WEB_DRAIN=4
 kn apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
 kind: Deployment
@@ -40,7 +43,7 @@ spec:
   template:
     metadata: {labels: {app: web, tier: named}}
     spec:
-      terminationGracePeriodSeconds: 1
+      terminationGracePeriodSeconds: 6
       topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
          labelSelector: {matchLabels: {app: web}}}
@@ -48,7 +51,7 @@ spec:
       - name: netexec
         image: $PWK_IMAGE_AGNHOST
         imagePullPolicy: Never
-        args: [netexec, --http-port=8080, --udp-port=8081]
+        args: [netexec, --http-port=8080, --udp-port=8081, --delay-shutdown=$WEB_DRAIN]
         ports:
         - {name: http, containerPort: 8080, protocol: TCP}
         - {name: udp, containerPort: 8081, protocol: UDP}
@@ -302,10 +305,12 @@ PW_BG_PIDS+=($!)
 touch "$rec/polling"
 loops=()
 for n in $(pwk_node_nums); do
-	while [ -e "$rec/polling" ]; do
-		out=$(ctl "$n" -o json services 2>/dev/null | tr -d '\n\t')
+	# One loop inside the node (entering it costs more than a poll); a poll's
+	# time is when podwirectl has returned, so a delay is never underestimated.
+	k8s_node_exec "$n" bash -c 'while [ -e "$1/polling" ]; do
+		out=$("$2" --instance "$3" -o json services 2>/dev/null | tr -d "\n\t")
 		echo "$EPOCHREALTIME $out"
-	done > "$rec/map-$n.log" &
+	done' poll "$rec" "$PWK_DIR/bin/podwirectl" "$(k8s_node_name "$n")" > "$rec/map-$n.log" &
 	PW_BG_PIDS+=($!) loops+=($!)
 done
 sleep 1
@@ -322,10 +327,12 @@ fi
 
 # While scaling down, every client opens connections in a loop.
 for c in $(pwk_node_nums); do
-	while [ -e "$rec/polling" ]; do
+	# (in the node, as the pollers; the time is taken before the connection)
+	k8s_node_exec "$c" bash -c 'while [ -e "$1/polling" ]; do
 		t=$EPOCHREALTIME
-		echo "$t $(k8s_node_exec "$c" curl -s -m 10 "http://${ip_of[client-$c]}:8080/dial?request=hostname&protocol=http&host=$WEB&port=80&tries=1" | tr -d '\n')"
-	done > "$rec/conns-$c.log" &
+		echo "$t $(curl -s -m 10 "$2" | tr -d "\n")"
+	done' conns "$rec" "http://${ip_of[client-$c]}:8080/dial?request=hostname&protocol=http&host=$WEB&port=80&tries=1" \
+		> "$rec/conns-$c.log" &
 	PW_BG_PIDS+=($!) loops+=($!)
 done
 sleep 1
@@ -347,8 +354,10 @@ grep '^#' "$rec/report"
 val() { sed -n "s/^$1=//p" "$rec/report"; }
 check "slice->map measured: $(val samples) samples over $(val changes) EndpointSlice changes" \
 	test "$(val samples || echo 0)" -gt 0
-check_eq "scale down: no connection reached any of the $(tr ',' '\n' <<<"$deleted" | grep -c .) deleted pods once the client's node had dropped it ($(val conns) connections, $(val errors) failed)" \
+check_eq "scale down: no connection reached any of the $(tr ',' '\n' <<<"$deleted" | grep -c .) deleted (still serving) pods once the client's node had dropped it ($(val conns) connections, $(val between_slice_and_map) reached one between its slice change and the map's)" \
 	"$(val violations)" none
+check_eq "scale down: every connection made meanwhile was answered (deleted pods drain ${WEB_DRAIN}s)" \
+	"$(val errors) failed: $(grep -h errors "$rec"/conns-*.log | head -2 | cut -c1-160 | tr '\n' ' ')" "0 failed: "
 
 # ---- teardown ----------------------------------------------------------------------
 log "checks took $(( $(date +%s) - t_start ))s"
