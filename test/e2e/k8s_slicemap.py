@@ -138,7 +138,8 @@ def main():
     print(f"conns={conns}")
     print(f"errors={errors}")
     print(f"between_slice_and_map={early}")
-    print(f"violations={' '.join(violations) or 'none'}")
+    more = f" (+{len(violations) - 5} more)" if len(violations) > 5 else ""
+    print(f"violations={' '.join(violations[:5]) + more if violations else 'none'}")
 
 
 if __name__ == "__main__":
