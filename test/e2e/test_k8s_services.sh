@@ -32,7 +32,7 @@ k8s_ns_create
 WEB_REPLICAS=6
 # A deleted web pod keeps serving this long (as a well-behaved server drains):
 # a connection the datapath still sent it would be answered, and seen.
-WEB_DRAIN=4
+WEB_DRAIN=6
 kn apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
 kind: Deployment
@@ -43,7 +43,7 @@ spec:
   template:
     metadata: {labels: {app: web, tier: named}}
     spec:
-      terminationGracePeriodSeconds: 6
+      terminationGracePeriodSeconds: 8
       topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
          labelSelector: {matchLabels: {app: web}}}
