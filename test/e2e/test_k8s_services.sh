@@ -9,6 +9,7 @@
 # endpoints refused at once; NodePort from the fabric host that is not a node,
 # to every node (a local backend sees the host's address).
 #   ROUTING=native|vxlan (default native)
+#   PWK_SVC_REC=DIR keeps the scale-down recordings (k8s_slicemap.py's input) in DIR
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 export CLUSTER=${CLUSTER:-pwkt}
