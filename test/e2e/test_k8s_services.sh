@@ -128,6 +128,10 @@ svc sticky '{app: web}' '[{name: http, port: 80, targetPort: 8080, protocol: TCP
 svc empty '{app: nothing-has-this-label}' '[{name: http, port: 80, targetPort: 8080, protocol: TCP}]'
 svc web-np '{app: web}' '[{name: http, port: 80, targetPort: 8080, protocol: TCP}]' '  type: NodePort'
 svc pin1-np '{pin: node1}' '[{name: http, port: 8080, targetPort: 8080, protocol: TCP}]' '  type: NodePort'
+svc pin1-local '{pin: node1}' '[{name: http, port: 8080, targetPort: 8080, protocol: TCP}]' \
+	"  type: LoadBalancer
+  externalTrafficPolicy: Local"   # (healthCheckNodePort is given to LoadBalancer Services only)
+svc web-itp '{app: web}' '[{name: http, port: 80, targetPort: 8080, protocol: TCP}]' '  internalTrafficPolicy: Local'
 
 pods_ready() { kn wait --for=condition=Ready pod --all --timeout="$1s" >/dev/null 2>&1; }
 if k8s_rollout web 180 && pods_ready 120; then
@@ -291,6 +295,34 @@ for n in $(pwk_node_nums); do
 		check_eq "NodePort to node$n, backend on node1: it answers, seeing node$n's address (SNAT)" "$seen" "$(k8s_node_ip "$n")"
 	fi
 done
+
+# ---- 9. traffic policies: externalTrafficPolicy and internalTrafficPolicy Local ------
+NPL=$(nodeport pin1-local)
+HCP=$(kn get svc pin1-local -o jsonpath='{.spec.healthCheckNodePort}')
+seen=$(k8s_host_exec curl -s -m 5 "http://$(k8s_node_ip 1):$NPL/clientip" | sed 's/:[0-9]*$//')
+check_eq "externalTrafficPolicy Local: NodePort to node1 (the backend's node) keeps the client's address" \
+	"$seen" "$PWK_HOST_IP"
+for n in 2 3; do
+	out=$(k8s_host_exec curl -s -m 5 "http://$(k8s_node_ip "$n"):$NPL/clientip" 2>&1; echo " rc=$?")
+	check_eq "externalTrafficPolicy Local: NodePort to node$n (no local endpoint) is refused, never forwarded" \
+		"${out##* }" "rc=7"
+done
+hc_of() { # N: "localEndpoints HTTP-status" of healthCheckNodePort on node N
+	local out
+	out=$(k8s_host_exec curl -s -m 5 -w '\n%{http_code}' "http://$(k8s_node_ip "$1"):$HCP/")
+	echo "$(head -1 <<<"$out" | jq -r .localEndpoints 2>/dev/null) $(tail -1 <<<"$out")"
+}
+check_eq "healthCheckNodePort $HCP on node1: localEndpoints 1, 200" "$(hc_of 1)" "1 200"
+check_eq "healthCheckNodePort $HCP on node2: localEndpoints 0, 503" "$(hc_of 2)" "0 503"
+ITP=$(vip web-itp)
+wrong=""
+for c in $(pwk_node_nums); do
+	got=$(dial "$c" "$ITP" 80 tcp hostname 15 | responses)
+	[ "$(grep -c . <<<"$got")" = 15 ] && [ "$(nodes_of <<<"$got")" = "$c" ] ||
+		wrong+=" client-$c: $(grep -c . <<<"$got") answers from nodes '$(nodes_of <<<"$got")';"
+done
+check_eq "internalTrafficPolicy Local: each node's client reaches only its own node's web pods (15 each)" \
+	"${wrong:-none}" none
 
 # ---- 2. scaling: backends follow the EndpointSlice ---------------------------------
 # Recorders: the slice's ready set per watch event, each node's map per poll.
