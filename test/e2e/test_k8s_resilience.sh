@@ -38,7 +38,7 @@ peer_lines() { pwctl "$1" peers | jq -r '.[] | "\(.podCIDR) \(.nodeIP)"' | sort;
 ep_ips() { pwctl "$1" endpoints | jq -r '.[].ip' | sort; }
 # ipam_ips N: the IPs node N's IPAM holds a reservation for
 ipam_ips() {
-	ls "$(pwk_node_dir "$1")/podwire-run/$(pwk_node_name "$1")/ipam/" 2>/dev/null | grep -E '^[0-9.]+$' | sort
+	find "$(pwk_node_dir "$1")/podwire-run/$(pwk_node_name "$1")/ipam/" -maxdepth 1 -regex '.*/[0-9.]+' -printf '%f\n' 2>/dev/null | sort
 }
 # veths N: the host-side pod veths in node N's namespace
 veths() { ip -n "$(pwk_node_name "$1")" -o link show type veth | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx eth0 | sort; }
@@ -225,6 +225,7 @@ echo away > "$PW_TMP/phase"
 	sleep 0.3
 done ) > "$PW_TMP/samples" 2>/dev/null &
 SAMPLER=$!
+PW_BG_PIDS+=("$SAMPLER")
 t0=$(now)
 cl apiserver stop || not_ok "kube-apiserver killed"
 # The same API server on another port: the agents (which dial 6443) stay cut
