@@ -16,6 +16,18 @@
 #   PWK_DNS=0: no cluster DNS (CoreDNS, see dns.sh; default: up waits for it);
 #   PWK_CNI_HOLD=1: stop after the kubelets registered, before any CNI config
 #   exists (the nodes stay NotReady); `cluster.sh cni-up` continues.
+#
+# Changes to a running cluster (the resilience tests):
+#   scripts/k8s/cluster.sh node-add N      a new node N (podwire only), until Ready
+#   scripts/k8s/cluster.sh node-del N      node N goes away and its Node is deleted
+#   scripts/k8s/cluster.sh podwired N stop [SIGNAL] | start
+#   scripts/k8s/cluster.sh runtime N stop | start
+#                 stop: kubelet, containerd, the shims and every pod process of
+#                 node N die (SIGKILL) and its cgroups go, as in a power loss;
+#                 podwired and the datapath stay. start: containerd and kubelet again
+#   scripts/k8s/cluster.sh apiserver stop | start [FLAG...]
+#                 stop is SIGKILL (a graceful stop drains watches for a minute);
+#                 start adds FLAGs (e.g. --secure-port=6444, --watch-cache=false)
 # kubectl: `kubectl --kubeconfig $PWK_DIR/pki/admin.kubeconfig` (printed by up).
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -129,7 +141,7 @@ apiserver_up() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-cluster-ip-range="$PWK_SVC_CIDR" \
 		--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-		--allow-privileged=true --profiling=false
+		--allow-privileged=true --profiling=false "$@"
 }
 
 # kubectl in the root namespace reaches the API server through two socats
@@ -358,10 +370,116 @@ cluster_status() {
 	pwk_kubectl get nodes -o wide 2>&1
 }
 
+# ---- changes to a running cluster --------------------------------------------
+
+pwk_wait_exit() { # PID: until that process is gone (5 s at most)
+	local _
+	[ -n "$1" ] || return 0
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+pwk_stop_pidfile() { # FILE [SIGNAL]: signals the process FILE names and waits until it is gone
+	local pid; pid=$(pwk_pidfile_pid "$1")
+	pwk_kill_pidfile "$@"
+	pwk_wait_exit "$pid"
+}
+
+node_is_ready() {
+	[ "$(pwk_kubectl get node "$(pwk_node_name "$1")" \
+		-o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+cluster_node_add() {
+	local n=${1:-} nd
+	[[ $n =~ ^[1-9]$ ]] || die "node-add: node number 1-9 expected, got '$n'"
+	[ -z "$(pwk_holder "$n")" ] || die "node-add: node$n is up already"
+	[ "$(cat "$PWK_DIR/cni")" = podwire ] || die "node-add: only with --cni podwire (bridge routes are static)"
+	nd=$(pwk_node_dir "$n")
+	mkdir -p "$nd/log"
+	pki_node "$n"
+	if ! ( set -e; node_up "$n" ) >"$nd/log/up.log" 2>&1; then
+		sed 's/^/#   /' "$nd/log/up.log" >&2
+		die "node-add: node$n failed to come up"
+	fi
+	PWK_ROUTING=$(cat "$PWK_DIR/routing") node_podwired_up "$n"
+	wait_for "node$n Ready" "$PWK_READY_TIMEOUT" node_is_ready "$n" || die "node-add: node$n not Ready"
+	pwk_fabric_route "$n" || die "node-add: node$n has no podCIDR"
+	pwk_log "node$n added and Ready"
+}
+
+cluster_node_del() {
+	local n=${1:-}
+	[[ $n =~ ^[1-9]$ ]] || die "node-del: node number 1-9 expected, got '$n'"
+	ip -n "$PWK_FABRIC" route del "$(pwk_node_podcidr "$n")" 2>/dev/null
+	node_down "$n"
+	pwk_kubectl delete node "$(pwk_node_name "$n")" --wait=false >/dev/null || die "node-del: deleting Node $(pwk_node_name "$n") failed"
+	pwk_log "node$n gone, its Node deleted"
+}
+
+cluster_podwired() {
+	local n=${1:-} nd; nd=$(pwk_node_dir "$n")
+	[ -n "$(pwk_holder "$n")" ] || die "podwired: node$n is not up"
+	case ${2:-} in
+	stop) pwk_stop_pidfile "$nd/pid/podwired" "${3:-TERM}" || die "podwired: node$n's agent did not exit" ;;
+	start) PWK_ROUTING=$(cat "$PWK_DIR/routing") node_podwired_up "$n" ;;
+	*) die "podwired: N stop [SIGNAL] | N start" ;;
+	esac
+}
+
+# The processes of a node a power loss takes, except podwired (whose pinned
+# datapath would not survive a real reboot either: not what this is for).
+node_runtime_stop() {
+	local n=$1 nd p; nd=$(pwk_node_dir "$1")
+	pwk_stop_pidfile "$nd/pid/kubelet"
+	pwk_stop_pidfile "$nd/pid/containerd"
+	for p in $(pwk_pids_in_mntns "$(pwk_node_mntns "$n")"); do
+		[[ "$(cat "/proc/$p/comm" 2>/dev/null)" = containerd-shim* ]] && kill -9 "$p" 2>/dev/null
+	done
+	node_cgroup_remove "$n" && node_cgroup_create "$n"
+}
+
+cluster_runtime() {
+	local n=${1:-}
+	[ -n "$(pwk_holder "$n")" ] || die "runtime: node$n is not up"
+	case ${2:-} in
+	stop) node_runtime_stop "$n" ;;
+	start) node_containerd_up "$n" && node_kubelet_up "$n" ;;
+	*) die "runtime: N stop | N start" ;;
+	esac
+}
+
+apiserver_ready() { # PORT: /readyz answers in the fabric
+	nsenter --net="/run/netns/$PWK_FABRIC" curl -skf "https://127.0.0.1:$1/readyz"
+}
+
+cluster_apiserver() {
+	local a port=$PWK_API_PORT
+	case ${1:-} in
+	stop) pwk_stop_pidfile "$PWK_DIR/pid/kube-apiserver" KILL || die "apiserver: did not exit" ;;
+	start)
+		shift
+		for a in "$@"; do case $a in --secure-port=*) port=${a#*=} ;; esac; done
+		apiserver_up "$@"
+		wait_for kube-apiserver 90 apiserver_ready "$port" ||
+			{ tail -20 "$PWK_DIR/log/kube-apiserver.log" >&2; return 1; } ;;
+	*) die "apiserver: stop | start [FLAG...]" ;;
+	esac
+}
+
 case ${1:-} in
 up) shift; cluster_up "$@" ;;
+node-add) cluster_node_add "${2:-}" ;;
+node-del) cluster_node_del "${2:-}" ;;
+podwired) shift; cluster_podwired "$@" ;;
+runtime) shift; cluster_runtime "$@" ;;
+apiserver) shift; cluster_apiserver "$@" ;;
 cni-up) cluster_cni_up ;;
 down) cluster_down ;;
 status) cluster_status ;;
-*) echo "usage: $0 up [--routing native|vxlan] [--cni podwire|bridge] | cni-up | down | status" >&2; exit 2 ;;
+*) echo "usage: $0 up [--routing native|vxlan] [--cni podwire|bridge] | cni-up | down | status" \
+	"| node-add N | node-del N | podwired N stop [SIGNAL]|start | runtime N stop|start | apiserver stop|start [FLAG...]" >&2; exit 2 ;;
 esac

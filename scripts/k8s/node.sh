@@ -336,13 +336,14 @@ EOF
 # to that node, as a network whose router knows the pod CIDRs does (in VXLAN
 # mode too: only node-to-node pod traffic needs the overlay). That is how the
 # API server reaches pods (its pods/proxy, services/proxy, webhooks).
+pwk_fabric_route() { # N
+	local cidr; cidr=$(pwk_node_podcidr "$1")
+	[ -n "$cidr" ] || { echo "# node$1 has no podCIDR" >&2; return 1; }
+	ip -n "$PWK_FABRIC" route replace "$cidr" via "$(pwk_node_ip "$1")"
+}
 pwk_fabric_routes() {
-	local m cidr
-	for m in $(pwk_node_nums); do
-		cidr=$(pwk_node_podcidr "$m")
-		[ -n "$cidr" ] || { echo "# node$m has no podCIDR" >&2; return 1; }
-		ip -n "$PWK_FABRIC" route replace "$cidr" via "$(pwk_node_ip "$m")"
-	done
+	local m
+	for m in $(pwk_node_nums); do pwk_fabric_route "$m" || return 1; done
 }
 
 pwk_bridge_routes() {

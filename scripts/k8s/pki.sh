@@ -58,7 +58,7 @@ EOF
 
 # pki_all ROOT_API_PORT: everything the control plane and the nodes need.
 pki_all() {
-	local root_port=$1 n node ip in_fabric="https://127.0.0.1:$PWK_API_PORT"
+	local root_port=$1 n in_fabric="https://127.0.0.1:$PWK_API_PORT"
 	local on_fabric="https://$PWK_API_IP:$PWK_API_PORT"
 	mkdir -p "$PKI"
 	pki_ca
@@ -75,10 +75,14 @@ pki_all() {
 	pki_kubeconfig controller-manager "$in_fabric"
 	pki_kubeconfig scheduler "$in_fabric"
 	pki_kubeconfig podwire "$on_fabric"
-	for n in $(pwk_node_nums); do
-		node=$(pwk_node_name "$n") ip=$(pwk_node_ip "$n")
-		pki_cert "$node" "/O=system:nodes/CN=system:node:$node" clientAuth
-		pki_cert "$node-serving" "/CN=$node" serverAuth "IP:$ip,DNS:$node"
-		pki_kubeconfig "$node" "$on_fabric"
-	done
+	for n in $(pwk_node_nums); do pki_node "$n"; done
+}
+
+# pki_node N: node N's kubelet client and serving certificates and kubeconfig
+# (also for a node added to a running cluster).
+pki_node() {
+	local node ip; node=$(pwk_node_name "$1") ip=$(pwk_node_ip "$1")
+	pki_cert "$node" "/O=system:nodes/CN=system:node:$node" clientAuth
+	pki_cert "$node-serving" "/CN=$node" serverAuth "IP:$ip,DNS:$node"
+	pki_kubeconfig "$node" "https://$PWK_API_IP:$PWK_API_PORT"
 }
