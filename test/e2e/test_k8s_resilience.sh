@@ -366,8 +366,8 @@ t=$(repeat_until 20 released 1 "$DEL_IPS" "$DEL_VETHS") &&
 	not_ok "pods deleted: left: endpoints $(comm -12 <(ep_ips 1) <(echo "$DEL_IPS") | tr '\n' ' ') ipam $(comm -12 <(ipam_ips 1) <(echo "$DEL_IPS") | tr '\n' ' ') veths $(comm -12 <(veths 1) <(echo "$DEL_VETHS") | tr '\n' ' ')"
 
 # ---- 4b. node3 "reboots": DEL with an empty CNI_NETNS -------------------------
-node3_pod_ips() {
-	kn get pods --field-selector "spec.nodeName=$(pwk_node_name 3)" \
+node3_pod_ips() { # every namespace's (CoreDNS runs on nodes too)
+	k get pods -A --field-selector "spec.nodeName=$(pwk_node_name 3)" \
 		-o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | grep . | sort
 }
 OLD_IPS=$(node3_pod_ips)
