@@ -264,6 +264,27 @@ name_is() { [ "$(svc_field 10.96.0.50 80 tcp name)" = "$1" ]; }
 if wait_for 3 name_is "default/web:http/tcp"; then ok "podwirectl names it namespace/name:port/proto"
 else not_ok "name in podwirectl: $(svc_field 10.96.0.50 80 tcp name)"; fi
 check_eq "UDP 53" "$(svc_backends 10.96.0.53 53 udp)" "10.244.1.200:5353"
+
+# podwirectl cannot edit what the API owns: refused at once, saying why.
+pub=/run/podwire/$INST/kubernetes.json
+sum_before=$(md5sum < "$pub")
+for verb in "add default/web2:http/tcp --vip 10.96.0.60 --port 80 --backend 10.244.1.5:80" "del default/web:http/tcp"; do
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086
+	out=$(timeout 4 "$BUILD/podwirectl" --instance "$INST" service $verb 2>&1); rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	check_eq "podwirectl service ${verb%% *} in Kubernetes mode: exit 1 in $ms ms (< 1000)" \
+		"$rc $((ms < 1000))" "1 1"
+	if grep -q "runs in Kubernetes mode (--kubeconfig): services come from the Kubernetes API.*kubectl" <<<"$out"; then
+		ok "podwirectl service ${verb%% *}: the message names Kubernetes mode and kubectl"
+	else
+		not_ok "podwirectl service ${verb%% *}: message: $out"
+	fi
+done
+check_eq "refused edits left the published config as it was, no lock file" \
+	"$(md5sum < "$pub") $(test -e "$pub.lock" && echo lock)" "$sum_before "
+check_eq "podwirectl service list still works in Kubernetes mode" \
+	"$(ctl service list | jq -r '.[] | select(.name == "default/web:http/tcp") | .vip')" 10.96.0.50
 check_eq "TCP 53 beside it" "$(svc_backends 10.96.0.53 53 tcp)" "10.244.1.200:5354"
 check_eq "only web, dns and nothing of headless/ExternalName (kubernetes has no endpoints: a frontend)" \
 	"$(ctl services | jq -r 'map(.vip) | unique | join(" ")')" "10.96.0.1 10.96.0.50 10.96.0.53"
