@@ -121,6 +121,20 @@ mv "$PW_TMP/node1/config.tmp" "$PW_TMP/node1/config.json"
 sleep 1
 check_eq "adding peer node2 back restores node1 -> node2" "$(tcp_peer_seen n1b n2a)" "${PW_POD_IP[n1b]}"
 
+# --uninstall (as an operator runs it: no --config) takes back what the agent
+# put into the node's kernel: peer routes, the peers' neighbour entries it
+# made (managed or permanent) on the uplink, pw_vxlan and what hangs off it.
+agent_stop node1
+in_ns "${PW_PREFIX}-node1" "$BUILD/podwired" --instance "${PW_NODE_INST[node1]}" --uninstall >"$PW_TMP/uninstall.log" 2>&1 ||
+	sed 's/^/# uninstall: /' "$PW_TMP/uninstall.log"
+check_eq "after --uninstall: no peer route (proto 112) on node1 ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -4 route show proto 112)" ""
+check_eq "after --uninstall: no managed or permanent neighbour entry on node1's uplink ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -4 neigh show dev eth0 | grep -E 'managed|PERMANENT')" ""
+# (The agent's only FDB is pw_vxlan's: with the device gone none can remain.)
+check_eq "after --uninstall: no pw_vxlan, no FDB entry of it on node1 ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -o link show dev pw_vxlan 2>/dev/null; in_ns "${PW_PREFIX}-node1" bridge fdb show | grep pw_vxlan)" ""
+
 # Teardown leaves nothing behind.
 insts=$(printf '%s\n' "${PW_NODE_INST[@]}")
 pw_cleanup

@@ -349,5 +349,8 @@ PW_PODS=()
 agent_stop "$NODE"
 in_ns "$NS" "$BUILD/podwired" --instance "$INST" --uninstall >/dev/null 2>&1
 check "--uninstall removes the conflist" test ! -e "$D/$NODE/net.d/10-podwire.conflist"
+check_eq "--uninstall removes the peer routes (proto 112)" "$(in_ns "$NS" ip -4 route show proto 112)" ""
+check_eq "--uninstall removes the peers' managed neighbour entries on the uplink" \
+	"$(in_ns "$NS" ip -4 neigh show dev eth0 | grep -E 'managed|PERMANENT')" ""
 grep -E 'error|warning' "$D/agent.log" | grep -v 'API server\|connect\|refused\|retry\|backoff' | sed 's/^/# agent: /' | head -10
 exit $((PW_FAILED > 0))
