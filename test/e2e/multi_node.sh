@@ -37,14 +37,8 @@ check_eq "UDP between all 30 ordered pod pairs, source IP preserved ($MODE)" "${
 check "node1 (host stack) reaches a pod on node2 ($MODE)" in_ns "${PW_PREFIX}-node1" ping -c 1 -W 2 "${PW_POD_IP[n2a]}"
 
 # 1 MiB over TCP across nodes, checked byte for byte.
-head -c 1048576 /dev/urandom > "$PW_TMP/blob"
-nsenter --net="/run/netns/${PW_PREFIX}-n3a" timeout 20 socat -u TCP-LISTEN:7010,reuseaddr OPEN:"$PW_TMP/blob.rx",creat,trunc &
-srv=$!
-wait_listen n3a 7010 tcp
-in_ns "${PW_PREFIX}-n1a" timeout 20 socat -u OPEN:"$PW_TMP/blob" TCP:"${PW_POD_IP[n3a]}":7010
-wait "$srv"
-check_eq "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
-	"$(sha256sum < "$PW_TMP/blob.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob" | cut -c1-16)"
+check "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
+	tcp_transfer_intact n1a n3a "${PW_POD_IP[n3a]}" 7010 1048576
 
 # The outside world sees the node's IP and its replies find the pod.
 check_eq "pod on node2 -> outside host over TCP: outside sees node2's IP" "$(tcp_peer_seen n2a world)" 192.168.1.12
@@ -92,15 +86,8 @@ check_eq "podwirectl nat on node1 shows the node's flow moved off the pod's port
 # pod, quoting the pod's own packet, or the transfer stalls.
 narrow_path_up 1280
 in_ns "${PW_PREFIX}-node1" ip route add 203.0.113.0/24 via 192.168.1.1
-head -c 262144 /dev/urandom > "$PW_TMP/blob2"
-nsenter --net="/run/netns/${PW_PREFIX}-far" timeout 20 socat -u TCP-LISTEN:7013,reuseaddr \
-	OPEN:"$PW_TMP/blob2.rx",creat,trunc &
-srv=$!
-wait_listen far 7013 tcp
-in_ns "${PW_PREFIX}-n1a" timeout 15 socat -u OPEN:"$PW_TMP/blob2" TCP:203.0.113.2:7013
-wait "$srv"
-check_eq "256 KiB from a pod to a host behind a 1280-byte MTU link, masqueraded, arrives ($MODE)" \
-	"$(sha256sum < "$PW_TMP/blob2.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob2" | cut -c1-16)"
+check "256 KiB from a pod to a host behind a 1280-byte MTU link, masqueraded, arrives ($MODE)" \
+	tcp_transfer_intact n1a far 203.0.113.2 7013 262144
 check "the pod learnt the path MTU from the translated ICMP error ($MODE)" \
 	sh -c "nsenter --net=/run/netns/${PW_PREFIX}-n1a ip route get 203.0.113.2 | grep -q 'mtu 1280'"
 
