@@ -3,8 +3,9 @@
  * reverse translation of the replies (TCP and UDP, checksums recomputed from
  * scratch here), the no-backend RST, Maglev, conntrack reuse, terminating
  * and removed backends, ClientIP affinity, hairpin, a full conntrack table
- * and NodePort on uplink_ingress to a local and a remote backend. The
- * service maps are filled directly, as userspace/lib/services.c would. */
+ * NodePort on uplink_ingress to a local and a remote backend, and a
+ * ClusterIP whose backend is off the cluster, masqueraded on the way out.
+ * The service maps are filled directly, as userspace/lib/services.c would. */
 #include "pwt_bpf.h"
 #include "pwt_tunnel.h"
 #include "pod.skel.h"
@@ -17,9 +18,10 @@
 
 static struct pod_bpf *pod;
 static struct host_bpf *host;
+static struct host_bpf *masq; /* the uplink of a node with masquerade on */
 static struct overlay_bpf *overlay;
 static struct pwt_tunnel_key_bpf *tunnel; /* overlay_ingress with a peer's tunnel metadata */
-static int pod_fd, up_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd,
+static int pod_fd, up_fd, masq_up_fd, masq_out_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd,
 	   ports_fd;
 static unsigned if_a, if_b, if_up, if_vx;
 static struct pw_endpoint ep_a, ep_b;
@@ -70,18 +72,23 @@ static int setup(void)
 	pod = pod_bpf__open_opts(&oopts);
 	host = host_bpf__open_opts(&oopts);
 	overlay = overlay_bpf__open_opts(&oopts);
-	if (!pod || !host || !overlay)
+	masq = host_bpf__open_opts(&oopts);
+	if (!pod || !host || !overlay || !masq)
 		return -1;
 	SET_CFG(pod->rodata);
 	SET_CFG(host->rodata);
 	SET_CFG(overlay->rodata);
+	SET_CFG(masq->rodata);
+	masq->rodata->cfg_masquerade = 1;
 	if (bpf_map__set_max_entries(pod->maps.pw_ct, CT_SIZE) || bpf_map__set_max_entries(host->maps.pw_ct, CT_SIZE) ||
-	    bpf_map__set_max_entries(overlay->maps.pw_ct, CT_SIZE))
+	    bpf_map__set_max_entries(overlay->maps.pw_ct, CT_SIZE) || bpf_map__set_max_entries(masq->maps.pw_ct, CT_SIZE))
 		return -1;
-	if (pod_bpf__load(pod) || host_bpf__load(host) || overlay_bpf__load(overlay))
+	if (pod_bpf__load(pod) || host_bpf__load(host) || overlay_bpf__load(overlay) || host_bpf__load(masq))
 		return -1;
 	pod_fd = bpf_program__fd(pod->progs.pod_ingress);
 	up_fd = bpf_program__fd(host->progs.uplink_ingress);
+	masq_up_fd = bpf_program__fd(masq->progs.uplink_ingress);
+	masq_out_fd = bpf_program__fd(masq->progs.uplink_egress);
 	ov_fd = bpf_program__fd(overlay->progs.overlay_ingress);
 	metrics_fd = bpf_map__fd(pod->maps.pw_metrics);
 	svc_fd = bpf_map__fd(pod->maps.pw_services);
@@ -586,6 +593,52 @@ static void test_clusterip_remote(void)
 	expect_redirect("reply from the remote backend over the overlay", &r, PW_TRACE_TO_POD, if_a);
 	expect_tuple("reply from the remote backend over the overlay: reverse NAT", &r, "10.96.0.12", 80, a_ip,
 		     40100);
+}
+
+/* A ClusterIP whose backend is off the cluster (the `kubernetes` Service
+ * in front of an API server outside the pod network): the pod's packet is
+ * DNATed to the backend, left to the host stack, masqueraded on the uplink;
+ * the backend's reply comes back to the node IP and must reach the pod from
+ * the ClusterIP, both translations undone. */
+static void test_clusterip_off_cluster(void)
+{
+	const char *vip = "10.96.0.1", *api = "192.168.1.50";
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pw_ct_entry re;
+	struct pwt_run r;
+	uint16_t node_port;
+	size_t len;
+
+	if (!one_backend_service(50, vip, 443, 51, api, 6443, "off-cluster backend: maps filled"))
+		return;
+	len = tcp_from(&ep_a, pkt, 40700, vip, 443, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_OK, "off-cluster backend: syn left to the host stack (TC_ACT_OK)",
+		  "err %d retval %d", r.err, r.retval);
+	expect_tuple("off-cluster backend: syn DNAT", &r, a_ip, 40700, api, 6443);
+	PWT_CHECK(ct_get(api, 6443, a_ip, 40700, IPPROTO_TCP, PW_CT_REPLY, &re) == 0 && re.svc_id == 50,
+		  "off-cluster backend: reply conntrack entry for the service", "%s", "missing or wrong");
+
+	/* The host routed it out of the uplink: masquerade. */
+	memcpy(pkt, r.out, r.out_len);
+	len = r.out_len;
+	memcpy(pkt, client_mac, 6);
+	memcpy(pkt + 6, up_mac, 6);
+	r = pwt_run_prog(masq_out_fd, pkt, len, if_up);
+	node_port = pwt_sport(r.out);
+	PWT_CHECK(r.err == 0 && r.retval == TC_ACT_OK && node_port >= PW_SNAT_PORT_MIN && node_port <= PW_SNAT_PORT_MAX,
+		  "off-cluster backend: syn masqueraded on the uplink", "err %d retval %d port %u", r.err, r.retval,
+		  node_port);
+	expect_tuple("off-cluster backend: syn leaves from the node", &r, node_ip, node_port, api, 6443);
+
+	/* The backend's SYN-ACK to the node IP and the masquerade port. */
+	len = tcp_frame(pkt, client_mac, up_mac, api, 6443, node_ip, node_port, F_SYN | F_ACK, 0);
+	r = run(masq_up_fd, pkt, len, if_up);
+	expect_redirect("off-cluster backend: reply delivered to the pod", &r, PW_TRACE_TO_POD, if_a);
+	expect_tuple("off-cluster backend: reply from the ClusterIP to the pod", &r, vip, 443, a_ip, 40700);
+	PWT_EXPECT(memcmp(r.out, ep_a.mac, 6) == 0 && memcmp(r.out + 6, ep_a.host_mac, 6) == 0,
+		   "off-cluster backend: reply MACs for the pod");
+	ct_flush();
 }
 
 static void expect_no_backend_drop(const char *name, int prog, unsigned ifindex, const uint8_t *pkt, size_t len,
@@ -1101,6 +1154,7 @@ int main(void)
 	test_reply_needs_backend_port();
 	test_clusterip_local();
 	test_clusterip_remote();
+	test_clusterip_off_cluster();
 	test_clusterip_icmp_error();
 	test_no_backend();
 	test_maglev();
@@ -1112,6 +1166,7 @@ int main(void)
 	pwt_events_close(&events);
 	pwt_tunnel_key_bpf__destroy(tunnel);
 	overlay_bpf__destroy(overlay);
+	host_bpf__destroy(masq);
 	host_bpf__destroy(host);
 	pod_bpf__destroy(pod);
 	return pwt_done();

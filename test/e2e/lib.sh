@@ -238,6 +238,21 @@ udp_peer_seen() { # FROM TO [PORT]: same over UDP (request, reply with the seen 
 	echo "$seen"
 }
 
+# tcp_transfer_intact FROM TO DST PORT BYTES: BYTES of random data over one TCP
+# connection from namespace FROM to DST:PORT, served in namespace TO (socat);
+# succeeds when they arrive byte for byte.
+tcp_transfer_intact() {
+	local from=$1 to=$2 dst=$3 port=$4 bytes=$5 srv f=$PW_TMP/transfer-$1-$2-$4
+	head -c "$bytes" /dev/urandom > "$f"
+	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 20 socat -u TCP-LISTEN:"$port",reuseaddr \
+		OPEN:"$f.rx",creat,trunc &
+	srv=$!
+	wait_listen "$to" "$port" tcp
+	in_ns "${PW_PREFIX}-$from" timeout 20 socat -u OPEN:"$f" TCP:"$dst":"$port"
+	wait "$srv"
+	[ -s "$f.rx" ] && cmp -s "$f" "$f.rx"
+}
+
 wait_listen() { # POD PORT tcp|udp
 	local i flag=-lnt
 	[ "$3" = udp ] && flag=-lnu

@@ -37,14 +37,8 @@ check_eq "UDP between all 30 ordered pod pairs, source IP preserved ($MODE)" "${
 check "node1 (host stack) reaches a pod on node2 ($MODE)" in_ns "${PW_PREFIX}-node1" ping -c 1 -W 2 "${PW_POD_IP[n2a]}"
 
 # 1 MiB over TCP across nodes, checked byte for byte.
-head -c 1048576 /dev/urandom > "$PW_TMP/blob"
-nsenter --net="/run/netns/${PW_PREFIX}-n3a" timeout 20 socat -u TCP-LISTEN:7010,reuseaddr OPEN:"$PW_TMP/blob.rx",creat,trunc &
-srv=$!
-wait_listen n3a 7010 tcp
-in_ns "${PW_PREFIX}-n1a" timeout 20 socat -u OPEN:"$PW_TMP/blob" TCP:"${PW_POD_IP[n3a]}":7010
-wait "$srv"
-check_eq "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
-	"$(sha256sum < "$PW_TMP/blob.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob" | cut -c1-16)"
+check "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
+	tcp_transfer_intact n1a n3a "${PW_POD_IP[n3a]}" 7010 1048576
 
 # The outside world sees the node's IP and its replies find the pod.
 check_eq "pod on node2 -> outside host over TCP: outside sees node2's IP" "$(tcp_peer_seen n2a world)" 192.168.1.12
@@ -92,15 +86,8 @@ check_eq "podwirectl nat on node1 shows the node's flow moved off the pod's port
 # pod, quoting the pod's own packet, or the transfer stalls.
 narrow_path_up 1280
 in_ns "${PW_PREFIX}-node1" ip route add 203.0.113.0/24 via 192.168.1.1
-head -c 262144 /dev/urandom > "$PW_TMP/blob2"
-nsenter --net="/run/netns/${PW_PREFIX}-far" timeout 20 socat -u TCP-LISTEN:7013,reuseaddr \
-	OPEN:"$PW_TMP/blob2.rx",creat,trunc &
-srv=$!
-wait_listen far 7013 tcp
-in_ns "${PW_PREFIX}-n1a" timeout 15 socat -u OPEN:"$PW_TMP/blob2" TCP:203.0.113.2:7013
-wait "$srv"
-check_eq "256 KiB from a pod to a host behind a 1280-byte MTU link, masqueraded, arrives ($MODE)" \
-	"$(sha256sum < "$PW_TMP/blob2.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum < "$PW_TMP/blob2" | cut -c1-16)"
+check "256 KiB from a pod to a host behind a 1280-byte MTU link, masqueraded, arrives ($MODE)" \
+	tcp_transfer_intact n1a far 203.0.113.2 7013 262144
 check "the pod learnt the path MTU from the translated ICMP error ($MODE)" \
 	sh -c "nsenter --net=/run/netns/${PW_PREFIX}-n1a ip route get 203.0.113.2 | grep -q 'mtu 1280'"
 
@@ -120,6 +107,20 @@ cp "$PW_TMP/node1/config.full" "$PW_TMP/node1/config.tmp"
 mv "$PW_TMP/node1/config.tmp" "$PW_TMP/node1/config.json"
 sleep 1
 check_eq "adding peer node2 back restores node1 -> node2" "$(tcp_peer_seen n1b n2a)" "${PW_POD_IP[n1b]}"
+
+# --uninstall (as an operator runs it: no --config) takes back what the agent
+# put into the node's kernel: peer routes, the peers' neighbour entries it
+# made (managed or permanent) on the uplink, pw_vxlan and what hangs off it.
+agent_stop node1
+in_ns "${PW_PREFIX}-node1" "$BUILD/podwired" --instance "${PW_NODE_INST[node1]}" --uninstall >"$PW_TMP/uninstall.log" 2>&1 ||
+	sed 's/^/# uninstall: /' "$PW_TMP/uninstall.log"
+check_eq "after --uninstall: no peer route (proto 112) on node1 ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -4 route show proto 112)" ""
+check_eq "after --uninstall: no managed or permanent neighbour entry on node1's uplink ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -4 neigh show dev eth0 | grep -E 'managed|PERMANENT')" ""
+# (The agent's only FDB is pw_vxlan's: with the device gone none can remain.)
+check_eq "after --uninstall: no pw_vxlan, no FDB entry of it on node1 ($MODE)" \
+	"$(in_ns "${PW_PREFIX}-node1" ip -o link show dev pw_vxlan 2>/dev/null; in_ns "${PW_PREFIX}-node1" bridge fdb show | grep pw_vxlan)" ""
 
 # Teardown leaves nothing behind.
 insts=$(printf '%s\n' "${PW_NODE_INST[@]}")

@@ -87,6 +87,57 @@ rt_seen_source() {
 		sed 's/^::ffff://; s/:[0-9]*$//'
 }
 
+# The checks both runtimes' tests make the same way. CLI is the test's
+# function running its runtime (pm, nerdctl): `CLI exec|inspect|logs ...`.
+
+# rt_log_dead CLI NAME...: a server container that is not running says why.
+rt_log_dead() {
+	local cli=$1 c st
+	shift
+	for c in "$@"; do
+		st=$("$cli" inspect -f '{{.State.Status}}' "$c" 2>/dev/null)
+		[ "$st" = running ] || log "$c is ${st:-missing}: $("$cli" logs "$c" 2>&1 | tail -n 3 | tr '\n' ' ')"
+	done
+}
+
+# rt_check_endpoints NODE IP...: NODE's endpoints map lists exactly these.
+rt_check_endpoints() {
+	local node=$1
+	shift
+	check_eq "endpoints map lists both containers" "$(endpoint_ips "$node" | tr '\n' ' ')" \
+		"$(printf '%s\n' "$@" | sort | tr '\n' ' ')"
+}
+
+# rt_check_both_ways CLI A IP_A B IP_B: ping A -> B and B -> A, and TCP each
+# way to the other's 8080, where the server's socket must see the client's
+# container IP (rt_seen_source).
+rt_check_both_ways() {
+	local cli=$1 from to to_ip from_ip out seen dir
+	set -- "$2" "$3" "$4" "$5"
+	for dir in 1 2; do
+		if [ "$dir" = 1 ]; then from=$1 from_ip=$2 to=$3 to_ip=$4
+		else from=$3 from_ip=$4 to=$1 to_ip=$2; fi
+		if out=$("$cli" exec "$from" ping -c 2 -W 2 "$to_ip" 2>&1); then ok "ping $from -> $to (exec in the container)"
+		else not_ok "ping $from -> $to (exec in the container): $(tail -n 2 <<<"$out" | tr '\n' ' ')"; fi
+		for _ in 1 2 3 4 5 6 7 8 9 10; do   # the server may still be starting
+			seen=$("$cli" exec "$from" nc -w 3 "$to_ip" 8080 </dev/null 2>/dev/null | rt_seen_source)
+			[ -n "$seen" ] && break
+			sleep 0.2
+		done
+		check_eq "tcp $from -> $to: the server's socket sees $from's container IP" "$seen" "${from_ip:-(no container)}"
+	done
+}
+
+# rt_finish T0 T_UP WHAT: the runtime stopped (the test's rt_cleanup), no
+# cgroup left; logs how long WHAT took to come up and the whole test.
+rt_finish() {
+	local t1
+	rt_cleanup
+	check_eq "no cgroup of the test left" "$(rt_leftover_cgroups)" ""
+	t1=$(date +%s.%N)
+	log "timing: $3 up $(awk "BEGIN {printf \"%.1f\", $2 - $1}") s, whole test $(awk "BEGIN {printf \"%.1f\", $t1 - $1}") s"
+}
+
 # What stop and rm must leave behind: nothing of the container on the node.
 rt_check_nothing_left() { # NODE LABEL
 	local node=$1 label=$2 inst=${PW_NODE_INST[$1]}

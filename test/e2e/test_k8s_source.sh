@@ -16,80 +16,14 @@
 set -u
 PW_PREFIX=${PW_PREFIX:-pwt-k8s-$$}
 . "$(dirname "$0")/lib.sh"
-PW_K8S_BIN=${PW_K8S_BIN:-/var/cache/podwire/k8s-v1.37.2/bin}
-[ -f "$(dirname "$0")/../../scripts/k8s-env.sh" ] && . "$(dirname "$0")/../../scripts/k8s-env.sh"
-
-ETCD_PID= APISERVER_PID=
-api_cleanup() {
-	local p
-	[ -n "$APISERVER_PID" ] && kill -9 "$APISERVER_PID" 2>/dev/null   # a graceful stop drains watches for a minute
-	for p in $ETCD_PID; do kill "$p" 2>/dev/null; done
-	for p in $APISERVER_PID $ETCD_PID; do wait "$p" 2>/dev/null; done
-	return 0
-}
-trap 'api_cleanup; pw_cleanup' EXIT
+. "$(dirname "$0")/apiserver_lib.sh"
+trap 'ka_cleanup; pw_cleanup' EXIT
 trap 'exit 130' INT TERM
 ensure_bpffs
 
-for b in etcd kube-apiserver; do
-	if ! [ -x "$PW_K8S_BIN/$b" ]; then
-		not_ok "Kubernetes binaries: $PW_K8S_BIN/$b is missing: run \`make k8s-deps\` first"
-		exit 1
-	fi
-done
-D=$PW_TMP
-
-free_port() { # a TCP port nobody listens on
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
-
-pki() {
-	cd "$D" || return 1
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj "/CN=pwt-k8s-ca" &&
-	openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" &&
-	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > apiserver.ext &&
-	openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
-		-extfile apiserver.ext -out apiserver.crt &&
-	openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub
-}
-
-start_etcd() {
-	ETCD_PORT=$(free_port) ETCD_PEER=$(free_port)
-	"$PW_K8S_BIN/etcd" --name pwt --data-dir "$D/etcd" \
-		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-		--initial-cluster "pwt=http://127.0.0.1:$ETCD_PEER" >"$D/etcd.log" 2>&1 &
-	ETCD_PID=$!
-}
-
-TOKEN=pwt-token-$RANDOM$RANDOM
-start_apiserver() { # waits until ready
-	local i
-	echo "$TOKEN,pwt-admin,1001,system:masters" > "$D/tokens.csv"
-	"$PW_K8S_BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-		--secure-port="$API_PORT" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-		--tls-cert-file="$D/apiserver.crt" --tls-private-key-file="$D/apiserver.key" \
-		--token-auth-file="$D/tokens.csv" \
-		--service-account-key-file="$D/sa.pub" --service-account-signing-key-file="$D/sa.key" \
-		--service-account-issuer=https://kubernetes.default.svc \
-		--service-cluster-ip-range=10.96.0.0/12 --service-node-port-range=30000-32767 \
-		--authorization-mode=RBAC --endpoint-reconciler-type=none --cert-dir="$D/apiserver-certs" \
-		>>"$D/apiserver.log" 2>&1 &
-	APISERVER_PID=$!
-	for i in $(seq 300); do
-		api GET /readyz >/dev/null 2>&1 && return 0
-		kill -0 "$APISERVER_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-# Killed, not stopped: a graceful stop drains watches for a minute, and an
-# API server that vanishes is the harder case for the agent anyway.
-stop_apiserver() { kill -9 "$APISERVER_PID" 2>/dev/null; wait "$APISERVER_PID" 2>/dev/null; APISERVER_PID=; }
+ka_need_binaries etcd kube-apiserver
+D=$KA_DIR
+TOKEN=$KA_TOKEN
 
 api() { # METHOD PATH [JSON]: one API call, the answer on stdout; fails on a non-2xx status
 	local ct=application/json
@@ -147,10 +81,10 @@ agent_run() { # starts podwired in Kubernetes mode in the node (does not wait)
 agent_ready() { [ "$(grep -c 'ready$' "$D/agent.log")" -ge "$1" ]; }
 
 # ---- the control plane ------------------------------------------------------
-pki >"$D/pki.log" 2>&1 || { not_ok "test PKI made with openssl: $(tail -3 "$D/pki.log")"; exit 1; }
-start_etcd
+ka_pki >"$D/pki.log" 2>&1 || { not_ok "test PKI made with openssl: $(tail -3 "$D/pki.log")"; exit 1; }
+ka_etcd_start || { not_ok "etcd starts: $(tail -5 "$D/etcd.log")"; exit 1; }
 API_PORT=$(free_port)
-start_apiserver || { not_ok "etcd and kube-apiserver start: $(tail -5 "$D/apiserver.log")"; exit 1; }
+ka_apiserver_start "$API_PORT" || { not_ok "etcd and kube-apiserver start: $(tail -5 "$D/apiserver.log")"; exit 1; }
 ok "etcd and kube-apiserver on 127.0.0.1:$API_PORT"
 
 # ---- the node: a network namespace, the API relayed to its 127.0.0.1:6443 ---
@@ -166,20 +100,7 @@ mkdir -p "$D/$NODE"
 socat UNIX-LISTEN:"$D/api.sock",fork TCP:127.0.0.1:"$API_PORT" 2>/dev/null &
 PW_BG_PIDS+=($!)
 bg_in_ns "$NS" socat TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$D/api.sock"
-cat > "$D/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: pwt
-contexts:
-- name: pwt
-  context: {cluster: pwt, user: pwt}
-clusters:
-- name: pwt
-  cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.crt}
-users:
-- name: pwt
-  user: {token: $TOKEN}
-EOF
+ka_kubeconfig "$D/kubeconfig" 6443 "    token: $TOKEN" "certificate-authority: ca.crt"
 # Only what the API does not say; the uplink is found from the InternalIP.
 echo '{"cluster": {"podCIDR": "10.244.0.0/16", "serviceCIDR": "10.96.0.0/12", "routing": "native"}}' > "$D/k8s.json"
 
@@ -264,6 +185,28 @@ name_is() { [ "$(svc_field 10.96.0.50 80 tcp name)" = "$1" ]; }
 if wait_for 3 name_is "default/web:http/tcp"; then ok "podwirectl names it namespace/name:port/proto"
 else not_ok "name in podwirectl: $(svc_field 10.96.0.50 80 tcp name)"; fi
 check_eq "UDP 53" "$(svc_backends 10.96.0.53 53 udp)" "10.244.1.200:5353"
+
+# podwirectl cannot edit what the API owns: refused at once, saying why.
+pub=/run/podwire/$INST/kubernetes.json
+for verb in "add default/web2:http/tcp --vip 10.96.0.60 --port 80 --backend 10.244.1.5:80" "del default/web:http/tcp"; do
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086
+	out=$(timeout 4 "$BUILD/podwirectl" --instance "$INST" service $verb 2>&1); rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	check_eq "podwirectl service ${verb%% *} in Kubernetes mode: exit 1 in $ms ms (< 1000)" \
+		"$rc $((ms < 1000))" "1 1"
+	if grep -q "runs in Kubernetes mode (--kubeconfig): services come from the Kubernetes API.*kubectl" <<<"$out"; then
+		ok "podwirectl service ${verb%% *}: the message names Kubernetes mode and kubectl"
+	else
+		not_ok "podwirectl service ${verb%% *}: message: $out"
+	fi
+done
+# (The agent rewrites the file itself as the API changes: judge by content.)
+check_eq "refused edits wrote nothing: web2 absent, web:http present, no lock file" \
+	"$(jq -r '[.services[].name] | [index("default/web2:http/tcp"), (index("default/web:http/tcp") != null)] | map(tostring) | join(" ")' "$pub") $(test -e "$pub.lock" && echo lock)" \
+	"null true "
+check_eq "podwirectl service list still works in Kubernetes mode" \
+	"$(ctl service list | jq -r '.[] | select(.name == "default/web:http/tcp") | .vip')" 10.96.0.50
 check_eq "TCP 53 beside it" "$(svc_backends 10.96.0.53 53 tcp)" "10.244.1.200:5354"
 check_eq "only web, dns and nothing of headless/ExternalName (kubernetes has no endpoints: a frontend)" \
 	"$(ctl services | jq -r 'map(.vip) | unique | join(" ")')" "10.96.0.1 10.96.0.50 10.96.0.53"
@@ -312,12 +255,13 @@ if wait_for 5 backends_are 10.96.0.53 53 udp absent; then ok "dns, deleted while
 else not_ok "dns after restart: $(svc_backends 10.96.0.53 53 udp)"; fi
 
 # ---- API server away: nothing removed ---------------------------------------
-stop_apiserver
+# Killed, not stopped: an API server that vanishes is the harder case for the agent.
+ka_apiserver_kill
 sleep 2
 check "API server down: the agent runs on" kill -0 "$AGENT_PID"
 check_eq "API server down: web still in the maps" "$(svc_backends 10.96.0.50 80 tcp)" "$SRV:8080"
 check_eq "API server down: peer node3 kept" "$(peers)" "10.244.3.0/24@192.168.1.13"
-start_apiserver || not_ok "kube-apiserver restarts"
+ka_apiserver_start "$API_PORT" || not_ok "kube-apiserver restarts"
 api DELETE /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-b >/dev/null
 if wait_for 40 backends_are 10.96.0.50 80 tcp "10.244.3.8:8080"; then ok "API server back: the watch resumes (slice web-b deleted)"
 else not_ok "after the API server restart: $(svc_backends 10.96.0.50 80 tcp)"; fi
@@ -328,5 +272,8 @@ PW_PODS=()
 agent_stop "$NODE"
 in_ns "$NS" "$BUILD/podwired" --instance "$INST" --uninstall >/dev/null 2>&1
 check "--uninstall removes the conflist" test ! -e "$D/$NODE/net.d/10-podwire.conflist"
+check_eq "--uninstall removes the peer routes (proto 112)" "$(in_ns "$NS" ip -4 route show proto 112)" ""
+check_eq "--uninstall removes the peers' managed neighbour entries on the uplink" \
+	"$(in_ns "$NS" ip -4 neigh show dev eth0 | grep -E 'managed|PERMANENT')" ""
 grep -E 'error|warning' "$D/agent.log" | grep -v 'API server\|connect\|refused\|retry\|backoff' | sed 's/^/# agent: /' | head -10
 exit $((PW_FAILED > 0))

@@ -14,159 +14,44 @@
 set -u
 PW_PREFIX=${PW_PREFIX:-pwt-kube-$$}
 . "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-if [ -f "$ROOT/scripts/k8s-env.sh" ]; then
-	. "$ROOT/scripts/k8s-env.sh"
-else
-	PW_K8S_BIN=${PW_K8S_BIN:-/var/cache/podwire/k8s-v1.37.2/bin}
-fi
-trap 'kube_cleanup; pw_cleanup' EXIT
+. "$(dirname "$0")/apiserver_lib.sh"
+KWATCH_PID=
+trap 'ka_stop_pid "$KWATCH_PID"; ka_cleanup; pw_cleanup' EXIT
 trap 'exit 130' INT TERM
 
-for b in etcd etcdctl kube-apiserver kubectl; do
-	if ! [ -x "$PW_K8S_BIN/$b" ]; then
-		not_ok "Kubernetes binaries: $PW_K8S_BIN/$b is missing: run \`make k8s-deps\` first"
-		exit 1
-	fi
-done
+ka_need_binaries etcd etcdctl kube-apiserver kubectl
 KWATCH=$BUILD/test/k8s/kwatch
 [ -x "$KWATCH" ] || { not_ok "kwatch built: $KWATCH missing (make)"; exit 1; }
 
-D=$PW_TMP
-ETCD_PID= APISERVER_PID= KWATCH_PID=
-stop_pid() { # PID: SIGTERM, and SIGKILL when it is still there after 5 s
-	local i
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
-	for i in $(seq 50); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	return 0
-}
-# The API server before etcd: without etcd its graceful shutdown takes minutes.
-kube_cleanup() {
-	stop_pid "$KWATCH_PID"
-	stop_pid "$APISERVER_PID"
-	stop_pid "$ETCD_PID"
-}
-
-used_ports=" "
-free_port() { # a TCP port nobody listens on (and not handed out before)
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		case $used_ports in *" $p "*) continue ;; esac
-		ss -Htln "sport = :$p" | grep -q . && continue
-		used_ports+="$p "
-		echo "$p"
-		return
-	done
-}
-
-# ---- PKI: a CA, the API server's serving cert, an admin client cert -------
+D=$KA_DIR
+TOKEN=$KA_TOKEN
+etcdctl() { ETCDCTL_API=3 "$PW_K8S_BIN/etcdctl" --endpoints "127.0.0.1:$ETCD_PORT" "$@"; }
+# The PKI, and a CA that signed nothing of this API server.
 pki() {
-	cd "$D" || return 1
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj "/CN=pwt-kube-ca" &&
-	openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" &&
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > apiserver.ext &&
-	openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
-		-extfile apiserver.ext -out apiserver.crt &&
-	mkdir -p certs &&
-	openssl req -newkey rsa:2048 -nodes -keyout certs/admin.key -out admin.csr \
-		-subj "/O=system:masters/CN=pwt-admin" &&
-	printf 'extendedKeyUsage=clientAuth\n' > client.ext &&
-	openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
-		-extfile client.ext -out certs/admin.crt &&
-	openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub &&
+	ka_pki && cd "$D" &&
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 1 -subj "/CN=pwt-other-ca"
 }
 
-TOKEN=pwt-token-$RANDOM$RANDOM
-start_etcd() {
-	ETCD_PORT=$(free_port) ETCD_PEER=$(free_port)
-	"$PW_K8S_BIN/etcd" --name pwt --data-dir "$D/etcd" \
-		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-		--initial-cluster "pwt=http://127.0.0.1:$ETCD_PEER" >"$D/etcd.log" 2>&1 &
-	ETCD_PID=$!
-	local i
-	for i in $(seq 100); do
-		etcdctl endpoint health >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
-etcdctl() { ETCDCTL_API=3 "$PW_K8S_BIN/etcdctl" --endpoints "127.0.0.1:$ETCD_PORT" "$@"; }
-
-start_apiserver() { # PORT: an API server on 127.0.0.1:PORT, waits until ready
-	local port=$1 i
-	echo "$TOKEN,pwt-token-user,1001,system:masters" > "$D/tokens.csv"
-	"$PW_K8S_BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-		--secure-port="$port" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-		--tls-cert-file="$D/apiserver.crt" --tls-private-key-file="$D/apiserver.key" \
-		--client-ca-file="$D/ca.crt" --token-auth-file="$D/tokens.csv" \
-		--service-account-key-file="$D/sa.pub" --service-account-signing-key-file="$D/sa.key" \
-		--service-account-issuer=https://kubernetes.default.svc \
-		--service-cluster-ip-range=10.96.0.0/12 --authorization-mode=RBAC \
-		--endpoint-reconciler-type=none --cert-dir="$D/apiserver-certs" \
-		>>"$D/apiserver.log" 2>&1 &
-	APISERVER_PID=$!
-	for i in $(seq 300); do
-		curl -sf --cacert "$D/ca.crt" --cert "$D/certs/admin.crt" --key "$D/certs/admin.key" \
-			"https://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-		kill -0 "$APISERVER_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-stop_apiserver() {
-	stop_pid "$APISERVER_PID"
-	APISERVER_PID=
-}
-
-write_kubeconfig() { # FILE PORT USER-FIELDS CLUSTER-CA-FIELD
-	cat > "$1" <<EOF
-apiVersion: v1
-kind: Config
-current-context: pwt
-contexts:
-- name: pwt
-  context: {cluster: pwt, user: pwt}
-clusters:
-- name: pwt
-  cluster:
-    server: https://127.0.0.1:$2
-    $4
-users:
-- name: pwt
-  user:
-$3
-EOF
-}
-
 pki >"$D/pki.log" 2>&1 || { not_ok "test PKI made with openssl: $(tail -3 "$D/pki.log")"; exit 1; }
-start_etcd || { not_ok "etcd starts: $(tail -5 "$D/etcd.log")"; exit 1; }
+ka_etcd_start || { not_ok "etcd starts: $(tail -5 "$D/etcd.log")"; exit 1; }
 ok "etcd $("$PW_K8S_BIN/etcd" --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_PORT"
 PORT=$(free_port)
 t0=$(date +%s)
-start_apiserver "$PORT" || { not_ok "kube-apiserver starts: $(tail -5 "$D/apiserver.log")"; exit 1; }
+ka_apiserver_start "$PORT" || { not_ok "kube-apiserver starts: $(tail -5 "$D/apiserver.log")"; exit 1; }
 ok "kube-apiserver on 127.0.0.1:$PORT ready in $(($(date +%s) - t0)) s"
 
 CA_DATA=$(base64 -w0 < "$D/ca.crt")
-write_kubeconfig "$D/kc-inline" "$PORT" \
+ka_kubeconfig "$D/kc-inline" "$PORT" \
 	"    client-certificate-data: $(base64 -w0 < "$D/certs/admin.crt")
     client-key-data: $(base64 -w0 < "$D/certs/admin.key")" "certificate-authority-data: $CA_DATA"
-write_kubeconfig "$D/kc-files" "$PORT" \
+ka_kubeconfig "$D/kc-files" "$PORT" \
 	"    client-certificate: certs/admin.crt
     client-key: $D/certs/admin.key" "certificate-authority: ca.crt"
 echo "$TOKEN" > "$D/token"
-write_kubeconfig "$D/kc-token" "$PORT" "    tokenFile: token" "certificate-authority: ca.crt"
-write_kubeconfig "$D/kc-badtoken" "$PORT" "    token: not-$TOKEN" "certificate-authority-data: $CA_DATA"
-write_kubeconfig "$D/kc-insecure" "$PORT" "    token: $TOKEN" "insecure-skip-tls-verify: true"
-write_kubeconfig "$D/kc-otherca" "$PORT" "    token: $TOKEN" "certificate-authority: other-ca.crt"
+ka_kubeconfig "$D/kc-token" "$PORT" "    tokenFile: token" "certificate-authority: ca.crt"
+ka_kubeconfig "$D/kc-badtoken" "$PORT" "    token: not-$TOKEN" "certificate-authority-data: $CA_DATA"
+ka_kubeconfig "$D/kc-insecure" "$PORT" "    token: $TOKEN" "insecure-skip-tls-verify: true"
+ka_kubeconfig "$D/kc-otherca" "$PORT" "    token: $TOKEN" "certificate-authority: other-ca.crt"
 
 kc() { "$PW_K8S_BIN/kubectl" --kubeconfig "$D/kc-inline" --server "https://127.0.0.1:$PORT" "$@"; }
 kc create namespace pwt >/dev/null || { not_ok "namespace pwt created"; exit 1; }
@@ -271,14 +156,14 @@ check "GET of a missing object: message says so" grep -q 'HTTP 404: configmaps "
 # ---- API server down: back off, report nothing, resume -----------------------
 lines=$(wc -l < "$W")
 errs=$(grep -c 'retrying in' "$WE")
-stop_apiserver
+ka_apiserver_stop
 sleep 12
 attempts=$(($(grep -c 'retrying in' "$WE") - errs))
 [ "$attempts" -ge 2 ] && [ "$attempts" -le 6 ] && ok "API server down 12 s: $attempts attempts (backoff, no busy loop)" ||
 	not_ok "API server down 12 s: $attempts attempts, want 2-6: $(grep 'retrying in' "$WE" | tail -3)"
 check_eq "API server down: nothing reported (no remove)" "$(wc -l < "$W")" "$lines"
 grep 'retrying in' "$WE" | tail -3 | sed 's/^/# /'
-start_apiserver "$PORT" || { not_ok "kube-apiserver restarts: $(tail -5 "$D/apiserver.log")"; exit 1; }
+ka_apiserver_start "$PORT" || { not_ok "kube-apiserver restarts: $(tail -5 "$D/apiserver.log")"; exit 1; }
 kc create configmap back1 -n pwt --from-literal=a=1 >/dev/null
 t0=$(date +%s)
 wait_for 45 '^upsert pwt/back1 ' "$W" && ok "resumed $(($(date +%s) - t0)) s after the API server came back" ||
@@ -287,20 +172,20 @@ check_eq "API server restart: nothing removed" "$(sed -n "$((lines + 1)),\$p" "$
 
 # ---- 410 Gone: changes while away, etcd compacted, relist -------------------
 lines=$(wc -l < "$W")
-stop_apiserver
+ka_apiserver_stop
 PORT2=$(free_port)
-start_apiserver "$PORT2" || { not_ok "second kube-apiserver starts"; exit 1; }
+ka_apiserver_start "$PORT2" || { not_ok "second kube-apiserver starts"; exit 1; }
 kc2() { "$PW_K8S_BIN/kubectl" --kubeconfig "$D/kc-inline" --server "https://127.0.0.1:$PORT2" "$@"; }
 kc2 delete configmap -n pwt cm-0001 cm-0002 cm-0003 >/dev/null
 kc2 create configmap -n pwt new1 --from-literal=a=1 >/dev/null
 kc2 patch configmap cm-0100 -n pwt -p '{"data":{"i":"changed"}}' >/dev/null
 rv100=$(kc2 get configmap cm-0100 -n pwt -o jsonpath='{.metadata.resourceVersion}')
-stop_apiserver
+ka_apiserver_stop
 rev=$(etcdctl endpoint status -w json | jq -r '.[0].Status.header.revision')
 etcdctl compact --physical "$rev" >/dev/null && ok "etcd compacted at revision $rev while the informer was away" ||
 	not_ok "etcd compacted at revision $rev"
 check_eq "changes on another API server port not seen by the informer" "$(wc -l < "$W")" "$lines"
-start_apiserver "$PORT" || { not_ok "kube-apiserver restarts after compaction"; exit 1; }
+ka_apiserver_start "$PORT" || { not_ok "kube-apiserver restarts after compaction"; exit 1; }
 t0=$(date +%s)
 if wait_for 60 '^relist_end$' "$W" $((lines + 1)); then
 	ok "relisted $(($(date +%s) - t0)) s after the API server came back"

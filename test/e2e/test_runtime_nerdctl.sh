@@ -95,25 +95,10 @@ for c in pa pb; do
 	fi
 done
 t_up=$(date +%s.%N)
-for c in pa pb; do   # a server that died says why
-	st=$(nerdctl inspect -f '{{.State.Status}}' "$c" 2>/dev/null)
-	[ "$st" = running ] || log "$c is ${st:-missing}: $(nerdctl logs "$c" 2>&1 | tail -n 3 | tr '\n' ' ')"
-done
+rt_log_dead nerdctl pa pb
+rt_check_endpoints n1 "${IP[pa]:-}" "${IP[pb]:-}"
 
-check_eq "endpoints map lists both containers" "$(endpoint_ips n1 | tr '\n' ' ')" \
-	"$(printf '%s\n' "${IP[pa]:-}" "${IP[pb]:-}" | sort | tr '\n' ' ')"
-
-for pair in "pa pb" "pb pa"; do
-	set -- $pair
-	if out=$(nerdctl exec "$1" ping -c 2 -W 2 "${IP[$2]:-}" 2>&1); then ok "ping $1 -> $2 (nerdctl exec)"
-	else not_ok "ping $1 -> $2 (nerdctl exec): $(tail -n 2 <<<"$out" | tr '\n' ' ')"; fi
-	for _ in 1 2 3 4 5 6 7 8 9 10; do   # the server may still be starting
-		seen=$(nerdctl exec "$1" nc -w 3 "${IP[$2]:-}" 8080 </dev/null 2>/dev/null | rt_seen_source)
-		[ -n "$seen" ] && break
-		sleep 0.2
-	done
-	check_eq "tcp $1 -> $2: the server's socket sees $1's container IP" "$seen" "${IP[$1]:-(no container)}"
-done
+rt_check_both_ways nerdctl pa "${IP[pa]:-}" pb "${IP[pb]:-}"
 
 # --ip: nerdctl sends CNI_ARGS IgnoreUnknown=1;IP=<addr>. (Its --mac-address
 # is refused for any network type but bridge and macvlan, before CNI.)
@@ -143,9 +128,6 @@ rt_check_nothing_left n1 "nerdctl stop+rm"
 log "nerdctl sent, in order: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-netns" : $4)}' |
 	sed 's|/proc/[0-9]*/ns/net|/proc/PID/ns/net|' | tr '\n' ',' | sed 's/,$//')"
 
-rt_cleanup
-check_eq "no cgroup of the test left" "$(rt_leftover_cgroups)" ""
-t1=$(date +%s.%N)
-log "timing: node+containerd+image+2 containers up $(awk "BEGIN {printf \"%.1f\", $t_up - $t0}") s, whole test $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
+rt_finish "$t0" "$t_up" "node+containerd+image+2 containers"
 
 [ "$PW_FAILED" = 0 ]

@@ -63,27 +63,12 @@ for c in a b; do
 	fi
 done
 t_up=$(date +%s.%N)
-for c in a b; do   # a server that died says why
-	st=$(pm inspect -f '{{.State.Status}}' "$c" 2>/dev/null)
-	[ "$st" = running ] || log "$c is ${st:-missing}: $(pm logs "$c" 2>&1 | tail -n 3 | tr '\n' ' ')"
-done
-
-check_eq "endpoints map lists both containers" "$(endpoint_ips n1 | tr '\n' ' ')" \
-	"$(printf '%s\n' "${IP[a]:-}" "${IP[b]:-}" | sort | tr '\n' ' ')"
+rt_log_dead pm a b
+rt_check_endpoints n1 "${IP[a]:-}" "${IP[b]:-}"
 check_eq "container a's eth0 holds the address podman reports" \
 	"$(pm exec a ip -4 -o addr show eth0 2>/dev/null | awk '{print $4}')" "${IP[a]:-}/32"
 
-for pair in "a b" "b a"; do
-	set -- $pair
-	if out=$(pm exec "$1" ping -c 2 -W 2 "${IP[$2]:-}" 2>&1); then ok "ping $1 -> $2 (podman exec)"
-	else not_ok "ping $1 -> $2 (podman exec): $(tail -n 2 <<<"$out" | tr '\n' ' ')"; fi
-	for _ in 1 2 3 4 5 6 7 8 9 10; do   # the server may still be starting
-		seen=$(pm exec "$1" nc -w 3 "${IP[$2]:-}" 8080 </dev/null 2>/dev/null | rt_seen_source)
-		[ -n "$seen" ] && break
-		sleep 0.2
-	done
-	check_eq "tcp $1 -> $2: the server's socket sees $1's container IP" "$seen" "${IP[$1]:-(no container)}"
-done
+rt_check_both_ways pm a "${IP[a]:-}" b "${IP[b]:-}"
 
 # --ip and --mac-address: podman sends CNI_ARGS IP=<addr>;MAC=<mac> and, the
 # conflist declaring the capabilities, runtimeConfig ips and mac.
@@ -119,9 +104,6 @@ rt_check_nothing_left n1 "podman stop+rm"
 check_eq "podman's netns files are gone" "$(rt_in ls /run/netns | wc -l)" 0
 log "podman sent: $(rt_cni_calls | awk '{print $1, ($4 == "-" ? "no-netns" : "netns")}' | sort | uniq -c | tr -s ' \n' ' ')"
 
-rt_cleanup
-check_eq "no cgroup of the test left" "$(rt_leftover_cgroups)" ""
-t1=$(date +%s.%N)
-log "timing: node+image+2 containers up $(awk "BEGIN {printf \"%.1f\", $t_up - $t0}") s, whole test $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
+rt_finish "$t0" "$t_up" "node+image+2 containers"
 
 [ "$PW_FAILED" = 0 ]

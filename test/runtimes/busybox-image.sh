@@ -8,7 +8,7 @@ set -euo pipefail
 out=$1
 name=${2:-localhost/pwbusybox:1}
 bb=/bin/busybox
-[ -x "$bb" ] && "$bb" --list | grep -qx nc || { echo "busybox-image: $bb (busybox-static) missing or without nc" >&2; exit 1; }
+[ -x "$bb" ] && "$bb" --list | grep -x nc >/dev/null || { echo "busybox-image: $bb (busybox-static) missing or without nc" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

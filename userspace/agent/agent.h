@@ -120,8 +120,9 @@ int pw_overlay_remove(const struct pw_paths *p, struct pw_nl *nl);
  * PW_RTPROT. Synced against what the kernel holds: only differences are
  * touched, stale ones (restart, removed peer) removed. */
 int pw_routes_sync(struct pw_agent *a, const struct pw_node_config *cfg);
-/* --uninstall: every PW_RTPROT route of the netns; managed neighbour
- * entries of the peers in cfg (may be NULL) on uplink_ifindex. */
+/* --uninstall: every PW_RTPROT route of the netns; the managed neighbour
+ * entries on uplink_ifindex of the peers those routes went to and of the
+ * peers in cfg (may be NULL). */
 void pw_routes_uninstall(struct pw_nl *nl, const struct pw_node_config *cfg, int uplink_ifindex);
 
 /* ct_gc.c: expires pw_ct entries by state and age every few seconds in a

@@ -893,21 +893,36 @@ static void detach_link_pins(const struct pw_paths *p)
 	closedir(d);
 }
 
+/* The config the agent ran with: the one given, else the one node.json
+ * names (the usual case: `podwired --uninstall` without --config, and in
+ * Kubernetes mode the config the agent published). */
+static bool load_uninstall_config(const struct pw_paths *p, const char *config_path, struct pw_node_config *cfg)
+{
+	struct pw_nodeinfo ni;
+	char err[256];
+
+	if (config_path && pw_config_load(config_path, cfg, err, sizeof(err)) == 0)
+		return true;
+	return pw_nodeinfo_read(p->node_file, &ni, NULL, 0) == 0 && ni.config[0] &&
+	       (!config_path || strcmp(ni.config, config_path) != 0) &&
+	       pw_config_load(ni.config, cfg, err, sizeof(err)) == 0;
+}
+
 /* What the agent made outside bpffs: pw_vxlan (with the routes and
  * neighbour entries through it), the peer routes, the managed neighbour
- * entries of the peers (known from the config, if it is still there). */
+ * entries of the peers (from the routes, and from the config if it is
+ * still there). */
 static void uninstall_kernel_state(const struct pw_paths *p, const char *config_path, int uplink_ifindex)
 {
 	struct pw_node_config cfg;
 	struct pw_nl *nl;
-	char err[256];
 	bool have_cfg;
 
 	if (pw_nl_open(&nl)) {
 		pw_warn("cannot open an rtnetlink socket: %s and its peer routes are left", PW_VXLAN_DEV);
 		return;
 	}
-	have_cfg = config_path && pw_config_load(config_path, &cfg, err, sizeof(err)) == 0;
+	have_cfg = load_uninstall_config(p, config_path, &cfg);
 	pw_overlay_remove(p, nl);
 	pw_routes_uninstall(nl, have_cfg ? &cfg : NULL, uplink_ifindex);
 	if (have_cfg)

@@ -255,26 +255,6 @@ static int signals_open(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* The config file read whole and parsed, with the digest of exactly the
- * bytes parsed (applied.json: how `podwirectl service` knows its edit was
- * taken). */
-static int load_config(const char *path, struct pw_node_config *cfg, uint64_t *digest,
-		       char *err, size_t errlen)
-{
-	size_t len = 0;
-	int ret;
-	char *buf = pw_config_read(path, &len, &ret, err, errlen);
-
-	memset(cfg, 0, sizeof(*cfg));
-	*digest = 0;
-	if (!buf)
-		return ret;
-	*digest = pw_config_digest(buf, len);
-	ret = pw_config_parse(buf, cfg, err, errlen);
-	free(buf);
-	return ret;
-}
-
 /* applied.json after every (re)load, for podwirectl service add|del.
  * parse_err: the file did not parse (nothing applied); else the outcome of
  * the reconcile (ret), services judged by a->svc_err. */
@@ -313,7 +293,7 @@ static void reload(struct pw_agent *a)
 	uint64_t digest;
 	int ret;
 
-	if (load_config(a->config_path, &next, &digest, err, sizeof(err))) {
+	if (pw_config_load_digest(a->config_path, &next, &digest, err, sizeof(err))) {
 		pw_err("config %s: %s; keeping the running config", a->config_path, err);
 		publish_applied(a, digest, err, 0);
 		return;
@@ -429,7 +409,7 @@ static int start(struct pw_agent *a, const char *cni_conf_dir)
 	uint64_t digest;
 	int ret, applied;
 
-	ret = load_config(a->config_path, &a->cfg, &digest, err, sizeof(err));
+	ret = pw_config_load_digest(a->config_path, &a->cfg, &digest, err, sizeof(err));
 	if (ret) {
 		pw_err("config %s: %s", a->config_path, err);
 		return ret;

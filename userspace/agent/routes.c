@@ -223,19 +223,33 @@ int pw_routes_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 	return err ? err : err2;
 }
 
+/* Native mode: a route of ours through the uplink names a peer's node IP,
+ * whose managed neighbour entry sync_route_table made with it. */
+static bool peer_neighbour_of(const struct pw_route *r, int uplink_ifindex)
+{
+	return uplink_ifindex > 0 && r->oif == uplink_ifindex && r->gw;
+}
+
 void pw_routes_uninstall(struct pw_nl *nl, const struct pw_node_config *cfg, int uplink_ifindex)
 {
 	struct pw_route *have = NULL;
-	int n = 0, removed = 0;
+	int n = 0, removed = 0, neighbours = 0;
 
+	/* The kernel's routes say which peers had entries even when the config
+	 * is gone or lists fewer peers now; the config adds those whose route
+	 * never made it. */
 	if (pw_nl_route_list(nl, 0, PW_RTPROT, &have, &n) == 0) {
-		for (int j = 0; j < n; j++)
+		for (int j = 0; j < n; j++) {
 			if (pw_nl_route_del(nl, &have[j]) == 0)
 				removed++;
+			if (peer_neighbour_of(&have[j], uplink_ifindex) &&
+			    pw_nl_neigh_del(nl, uplink_ifindex, have[j].gw) == 0)
+				neighbours++;
+		}
 		free(have);
 	}
 	for (int i = 0; cfg && uplink_ifindex > 0 && i < cfg->n_peers; i++)
 		pw_nl_neigh_del(nl, uplink_ifindex, cfg->peers[i].ip);
 	if (removed)
-		pw_info("removed %d peer route(s)", removed);
+		pw_info("removed %d peer route(s) and the neighbour entries of %d peer(s)", removed, neighbours);
 }

@@ -78,6 +78,23 @@ static int lock_config(const char *path)
 	return fd;
 }
 
+/* Whether path is the config a Kubernetes-mode agent publishes ("source":
+ * "kubernetes", written by pw_config_format): a view of what the API says,
+ * which the agent rewrites and never reads back, so an edit there would
+ * only wait for a confirmation that cannot come. */
+static bool published_by_kubernetes_mode(const char *path)
+{
+	int err;
+	char *text = pw_file_read(path, PW_CONFIG_MAX, NULL, &err);
+	cJSON *root = text ? cJSON_Parse(text) : NULL;
+	const cJSON *src = cJSON_GetObjectItemCaseSensitive(root, "source");
+	bool k8s = cJSON_IsString(src) && strcmp(src->valuestring, "kubernetes") == 0;
+
+	cJSON_Delete(root);
+	free(text);
+	return k8s;
+}
+
 /* ---------- waiting for the agent ---------- */
 
 enum wait_result { APPLIED, REFUSED, NOT_RUNNING, TIMED_OUT };
@@ -148,6 +165,11 @@ static int edit_config(struct ctl *c, const struct edit *e)
 		snprintf(path, sizeof(path), "%s", e->config);
 	else
 		ctl_config_path(c, path, sizeof(path));
+	if (published_by_kubernetes_mode(path))
+		return ctl_fail(CTL_ERROR, "service %s %s refused: podwired for instance %s runs in Kubernetes mode "
+				"(--kubeconfig): services come from the Kubernetes API, and %s is the agent's published "
+				"view of them, not a config to edit; change Services and EndpointSlices with kubectl "
+				"(e.g. kubectl apply -f, kubectl delete service)", e->verb, e->name, c->paths.instance, path);
 	lock = lock_config(path);
 	if (lock < 0)
 		return ctl_fail(CTL_ERROR, "cannot lock %s.lock: %s", path, strerror(-lock));

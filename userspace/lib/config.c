@@ -12,6 +12,7 @@
 #include "config.h"
 #include "file.h"
 #include "k8sname.h"
+#include "nodeinfo.h"
 
 #define PW_NODEPORT_MIN 30000
 #define PW_NODEPORT_MAX 32767
@@ -707,17 +708,26 @@ char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t 
 	return buf;
 }
 
-int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen)
+int pw_config_load_digest(const char *path, struct pw_node_config *cfg, uint64_t *digest, char *err,
+			  size_t errlen)
 {
+	size_t len = 0;
 	int ret;
-	char *buf = pw_config_read(path, NULL, &ret, err, errlen);
+	char *buf = pw_config_read(path, &len, &ret, err, errlen);
 
 	memset(cfg, 0, sizeof(*cfg));
+	if (digest)
+		*digest = buf ? pw_config_digest(buf, len) : 0;
 	if (!buf)
 		return ret;
 	ret = pw_config_parse(buf, cfg, err, errlen);
 	free(buf);
 	return ret;
+}
+
+int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen)
+{
+	return pw_config_load_digest(path, cfg, NULL, err, errlen);
 }
 
 void pw_config_free(struct pw_node_config *cfg)

@@ -81,6 +81,11 @@ int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err,
  * *ret = -errno and err set. */
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen);
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
+/* pw_config_load, and in *digest (if not NULL) the pw_config_digest of exactly
+ * the bytes parsed (0 when unreadable): applied.json, how `podwirectl service`
+ * knows its edit was taken. */
+int pw_config_load_digest(const char *path, struct pw_node_config *cfg, uint64_t *digest, char *err,
+			  size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
 /* cfg as config-file JSON (one line, no trailing newline) that
  * pw_config_parse reads back into the same config; malloc'ed, NULL on
