@@ -142,6 +142,12 @@ check_eq "ct -o json: state in words, frontend and backend resolved" \
 	"established 10.96.0.11:443 10.244.1.5:8443 true"
 check_eq "ct --addr of the backend: every flow through it" "$(ctl ct --addr 10.244.1.5 -o json | jq length)" 4
 check "ct: table output" grep -q "^forward  tcp" <<<"$(ctl ct)"
+# The checks above may have taken seconds on a busy machine (the fresh
+# halves aging past the timeout): A and D again, fresh halves first.
+ct_put 10.244.1.5 8443 10.244.1.20 40001 1 0 1 0
+ct_put 10.244.1.20 40001 10.96.0.11 443 0 10 1 0
+ct_put 10.244.1.5 8443 10.244.1.23 40004 1 0 1 0
+ct_put 10.244.1.23 40004 10.96.0.11 443 0 0 1 0
 # B: established, idle 10 s both ways: both go. C: closed 2 s ago (close timeout 1 s): both go.
 ct_put 10.244.1.21 40002 10.96.0.11 443 0 10 1 0
 ct_put 10.244.1.5 8443 10.244.1.21 40002 1 10 1 0
