@@ -406,7 +406,22 @@ cluster_node_add() {
 		die "node-add: node$n failed to come up"
 	fi
 	PWK_ROUTING=$(cat "$PWK_DIR/routing") node_podwired_up "$n"
-	wait_for "node$n Ready" "$PWK_READY_TIMEOUT" node_is_ready "$n" || die "node-add: node$n not Ready"
+	# A wall-clock limit: on a loaded machine each kubectl takes a while.
+	local deadline=$((SECONDS + PWK_READY_TIMEOUT))
+	until node_is_ready "$n"; do
+		# kubelet gives up at once on some errors (inotify instances used up
+		# on a machine running several clusters): say so instead of waiting.
+		[ -n "$(pwk_pidfile_pid "$nd/pid/kubelet")" ] || {
+			grep '^[EF]' "$nd/log/kubelet.log" | tail -3 >&2
+			die "node-add: node$n's kubelet exited"
+		}
+		[ $SECONDS -lt $deadline ] || {
+			pwk_kubectl get node "$(pwk_node_name "$n")" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.message}{"\n"}{end}' >&2
+			tail -5 "$nd/log/podwired.log" >&2
+			die "node-add: node$n not Ready after ${PWK_READY_TIMEOUT}s"
+		}
+		sleep 0.5
+	done
 	pwk_fabric_route "$n" || die "node-add: node$n has no podCIDR"
 	pwk_log "node$n added and Ready"
 }

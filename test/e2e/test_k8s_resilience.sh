@@ -296,8 +296,12 @@ done
 # ---- 3. a node added, a node deleted: peers follow ---------------------------
 CIDRS_BEFORE=$(peer_lines 1)
 t0=$(now)
-if cl node-add 4 2>"$PW_TMP/node4.log"; then ok "node4 added and Ready ($(since "$t0") s)"
-else not_ok "node4 added: $(tail -3 "$PW_TMP/node4.log" | tr '\n' ' ')"; fi
+if timeout 300 bash "$K8S_CLUSTER_SH" node-add 4 2>"$PW_TMP/node4.log"; then ok "node4 added and Ready ($(since "$t0") s)"
+else
+	not_ok "node4 added: $(tail -3 "$PW_TMP/node4.log" | tr '\n' ' ')"
+	sed 's/^/#   node-add: /' "$PW_TMP/node4.log" | tail -20
+	sed 's/^/#   up: /' "$(pwk_node_dir 4)/log/up.log" 2>/dev/null | tail -20
+fi
 CIDR4=$(pwk_node_podcidr 4)
 peer_of() { peer_lines "$1" | grep -qx "$2 $3"; }      # N CIDR NODE_IP
 no_peer() { ! peer_lines "$1" | grep -q "^$2 "; }      # N CIDR
