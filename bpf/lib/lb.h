@@ -121,18 +121,20 @@ static __always_inline __u32 pw_select_maglev(__u32 svc_id, __u32 hash)
 	return *id;
 }
 
-/* The backend for a new flow (fkey: as the client sent it): the client's
- * pinned one under ClientIP affinity while fresh and usable, else by the
- * service's algorithm; a new choice is pinned. 0 = no backend. */
-static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm, __u32 affinity_timeout,
-					  const struct pw_ct_key *fkey, __u64 now)
+/* The backend for a new flow from client: the client's pinned one under
+ * ClientIP affinity while fresh and usable, else by the service's
+ * algorithm (Maglev indexes with hash); a new choice is pinned. 0 = no
+ * backend. The per-packet path (pw_lb_select) and the socket path
+ * (sock.h) differ only in what they hash and call the client. */
+static __always_inline __u32 pw_lb_select_for(__u32 svc_id, __u32 n, __u8 algorithm, __u32 affinity_timeout,
+					      __be32 client, __u32 hash, __u64 now)
 {
 	struct pw_affinity_key akey = { .svc_id = svc_id };
 	struct pw_affinity *aff, val = {};
 	__u32 id = 0;
 
 	if (affinity_timeout) {
-		__builtin_memcpy(akey.client, fkey->saddr, 4);
+		__builtin_memcpy(akey.client, &client, 4);
 		aff = bpf_map_lookup_elem(&pw_affinity, &akey);
 		if (aff && now - aff->last_used_ns <= (__u64)affinity_timeout * PW_NSEC_PER_SEC) {
 			id = aff->backend_id;
@@ -144,7 +146,7 @@ static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm,
 		}
 	}
 	if (algorithm == PW_LB_MAGLEV)
-		id = pw_select_maglev(svc_id, pw_lb_hash(fkey));
+		id = pw_select_maglev(svc_id, hash);
 	if (!id)
 		id = pw_select_random(svc_id, n);
 	if (id && affinity_timeout) {
@@ -153,6 +155,14 @@ static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm,
 		bpf_map_update_elem(&pw_affinity, &akey, &val, BPF_ANY);
 	}
 	return id;
+}
+
+/* The backend for a new flow (fkey: as the client sent it). */
+static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm, __u32 affinity_timeout,
+					  const struct pw_ct_key *fkey, __u64 now)
+{
+	return pw_lb_select_for(svc_id, n, algorithm, affinity_timeout, pw_ip4_load(fkey->saddr),
+				algorithm == PW_LB_MAGLEV ? pw_lb_hash(fkey) : 0, now);
 }
 
 static __always_inline __u16 pw_csum_fold(__s64 sum)

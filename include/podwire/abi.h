@@ -319,6 +319,30 @@ struct pw_event {
 	__u32 reserved;
 };
 
+/* ---- Socket load balancing (bpf/sock.bpf.c, docs/datapath.md) ----
+ * The cgroup programs translate at connect()/sendmsg() time; what the
+ * application must see instead of the backend (recvmsg, getpeername) is
+ * remembered per socket: (socket cookie, backend) -> frontend. */
+#define PW_MAP_SOCK_REVNAT "pw_sock_revnat"
+#define PW_MAX_SOCK_REVNAT 65536
+#define PW_PROG_SOCK_CONNECT4     "sock_connect4"     /* cgroup/connect4 */
+#define PW_PROG_SOCK_SENDMSG4     "sock_sendmsg4"     /* cgroup/sendmsg4 */
+#define PW_PROG_SOCK_RECVMSG4     "sock_recvmsg4"     /* cgroup/recvmsg4 */
+#define PW_PROG_SOCK_GETPEERNAME4 "sock_getpeername4" /* cgroup/getpeername4 */
+
+struct pw_sock_rev_key {
+	__u64 cookie;               /* bpf_get_socket_cookie of the client's socket */
+	__u8  addr[4];              /* the backend it was sent to */
+	__u16 port;                 /* host order, like every port in these maps */
+	__u16 pad;
+};
+
+struct pw_sock_rev {
+	__u8  addr[4];              /* the frontend the application asked for */
+	__u16 port;
+	__u16 pad;
+};
+
 #ifndef __bpf__
 static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
 static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");

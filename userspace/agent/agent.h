@@ -14,6 +14,7 @@ struct pw_nl;         /* netlink.h */
 struct pw_snat_gc;    /* snat_gc.c */
 struct pw_ct_gc;      /* ct_gc.c */
 struct pw_services;   /* services.h: the service reconciler */
+struct bpf_object;    /* libbpf */
 
 /* Link pins under <pin dir>/links/ besides the uplink's (PW_LINK_UPLINK)
  * and the pods' (their host veth names). */
@@ -81,6 +82,7 @@ struct pw_agent {
 	char restart_pending[256];
 	char restart_err[256];
 	int log_level;                 /* enum pw_log_level of --log-level */
+	bool socket_lb_off;            /* --socket-lb off: no cgroup hooks (socklb.c) */
 };
 
 /* loader.c */
@@ -88,6 +90,13 @@ int pw_loader_start(struct pw_agent *a);
 void pw_loader_close(struct pw_agent *a);
 int pw_loader_map_fd(struct pw_agent *a, const char *name);
 int pw_uninstall(const struct pw_paths *p, const char *config_path);
+
+/* socklb.c: the socket load-balancing programs of obj (NULL: none, e.g.
+ * --socket-lb off) on the cgroup v2 root, through links pinned in the
+ * instance's links/ dir; an existing link gets the new program in place.
+ * Never fatal: without cgroup v2 the per-packet path still works. */
+void pw_socklb_attach(struct pw_agent *a, struct bpf_object *obj);
+int pw_socklb_netns_cookie(uint64_t *cookie);
 
 /* node.c: the node's kernel settings and what the agent publishes */
 int pw_node_check(const struct pw_node_config *cfg, int *uplink_ifindex);

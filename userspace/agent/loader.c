@@ -33,6 +33,7 @@
 #include "services.h"
 #include "pod.skel.h"
 #include "host.skel.h"
+#include "sock.skel.h"
 /* The overlay object (bpf/overlay.bpf.c) is built when its source exists;
  * without it the agent still builds, and vxlan routing refuses to start. */
 #if __has_include("overlay.skel.h")
@@ -50,7 +51,8 @@ struct pw_datapath {
 #if PW_HAVE_OVERLAY
 	struct overlay_bpf *overlay;   /* vxlan mode only */
 #endif
-	struct bpf_object *objs[3];    /* the loaded ones, for lookups by name */
+	struct sock_bpf *sock;         /* socket load balancing, NULL when off or not loadable */
+	struct bpf_object *objs[4];    /* the loaded ones, for lookups by name */
 	int n_objs;
 	int maglev_inner_fd;           /* pw_maglev's inner-map template while loading, else -1 */
 };
@@ -421,6 +423,43 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 #endif
 }
 
+/* The socket load-balancing object, with the same maps (pin root, sizes)
+ * and constants. Not fatal: a kernel or node without it still has the
+ * per-packet path. */
+static void load_sock(struct pw_agent *a, struct pw_datapath *dp)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = a->paths.pin_dir);
+	uint64_t cookie;
+	int err;
+
+	if (a->socket_lb_off) {
+		pw_info("socket load balancing off (--socket-lb off)");
+		return;
+	}
+	err = pw_socklb_netns_cookie(&cookie);
+	if (err) {
+		pw_warn("socket load balancing off: no network namespace cookie (%s)", strerror(-err));
+		return;
+	}
+	dp->sock = sock_bpf__open_opts(&opts);
+	if (!dp->sock) {
+		pw_warn("socket load balancing off: cannot open its object: %s", strerror(errno));
+		return;
+	}
+	SET_RODATA(dp->sock->rodata, &a->cfg);
+	dp->sock->rodata->cfg_netns_cookie = cookie;
+	err = set_lb_sizes(a, dp, dp->sock->obj);
+	if (!err)
+		err = sock_bpf__load(dp->sock);
+	if (err) {
+		pw_warn("socket load balancing off: cannot load its programs: %s", strerror(-err));
+		sock_bpf__destroy(dp->sock);
+		dp->sock = NULL;
+		return;
+	}
+	dp->objs[dp->n_objs++] = dp->sock->obj;
+}
+
 static struct bpf_program *find_prog(struct pw_datapath *dp, const char *name)
 {
 	for (int i = 0; i < dp->n_objs; i++) {
@@ -552,7 +591,8 @@ static int choose_attach_mode(enum pw_attach_mode *mode)
 static int pin_progs(struct pw_agent *a, struct pw_datapath *dp)
 {
 	const char *names[] = { PW_PROG_POD, PW_PROG_UPLINK, PW_PROG_UPLINK_EGRESS,
-				PW_PROG_OVERLAY, PW_PROG_OVERLAY_EGRESS };
+				PW_PROG_OVERLAY, PW_PROG_OVERLAY_EGRESS, PW_PROG_SOCK_CONNECT4,
+				PW_PROG_SOCK_SENDMSG4, PW_PROG_SOCK_RECVMSG4, PW_PROG_SOCK_GETPEERNAME4 };
 	char path[PW_PATH_MAX + 32];
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -743,6 +783,8 @@ int pw_loader_start(struct pw_agent *a)
 	dp->maglev_inner_fd = -1;
 	a->dp = dp;
 	err = load_objects(a, dp);
+	if (!err)
+		load_sock(a, dp);
 	if (dp->maglev_inner_fd >= 0)
 		close(dp->maglev_inner_fd);   /* the outer map keeps what it needs */
 	dp->maglev_inner_fd = -1;
@@ -766,6 +808,7 @@ int pw_loader_start(struct pw_agent *a)
 	if (err)
 		return err;
 	move_pod_attachments(a, dp, pod_before);
+	pw_socklb_attach(a, dp->sock ? dp->sock->obj : NULL);
 	start_snat_gc(a);
 	open_services(a);
 	start_ct_gc(a);
@@ -804,6 +847,7 @@ void pw_loader_close(struct pw_agent *a)
 #if PW_HAVE_OVERLAY
 	overlay_bpf__destroy(a->dp->overlay);
 #endif
+	sock_bpf__destroy(a->dp->sock);
 	host_bpf__destroy(a->dp->host);
 	pod_bpf__destroy(a->dp->pod);
 	free(a->dp);

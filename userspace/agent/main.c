@@ -28,6 +28,7 @@ struct options {
 	enum pw_log_level level;
 	bool uninstall;
 	int metrics_port;
+	bool socket_lb_off;
 	int snat_timeout;
 	enum pw_attach_mode pod_mode;
 	struct pw_lb_sizes lb;
@@ -55,6 +56,8 @@ static void usage(FILE *out)
 		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
 		"  --pod-attach M   how pod veths get the pod program: tc (cls_bpf, default: attaching\n"
 		"                   costs no RCU grace period) or tcx (where the kernel has it)\n"
+		"  --socket-lb on|off  load-balance services at connect()/sendmsg() for this node's own\n"
+		"                   processes and hostNetwork pods (cgroup v2 hooks; default on)\n"
 		"  --uninstall      detach and remove everything of the instance, then exit\n"
 		"service load balancing (sizes: default, or the pinned map's size when it exists;\n"
 		"a pinned map cannot be resized: a different size needs --uninstall first):\n"
@@ -146,6 +149,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "metrics-port", required_argument, NULL, 'm' },
 		{ "snat-timeout", required_argument, NULL, 'T' },
 		{ "pod-attach", required_argument, NULL, 'P' },
+		{ "socket-lb", required_argument, NULL, 'S' },
 		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
 		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
 		{ "max-slots", required_argument, NULL, OPT_MAX_SLOTS },
@@ -206,6 +210,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 				fprintf(stderr, "podwired: --pod-attach: \"%s\" is not tc or tcx\n", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'S':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "podwired: --socket-lb: \"%s\" is not on or off\n", optarg);
+				return -EINVAL;
+			}
+			o->socket_lb_off = strcmp(optarg, "off") == 0;
 			break;
 		case 'l':
 			if (pw_log_level_parse(optarg, &o->level)) {
@@ -458,6 +469,7 @@ int main(int argc, char **argv)
 	a.log_level = o.level;
 	a.snat_timeout = o.snat_timeout;
 	a.pod_mode = o.pod_mode;
+	a.socket_lb_off = o.socket_lb_off;
 	a.lb = o.lb;
 	a.ct_timeout.tcp = o.ct.tcp ? o.ct.tcp : PW_CT_TIMEOUT_TCP;
 	a.ct_timeout.tcp_syn = o.ct.tcp_syn ? o.ct.tcp_syn : PW_CT_TIMEOUT_TCP_SYN;

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Socket load balancing: the cgroup sock_addr hooks translate a service
+ * frontend to a backend when the application names it (connect, sendmsg
+ * of unconnected UDP), so its packets leave already addressed to the
+ * backend: no per-packet NAT, no conntrack entry. The reverse direction is
+ * what the application is shown (recvmsg's source, getpeername), from
+ * pw_sock_revnat. Same service maps and backend selection as the
+ * per-packet path (lb.h). Attached by the agent to the cgroup v2 root,
+ * which every network namespace of the machine shares: each program acts
+ * only on sockets of this node's namespace (cfg_netns_cookie). */
+#ifndef PW_BPF_SOCK_H
+#define PW_BPF_SOCK_H
+
+#include <linux/errno.h>
+#include "common.h"
+#include "config.h"
+#include "maps.h"
+#include "hash.h"
+#include "ipv4.h"
+#include "lb.h"
+
+/* The node's network namespace (SO_NETNS_COOKIE, set by the agent). 0 (not
+ * set) matches no socket: an unconfigured object never translates. */
+const volatile __u64 cfg_netns_cookie = 0;
+
+/* (socket cookie, backend) -> the frontend the application asked for.
+ * LRU: a forgotten entry only shows the backend's address instead. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pw_sock_rev_key);
+	__type(value, struct pw_sock_rev);
+	__uint(max_entries, PW_MAX_SOCK_REVNAT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_sock_revnat SEC(".maps");
+
+/* cgroup sock_addr verdicts: carry on, or fail the system call. */
+#define PW_SOCK_ALLOW  1
+#define PW_SOCK_REJECT 0
+
+/* What pw_sock_translate did. */
+#define PW_SOCK_NOT_SERVICE 0
+#define PW_SOCK_TRANSLATED  1
+#define PW_SOCK_NO_BACKEND  2
+
+static __always_inline int pw_sock_ours(struct bpf_sock_addr *ctx)
+{
+	return cfg_netns_cookie && bpf_get_netns_cookie(ctx) == cfg_netns_cookie;
+}
+
+/* The node's own address or loopback: where a NodePort answers a local
+ * process. */
+static __always_inline int pw_sock_node_addr(__be32 addr)
+{
+	return addr == cfg_node_ip || (bpf_ntohl(addr) >> 24) == 127;
+}
+
+static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto)
+{
+	const struct pw_svc *svc = NULL;
+
+	if (pw_in_service_cidr(addr))
+		svc = pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
+	if (!svc && pw_sock_node_addr(addr))
+		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
+	return svc;
+}
+
+/* The application's destination in ctx, if a frontend, becomes a backend
+ * chosen as the per-packet path would (the client is this node; Maglev
+ * hashes the socket, so one socket keeps its backend per service), and
+ * the way back is remembered for recvmsg/getpeername. */
+static __always_inline int pw_sock_translate(struct bpf_sock_addr *ctx)
+{
+	__be32 addr = ctx->user_ip4, baddr;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 proto = (__u8)ctx->protocol;
+	struct pw_sock_rev_key key = {};
+	struct pw_sock_rev rev = {};
+	const struct pw_backend *b;
+	const struct pw_svc *svc;
+	__u64 cookie;
+	__u32 id;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return PW_SOCK_NOT_SERVICE;
+	svc = pw_sock_frontend(addr, port, proto);
+	if (!svc)
+		return PW_SOCK_NOT_SERVICE;
+	cookie = bpf_get_socket_cookie(ctx);
+	id = pw_lb_select_for(svc->id, svc->backends, svc->algorithm, svc->affinity_timeout, cfg_node_ip,
+			      pw_tuple_hash((__u32)cookie, (__u32)(cookie >> 32), 0, 0, proto), bpf_ktime_get_ns());
+	b = id ? pw_backend_get(id) : NULL;
+	if (!b)
+		return PW_SOCK_NO_BACKEND;
+	baddr = pw_ip4_load(b->addr);
+	key.cookie = cookie;
+	__builtin_memcpy(key.addr, &baddr, 4);
+	key.port = b->port;
+	__builtin_memcpy(rev.addr, &addr, 4);
+	rev.port = port;
+	bpf_map_update_elem(&pw_sock_revnat, &key, &rev, BPF_ANY);
+	ctx->user_ip4 = baddr;
+	ctx->user_port = bpf_htons(b->port);
+	return PW_SOCK_TRANSLATED;
+}
+
+/* connect() and sendmsg() to a frontend. A service without a usable
+ * backend fails the call with ECONNREFUSED, as kube-proxy's REJECT makes
+ * it fail (bpf_set_retval; without it the kernel would say EPERM). */
+static __always_inline int pw_sock_forward(struct bpf_sock_addr *ctx)
+{
+	if (!pw_sock_ours(ctx))
+		return PW_SOCK_ALLOW;
+	if (pw_sock_translate(ctx) == PW_SOCK_NO_BACKEND) {
+		bpf_set_retval(-ECONNREFUSED);
+		return PW_SOCK_REJECT;
+	}
+	return PW_SOCK_ALLOW;
+}
+
+/* recvmsg()'s source and getpeername()'s peer: the backend a translated
+ * socket talks to is shown as the frontend the application asked for. */
+static __always_inline int pw_sock_reverse(struct bpf_sock_addr *ctx)
+{
+	struct pw_sock_rev_key key = {};
+	const struct pw_sock_rev *rev;
+	__be32 addr = ctx->user_ip4;
+
+	if (!pw_sock_ours(ctx))
+		return PW_SOCK_ALLOW;
+	key.cookie = bpf_get_socket_cookie(ctx);
+	__builtin_memcpy(key.addr, &addr, 4);
+	key.port = bpf_ntohs((__u16)ctx->user_port);
+	rev = bpf_map_lookup_elem(&pw_sock_revnat, &key);
+	if (rev) {
+		ctx->user_ip4 = pw_ip4_load(rev->addr);
+		ctx->user_port = bpf_htons(rev->port);
+	}
+	return PW_SOCK_ALLOW;
+}
+
+#endif

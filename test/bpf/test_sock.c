@@ -1,0 +1,333 @@
+/* Socket load balancing (bpf/sock.bpf.c) on real sockets. The kernel's
+ * BPF_PROG_TEST_RUN has no runner for cgroup sock_addr programs (probed
+ * below and reported), so the programs are attached, unpinned, to the
+ * cgroup2 root for the life of this process and act only on the sandbox's
+ * network namespace (cfg_netns_cookie): connect4 rewrites the tuple of TCP
+ * and connected UDP, sendmsg4 of each unconnected datagram, recvmsg4 and
+ * getpeername4 show the frontend, a service without backend refuses, and a
+ * socket of another network namespace is not touched. Backends listen on
+ * loopback addresses of the sandbox. */
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include "pwt_bpf.h"
+#include "sock.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+static struct sock_bpf *skel;
+static struct bpf_link *links[4];
+static int svc_fd, slots_fd, be_fd, rev_fd;
+
+static const char *be_ip = "127.0.0.2";
+
+static struct sockaddr_in sin_of(const char *ip, uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	a.sin_addr.s_addr = pwt_ip(ip);
+	return a;
+}
+
+static int add_service(const char *vip, uint16_t port, uint8_t proto, uint8_t scope, uint32_t id,
+		       uint32_t backend_id, uint16_t backend_port)
+{
+	struct pw_svc_key k = { .port = port, .proto = proto, .scope = scope };
+	struct pw_svc s = { .id = id, .backends = backend_id ? 1 : 0, .algorithm = PW_LB_RANDOM };
+	struct pw_slot_key sk = { .svc_id = id, .slot = 0 };
+	struct pw_backend b = { .port = backend_port, .state = PW_BACKEND_ACTIVE };
+	uint32_t a = pwt_ip(vip), ba = pwt_ip(be_ip);
+
+	memcpy(k.addr, &a, 4);
+	memcpy(b.addr, &ba, 4);
+	if (backend_id && (bpf_map_update_elem(be_fd, &backend_id, &b, BPF_ANY) ||
+			   bpf_map_update_elem(slots_fd, &sk, &backend_id, BPF_ANY)))
+		return -1;
+	return bpf_map_update_elem(svc_fd, &k, &s, BPF_ANY);
+}
+
+static int cgroup2_fd(void)
+{
+	char line[4096], mnt[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int fd = -1;
+
+	if (!f)
+		return -1;
+	while (fd < 0 && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		if (sep && strncmp(sep + 3, "cgroup2 ", 8) == 0 &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
+			fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	fclose(f);
+	return fd;
+}
+
+static int setup(int *cg_fd)
+{
+	const char *pin_root = pwt_sandbox();
+	LIBBPF_OPTS(bpf_object_open_opts, oopts);
+	socklen_t len = sizeof(uint64_t);
+	uint64_t cookie;
+	int s;
+
+	if (!pin_root)
+		return -1;
+	if (system("ip addr add 192.168.1.11/24 dev lo") != 0)
+		return -1;
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+		return -1;
+	close(s);
+	oopts.pin_root_path = pin_root;
+	skel = sock_bpf__open_opts(&oopts);
+	if (!skel)
+		return -1;
+	PWT_NODE1_CFG(skel->rodata);
+	skel->rodata->cfg_netns_cookie = cookie;
+	if (sock_bpf__load(skel))
+		return -1;
+	svc_fd = bpf_map__fd(skel->maps.pw_services);
+	slots_fd = bpf_map__fd(skel->maps.pw_svc_slots);
+	be_fd = bpf_map__fd(skel->maps.pw_backends);
+	rev_fd = bpf_map__fd(skel->maps.pw_sock_revnat);
+	if (add_service("10.96.0.10", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 1, 1, 8080) ||
+	    add_service("0.0.0.0", 30080, IPPROTO_TCP, PW_SVC_NODEPORT, 2, 1, 8080) ||
+	    add_service("10.96.0.12", 53, IPPROTO_UDP, PW_SVC_CLUSTERIP, 3, 2, 8081) ||
+	    add_service("10.96.0.13", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 4, 0, 0))
+		return -1;
+	*cg_fd = cgroup2_fd();
+	return 0;
+}
+
+static void test_run_probe(void)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	struct bpf_sock_addr ctx = { .user_family = AF_INET };
+	int err;
+
+	opts.ctx_in = &ctx;
+	opts.ctx_size_in = sizeof(ctx);
+	err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.sock_connect4), &opts);
+	/* 524: the kernel's ENOTSUPP, "no test_run for this program type". */
+	if (err)
+		printf("# BPF_PROG_TEST_RUN on a cgroup sock_addr program: not supported (%s)\n",
+		       errno == 524 ? "ENOTSUPP" : strerror(errno));
+	else
+		printf("# BPF_PROG_TEST_RUN on a cgroup sock_addr program: supported\n");
+}
+
+static int attach(int cg_fd)
+{
+	struct bpf_program *progs[4] = { skel->progs.sock_connect4, skel->progs.sock_sendmsg4,
+					 skel->progs.sock_recvmsg4, skel->progs.sock_getpeername4 };
+
+	for (int i = 0; i < 4; i++) {
+		links[i] = bpf_program__attach_cgroup(progs[i], cg_fd);
+		if (!links[i])
+			return -1;
+	}
+	return 0;
+}
+
+static int listener(int type, uint16_t port)
+{
+	struct sockaddr_in a = sin_of(be_ip, port);
+	int one = 1, s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return -1;
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) || (type == SOCK_STREAM && listen(s, 8))) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static const char *addr_str(const struct sockaddr_in *a, char *buf, size_t len)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+	snprintf(buf, len, "%s:%u", ip, ntohs(a->sin_port));
+	return buf;
+}
+
+/* connect() to fe_ip:fe_port; the listener must accept it; the client's
+ * getpeername must show the frontend, the accepted socket the backend. */
+static void check_tcp(int lst, const char *fe_ip, uint16_t fe_port, const char *name)
+{
+	struct sockaddr_in fe = sin_of(fe_ip, fe_port), peer, local;
+	socklen_t len = sizeof(peer);
+	char want[64], got[64], what[160];
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), a = -1;
+
+	snprintf(what, sizeof(what), "connect4: TCP to %s:%u reaches the backend %s:8080", fe_ip, fe_port, be_ip);
+	PWT_CHECK(c >= 0 && connect(c, (struct sockaddr *)&fe, sizeof(fe)) == 0 && (a = accept(lst, NULL, NULL)) >= 0,
+		  what, "%s", strerror(errno));
+	if (a >= 0) {
+		len = sizeof(local);
+		getsockname(a, (struct sockaddr *)&local, &len);
+		snprintf(what, sizeof(what), "connect4: %s: the server side of the connection is the backend", name);
+		PWT_EQ_STR(addr_str(&local, got, sizeof(got)), "127.0.0.2:8080", what);
+		close(a);
+	}
+	len = sizeof(peer);
+	snprintf(what, sizeof(what), "getpeername4: %s: the client sees the frontend as its peer", name);
+	if (c >= 0 && getpeername(c, (struct sockaddr *)&peer, &len) == 0)
+		PWT_EQ_STR(addr_str(&peer, got, sizeof(got)), addr_str(&fe, want, sizeof(want)), what);
+	else
+		PWT_CHECK(0, what, "getpeername: %s", strerror(errno));
+	if (c >= 0)
+		close(c);
+}
+
+/* One datagram from client c (connected or not) through the frontend; the
+ * server answers to whatever source it saw. What recvfrom says it came from. */
+static int udp_exchange(int c, int srv, const struct sockaddr_in *fe, int connected, struct sockaddr_in *from,
+			struct sockaddr_in *seen_dst)
+{
+	struct sockaddr_in cli;
+	socklen_t len = sizeof(cli);
+	struct timeval tv = { .tv_sec = 2 };
+	char buf[16];
+
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if ((connected ? send(c, "hi", 2, 0) : sendto(c, "hi", 2, 0, (const struct sockaddr *)fe, sizeof(*fe))) != 2)
+		return -1;
+	if (recvfrom(srv, buf, sizeof(buf), 0, (struct sockaddr *)&cli, &len) != 2)
+		return -1;
+	len = sizeof(*seen_dst);
+	getsockname(srv, (struct sockaddr *)seen_dst, &len);
+	if (sendto(srv, "ho", 2, 0, (struct sockaddr *)&cli, sizeof(cli)) != 2)
+		return -1;
+	len = sizeof(*from);
+	return recvfrom(c, buf, sizeof(buf), 0, (struct sockaddr *)from, &len) == 2 ? 0 : -1;
+}
+
+static void check_udp(int srv, int connected)
+{
+	struct sockaddr_in fe = sin_of("10.96.0.12", 53), from, dst, peer;
+	socklen_t len = sizeof(peer);
+	const char *kind = connected ? "connected" : "unconnected";
+	char got[64], what[160];
+	int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err;
+
+	if (connected && connect(c, (struct sockaddr *)&fe, sizeof(fe))) {
+		PWT_CHECK(0, "connect4: connected UDP to a ClusterIP", "%s", strerror(errno));
+		close(c);
+		return;
+	}
+	err = udp_exchange(c, srv, &fe, connected, &from, &dst);
+	snprintf(what, sizeof(what), "%s: %s UDP to a ClusterIP reaches the backend and is answered",
+		 connected ? "connect4" : "sendmsg4", kind);
+	PWT_CHECK(err == 0, what, "%s", strerror(errno));
+	if (!err) {
+		snprintf(what, sizeof(what), "recvmsg4: %s UDP: the answer comes from the ClusterIP", kind);
+		PWT_EQ_STR(addr_str(&from, got, sizeof(got)), "10.96.0.12:53", what);
+	}
+	if (connected) {
+		PWT_CHECK(getpeername(c, (struct sockaddr *)&peer, &len) == 0 &&
+			  strcmp(addr_str(&peer, got, sizeof(got)), "10.96.0.12:53") == 0,
+			  "getpeername4: connected UDP shows the ClusterIP", "peer %s", got);
+	}
+	close(c);
+}
+
+static void test_revnat_entries(void)
+{
+	struct pw_sock_rev_key k, next;
+	struct pw_sock_rev v;
+	int n = 0, vip_ok = 1;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(rev_fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(rev_fd, &k, &v) == 0) {
+			n++;
+			if (memcmp(k.addr, (uint8_t[]){ 127, 0, 0, 2 }, 4) != 0)
+				vip_ok = 0;
+		}
+	}
+	PWT_CHECK(n >= 5 && vip_ok, "pw_sock_revnat: one entry per translated socket, keyed by the backend",
+		  "%d entries, backend keys %s", n, vip_ok ? "right" : "wrong");
+}
+
+static void test_no_backend(void)
+{
+	struct sockaddr_in fe = sin_of("10.96.0.13", 80);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = connect(c, (struct sockaddr *)&fe, sizeof(fe));
+
+	PWT_CHECK(r < 0 && errno == ECONNREFUSED, "connect4: a ClusterIP without backends: ECONNREFUSED",
+		  "connect returned %d (%s)", r, r ? strerror(errno) : "connected");
+	close(c);
+}
+
+/* A socket of another network namespace (another node on this machine),
+ * where the same backend address listens: a translated connect would
+ * succeed, an untouched one finds no route to the VIP. */
+static void test_other_netns(void)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct sockaddr_in fe = sin_of("10.96.0.10", 80);
+		int lst, c, r;
+
+		if (unshare(CLONE_NEWNET) || system("ip link set lo up") != 0)
+			_exit(2);
+		lst = listener(SOCK_STREAM, 8080);
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		r = connect(c, (struct sockaddr *)&fe, sizeof(fe));
+		_exit(lst >= 0 && r < 0 && errno == ENETUNREACH ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	PWT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "another network namespace: its connect to the ClusterIP is not translated",
+		  "child status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+int main(void)
+{
+	int cg_fd = -1, tcp, udp;
+
+	if (setup(&cg_fd) != 0) {
+		PWT_CHECK(0, "socket LB: sandbox and load", "setup failed: %s", strerror(errno));
+		return pwt_done();
+	}
+	test_run_probe();
+	if (cg_fd < 0) {
+		printf("ok - # SKIP no cgroup2 mount: the socket hooks cannot be attached\n");
+		sock_bpf__destroy(skel);
+		return pwt_done();
+	}
+	PWT_CHECK(attach(cg_fd) == 0, "socket LB: the four programs attach to the cgroup2 root", "%s", strerror(errno));
+	tcp = listener(SOCK_STREAM, 8080);
+	udp = listener(SOCK_DGRAM, 8081);
+	if (tcp < 0 || udp < 0) {
+		PWT_CHECK(0, "socket LB: backends listen", "%s", strerror(errno));
+	} else {
+		check_tcp(tcp, "10.96.0.10", 80, "ClusterIP");
+		check_tcp(tcp, "127.0.0.1", 30080, "NodePort on 127.0.0.1");
+		check_tcp(tcp, "192.168.1.11", 30080, "NodePort on the node IP");
+		check_udp(udp, 0);
+		check_udp(udp, 1);
+		test_revnat_entries();
+		test_no_backend();
+		test_other_netns();
+	}
+	for (int i = 0; i < 4; i++)
+		bpf_link__destroy(links[i]);
+	close(cg_fd);
+	sock_bpf__destroy(skel);
+	return pwt_done();
+}

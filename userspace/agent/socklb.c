@@ -1,0 +1,165 @@
+/* Socket load balancing (bpf/sock.bpf.c) on the cgroup v2 hierarchy.
+ *
+ * The programs go on the root of the cgroup2 mount, which every network
+ * namespace of the machine shares; they act only on this node's namespace
+ * (cfg_netns_cookie), so several instances each attach their own link
+ * (links are always multi-attach). The links are pinned under the
+ * instance's links/ dir: the hooks keep working without the agent, a
+ * restarted agent moves each pinned link to its new program in place
+ * (bpf_link_update: no moment without a program), and --uninstall removes
+ * them with the other link pins (loader.c detach_link_pins). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "podwire/abi.h"
+#include "agent.h"
+#include "log.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+static const char *const sock_progs[] = {
+	PW_PROG_SOCK_CONNECT4, PW_PROG_SOCK_SENDMSG4, PW_PROG_SOCK_RECVMSG4, PW_PROG_SOCK_GETPEERNAME4,
+};
+#define N_SOCK_PROGS (sizeof(sock_progs) / sizeof(sock_progs[0]))
+
+int pw_socklb_netns_cookie(uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* The mount point of the cgroup2 hierarchy from /proc/self/mountinfo
+ * ("... mountpoint ... - cgroup2 source opts"). -ENOENT without one. */
+static int cgroup2_mount(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mnt[4096], *sep;
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		sep = strstr(line, " - ");
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		if ((size_t)snprintf(buf, len, "%s", mnt) >= len) {
+			err = -ENAMETOOLONG;
+			continue;
+		}
+		err = 0;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+static void link_pin(const struct pw_agent *a, const char *prog, char *buf, size_t len)
+{
+	if (pw_link_pin_path(&a->paths, prog, buf, len))
+		buf[0] = '\0';
+}
+
+/* Removes the pinned link of prog, which detaches it. */
+static void unpin_link(const struct pw_agent *a, const char *prog)
+{
+	char pin[PW_PATH_MAX + 32];
+	int fd;
+
+	link_pin(a, prog, pin, sizeof(pin));
+	if (!pin[0])
+		return;
+	fd = bpf_obj_get(pin);
+	if (fd >= 0) {
+		bpf_link_detach(fd);   /* now, even if someone else holds it open */
+		close(fd);
+	}
+	if (unlink(pin) && errno != ENOENT)
+		pw_warn("cannot remove %s: %s", pin, strerror(errno));
+}
+
+/* prog on the cgroup at cg_fd through the link pinned at pin: the pinned
+ * link updated in place when there is one, else a new link pinned. */
+static int attach_one(struct bpf_program *prog, int cg_fd, const char *pin)
+{
+	struct bpf_link *link;
+	int fd, err;
+
+	fd = bpf_obj_get(pin);
+	if (fd >= 0) {
+		err = bpf_link_update(fd, bpf_program__fd(prog), NULL) ? -errno : 0;
+		close(fd);
+		if (!err)
+			return 0;
+		/* A link the kernel no longer attaches (its cgroup is gone): replace it. */
+		pw_warn("cannot move the link %s to the new program (%s): attaching anew", pin, strerror(-err));
+		unlink(pin);
+	}
+	link = bpf_program__attach_cgroup(prog, cg_fd);
+	if (!link)
+		return -errno;
+	err = bpf_link__pin(link, pin);
+	bpf_link__destroy(link);   /* the pin keeps it attached (or nothing does: err) */
+	return err;
+}
+
+static void detach_all(const struct pw_agent *a)
+{
+	for (unsigned i = 0; i < N_SOCK_PROGS; i++)
+		unpin_link(a, sock_progs[i]);
+}
+
+void pw_socklb_attach(struct pw_agent *a, struct bpf_object *obj)
+{
+	char cg[4096], pin[PW_PATH_MAX + 32];
+	int cg_fd, err = 0;
+	unsigned i;
+
+	if (!obj) {
+		detach_all(a);
+		return;
+	}
+	err = cgroup2_mount(cg, sizeof(cg));
+	if (err) {
+		pw_warn("socket load balancing off: no cgroup2 mount (%s); the node's own processes "
+			"cannot reach services (pods can)", strerror(-err));
+		detach_all(a);
+		return;
+	}
+	cg_fd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg_fd < 0) {
+		pw_warn("socket load balancing off: cannot open %s: %s", cg, strerror(errno));
+		detach_all(a);
+		return;
+	}
+	for (i = 0; i < N_SOCK_PROGS && !err; i++) {
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj, sock_progs[i]);
+
+		link_pin(a, sock_progs[i], pin, sizeof(pin));
+		err = !prog ? -ENOENT : !pin[0] ? -ENAMETOOLONG : attach_one(prog, cg_fd, pin);
+		if (err)
+			pw_warn("socket load balancing off: cannot attach %s to %s: %s", sock_progs[i], cg,
+				strerror(-err));
+	}
+	close(cg_fd);
+	if (err) {
+		detach_all(a);   /* all hooks or none: connect without getpeername would lie */
+		return;
+	}
+	pw_info("socket load balancing on %s (cgroup2)", cg);
+}
