@@ -324,6 +324,30 @@ done
 check_eq "internalTrafficPolicy Local: each node's client reaches only its own node's web pods (15 each)" \
 	"${wrong:-none}" none
 
+# ---- 10. socket load balancing: the node itself and hostNetwork pods ----------------
+got=$(k8s_node_exec 1 curl -s -m 5 "http://$WEB:80/hostname")
+check "socket LB: a process in node1's own namespace reaches ClusterIP $WEB:80 (answered by '$got')" \
+	grep -q '^web-' <<<"$got"
+got=$(k8s_node_exec 2 curl -s -m 5 "http://127.0.0.1:$NP/hostname")
+check "socket LB: node2 reaches its node port on 127.0.0.1:$NP (answered by '$got')" grep -q '^web-' <<<"$got"
+kn apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  nodeName: $(k8s_node_name 3)
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: $PWK_IMAGE_AGNHOST, imagePullPolicy: Never, args: [pause]}
+EOF
+if kn wait --for=condition=Ready pod/hostnet --timeout=60s >/dev/null 2>&1; then
+	check "socket LB: a hostNetwork pod on node3 connects to ClusterIP $WEB:80" \
+		kn exec hostnet -- /agnhost connect "$WEB:80" --timeout 5s
+else
+	not_ok "hostNetwork pod hostnet not Ready"
+fi
+
 # ---- 2. scaling: backends follow the EndpointSlice ---------------------------------
 # Recorders: the slice's ready set per watch event, each node's map per poll.
 rec=$PW_TMP/rec
