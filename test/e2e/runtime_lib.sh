@@ -146,7 +146,7 @@ rt_check_nothing_left() { # NODE LABEL
 		"$(in_ns "${PW_PREFIX}-$node" ip -o link show | awk -F': ' '{print $2}' | grep -c '^pw')" 0
 	check_eq "$label: no IPAM reservation left" "$(ls "/run/podwire/$inst/ipam" | grep -c '^[0-9]')" 0
 	check_eq "$label: no per-pod link pin left" \
-		"$(ls "/sys/fs/bpf/podwire/$inst/links" 2>/dev/null | grep -vEc '^(uplink|uplink_egress|overlay|overlay_egress)$')" 0
+		"$(ls "/sys/fs/bpf/podwire/$inst/links" 2>/dev/null | grep -vEc '^(uplink|uplink_egress|overlay|overlay_egress|sock_[a-z0-9]+)$')" 0
 	check_eq "$label: libcni cache holds no attachment" \
 		"$(find "$RT_DIR/cni-cache" -type f | sed "s|$RT_DIR/cni-cache/||" | tr '\n' ' ')" ""
 }
