@@ -270,9 +270,38 @@ static void test_not_object_and_load(void)
 	unlink(path);
 }
 
+/* A copy is equal and owns everything: freeing the original leaves it whole. */
+static void test_copy(void)
+{
+	struct pw_node_config c, d;
+	char err[256] = "", *a, *b;
+	int r = pw_config_parse(good, &c, err, sizeof(err));
+
+	PWT_CHECK(r == 0, "copy: good example parses", "returned %d: %s", r, err);
+	if (r)
+		return;
+	r = pw_config_copy(&d, &c);
+	PWT_EQ_INT(r, 0, "pw_config_copy");
+	if (r) {
+		pw_config_free(&c);
+		return;
+	}
+	a = pw_config_format(&c);
+	PWT_EXPECT(d.peers != c.peers && d.services != c.services &&
+		   d.services[0].backends != c.services[0].backends, "copy has its own arrays");
+	pw_config_free(&c);
+	b = pw_config_format(&d);
+	PWT_CHECK(a && b && strcmp(a, b) == 0, "copy formats as the original", "%s vs %s", a, b);
+	PWT_EQ_INT(d.services[0].backends[1].port, 8080, "copy's backend readable after the original is freed");
+	free(a);
+	free(b);
+	pw_config_free(&d);
+}
+
 int main(void)
 {
 	test_good();
+	test_copy();
 	test_defaults();
 	test_bad();
 	test_cut_values();

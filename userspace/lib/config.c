@@ -708,6 +708,46 @@ void pw_config_free(struct pw_node_config *cfg)
 	cfg->n_peers = 0;
 }
 
+static void *dup_array(const void *src, int n, size_t size)
+{
+	void *d;
+
+	if (!src || n <= 0)
+		return NULL;
+	d = malloc((size_t)n * size);
+	if (d)
+		memcpy(d, src, (size_t)n * size);
+	return d;
+}
+
+int pw_config_copy(struct pw_node_config *dst, const struct pw_node_config *src)
+{
+	*dst = *src;
+	dst->peers = dup_array(src->peers, src->n_peers, sizeof(*src->peers));
+	dst->services = dup_array(src->services, src->n_services, sizeof(*src->services));
+	if ((src->n_peers > 0 && !dst->peers) || (src->n_services > 0 && !dst->services)) {
+		free(dst->peers);
+		free(dst->services);
+		dst->peers = NULL;
+		dst->services = NULL;
+		dst->n_peers = dst->n_services = 0;
+		return -ENOMEM;
+	}
+	for (int i = 0; i < dst->n_services; i++) {
+		struct pw_service_config *s = &dst->services[i];
+
+		s->backends = dup_array(src->services[i].backends, s->n_backends, sizeof(*s->backends));
+		if (s->n_backends > 0 && !s->backends) {
+			/* The rest still point at src's: cut them off before freeing. */
+			for (int j = i; j < dst->n_services; j++)
+				dst->services[j].backends = NULL;
+			pw_config_free(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* ---- the other way: config -> JSON text ---- */
 
 static cJSON *format_node(const struct pw_node_config *cfg)
