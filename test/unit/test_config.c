@@ -298,10 +298,46 @@ static void test_copy(void)
 	pw_config_free(&d);
 }
 
+/* The services are spliced into the text one by one: none, or several,
+ * still read back as the same config. */
+static void test_format_services(void)
+{
+	struct pw_node_config c, d;
+	char err[256] = "", *text;
+	int n, r = pw_config_parse(good, &c, err, sizeof(err));
+
+	if (r)
+		return;
+	n = c.n_services;
+	c.n_services = 0;
+	text = pw_config_format(&c);
+	c.n_services = n;
+	r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -ENOMEM;
+	PWT_CHECK(r == 0, "formatted without services parses", "%d: %s (%s)", r, err, text ? text : "NULL");
+	if (!r) {
+		PWT_EQ_INT(d.n_services, 0, "no services read back");
+		PWT_EQ_INT(d.n_peers, 2, "peers read back beside an empty services list");
+		pw_config_free(&d);
+	}
+	free(text);
+	text = pw_config_format(&c);
+	r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -ENOMEM;
+	PWT_CHECK(r == 0, "formatted with two services parses", "%d: %s", r, err);
+	if (!r) {
+		PWT_EQ_INT(d.n_services, 2, "two services read back");
+		PWT_EQ_STR(d.services[1].name, "dns", "second service's name read back");
+		PWT_EQ_INT(d.services[0].n_backends, 2, "first service's backends read back");
+		pw_config_free(&d);
+	}
+	free(text);
+	pw_config_free(&c);
+}
+
 int main(void)
 {
 	test_good();
 	test_copy();
+	test_format_services();
 	test_defaults();
 	test_bad();
 	test_cut_values();

@@ -841,30 +841,83 @@ static bool add_or_drop(cJSON *o, const char *key, cJSON *item)
 	return false;
 }
 
+/* Appends "," (after the first) and one service's JSON to the buffer. */
+static bool append_service(char **buf, size_t *len, size_t *cap, const struct pw_service_config *s, bool first)
+{
+	cJSON *o = format_service(s);
+	char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+	size_t n = t ? strlen(t) : 0;
+	bool ok = t != NULL;
+
+	cJSON_Delete(o);
+	if (ok && *len + n + 4 > *cap) {
+		size_t c = *cap * 2 > *len + n + 4 ? *cap * 2 : *len + n + 4;
+		char *nb = realloc(*buf, c);
+
+		ok = nb != NULL;
+		if (ok) {
+			*buf = nb;
+			*cap = c;
+		}
+	}
+	if (ok) {
+		if (!first)
+			(*buf)[(*len)++] = ',';
+		memcpy(*buf + *len, t, n);
+		*len += n;
+	}
+	free(t);
+	return ok;
+}
+
+/* The services are printed one at a time into the text: a cJSON tree of
+ * 10,000 services would take about 16 MB for a moment, five times the
+ * agent's whole Kubernetes cache. */
 char *pw_config_format(const struct pw_node_config *cfg)
 {
-	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray(), *svcs = cJSON_CreateArray();
+	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray();
 	bool ok = root && (!cfg->from_kubernetes || cJSON_AddStringToObject(root, "source", "kubernetes")) &&
 		  add_or_drop(root, "node", format_node(cfg)) &&
 		  add_or_drop(root, "cluster", format_cluster(cfg));
 	char *text = NULL;
+	size_t len, cap;
 
 	for (int i = 0; ok && peers && i < cfg->n_peers; i++)
 		ok = cJSON_AddItemToArray(peers, format_peer(&cfg->peers[i]));
-	for (int i = 0; ok && svcs && i < cfg->n_services; i++)
-		ok = cJSON_AddItemToArray(svcs, format_service(&cfg->services[i]));
 	if (ok) {   /* add_or_drop takes the array either way */
 		ok = add_or_drop(root, "peers", peers);
 		peers = NULL;
 	}
-	if (ok) {
-		ok = add_or_drop(root, "services", svcs);
-		svcs = NULL;
-	}
+	/* "services" last and empty: its "[]}" ends the text, the services go in between. */
+	ok = ok && add_or_drop(root, "services", cJSON_CreateArray());
 	if (ok)
 		text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(peers);
-	cJSON_Delete(svcs);
 	cJSON_Delete(root);
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	if (len < 3 || strcmp(text + len - 3, "[]}") != 0) {
+		free(text);
+		return NULL;
+	}
+	len -= 2;   /* keep the "[" */
+	cap = len + 3;
+	for (int i = 0; i < cfg->n_services; i++) {
+		if (!append_service(&text, &len, &cap, &cfg->services[i], i == 0)) {
+			free(text);
+			return NULL;
+		}
+	}
+	if (len + 3 > cap) {
+		char *nb = realloc(text, len + 3);
+
+		if (!nb) {
+			free(text);
+			return NULL;
+		}
+		text = nb;
+	}
+	memcpy(text + len, "]}", 3);
 	return text;
 }
