@@ -16,7 +16,7 @@
 #   3. pod start-up: `kubectl apply` of BENCH_K8S_PODS (30) pods (agnhost
 #      pause) until all are Running, BENCH_K8S_POD_ROUNDS (2) rounds, on the
 #      podwire cluster and on the same cluster with Debian's bridge plugin and
-#      kube-proxy (iptables mode) - the baseline.
+#      kube-proxy (iptables mode) - the baseline - both up, rounds in turn.
 # Both clusters have BENCH_K8S_NODES (2) nodes and unique names
 # (BENCH_K8S_CLUSTER pwbn, BENCH_K8S_BRIDGE_CLUSTER pwbb); both go, pass or
 # fail. Selector-less Services with hand-made slices, rather than pods or
@@ -83,30 +83,29 @@ EOF
 	done
 }
 
-# pod_rounds SETUP: ROUNDS times, apply the pods and wait for all Running
-# (seconds, wall clock of apply + wait), then delete them.
-pod_rounds() {
-	local setup=$1 r t0 t1
-	k create namespace bench-pods >/dev/null || return 1
-	# The namespace's default service account must exist before pods are admitted.
-	for _ in $(seq 100); do k -n bench-pods get serviceaccount default >/dev/null 2>&1 && break; sleep 0.1; done
-	pods_manifest > "$OUT/pods.yaml"
-	for r in $(seq 1 "$ROUNDS"); do
-		t0=$(date +%s.%N)
-		k apply -f "$OUT/pods.yaml" >/dev/null || return 1
-		# (kubectl wait logs its watches' cancellation as errors: kept aside)
-		if ! k -n bench-pods wait --for=jsonpath='{.status.phase}'=Running pod --all --timeout=300s \
-			>/dev/null 2>"$OUT/wait.log"; then
-			cat "$OUT/wait.log" >&2
-			k -n bench-pods get pods -o wide >&2
-			return 1
-		fi
-		t1=$(date +%s.%N)
-		awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }' >> "$OUT/$setup.pods"
-		say "$setup: $PODS pods Running in $(tail -1 "$OUT/$setup.pods") s (round $r)"
-		k -n bench-pods delete pods --all --wait=true --timeout=300s >/dev/null || return 1
-	done
-	k delete namespace bench-pods --wait=false >/dev/null
+# pod_round SETUP: apply the pods, wait for all Running (seconds, wall clock
+# of apply + wait, appended to $OUT/SETUP.pods), delete them.
+pod_round() {
+	local setup=$1 t0 t1
+	if ! k get namespace bench-pods >/dev/null 2>&1; then
+		k create namespace bench-pods >/dev/null || return 1
+		# The namespace's default service account must exist before pods are admitted.
+		for _ in $(seq 100); do k -n bench-pods get serviceaccount default >/dev/null 2>&1 && break; sleep 0.1; done
+	fi
+	pods_manifest > "$OUT/pods-$setup.yaml"
+	t0=$(date +%s.%N)
+	k apply -f "$OUT/pods-$setup.yaml" >/dev/null || return 1
+	# (kubectl wait logs its watches' cancellation as errors: kept aside)
+	if ! k -n bench-pods wait --for=jsonpath='{.status.phase}'=Running pod --all --timeout=300s \
+		>/dev/null 2>"$OUT/wait.log"; then
+		cat "$OUT/wait.log" >&2
+		k -n bench-pods get pods -o wide >&2
+		return 1
+	fi
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }' >> "$OUT/$setup.pods"
+	say "$setup: $PODS pods Running in $(tail -1 "$OUT/$setup.pods") s (load $(cut -d' ' -f1 /proc/loadavg))"
+	k -n bench-pods delete pods --all --wait=true --timeout=300s >/dev/null
 }
 
 api_arg() {
@@ -125,13 +124,12 @@ podwired_rss() {
 	say "podwired RSS $(cut -d' ' -f1 "$OUT/$1.rss") MiB, peak $(cut -d' ' -f2 "$OUT/$1.rss") MiB ($1)"
 }
 
-podwire_phase() {
-	export CLUSTER=$PW_CLUSTER PWK_NODES=$NODES
-	. scripts/k8s/env.sh
-	. scripts/k8s/pki.sh
+podwire_up() {
 	say "podwire cluster $CLUSTER: up ($NODES nodes)"
 	cluster "$CLUSTER" up >"$OUT/pw-up.log" 2>&1 || { tail -20 "$OUT/pw-up.log" >&2; return 1; }
-	pod_rounds podwire || return 1
+}
+
+podwire_measure() {
 	k create namespace bench-svc >/dev/null || return 1
 	podwired_rss idle
 	say "slice changes: $CHANGES"
@@ -145,7 +143,6 @@ podwire_phase() {
 		svc_tool latency bench-svc "$CHANGES_LOADED" | tee "$OUT/lat-loaded.txt" >&2 || return 1
 		podwired_rss after
 	fi
-	grep -h "applied .* ms after\|services: applied" "$(pwk_node_dir 1)/log/podwired.log" | tail -3 >&2
 }
 
 # k8s_svc against kube-proxy: in node1's namespaces (its iptables), the API
@@ -162,13 +159,12 @@ kube_proxy_rss() {
 	say "kube-proxy RSS $(cut -d' ' -f1 "$OUT/kp.rss") MiB, peak $(cut -d' ' -f2 "$OUT/kp.rss") MiB"
 }
 
-bridge_phase() {
-	export CLUSTER=$BR_CLUSTER PWK_NODES=$NODES
-	. scripts/k8s/env.sh
-	. scripts/k8s/pki.sh
+bridge_up() {
 	say "bridge + kube-proxy cluster $CLUSTER: up ($NODES nodes)"
 	cluster "$CLUSTER" up --cni bridge >"$OUT/br-up.log" 2>&1 || { tail -20 "$OUT/br-up.log" >&2; return 1; }
-	pod_rounds bridge || return 1
+}
+
+bridge_measure() {
 	if [ "$BASE_CHANGES" -gt 0 ] || [ "$BASE_SERVICES" -gt 0 ]; then
 		k create namespace bench-svc >/dev/null || return 1
 	fi
@@ -184,6 +180,16 @@ bridge_phase() {
 	# What kube-proxy changed outside its rules (nothing, when configured as node.sh does).
 	grep -h "Changed sysctl\|modprobe" "$(pwk_node_dir 1)/log/kube-proxy.log" >&2
 	return 0
+}
+
+# in_cluster NAME CMD...: CMD in a subshell set up for cluster NAME.
+in_cluster() {
+	(
+		export CLUSTER=$1 PWK_NODES=$NODES
+		. scripts/k8s/env.sh
+		. scripts/k8s/pki.sh
+		"${@:2}"
+	)
 }
 
 # ---- the table ----------------------------------------------------------------
@@ -219,12 +225,32 @@ table() {
 }
 
 [ -x "$TOOL" ] || { echo "no $TOOL: run make" >&2; exit 1; }
-rc=0
-( podwire_phase ) || { echo "podwire cluster phase failed" >&2; rc=1; }
-cluster "$PW_CLUSTER" down >/dev/null 2>&1
-if [ "${BENCH_K8S_BRIDGE:-1}" != 0 ]; then
-	( bridge_phase ) || { echo "bridge cluster phase failed" >&2; rc=1; }
-	cluster "$BR_CLUSTER" down >/dev/null 2>&1
+rc=0 bridge=${BENCH_K8S_BRIDGE:-1}
+# Both clusters up, their pod rounds taken in turn (whichever goes first
+# alternates): the machine's load, which other jobs change by the minute,
+# weighs on both alike. Then each cluster's service figures, alone.
+in_cluster "$PW_CLUSTER" podwire_up || rc=1
+if [ "$bridge" != 0 ] && ! in_cluster "$BR_CLUSTER" bridge_up; then
+	echo "bridge cluster did not come up" >&2
+	rc=1 bridge=0
 fi
+if [ $rc = 0 ]; then
+	for r in $(seq 1 "$ROUNDS"); do
+		order="$PW_CLUSTER:podwire $BR_CLUSTER:bridge"
+		[ $((r % 2)) = 0 ] && order="$BR_CLUSTER:bridge $PW_CLUSTER:podwire"
+		for o in $order; do
+			[ "${o#*:}" = bridge ] && [ "$bridge" = 0 ] && continue
+			in_cluster "${o%%:*}" pod_round "${o#*:}" || { echo "${o#*:}: pod round $r failed" >&2; rc=1; }
+		done
+	done
+	if [ "$bridge" != 0 ]; then
+		in_cluster "$BR_CLUSTER" bridge_measure || { echo "kube-proxy figures failed" >&2; rc=1; }
+	fi
+fi
+cluster "$BR_CLUSTER" down >/dev/null 2>&1
+if [ $rc = 0 ] || [ -s "$OUT/podwire.pods" ]; then
+	in_cluster "$PW_CLUSTER" podwire_measure || { echo "podwire figures failed" >&2; rc=1; }
+fi
+cluster "$PW_CLUSTER" down >/dev/null 2>&1
 table
 exit $rc
