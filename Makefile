@@ -40,6 +40,7 @@ UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit
 BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
 
 BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
+BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -109,6 +110,10 @@ $(BUILD)/test/k8s/kwatch: $(BUILD)/test/k8s/kwatch.o $(LIB)
 $(BUILD)/test/bench/svc_apply: $(BUILD)/test/bench/svc_apply.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Kubernetes service benchmarks (test/bench/k8s.sh): API writes, datapath map reads.
+$(BUILD)/test/bench/k8s_svc: $(BUILD)/test/bench/k8s_svc.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test/bench/pwperf: test/bench/pwperf.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
@@ -147,6 +152,14 @@ demo-k8s-down:
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash test/bench/run.sh
+	@[ "$${BENCH_K8S:-1}" = 0 ] || $(MAKE) --no-print-directory bench-k8s
+
+# The Kubernetes benchmarks alone (test/bench/k8s.sh): real clusters, podwire
+# beside Debian's bridge plugin + kube-proxy. BENCH_K8S=0 leaves them out of bench.
+.PHONY: bench-k8s
+bench-k8s: deps k8s-deps
+	@$(MAKE) --no-print-directory all
+	@bash test/bench/k8s.sh
 
 vmtest: deps
 	@$(MAKE) --no-print-directory all

@@ -4,8 +4,9 @@
 #   debian  containerd and runc installed from Debian; etcd and etcdctl unpacked
 #           from Debian's etcd-server/etcd-client into the cache (no service);
 #   go      kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-#           kubectl, e2e.test, ginkgo and agnhost built from the Go module proxy
-#           through the pinned scratch module test/k8s/go, coredns through
+#           kube-proxy (the bridge baseline's), kubectl, e2e.test, ginkgo and
+#           agnhost built from the Go module proxy through the pinned scratch
+#           module test/k8s/go, coredns through
 #           test/k8s/coredns;
 #   images  the images the cluster and its tests run, built here from those
 #           binaries and Debian's as docker-archive tars (there is no registry).
@@ -120,7 +121,7 @@ step_go() {
 	local key ldf cmd
 	key=$(module_key "$K8S_MOD")
 	ldf=$(k8s_ldflags)
-	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
 		go_build "$cmd" "$key" "$K8S_MOD" build "k8s.io/kubernetes/cmd/$cmd" -trimpath -ldflags "$ldf"
 	done
 	go_build agnhost "$key" "$K8S_MOD" build k8s.io/kubernetes/test/images/agnhost -trimpath -ldflags "-s -w"

@@ -16,7 +16,7 @@ PW_K8S_IMAGES=$PW_K8S_CACHE/images
 export K8S_VERSION PW_K8S_CACHE PW_K8S_BIN PW_K8S_IMAGES
 
 # Binaries scripts/k8s-deps.sh puts in $PW_K8S_BIN.
-PW_K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl
+PW_K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 	etcd etcdctl e2e.test ginkgo agnhost coredns)
 
 # The images scripts/k8s-deps.sh builds, as $PW_K8S_IMAGES/<name>.tar. Their

@@ -3,9 +3,11 @@
 # kube-controller-manager and kube-scheduler in a fabric network namespace,
 # and PWK_NODES nodes (default 3), each a network namespace plus a private
 # mount namespace with its own containerd, kubelet and podwired (the CNI and
-# the kube-proxy replacement: there is no kube-proxy). Nothing of the shared
-# machine changes: sysctls kubelet sets are faked inside the nodes' mount
-# namespaces, cgroups are the nodes' own subtrees, all state is in $PWK_DIR.
+# the kube-proxy replacement: there is no kube-proxy); with --cni bridge,
+# Debian's bridge plugin and kube-proxy (iptables mode) instead (the
+# baseline). Nothing of the shared machine changes: sysctls kubelet sets are
+# faked inside the nodes' mount namespaces, cgroups are the nodes' own
+# subtrees, all state is in $PWK_DIR.
 #
 #   scripts/k8s/cluster.sh up [--routing native|vxlan] [--cni podwire|bridge]
 #   scripts/k8s/cluster.sh down       everything goes, also after a partial up
@@ -71,7 +73,9 @@ check_prereqs() {
 		"$PWK_BUILD/podwired" --help 2>&1 | grep -q -- --kubeconfig ||
 			die "$PWK_BUILD/podwired has no Kubernetes mode (--kubeconfig); CNI=bridge runs Debian's bridge plugin instead"
 		;;
-	bridge) ;;
+	bridge)
+		command -v kube-proxy >/dev/null || die "missing kube-proxy (looked in $PW_K8S_BIN and PATH): run 'make k8s-deps'"
+		command -v iptables >/dev/null || die "missing iptables (kube-proxy's): apt-get install iptables" ;;
 	*) die "--cni: '$PWK_CNI' is not podwire or bridge" ;;
 	esac
 	[ "$(id -u)" = 0 ] || die "needs root"
@@ -246,7 +250,8 @@ cni_up() {
 	bridge)
 		wait_for "pod CIDRs" 30 all_podcidrs || return 1
 		for n in $(pwk_node_nums); do node_bridge_up "$n" || return 1; done
-		pwk_bridge_routes ;;
+		pwk_bridge_routes
+		for n in $(pwk_node_nums); do node_kube_proxy_up "$n"; done ;;
 	esac
 }
 
@@ -352,7 +357,7 @@ cluster_status() {
 		total=$((total + kb)); printf '%-26s %8d\n' "$p" $((kb / 1024))
 	done
 	for n in $(pwk_node_nums); do
-		for p in containerd kubelet podwired; do
+		for p in containerd kubelet podwired kube-proxy; do
 			[ -f "$(pwk_node_dir "$n")/pid/$p" ] || continue
 			kb=$(pwk_rss_kb "$(cat "$(pwk_node_dir "$n")/pid/$p")")
 			total=$((total + kb)); printf '%-26s %8d\n' "node$n/$p" $((kb / 1024))

@@ -346,6 +346,38 @@ pwk_fabric_routes() {
 	for m in $(pwk_node_nums); do pwk_fabric_route "$m" || return 1; done
 }
 
+# Bridge mode's kube-proxy (iptables mode) in the node's namespaces. Nothing
+# of the shared machine may change: conntrack maxPerCore/min 0 and the TCP
+# timeouts 0 make it leave every nf_conntrack sysctl alone (nf_conntrack_max
+# is machine-wide), NodePorts on the node IP only spare route_localnet; its
+# rules live in the node's netns. br_netfilter is built into
+# this kernel and on by default in every namespace: replies bridged between
+# two pods of a node are reverse-translated without loading anything.
+node_kube_proxy_up() {
+	local n=$1 nd node; nd=$(pwk_node_dir "$1") node=$(pwk_node_name "$1")
+	cat > "$nd/config/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
+hostnameOverride: $node
+mode: iptables
+clusterCIDR: $PWK_POD_CIDR
+bindAddress: $(pwk_node_ip "$n")
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+oomScoreAdj: 0
+# The node IP only: no NodePort on 127.0.0.1, so no route_localnet either.
+nodePortAddresses: [primary]
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+EOF
+	pwk_spawn "$nd/pid/kube-proxy" "$nd/log/kube-proxy.log" \
+		nsenter -t "$(pwk_holder "$n")" -m -n kube-proxy --config "$nd/config/kube-proxy.yaml" --v=1
+}
+
 pwk_bridge_routes() {
 	local n m cidr
 	pwk_fabric_routes || return 1
@@ -400,6 +432,7 @@ node_down() {
 	if [ -n "$(pwk_node_mntns "$n")" ]; then
 		# kubelet first, so that nothing restarts what goes next.
 		pwk_kill_pidfile "$nd/pid/kubelet"
+		pwk_kill_pidfile "$nd/pid/kube-proxy"
 		if [ -f "$nd/pid/podwired" ]; then
 			pwk_kill_pidfile "$nd/pid/podwired" TERM
 			sleep 0.2

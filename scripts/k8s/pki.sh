@@ -2,8 +2,8 @@
 # Sourced by scripts/k8s/cluster.sh: the cluster's certificates and kubeconfigs,
 # made with openssl in $PWK_DIR/pki. One CA signs everything: the API server's
 # serving certificate, every client (admin, controller-manager, scheduler, each
-# kubelet, the API server towards kubelets, podwired) and each kubelet's serving
-# certificate. The service-account key pair signs pod tokens.
+# kubelet, the API server towards kubelets, podwired, kube-proxy) and each
+# kubelet's serving certificate. The service-account key pair signs pod tokens.
 
 PKI=$PWK_DIR/pki
 
@@ -71,10 +71,13 @@ pki_all() {
 	pki_cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 	pki_cert scheduler "/CN=system:kube-scheduler" clientAuth
 	pki_cert podwire "/CN=system:podwire" clientAuth
+	# The bridge baseline's kube-proxy: bound to system:node-proxier by the API server's bootstrap RBAC.
+	pki_cert kube-proxy "/CN=system:kube-proxy" clientAuth
 	pki_kubeconfig admin "https://127.0.0.1:$root_port"
 	pki_kubeconfig controller-manager "$in_fabric"
 	pki_kubeconfig scheduler "$in_fabric"
 	pki_kubeconfig podwire "$on_fabric"
+	pki_kubeconfig kube-proxy "$on_fabric"
 	for n in $(pwk_node_nums); do pki_node "$n"; done
 }
 

@@ -282,9 +282,74 @@ static void test_not_object_and_load(void)
 	unlink(path);
 }
 
+/* A copy is equal and owns everything: freeing the original leaves it whole. */
+static void test_copy(void)
+{
+	struct pw_node_config c, d;
+	char err[256] = "", *a, *b;
+	int r = pw_config_parse(good, &c, err, sizeof(err));
+
+	PWT_CHECK(r == 0, "copy: good example parses", "returned %d: %s", r, err);
+	if (r)
+		return;
+	r = pw_config_copy(&d, &c);
+	PWT_EQ_INT(r, 0, "pw_config_copy");
+	if (r) {
+		pw_config_free(&c);
+		return;
+	}
+	a = pw_config_format(&c);
+	PWT_EXPECT(d.peers != c.peers && d.services != c.services &&
+		   d.services[0].backends != c.services[0].backends, "copy has its own arrays");
+	pw_config_free(&c);
+	b = pw_config_format(&d);
+	PWT_CHECK(a && b && strcmp(a, b) == 0, "copy formats as the original", "%s vs %s", a, b);
+	PWT_EQ_INT(d.services[0].backends[1].port, 8080, "copy's backend readable after the original is freed");
+	free(a);
+	free(b);
+	pw_config_free(&d);
+}
+
+/* The services are spliced into the text one by one: none, or several,
+ * still read back as the same config. */
+static void test_format_services(void)
+{
+	struct pw_node_config c, d;
+	char err[256] = "", *text;
+	int n, r = pw_config_parse(good, &c, err, sizeof(err));
+
+	if (r)
+		return;
+	n = c.n_services;
+	c.n_services = 0;
+	text = pw_config_format(&c);
+	c.n_services = n;
+	r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -ENOMEM;
+	PWT_CHECK(r == 0, "formatted without services parses", "%d: %s (%s)", r, err, text ? text : "NULL");
+	if (!r) {
+		PWT_EQ_INT(d.n_services, 0, "no services read back");
+		PWT_EQ_INT(d.n_peers, 2, "peers read back beside an empty services list");
+		pw_config_free(&d);
+	}
+	free(text);
+	text = pw_config_format(&c);
+	r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -ENOMEM;
+	PWT_CHECK(r == 0, "formatted with two services parses", "%d: %s", r, err);
+	if (!r) {
+		PWT_EQ_INT(d.n_services, 2, "two services read back");
+		PWT_EQ_STR(d.services[1].name, "dns", "second service's name read back");
+		PWT_EQ_INT(d.services[0].n_backends, 2, "first service's backends read back");
+		pw_config_free(&d);
+	}
+	free(text);
+	pw_config_free(&c);
+}
+
 int main(void)
 {
 	test_good();
+	test_copy();
+	test_format_services();
 	test_defaults();
 	test_bad();
 	test_cut_values();

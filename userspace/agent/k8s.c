@@ -36,15 +36,18 @@
 #include "log.h"
 #include "metrics_http.h"
 
-/* Changes that arrive within this long of the first are applied together:
- * short against the target of 50 ms from an EndpointSlice change to the
- * maps, long enough to batch a burst of events. */
+/* Builds are at least this far apart: a change after a quiet spell is
+ * applied at once, the changes that follow within this long are applied
+ * together (a rollout touches a slice several times). Short against the
+ * target of 50 ms from an EndpointSlice change to the maps. */
 #define K8S_DEBOUNCE_MS 5
 /* While waiting (for the lists, for this node's podCIDR), say why again
  * this often. */
 #define K8S_WAIT_LOG_MS 30000
-/* The applied config is published (for podwirectl) at most this often:
- * formatting 10,000 services costs milliseconds better spent applying. */
+/* The applied config is published (for podwirectl) at most this often, by
+ * a thread of its own: formatting 10,000 services takes 100-250 ms on a
+ * busy 2-core node, which the main loop must not wait for before the next
+ * apply. */
 #define K8S_PUBLISH_MS 1000
 
 static const char *const resource_path[PW_K8S_KINDS] = {
@@ -233,6 +236,103 @@ static int uplink_of(uint32_t ip, char out[PW_IFNAME_MAX])
 	return ret;
 }
 
+/* ---- publishing the applied config ---- */
+
+struct publisher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pw_node_config next;   /* a copy to write; replaced if not written yet */
+	bool pending, stop, started;
+	const char *path;
+};
+
+static void publish_write(const char *path, const struct pw_node_config *cfg)
+{
+	char *text = pw_config_format(cfg);
+	int err = text ? pw_file_write_atomic(path, text, strlen(text)) : -ENOMEM;
+
+	free(text);
+	if (err)
+		pw_warn("cannot write %s: %s (podwirectl shows no names)", path, strerror(-err));
+}
+
+static void *publisher_main(void *arg)
+{
+	struct publisher *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct pw_node_config cfg;
+
+		while (!p->pending && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (!p->pending)
+			break;   /* stopping, and everything is written */
+		cfg = p->next;
+		memset(&p->next, 0, sizeof(p->next));
+		p->pending = false;
+		pthread_mutex_unlock(&p->lock);
+		publish_write(p->path, &cfg);
+		pw_config_free(&cfg);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static int publisher_start(struct publisher *p, const char *path)
+{
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	p->path = path;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	err = pthread_create(&p->thread, NULL, publisher_main, p);
+	if (err) {
+		pthread_cond_destroy(&p->cond);
+		pthread_mutex_destroy(&p->lock);
+		return -err;
+	}
+	p->started = true;
+	return 0;
+}
+
+/* Hands a copy of cfg to the thread (it replaces a copy not written yet). */
+static void publisher_post(struct publisher *p, const struct pw_node_config *cfg)
+{
+	struct pw_node_config copy, old;
+
+	if (pw_config_copy(&copy, cfg)) {
+		pw_warn("cannot publish %s: out of memory (podwirectl shows stale names)", p->path);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	old = p->next;
+	p->next = copy;
+	p->pending = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pw_config_free(&old);
+}
+
+/* Writes what is pending, then joins. */
+static void publisher_stop(struct publisher *p)
+{
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	pw_config_free(&p->next);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	p->started = false;
+}
+
 /* ---- the main loop ---- */
 
 struct k8s_loop {
@@ -250,16 +350,18 @@ struct k8s_loop {
 	char state_path[PW_PATH_MAX + 32];
 	bool state_dirty;
 	long long state_written_ms;
+	struct publisher pub;
+	long long built_ms;              /* when the last build ended */
 };
 
-static void publish_state(struct k8s_loop *l)
+/* At start in the loop itself (the file is there when "ready" is logged),
+ * then through the publisher thread. */
+static void publish_state(struct k8s_loop *l, bool at_start)
 {
-	char *text = pw_config_format(&l->a->cfg);
-	int err = text ? pw_file_write_atomic(l->state_path, text, strlen(text)) : -ENOMEM;
-
-	free(text);
-	if (err)
-		pw_warn("cannot write %s: %s (podwirectl shows no names)", l->state_path, strerror(-err));
+	if (l->pub.started && !at_start)
+		publisher_post(&l->pub, &l->a->cfg);
+	else
+		publish_write(l->state_path, &l->a->cfg);
 	l->state_dirty = false;
 	l->state_written_ms = now_ms();
 }
@@ -300,7 +402,7 @@ static int start_node(struct k8s_loop *l, struct pw_node_config *cfg)
 	err = pw_agent_start_datapath(a, &applied);
 	if (err)
 		return err;
-	publish_state(l);
+	publish_state(l, true);
 	if (applied)
 		pw_warn("kubernetes: first apply had errors: the next change retries");
 	err = pw_cni_conflist_write(&a->paths, l->f->cni_conf_dir);
@@ -416,18 +518,19 @@ static int loop(struct k8s_loop *l, int sig_fd)
 		if (fds[1].revents & POLLIN) {
 			drain(l->src->event_fd);
 			if (rebuild_at < 0)
-				rebuild_at = now_ms() + K8S_DEBOUNCE_MS;
+				rebuild_at = l->built_ms + K8S_DEBOUNCE_MS;   /* now, after a quiet spell */
 		}
 		now = now_ms();
 		if ((rebuild_at >= 0 && now >= rebuild_at) ||
 		    (l->last_why[0] && now >= l->why_logged_ms + K8S_WAIT_LOG_MS)) {
 			rebuild_at = -1;
 			ret = rebuild(l);
+			l->built_ms = now_ms();
 			if (ret)
 				return ret;
 		}
 		if (l->state_dirty && now_ms() >= l->state_written_ms + K8S_PUBLISH_MS)
-			publish_state(l);
+			publish_state(l, false);
 	}
 }
 
@@ -495,7 +598,11 @@ int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd)
 	pw_kube_conn_free(&conn);
 	if (ret)
 		return ret;
+	ret = publisher_start(&l.pub, l.state_path);
+	if (ret)
+		pw_warn("cannot start the publishing thread (%s): publishing in the main loop", strerror(-ret));
 	ret = loop(&l, sig_fd);
+	publisher_stop(&l.pub);
 	if (l.started)
 		pw_metrics_http_stop();
 	source_stop(l.src);

@@ -742,6 +742,46 @@ void pw_config_free(struct pw_node_config *cfg)
 	cfg->n_peers = 0;
 }
 
+static void *dup_array(const void *src, int n, size_t size)
+{
+	void *d;
+
+	if (!src || n <= 0)
+		return NULL;
+	d = malloc((size_t)n * size);
+	if (d)
+		memcpy(d, src, (size_t)n * size);
+	return d;
+}
+
+int pw_config_copy(struct pw_node_config *dst, const struct pw_node_config *src)
+{
+	*dst = *src;
+	dst->peers = dup_array(src->peers, src->n_peers, sizeof(*src->peers));
+	dst->services = dup_array(src->services, src->n_services, sizeof(*src->services));
+	if ((src->n_peers > 0 && !dst->peers) || (src->n_services > 0 && !dst->services)) {
+		free(dst->peers);
+		free(dst->services);
+		dst->peers = NULL;
+		dst->services = NULL;
+		dst->n_peers = dst->n_services = 0;
+		return -ENOMEM;
+	}
+	for (int i = 0; i < dst->n_services; i++) {
+		struct pw_service_config *s = &dst->services[i];
+
+		s->backends = dup_array(src->services[i].backends, s->n_backends, sizeof(*s->backends));
+		if (s->n_backends > 0 && !s->backends) {
+			/* The rest still point at src's: cut them off before freeing. */
+			for (int j = i; j < dst->n_services; j++)
+				dst->services[j].backends = NULL;
+			pw_config_free(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* ---- the other way: config -> JSON text ---- */
 
 static cJSON *format_node(const struct pw_node_config *cfg)
@@ -838,30 +878,83 @@ static bool add_or_drop(cJSON *o, const char *key, cJSON *item)
 	return false;
 }
 
+/* Appends "," (after the first) and one service's JSON to the buffer. */
+static bool append_service(char **buf, size_t *len, size_t *cap, const struct pw_service_config *s, bool first)
+{
+	cJSON *o = format_service(s);
+	char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+	size_t n = t ? strlen(t) : 0;
+	bool ok = t != NULL;
+
+	cJSON_Delete(o);
+	if (ok && *len + n + 4 > *cap) {
+		size_t c = *cap * 2 > *len + n + 4 ? *cap * 2 : *len + n + 4;
+		char *nb = realloc(*buf, c);
+
+		ok = nb != NULL;
+		if (ok) {
+			*buf = nb;
+			*cap = c;
+		}
+	}
+	if (ok) {
+		if (!first)
+			(*buf)[(*len)++] = ',';
+		memcpy(*buf + *len, t, n);
+		*len += n;
+	}
+	free(t);
+	return ok;
+}
+
+/* The services are printed one at a time into the text: a cJSON tree of
+ * 10,000 services would take about 16 MB for a moment, five times the
+ * agent's whole Kubernetes cache. */
 char *pw_config_format(const struct pw_node_config *cfg)
 {
-	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray(), *svcs = cJSON_CreateArray();
+	cJSON *root = cJSON_CreateObject(), *peers = cJSON_CreateArray();
 	bool ok = root && (!cfg->from_kubernetes || cJSON_AddStringToObject(root, "source", "kubernetes")) &&
 		  add_or_drop(root, "node", format_node(cfg)) &&
 		  add_or_drop(root, "cluster", format_cluster(cfg));
 	char *text = NULL;
+	size_t len, cap;
 
 	for (int i = 0; ok && peers && i < cfg->n_peers; i++)
 		ok = cJSON_AddItemToArray(peers, format_peer(&cfg->peers[i]));
-	for (int i = 0; ok && svcs && i < cfg->n_services; i++)
-		ok = cJSON_AddItemToArray(svcs, format_service(&cfg->services[i]));
 	if (ok) {   /* add_or_drop takes the array either way */
 		ok = add_or_drop(root, "peers", peers);
 		peers = NULL;
 	}
-	if (ok) {
-		ok = add_or_drop(root, "services", svcs);
-		svcs = NULL;
-	}
+	/* "services" last and empty: its "[]}" ends the text, the services go in between. */
+	ok = ok && add_or_drop(root, "services", cJSON_CreateArray());
 	if (ok)
 		text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(peers);
-	cJSON_Delete(svcs);
 	cJSON_Delete(root);
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	if (len < 3 || strcmp(text + len - 3, "[]}") != 0) {
+		free(text);
+		return NULL;
+	}
+	len -= 2;   /* keep the "[" */
+	cap = len + 3;
+	for (int i = 0; i < cfg->n_services; i++) {
+		if (!append_service(&text, &len, &cap, &cfg->services[i], i == 0)) {
+			free(text);
+			return NULL;
+		}
+	}
+	if (len + 3 > cap) {
+		char *nb = realloc(text, len + 3);
+
+		if (!nb) {
+			free(text);
+			return NULL;
+		}
+		text = nb;
+	}
+	memcpy(text + len, "]}", 3);
 	return text;
 }

@@ -87,6 +87,9 @@ int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size
 int pw_config_load_digest(const char *path, struct pw_node_config *cfg, uint64_t *digest, char *err,
 			  size_t errlen);
 void pw_config_free(struct pw_node_config *cfg);
+/* dst := a deep copy of src (its own peers, services and backends). 0, or
+ * -ENOMEM with dst empty (pw_config_free-able). */
+int pw_config_copy(struct pw_node_config *dst, const struct pw_node_config *src);
 /* cfg as config-file JSON (one line, no trailing newline) that
  * pw_config_parse reads back into the same config; malloc'ed, NULL on
  * ENOMEM. The Kubernetes mode publishes what it applies this way. */
