@@ -29,7 +29,7 @@ demo_up() {
 	hr
 	echo "podwire on a real Kubernetes $K8S_VERSION cluster: etcd, kube-apiserver, controller-manager,"
 	echo "scheduler, and three nodes with their own containerd, kubelet and podwired"
-	echo "(CNI: $CNI, routing: $ROUTING; no kube-proxy; cluster '$CLUSTER', state in $PWK_DIR)"
+	if [ "$CNI" = podwire ]; then echo "(CNI: podwire, routing: $ROUTING; no kube-proxy: podwire serves Services; cluster '$CLUSTER', state in $PWK_DIR)"; else echo "(CNI: $CNI with kube-proxy; cluster '$CLUSTER', state in $PWK_DIR)"; fi
 	hr
 	local t0=$SECONDS
 	k8s_up --routing "$ROUTING" --cni "$CNI" 2>&1 | indent
