@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include "agent.h"
-#include "cidr.h"
 #include "log.h"
+#include "services.h"
 
 #define HC_MAX 1024   /* listeners; a node with more ETP-Local services logs and skips the rest */
 
@@ -185,7 +185,7 @@ static int local_endpoints(const struct pw_node_config *cfg, uint16_t hc)
 			uint32_t ip = s->backends[j].ip;
 			bool dup = false;
 
-			if (!pw_cidr_contains(&cfg->pod_cidr, ip) && ip != cfg->ip)
+			if (!pw_services_backend_local(&s->backends[j], &cfg->pod_cidr, cfg->ip))
 				continue;
 			for (int k = 0; k < n && !dup; k++)
 				dup = seen[k] == ip;
@@ -230,19 +230,27 @@ static int wanted(const struct pw_node_config *cfg, struct hc_port *out)
 	return n;
 }
 
+static bool any_health_check(const struct pw_node_config *cfg)
+{
+	for (int i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].external_local && cfg->services[i].health_check_port)
+			return true;
+	return false;
+}
+
 void pw_healthcheck_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 {
-	struct hc_port *want = calloc(HC_MAX, sizeof(*want));
 	struct pw_healthcheck *h = a->hc;
+	struct hc_port *want;
 	int n;
 
+	/* Most nodes never serve one: nothing to allocate on each apply. */
+	if (!h && !any_health_check(cfg))
+		return;
+	want = calloc(HC_MAX, sizeof(*want));
 	if (!want)
 		return;
 	n = wanted(cfg, want);
-	if (!n && !h) {
-		free(want);
-		return;
-	}
 	if (!h && !(h = a->hc = hc_start())) {
 		pw_warn("health checks: cannot start their thread");
 		free(want);

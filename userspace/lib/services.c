@@ -1783,7 +1783,7 @@ out:
 
 /* ---- traffic policies ---- */
 
-static bool backend_local(const struct pw_backend_config *b, const struct pw_cidr *local_pods, uint32_t node_ip)
+bool pw_services_backend_local(const struct pw_backend_config *b, const struct pw_cidr *local_pods, uint32_t node_ip)
 {
 	return pw_cidr_contains(local_pods, b->ip) || b->ip == node_ip;
 }
@@ -1795,7 +1795,7 @@ static void copy_backends(const struct pw_service_config *d, bool local_only, co
 	o->backends = *pool;
 	o->n_backends = 0;
 	for (int j = 0; j < d->n_backends; j++)
-		if (!local_only || backend_local(&d->backends[j], local_pods, node_ip))
+		if (!local_only || pw_services_backend_local(&d->backends[j], local_pods, node_ip))
 			o->backends[o->n_backends++] = d->backends[j];
 	*pool += o->n_backends;
 }

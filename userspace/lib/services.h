@@ -79,6 +79,8 @@ int pw_services_apply(struct pw_services *s, const struct pw_service_config *svc
 int pw_services_localize(const struct pw_service_config *svcs, int n, const struct pw_cidr *local_pods,
 			 uint32_t node_ip, struct pw_service_config **out, int *n_out);
 void pw_services_localized_free(struct pw_service_config *out);
+/* Whether backend b is this node's: in local_pods, or node_ip itself. */
+bool pw_services_backend_local(const struct pw_backend_config *b, const struct pw_cidr *local_pods, uint32_t node_ip);
 
 /* Read side (podwirectl, tests): the installed services as the reconciler
  * knows them. */
