@@ -8,7 +8,9 @@
  * Afterwards the model is built; beyond "no crash, no leak" the harness
  * checks that the result is one the reconciler accepts: services inside
  * the service CIDR, no duplicate frontends or node ports, backends sorted
- * and unique, peers inside the cluster CIDR and not overlapping. */
+ * and unique, peers inside the cluster CIDR and not overlapping. The model
+ * is also built after every line, each build from the one before
+ * (pw_k8s_build_next), and the last of those must be the whole build. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,10 +86,39 @@ static void check_config(const struct pw_node_config *c)
 	}
 }
 
+static void check_same(const struct pw_node_config *a, const struct pw_node_config *b)
+{
+	check(a->n_services == b->n_services && a->n_peers == b->n_peers);
+	for (int i = 0; i < a->n_services; i++) {
+		const struct pw_service_config *x = &a->services[i], *y = &b->services[i];
+
+		check(strcmp(x->name, y->name) == 0 && x->vip == y->vip && x->port == y->port &&
+		      x->protocol == y->protocol && x->node_port == y->node_port && x->n_backends == y->n_backends);
+		for (int j = 0; j < x->n_backends; j++)
+			check(x->backends[j].ip == y->backends[j].ip && x->backends[j].port == y->backends[j].port);
+	}
+}
+
+/* After each line: cur := a build from cur (when there is one). */
+static void build_step(struct pw_k8s_model *m, const struct pw_node_config *base, struct pw_node_config *cur,
+		       bool *have)
+{
+	struct pw_node_config next;
+	char why[256];
+
+	if (pw_k8s_build_next(m, base, *have ? cur : NULL, &next, why, sizeof(why)))
+		return;
+	if (*have)
+		pw_k8s_release(m, cur);
+	*cur = next;
+	*have = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pw_cidr cluster, svc;
-	struct pw_node_config base = { 0 }, out;
+	struct pw_node_config base = { 0 }, out, cur;
+	bool have = false;
 	struct pw_k8s_model *m;
 	char *text = malloc(size + 1), *line, *save = NULL;
 	char why[256];
@@ -103,14 +134,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	base.service_cidr = svc;
 	m = pw_k8s_model_new("node1", &cluster, &svc);
 	check(m != NULL);
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		apply_line(m, line);
+		build_step(m, &base, &cur, &have);
+	}
+	if (have)
+		build_step(m, &base, &cur, &have);   /* the last change may have failed the build */
 	if (pw_k8s_build(m, &base, &out, why, sizeof(why)) == 0) {
 		check_config(&out);
+		if (have)
+			check_same(&cur, &out);
 		pw_config_free(&out);
 	} else {
 		check(why[0] != '\0');
 	}
+	if (have)
+		pw_k8s_release(m, &cur);
 	pw_k8s_model_free(m);
 	free(text);
 	return 0;

@@ -492,6 +492,126 @@ static void test_config_k8s(void)
 	PWT_CHECK(r == -EINVAL && strstr(err, "node"), "JSON-file mode still needs the node section", "%d %s", r, err);
 }
 
+static bool same_backends(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	for (int i = 0; i < x->n_backends; i++)
+		if (x->backends[i].ip != y->backends[i].ip || x->backends[i].port != y->backends[i].port)
+			return false;
+	return true;
+}
+
+/* Two configs hold the same services in the same order. */
+static bool same_services(const struct pw_node_config *a, const struct pw_node_config *b, char *diff, size_t len)
+{
+	if (a->n_services != b->n_services || a->n_peers != b->n_peers) {
+		snprintf(diff, len, "%d/%d services, %d/%d peers", a->n_services, b->n_services, a->n_peers,
+			 b->n_peers);
+		return false;
+	}
+	for (int i = 0; i < a->n_services; i++) {
+		const struct pw_service_config *x = &a->services[i], *y = &b->services[i];
+
+		if (strcmp(x->name, y->name) || x->vip != y->vip || x->port != y->port || x->protocol != y->protocol ||
+		    x->node_port != y->node_port || x->affinity_timeout != y->affinity_timeout ||
+		    x->n_backends != y->n_backends || !same_backends(x, y)) {
+			snprintf(diff, len, "entry %d: %s / %s: vip %x/%x port %u/%u np %u/%u aff %u/%u backends %d/%d",
+				 i, x->name, y->name, x->vip, y->vip, x->port, y->port, x->node_port, y->node_port,
+				 x->affinity_timeout, y->affinity_timeout, x->n_backends, y->n_backends);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* One random change: a Service (re)defined, made headless, or deleted; a
+ * slice's endpoints changed, moved to another Service, or deleted. A
+ * ClusterIP of a small pool makes two Services collide now and then. */
+static void random_change(struct pw_k8s_model *m1, struct pw_k8s_model *m2, unsigned *seed, int n_svc)
+{
+	char json[1024];
+	int svc = rand_r(seed) % n_svc, op = rand_r(seed) % 7, owner = rand_r(seed) % n_svc;
+	enum pw_k8s_kind kind = op < 3 ? PW_K8S_SERVICE : PW_K8S_SLICE;
+	bool remove = op == 2 || op == 6;
+
+	if (kind == PW_K8S_SERVICE)
+		snprintf(json, sizeof(json),
+			 "{'metadata':{'name':'s%d','namespace':'ns'},'spec':{'type':'NodePort','clusterIP':'%s',"
+			 "'ports':[{'name':'a','port':%d,'protocol':'TCP','nodePort':%d},"
+			 "{'name':'b','port':53,'protocol':'UDP'}]}}",
+			 svc, op == 1 ? "None" : "", 80 + rand_r(seed) % 3, 30000 + rand_r(seed) % (n_svc * 40));
+	else
+		snprintf(json, sizeof(json),
+			 "{'metadata':{'name':'s%d-x','namespace':'ns','labels':{'kubernetes.io/service-name':'s%d'}},"
+			 "'addressType':'IPv4','ports':[{'name':'a','port':8080,'protocol':'TCP'},"
+			 "{'name':'b','port':5353,'protocol':'UDP'}],'endpoints':[{'addresses':['10.244.1.%d']},"
+			 "{'addresses':['10.244.2.%d'],'conditions':{'ready':%s}}]}",
+			 svc, op == 5 ? owner : svc, 1 + rand_r(seed) % 200, 1 + rand_r(seed) % 200,
+			 rand_r(seed) % 2 ? "true" : "false");
+	if (kind == PW_K8S_SERVICE && op != 1) {
+		/* a ClusterIP from a pool of 6 n_svc: collisions happen */
+		char ip[32], *at = strstr(json, "'clusterIP':''");
+
+		snprintf(ip, sizeof(ip), "10.96.%d.%d", 0, 1 + rand_r(seed) % (n_svc * 6));
+		if (at) {
+			char tail[1024];
+
+			snprintf(tail, sizeof(tail), "%s", at + strlen("'clusterIP':''"));
+			snprintf(at, sizeof(json) - (size_t)(at - json), "'clusterIP':'%s'%s", ip, tail);
+		}
+	}
+	if (remove) {
+		del(m1, kind, json);
+		del(m2, kind, json);
+	} else {
+		put(m1, kind, json);
+		put(m2, kind, json);
+	}
+}
+
+/* Builds from the previous build, after each batch of random changes, are
+ * the whole build of the same objects (a twin model fed the same). */
+static void test_incremental_builds(void)
+{
+	struct pw_k8s_model *inc = model_with_node(), *whole = model_with_node();
+	struct pw_node_config cur, next, ref;
+	struct pw_k8s_counts counts;
+	unsigned seed = 12345;
+	const int n_svc = 40;
+	int mismatches = 0, errors = 0;
+	char why[256], diff[256] = "";
+
+	for (int i = 0; i < n_svc * 3; i++)
+		random_change(inc, whole, &seed, n_svc);
+	if (pw_k8s_build_next(inc, &base, NULL, &cur, why, sizeof(why)))
+		errors++;
+	for (int round = 0; round < 3000 && !errors; round++) {
+		int batch = 1 + rand_r(&seed) % (round % 50 == 49 ? 100 : 3);
+
+		for (int k = 0; k < batch; k++)
+			random_change(inc, whole, &seed, n_svc);
+		if (pw_k8s_build_next(inc, &base, &cur, &next, why, sizeof(why)) ||
+		    pw_k8s_build(whole, &base, &ref, why, sizeof(why))) {
+			errors++;
+			break;
+		}
+		if (!same_services(&next, &ref, diff, sizeof(diff)) && mismatches++ == 0)
+			printf("# round %d: %s\n", round, diff);
+		pw_k8s_release(inc, &cur);
+		pw_config_free(&ref);
+		cur = next;
+	}
+	pw_k8s_counts(inc, &counts);
+	PWT_EQ_INT(errors, 0, "incremental: every build succeeds");
+	PWT_EQ_INT(mismatches, 0, "incremental: 3000 builds from the previous one equal whole builds");
+	PWT_CHECK(counts.builds_incremental > 1500, "incremental: most builds are incremental",
+		  "%lu incremental, %lu whole", counts.builds_incremental, counts.builds_whole);
+	PWT_CHECK(counts.builds_whole > 10, "incremental: conflicts and big batches build whole",
+		  "%lu whole", counts.builds_whole);
+	pw_k8s_release(inc, &cur);
+	pw_k8s_model_free(inc);
+	pw_k8s_model_free(whole);
+}
+
 int main(void)
 {
 	pw_log_init("test_k8s_model", PW_LOG_ERROR, stderr);
@@ -504,5 +624,6 @@ int main(void)
 	test_names_conflicts();
 	test_format_roundtrip();
 	test_config_k8s();
+	test_incremental_builds();
 	return pwt_done();
 }

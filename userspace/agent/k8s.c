@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <signal.h>
 #include <time.h>
@@ -257,10 +258,17 @@ static void publish_write(const char *path, const struct pw_node_config *cfg)
 		pw_warn("cannot write %s: %s (podwirectl shows no names)", path, strerror(-err));
 }
 
+/* Formatting 10,000 services takes tens of ms of CPU: on a busy node it
+ * must not delay the next slice change reaching the maps (the nice value
+ * is per thread on Linux). */
+#define PUBLISHER_NICE 10
+
 static void *publisher_main(void *arg)
 {
 	struct publisher *p = arg;
 
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), PUBLISHER_NICE))
+		pw_debug("publisher: setpriority: %s", strerror(errno));
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct pw_node_config cfg;
@@ -431,7 +439,8 @@ static int rebuild(struct k8s_loop *l)
 	missing_lists(l->src, missing, sizeof(missing));
 	changed = l->src->changed_ms;
 	l->src->changed_ms = 0;
-	ret = missing[0] ? -EAGAIN : pw_k8s_build(l->src->model, &l->base, &next, why, sizeof(why));
+	ret = missing[0] ? -EAGAIN :
+	      pw_k8s_build_next(l->src->model, &l->base, l->started ? &l->a->cfg : NULL, &next, why, sizeof(why));
 	pw_k8s_counts(l->src->model, &n);
 	pthread_mutex_unlock(&l->src->lock);
 
@@ -461,7 +470,9 @@ static int rebuild(struct k8s_loop *l)
 		pw_metrics_reconcile_error();
 		pw_warn("kubernetes: applied with errors (see above)");
 	}
-	pw_config_free(&l->a->cfg);
+	pthread_mutex_lock(&l->src->lock);
+	pw_k8s_release(l->src->model, &l->a->cfg);   /* what next did not take over */
+	pthread_mutex_unlock(&l->src->lock);
 	l->a->cfg = next;
 	l->state_dirty = true;
 	if (changed)

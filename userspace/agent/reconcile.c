@@ -348,7 +348,8 @@ static int reconcile_services(struct pw_agent *a, const struct pw_node_config *o
 	int err;
 
 	a->svc_err[0] = '\0';
-	log_service_diff(old, new);
+	if (pw_log_enabled(PW_LOG_DEBUG))
+		log_service_diff(old, new);   /* O(services): only when printed */
 	if (!a->svc) {
 		if (new->n_services && !warned) {
 			pw_warn("%d service(s) in the config are not applied: this datapath has no service maps",

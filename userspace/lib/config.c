@@ -708,6 +708,18 @@ char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t 
 	return buf;
 }
 
+uint64_t pw_config_digest(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
 int pw_config_load_digest(const char *path, struct pw_node_config *cfg, uint64_t *digest, char *err,
 			  size_t errlen)
 {

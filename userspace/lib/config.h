@@ -81,6 +81,8 @@ int pw_config_parse_k8s(const char *json, struct pw_node_config *cfg, char *err,
  * *ret = -errno and err set. */
 char *pw_config_read(const char *path, size_t *len, int *ret, char *err, size_t errlen);
 int pw_config_load(const char *path, struct pw_node_config *cfg, char *err, size_t errlen);
+/* FNV-1a 64 of a config file's bytes: identifies one version of the file. */
+uint64_t pw_config_digest(const void *buf, size_t len);
 /* pw_config_load, and in *digest (if not NULL) the pw_config_digest of exactly
  * the bytes parsed (0 when unreadable): applied.json, how `podwirectl service`
  * knows its edit was taken. */

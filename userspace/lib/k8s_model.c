@@ -74,6 +74,20 @@ struct pw_k8s_model {
 	unsigned gen[PW_K8S_KINDS];
 	bool synced[PW_K8S_KINDS];
 	long endpoints;
+	/* Incremental builds (pw_k8s_build_next): the keys of the Services
+	 * whose config may differ from the last build's (a Service or one of
+	 * its slices changed), and for each service entry of the last build
+	 * the key of its Service (in the order of the entries: key order). */
+	void *dirty;                 /* tsearch set of owned keys */
+	int n_dirty;
+	bool rebuild_all;            /* no last build to start from, or it had conflicts */
+	char **built_keys;
+	int built_n;
+	/* Of the last pw_k8s_build_next: which entries of its prev it took
+	 * over (pw_k8s_release frees the others). NULL: none. */
+	bool *carried;
+	int carried_n;
+	unsigned long builds_whole, builds_incremental;
 };
 
 static const char *const kind_names[PW_K8S_KINDS] = { "Node", "Service", "EndpointSlice" };
@@ -413,6 +427,45 @@ static void (*const entry_free_fn[PW_K8S_KINDS])(void *) = {
 	free_node_entry, free_service_entry, free_slice_entry,
 };
 
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The Service of key needs building again. Without memory for the note,
+ * everything does. */
+static void mark_dirty(struct pw_k8s_model *m, const char *key)
+{
+	char *k, **slot;
+
+	if (!key || m->rebuild_all || tfind(key, &m->dirty, key_cmp))
+		return;
+	k = strdup(key);
+	slot = k ? tsearch(k, &m->dirty, key_cmp) : NULL;
+	if (!slot || *slot != k) {
+		free(k);
+		m->rebuild_all = true;
+		return;
+	}
+	m->n_dirty++;
+}
+
+/* The Services whose config an entry of kind can change. */
+static void mark_entry(struct pw_k8s_model *m, enum pw_k8s_kind kind, const struct k8s_entry *e)
+{
+	if (kind == PW_K8S_SERVICE)
+		mark_dirty(m, e->key);
+	else if (kind == PW_K8S_SLICE)
+		mark_dirty(m, ((const struct k8s_slice *)e)->service);
+}
+
+static void clear_dirty(struct pw_k8s_model *m)
+{
+	tdestroy(m->dirty, free);
+	m->dirty = NULL;
+	m->n_dirty = 0;
+}
+
 struct pw_k8s_model *pw_k8s_model_new(const char *node_name, const struct pw_cidr *cluster_cidr,
 				      const struct pw_cidr *service_cidr)
 {
@@ -427,7 +480,15 @@ struct pw_k8s_model *pw_k8s_model_new(const char *node_name, const struct pw_cid
 	}
 	m->cluster_cidr = *cluster_cidr;
 	m->service_cidr = *service_cidr;
+	m->rebuild_all = true;
 	return m;
+}
+
+static void keys_free(char **keys, int n)
+{
+	for (int i = 0; keys && i < n; i++)
+		free(keys[i]);
+	free(keys);
 }
 
 void pw_k8s_model_free(struct pw_k8s_model *m)
@@ -436,6 +497,9 @@ void pw_k8s_model_free(struct pw_k8s_model *m)
 		return;
 	for (int k = 0; k < PW_K8S_KINDS; k++)
 		tdestroy(m->root[k], entry_free_fn[k]);
+	clear_dirty(m);
+	keys_free(m->built_keys, m->built_n);
+	free(m->carried);
 	free(m->node_name);
 	free(m);
 }
@@ -456,6 +520,7 @@ static int cache_delete(struct pw_k8s_model *m, enum pw_k8s_kind kind, char *key
 	tdelete(&probe, &m->root[kind], entry_cmp);
 	m->count[kind]--;
 	m->endpoints -= slice_eps(kind, old);
+	mark_entry(m, kind, old);
 	entry_free_kind(kind, old);
 	return 1;
 }
@@ -475,6 +540,7 @@ static int cache_put(struct pw_k8s_model *m, enum pw_k8s_kind kind, struct k8s_e
 		}
 		m->count[kind]++;
 		m->endpoints += slice_eps(kind, e);
+		mark_entry(m, kind, e);
 		return 1;
 	}
 	old = *slot;
@@ -488,6 +554,8 @@ static int cache_put(struct pw_k8s_model *m, enum pw_k8s_kind kind, struct k8s_e
 	}
 	m->endpoints += slice_eps(kind, e) - slice_eps(kind, old);
 	*slot = e;   /* same key: the tree's order holds */
+	mark_entry(m, kind, old);   /* a slice may have moved to another Service */
+	mark_entry(m, kind, e);
 	entry_free_kind(kind, old);
 	return 1;
 }
@@ -628,6 +696,8 @@ void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out)
 	out->services = m->count[PW_K8S_SERVICE];
 	out->slices = m->count[PW_K8S_SLICE];
 	out->endpoints = m->endpoints;
+	out->builds_whole = m->builds_whole;
+	out->builds_incremental = m->builds_incremental;
 }
 
 /* ---- building the node config ---- */
@@ -874,22 +944,26 @@ static bool same_name(const struct pw_service_config *x, const struct pw_service
 }
 
 /* Sorted by cmp, every entry that is same() as the last one kept is
- * handed to lose(). */
-static void drop_pass(struct pw_service_config **idx, int n, int (*cmp)(const void *, const void *),
+ * handed to lose(). Returns how many were. */
+static int drop_pass(struct pw_service_config **idx, int n, int (*cmp)(const void *, const void *),
 		      bool (*same)(const struct pw_service_config *, const struct pw_service_config *),
 		      void (*lose)(struct pw_service_config *s, const struct pw_service_config *kept))
 {
 	struct pw_service_config *kept = NULL;
+	int lost = 0;
 
 	qsort(idx, (size_t)n, sizeof(*idx), cmp);
 	for (int i = 0; i < n; i++) {
 		if (!idx[i]->vip)
 			continue;   /* already left out */
-		if (kept && same(idx[i], kept))
+		if (kept && same(idx[i], kept)) {
 			lose(idx[i], kept);
-		else
+			lost++;
+		} else {
 			kept = idx[i];
+		}
 	}
+	return lost;
 }
 
 static void lose_nodeport(struct pw_service_config *s, const struct pw_service_config *kept)
@@ -915,37 +989,92 @@ static void lose_name(struct pw_service_config *s, const struct pw_service_confi
 	s->vip = 0;
 }
 
-static int drop_conflicts(struct pw_node_config *out)
+/* Leaves out what conflicts (keys[i] is services[i]'s Service, compacted
+ * alongside). Returns how many entries lost something, or -ENOMEM. */
+static int drop_conflicts(struct pw_node_config *out, const char **keys)
 {
 	struct pw_service_config **idx = calloc((size_t)out->n_services + 1, sizeof(*idx));
-	int n = 0;
+	int n = 0, lost;
 
 	if (!idx)
 		return -ENOMEM;
 	for (int i = 0; i < out->n_services; i++)
 		idx[i] = &out->services[i];
-	drop_pass(idx, out->n_services, name_cmp, same_name, lose_name);
-	drop_pass(idx, out->n_services, frontend_cmp, same_frontend, lose_frontend);
-	drop_pass(idx, out->n_services, nodeport_cmp, same_nodeport, lose_nodeport);
+	lost = drop_pass(idx, out->n_services, name_cmp, same_name, lose_name);
+	lost += drop_pass(idx, out->n_services, frontend_cmp, same_frontend, lose_frontend);
+	lost += drop_pass(idx, out->n_services, nodeport_cmp, same_nodeport, lose_nodeport);
 	free(idx);
 	for (int i = 0; i < out->n_services; i++) {
 		if (out->services[i].vip) {
+			keys[n] = keys[i];
 			out->services[n++] = out->services[i];
 			continue;
 		}
 		free(out->services[i].backends);
 	}
 	out->n_services = n;
+	return lost;
+}
+
+/* The service entries of one Service (none when it is not in the
+ * datapath), appended at out->services[out->n_services], each with its
+ * key in keys. buf has room for every endpoint of r. */
+static int service_entries(const struct k8s_service *s, struct slice_range r, struct pw_backend_config *buf,
+			   struct pw_node_config *out, const char **keys)
+{
+	int ret = 0;
+
+	if (!s->vip)
+		return 0;
+	for (int j = 0; j < s->n_ports && !ret; j++) {
+		keys[out->n_services] = s->e.key;
+		ret = service_port_config(s, &s->ports[j], r, buf, &out->services[out->n_services]);
+		out->n_services++;   /* counted even on error: pw_config_free frees it */
+	}
+	return ret;
+}
+
+static long range_eps(struct slice_range r)
+{
+	long eps = 0;
+
+	for (int j = 0; j < r.n; j++)
+		eps += r.first[j]->n_eps;
+	return eps;
+}
+
+/* The model's record of the build the caller now holds: the key of each
+ * entry's Service (owned: cache entries may go before the next build). */
+static void set_built_keys(struct pw_k8s_model *m, char **keys, int n)
+{
+	keys_free(m->built_keys, m->built_n);
+	m->built_keys = keys;
+	m->built_n = n;
+}
+
+static int remember_keys(struct pw_k8s_model *m, const char **keys, int n)
+{
+	char **own = calloc((size_t)n + 1, sizeof(*own));
+
+	for (int i = 0; own && i < n; i++)
+		if (!(own[i] = strdup(keys[i]))) {
+			keys_free(own, i);
+			own = NULL;
+		}
+	if (!own)
+		return -ENOMEM;
+	set_built_keys(m, own, n);
 	return 0;
 }
 
-static int build_services(const struct pw_k8s_model *m, struct pw_node_config *out)
+static int build_services(struct pw_k8s_model *m, struct pw_node_config *out)
 {
 	int n_svc, n_sl, n_ports = 0, max_eps = 0, ret = 0;
 	const struct k8s_entry **svcs = collect(m, PW_K8S_SERVICE, &n_svc);
 	const struct k8s_entry **slices = collect(m, PW_K8S_SLICE, &n_sl);
 	struct slice_range *ranges = calloc((size_t)n_svc + 1, sizeof(*ranges));
 	struct pw_backend_config *buf = NULL;
+	const char **keys = NULL;
 
 	if (!svcs || !slices || !ranges) {
 		ret = -ENOMEM;
@@ -955,35 +1084,31 @@ static int build_services(const struct pw_k8s_model *m, struct pw_node_config *o
 	slice_ranges(svcs, n_svc, (const struct k8s_slice **)slices, n_sl, ranges);
 	for (int i = 0; i < n_svc; i++) {
 		const struct k8s_service *s = (const struct k8s_service *)svcs[i];
-		long eps = 0;
 
 		if (!s->vip)
 			continue;
 		n_ports += s->n_ports;
-		for (int j = 0; j < ranges[i].n; j++)
-			eps += ranges[i].first[j]->n_eps;
-		if (eps > max_eps)
-			max_eps = (int)eps;
+		if (range_eps(ranges[i]) > max_eps)
+			max_eps = (int)range_eps(ranges[i]);
 	}
 	out->services = calloc((size_t)n_ports + 1, sizeof(*out->services));
+	keys = calloc((size_t)n_ports + 1, sizeof(*keys));
 	buf = malloc(((size_t)max_eps + 1) * sizeof(*buf));
-	if (!out->services || !buf) {
+	if (!out->services || !keys || !buf) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (int i = 0; i < n_svc && !ret; i++) {
-		const struct k8s_service *s = (const struct k8s_service *)svcs[i];
-
-		if (!s->vip)
-			continue;
-		for (int j = 0; j < s->n_ports && !ret; j++) {
-			ret = service_port_config(s, &s->ports[j], ranges[i], buf, &out->services[out->n_services]);
-			out->n_services++;   /* counted even on error: pw_config_free frees it */
-		}
-	}
+	for (int i = 0; i < n_svc && !ret; i++)
+		ret = service_entries((const struct k8s_service *)svcs[i], ranges[i], buf, out, keys);
 	if (!ret)
-		ret = drop_conflicts(out);
+		ret = drop_conflicts(out, keys);
+	if (ret >= 0) {
+		/* Entries that lost a conflict come back only by a whole build. */
+		m->rebuild_all = ret > 0;
+		ret = remember_keys(m, keys, out->n_services);
+	}
 out:
+	free(keys);
 	free(buf);
 	free(ranges);
 	free(svcs);
@@ -991,8 +1116,10 @@ out:
 	return ret;
 }
 
-int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base,
-		 struct pw_node_config *out, char *why, size_t whylen)
+/* What the API does not say, from base; this node and its peers (few:
+ * every build makes them whole). */
+static int build_nodes(const struct pw_k8s_model *m, const struct pw_node_config *base,
+		       struct pw_node_config *out, char *why, size_t whylen)
 {
 	int ret;
 
@@ -1007,13 +1134,263 @@ int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base
 	out->masquerade = base->masquerade;
 	out->mtu = base->mtu;
 	ret = build_self(m, out, why, whylen);
-	if (!ret)
-		ret = build_peers(m, out);
+	return ret ? ret : build_peers(m, out);
+}
+
+/* A build the caller now holds whole: nothing is pending, nothing shared. */
+static void build_done(struct pw_k8s_model *m)
+{
+	clear_dirty(m);
+	free(m->carried);
+	m->carried = NULL;
+	m->carried_n = 0;
+}
+
+int pw_k8s_build(struct pw_k8s_model *m, const struct pw_node_config *base,
+		 struct pw_node_config *out, char *why, size_t whylen)
+{
+	int ret = build_nodes(m, base, out, why, whylen);
+
 	if (!ret)
 		ret = build_services(m, out);
 	if (ret == -ENOMEM)
 		fail_why(why, whylen, ret, "out of memory");
-	if (ret)
+	if (ret) {
 		pw_config_free(out);
+		return ret;
+	}
+	build_done(m);
+	m->builds_whole++;
+	return 0;
+}
+
+/* ---- incremental builds ---- */
+
+/* Most changes touch one Service; past this many, a whole build costs
+ * about what checking each rebuilt entry against all others would. */
+#define INCREMENTAL_MAX_SERVICES 64
+
+struct changed {
+	const char **keys;                   /* dirty keys, in key order */
+	int n_keys;
+	const struct k8s_entry **svcs;       /* the ones still in the cache */
+	int n_svcs;
+	struct slice_range *ranges;          /* svcs[i]'s slices */
+	const struct k8s_entry **slices;     /* of dirty Services, by service */
+	struct pw_service_config *fresh;     /* their entries, in key order */
+	const char **fresh_keys;
+	int n_fresh;
+};
+
+static void changed_free(struct changed *c)
+{
+	for (int i = 0; c->fresh && i < c->n_fresh; i++)
+		free(c->fresh[i].backends);
+	free(c->fresh);
+	free(c->fresh_keys);
+	free(c->keys);
+	free(c->svcs);
+	free(c->ranges);
+	free(c->slices);
+}
+
+static void collect_key(const void *nodep, VISIT which, void *closure)
+{
+	struct changed *c = closure;
+
+	if (which == postorder || which == leaf)
+		c->keys[c->n_keys++] = *(const char *const *)nodep;
+}
+
+/* The dirty Services still in the cache and their slices (one walk of
+ * every slice: cheaper than an index kept up to date on every event). */
+static int find_changed(const struct pw_k8s_model *m, struct changed *c)
+{
+	int n_sl, n_sel = 0;
+	const struct k8s_entry **all = collect(m, PW_K8S_SLICE, &n_sl);
+
+	c->keys = calloc((size_t)m->n_dirty + 1, sizeof(*c->keys));
+	c->svcs = calloc((size_t)m->n_dirty + 1, sizeof(*c->svcs));
+	c->ranges = calloc((size_t)m->n_dirty + 1, sizeof(*c->ranges));
+	c->slices = calloc((size_t)n_sl + 1, sizeof(*c->slices));
+	if (!all || !c->keys || !c->svcs || !c->ranges || !c->slices) {
+		free(all);
+		return -ENOMEM;
+	}
+	twalk_r(m->dirty, collect_key, c);
+	for (int i = 0; i < c->n_keys; i++) {
+		struct k8s_entry probe = { .key = (char *)c->keys[i] };
+		struct k8s_entry **slot = tfind(&probe, &m->root[PW_K8S_SERVICE], entry_cmp);
+
+		if (slot)
+			c->svcs[c->n_svcs++] = *slot;
+	}
+	for (int i = 0; i < n_sl; i++)
+		if (tfind(((const struct k8s_slice *)all[i])->service, &m->dirty, key_cmp))
+			c->slices[n_sel++] = all[i];
+	free(all);
+	qsort(c->slices, (size_t)n_sel, sizeof(*c->slices), slice_by_service_cmp);
+	slice_ranges(c->svcs, c->n_svcs, (const struct k8s_slice **)c->slices, n_sel, c->ranges);
+	return 0;
+}
+
+/* The entries of the changed Services, into c->fresh. */
+static int build_fresh(struct changed *c)
+{
+	struct pw_node_config tmp = { 0 };
+	struct pw_backend_config *buf;
+	int n_ports = 0, max_eps = 0, ret = 0;
+
+	for (int i = 0; i < c->n_svcs; i++) {
+		const struct k8s_service *s = (const struct k8s_service *)c->svcs[i];
+
+		n_ports += s->vip ? s->n_ports : 0;
+		if (range_eps(c->ranges[i]) > max_eps)
+			max_eps = (int)range_eps(c->ranges[i]);
+	}
+	tmp.services = calloc((size_t)n_ports + 1, sizeof(*tmp.services));
+	c->fresh_keys = calloc((size_t)n_ports + 1, sizeof(*c->fresh_keys));
+	buf = malloc(((size_t)max_eps + 1) * sizeof(*buf));
+	if (!tmp.services || !c->fresh_keys || !buf)
+		ret = -ENOMEM;
+	for (int i = 0; i < c->n_svcs && !ret; i++)
+		ret = service_entries((const struct k8s_service *)c->svcs[i], c->ranges[i], buf, &tmp, c->fresh_keys);
+	free(buf);
+	c->fresh = tmp.services;
+	c->n_fresh = tmp.n_services;
 	return ret;
+}
+
+static bool entries_conflict(const struct pw_service_config *x, const struct pw_service_config *y)
+{
+	return same_frontend(x, y) || same_nodeport(x, y) || same_name(x, y);
+}
+
+/* True when a fresh entry conflicts with another entry of out: the whole
+ * build settles who wins, as it always has. */
+static bool fresh_conflicts(const struct pw_node_config *out, const bool *is_fresh)
+{
+	for (int i = 0; i < out->n_services; i++) {
+		if (!is_fresh[i])
+			continue;
+		for (int j = 0; j < out->n_services; j++)
+			if (j != i && entries_conflict(&out->services[i], &out->services[j]))
+				return true;
+	}
+	return false;
+}
+
+/* out->services := prev's entries of unchanged Services (shallow: their
+ * backend lists stay prev's until pw_k8s_release) merged in key order
+ * with the fresh ones. 1 when a whole build is needed after all. */
+static int merge_into(struct pw_k8s_model *m, const struct pw_node_config *prev, struct changed *c,
+		      struct pw_node_config *out)
+{
+	size_t cap = (size_t)prev->n_services + (size_t)c->n_fresh + 1;
+	bool *carried = calloc((size_t)prev->n_services + 1, sizeof(*carried)), *is_fresh = calloc(cap, sizeof(bool));
+	char **keys = calloc(cap, sizeof(*keys));
+	int i = 0, j = 0, n = 0, ret = 0;
+
+	out->services = calloc(cap, sizeof(*out->services));
+	if (!carried || !is_fresh || !keys || !out->services) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (i < prev->n_services || j < c->n_fresh) {
+		if (i < prev->n_services && tfind(m->built_keys[i], &m->dirty, key_cmp)) {
+			i++;   /* of a changed Service: replaced by its fresh entries */
+			continue;
+		}
+		if (j < c->n_fresh && (i == prev->n_services || strcmp(c->fresh_keys[j], m->built_keys[i]) < 0)) {
+			is_fresh[n] = true;
+			keys[n] = strdup(c->fresh_keys[j]);
+			if (!keys[n]) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			out->services[n++] = c->fresh[j++];
+			continue;
+		}
+		keys[n] = m->built_keys[i];   /* taken over at commit */
+		carried[i] = true;
+		out->services[n++] = prev->services[i++];
+	}
+	out->n_services = n;
+	if (fresh_conflicts(out, is_fresh)) {
+		ret = 1;
+		goto out;
+	}
+	/* Commit: nothing below fails. */
+	for (int k = 0; k < prev->n_services; k++)
+		if (!carried[k])
+			free(m->built_keys[k]);
+	free(m->built_keys);
+	m->built_keys = keys;
+	m->built_n = n;
+	keys = NULL;
+	free(m->carried);
+	m->carried = carried;
+	m->carried_n = prev->n_services;
+	carried = NULL;
+	free(c->fresh);   /* the entries (and their backends) are out's now */
+	c->fresh = NULL;
+	c->n_fresh = 0;
+	clear_dirty(m);
+out:
+	if (keys)
+		for (int k = 0; k < n; k++)
+			if (is_fresh[k])
+				free(keys[k]);
+	if (ret) {
+		free(out->services);   /* shallow: the backends are prev's and c's */
+		out->services = NULL;
+		out->n_services = 0;
+	}
+	free(keys);
+	free(carried);
+	free(is_fresh);
+	return ret;
+}
+
+int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
+		      const struct pw_node_config *prev, struct pw_node_config *out, char *why, size_t whylen)
+{
+	struct changed c = { 0 };
+	int ret;
+
+	if (!prev || m->rebuild_all || m->n_dirty > INCREMENTAL_MAX_SERVICES || prev->n_services != m->built_n)
+		return pw_k8s_build(m, base, out, why, whylen);
+	ret = build_nodes(m, base, out, why, whylen);
+	if (ret) {
+		pw_config_free(out);
+		return ret;
+	}
+	ret = find_changed(m, &c);
+	if (!ret)
+		ret = build_fresh(&c);
+	if (!ret)
+		ret = merge_into(m, prev, &c, out);
+	changed_free(&c);
+	if (ret == 0) {
+		m->builds_incremental++;
+		return 0;
+	}
+	pw_config_free(out);   /* peers only: merge_into left no services */
+	if (ret == 1)
+		pw_debug("kubernetes: a changed Service conflicts with another: building all");
+	return pw_k8s_build(m, base, out, why, whylen);
+}
+
+void pw_k8s_release(struct pw_k8s_model *m, struct pw_node_config *prev)
+{
+	if (m->carried && m->carried_n == prev->n_services)
+		for (int i = 0; i < prev->n_services; i++)
+			if (m->carried[i]) {
+				prev->services[i].backends = NULL;   /* the next build's now */
+				prev->services[i].n_backends = 0;
+			}
+	free(m->carried);
+	m->carried = NULL;
+	m->carried_n = 0;
+	pw_config_free(prev);
 }

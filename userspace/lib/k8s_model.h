@@ -48,6 +48,7 @@ bool pw_k8s_synced(const struct pw_k8s_model *m, enum pw_k8s_kind kind);
 struct pw_k8s_counts {
 	int nodes, services, slices;
 	long endpoints;   /* IPv4 endpoints in the cached slices */
+	unsigned long builds_whole, builds_incremental;   /* successful builds of each kind */
 };
 void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out);
 
@@ -60,8 +61,21 @@ void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out);
  * 0; -EAGAIN when this node's Node, podCIDR or InternalIP is not there yet,
  * -EINVAL when its podCIDR cannot be used (both: why says what, for the
  * log); -ENOMEM. out is empty (pw_config_free-able) on error. */
-int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base,
+int pw_k8s_build(struct pw_k8s_model *m, const struct pw_node_config *base,
 		 struct pw_node_config *out, char *why, size_t whylen);
+/* The same config, built from prev (what the model's last build gave, as
+ * the caller holds it): only the Services changed since then (a Service or
+ * one of its EndpointSlices upserted or removed) are built again; the
+ * other entries are prev's, in the same key order. A whole build instead
+ * when there is no prev, many Services changed, or an entry conflicts
+ * (pw_k8s_build settles conflicts). On success out shares backend lists
+ * with prev: free prev with pw_k8s_release, and before the next build.
+ * On error prev is untouched and still the caller's whole. */
+int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
+		      const struct pw_node_config *prev, struct pw_node_config *out, char *why, size_t whylen);
+/* Frees prev, the config a successful pw_k8s_build_next started from,
+ * except what it handed over to the new one. */
+void pw_k8s_release(struct pw_k8s_model *m, struct pw_node_config *prev);
 
 /* pw_service_config.name of one port of a Service:
  * "namespace/name:port/proto", port being the port's name, or its number

@@ -38,6 +38,11 @@ int pw_log_level_parse(const char *s, enum pw_log_level *out)
 	return -EINVAL;
 }
 
+bool pw_log_enabled(enum pw_log_level level)
+{
+	return level <= log_level;
+}
+
 void pw_log(enum pw_log_level level, const char *fmt, ...)
 {
 	static const char *prefix[] = { "error: ", "warning: ", "", "debug: " };

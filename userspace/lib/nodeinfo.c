@@ -148,18 +148,6 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 
 /* ---------- applied.json ---------- */
 
-uint64_t pw_config_digest(const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 void pw_applied_path(const char *state_dir, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/applied.json", state_dir);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "cidr.h"
+#include "config.h"
 #include "datapath.h"
 
 struct pw_nodeinfo {
@@ -46,8 +47,6 @@ struct pw_applied {
 	 * error says why, naming the field. */
 	char restart_pending[256];
 };
-/* FNV-1a 64 of a config file's bytes: identifies one version of the file. */
-uint64_t pw_config_digest(const void *buf, size_t len);
 int pw_applied_write(const char *path, const struct pw_applied *ap);
 /* -ENOENT when no agent wrote it yet; -EINVAL when garbled. */
 int pw_applied_read(const char *path, struct pw_applied *ap);
