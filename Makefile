@@ -40,7 +40,7 @@ UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(wildcard test/unit
 BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/test_*.c))
 
 BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
-BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc
+BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc $(BUILD)/test/bench/k8s_build
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -108,6 +108,9 @@ $(BUILD)/test/k8s/kwatch: $(BUILD)/test/k8s/kwatch.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/bench/svc_apply: $(BUILD)/test/bench/svc_apply.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/bench/k8s_build: $(BUILD)/test/bench/k8s_build.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Kubernetes service benchmarks (test/bench/k8s.sh): API writes, datapath map reads.
