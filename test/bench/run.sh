@@ -4,6 +4,8 @@
 # same run, for the baselines:
 #   veth    two namespaces joined by a plain veth pair (the ceiling)
 #   bridge  a Linux bridge with the containernetworking-plugins bridge + host-local
+#   flannel-vxlan  across nodes: Flannel's VXLAN backend (bridge, kernel VXLAN
+#           device, static FDB/neighbour entries, kernel routes)
 #   tc-bare two pods behind veths, a tc program that only rewrites MACs and
 #           calls bpf_redirect_peer (test/bench/bare_redirect.bpf.c): the
 #           ceiling of any veth + tc datapath, podwire's included
@@ -127,6 +129,51 @@ JSON
 	ip netns del "${PW_PREFIX}-lan"
 }
 
+# What Flannel's VXLAN backend builds on each node: pods on a bridge (cni0,
+# MTU 1450), a kernel VXLAN device flannel.1 (VNI 1, port 8472, no learning)
+# holding the node's subnet .0/32, and per other node a route to its pod
+# subnet via its flannel.1 address (onlink), a permanent neighbour entry for
+# that address and an FDB entry sending its MAC to the node's IP.
+flannel_cross_node() {
+	local n m out mac
+	lan_up
+	for n in 1 2; do
+		local ns="${PW_PREFIX}-fn$n"
+		ip netns add "$ns"; in_ns "$ns" ip link set lo up
+		lan_port "$ns" "fn$n"
+		in_ns "$ns" ip addr add "192.168.3.1$n/24" dev eth0; in_ns "$ns" ip link set eth0 up
+		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
+		in_ns "$ns" ip link add flannel.1 type vxlan id 1 local "192.168.3.1$n" dev eth0 dstport 8472 nolearning
+		in_ns "$ns" ip link set flannel.1 mtu 1450 up
+		in_ns "$ns" ip addr add "10.254.$n.0/32" dev flannel.1
+		mkdir -p "$PW_TMP/fn$n/net.d"
+		cat > "$PW_TMP/fn$n/net.d/10-flannel.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "cbr0",
+ "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "mtu": 1450,
+              "hairpinMode": true,
+              "ipam": {"type": "host-local", "subnet": "10.254.$n.0/24", "dataDir": "$PW_TMP/fn$n/ipam",
+                       "routes": [{"dst": "0.0.0.0/0"}]}}]}
+JSON
+		ip netns add "${PW_PREFIX}-fp$n"
+		out=$(NETCONFPATH="$PW_TMP/fn$n/net.d" CNI_PATH=/usr/lib/cni in_ns "$ns" cnitool add cbr0 "/run/netns/${PW_PREFIX}-fp$n")
+		eval "ip_fp$n=$(jq -r '.ips[0].address' <<<"$out" | cut -d/ -f1)"
+	done
+	for n in 1 2; do
+		m=$((3 - n))
+		mac=$(in_ns "${PW_PREFIX}-fn$m" ip -j link show flannel.1 | jq -r '.[0].address')
+		in_ns "${PW_PREFIX}-fn$n" ip neigh add "10.254.$m.0" lladdr "$mac" dev flannel.1 nud permanent
+		in_ns "${PW_PREFIX}-fn$n" bridge fdb append "$mac" dev flannel.1 dst "192.168.3.1$m"
+		in_ns "${PW_PREFIX}-fn$n" ip route add "10.254.$m.0/24" via "10.254.$m.0" dev flannel.1 onlink
+	done
+	measure flannel-vxlan "${PW_PREFIX}-fp1" "${PW_PREFIX}-fp2" "$ip_fp2"
+	for n in 1 2; do
+		NETCONFPATH="$PW_TMP/fn$n/net.d" CNI_PATH=/usr/lib/cni in_ns "${PW_PREFIX}-fn$n" \
+			cnitool del cbr0 "/run/netns/${PW_PREFIX}-fp$n" >/dev/null 2>&1
+		ip netns del "${PW_PREFIX}-fn$n"; ip netns del "${PW_PREFIX}-fp$n"
+	done
+	ip netns del "${PW_PREFIX}-lan"
+}
+
 podwire_cross_node() { # MODE
 	local mode=$1 n
 	lan_up
@@ -165,14 +212,16 @@ bridge_baseline
 podwire_same_node
 pw_cleanup_nodes
 bridge_cross_node
+flannel_cross_node
 podwire_cross_node native
 podwire_cross_node vxlan
 
 table "pod-to-pod, same node" veth veth tc-bare bridge podwire
 echo "podwire vs tc-bare (what podwire's own work costs): RR $(ratio "${RES[podwire,rr]:-0}" "${RES[tc-bare,rr]:-0}"), CRR $(ratio "${RES[podwire,crr]:-0}" "${RES[tc-bare,crr]:-0}")"
-table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native podwire-vxlan
+table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native flannel-vxlan podwire-vxlan
 echo
-echo "podwire-vxlan RR vs podwire-native: $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}")"
+echo "podwire-vxlan vs podwire-native: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[podwire-native,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[podwire-native,tput]:-0}")"
+echo "podwire-vxlan vs flannel-vxlan: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[flannel-vxlan,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[flannel-vxlan,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[flannel-vxlan,tput]:-0}")"
 
 # Services: ClusterIP CRR/RR at 1 / 1,000 / 10,000 services and load times,
 # podwire beside kube-proxy's iptables (nft and legacy) and nftables modes.
