@@ -204,13 +204,29 @@ static __always_inline int pw_uplink_ingress(struct __sk_buff *skb, struct pw_pk
 /* The node's own packet (source = node IP): its port claimed or moved
  * (pw_snat_host_egress). A packet that does not parse is the stack's
  * business, never ours to drop. */
+/* A local pod's reply to a load-balanced flow whose frontend is the node IP
+ * (a hostPort, redirected here by pod_ingress) leaves from the frontend's
+ * port: no flow of the node's own, even when that port lies in the
+ * masquerade range, as a hostPort may (the conformance test's 54323 does).
+ * Claimed as one, the client's next packets would go to the host stack.
+ * Conntrack holds the flow's forward entry. */
+static __always_inline int pw_uplink_lb_reply(const struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_ct_key fkey;
+
+	if (!pw_lb_candidate(pkt) || pkt->sport < PW_SNAT_PORT_MIN || pkt->sport > PW_SNAT_PORT_MAX)
+		return 0;
+	pw_ct_key_make(&fkey, iph->daddr, iph->saddr, pkt->dport, pkt->sport, pkt->proto, PW_CT_FORWARD);
+	return bpf_map_lookup_elem(&pw_ct, &fkey) != NULL;
+}
+
 static __always_inline int pw_uplink_host_egress(struct __sk_buff *skb, struct pw_pkt *pkt)
 {
 	struct iphdr *iph;
 	int err;
 
 	iph = pw_ipv4_parse(skb, pkt, &err);
-	if (!iph || !pw_outside_cluster(iph->daddr))
+	if (!iph || !pw_outside_cluster(iph->daddr) || pw_uplink_lb_reply(pkt, iph))
 		return TC_ACT_OK;
 	err = pw_snat_host_egress(skb, pkt, iph);
 	if (err < 0)

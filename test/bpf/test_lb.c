@@ -1251,6 +1251,43 @@ static void test_hostport(void)
 	r = run(up_fd, pkt, len, if_up);
 	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
 		  "hostport wildcard is tcp only: udp to its port is the host's", "retval %d", r.retval);
+
+	/* A hostPort inside the masquerade range (the conformance test's
+	 * 54323) on a node that masquerades: the pod's reply leaves from the
+	 * node IP and that port, and must not be claimed as the node's own
+	 * flow, or the client's next packet would go to the host stack. */
+	if (add_hostport(5, node_ip, 54323, IPPROTO_TCP, b_ip, 8080)) {
+		PWT_CHECK(0, "hostport in the masquerade range: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35010, node_ip, 54323, F_SYN, 0);
+	r = run(masq_up_fd, pkt, len, if_up);
+	expect_tuple("hostport 54323, masquerading node: DNAT", &r, client_ip, 35010, b_ip, 8080);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 8080, client_ip, 35010, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("hostport 54323: reply from node IP:54323", &r, node_ip, 54323, client_ip, 35010);
+	{
+		struct pwt_run out = pwt_run_prog(masq_out_fd, r.out, r.out_len, if_up);
+		struct pw_nat_key nk;
+		struct pw_nat_entry ne;
+		uint32_t c = pwt_ip(client_ip), n = pwt_ip(node_ip);
+
+		PWT_CHECK(out.retval == TC_ACT_OK && out.out_len == r.out_len && memcmp(out.out, r.out, r.out_len) == 0,
+			  "hostport 54323: the reply leaves the uplink untouched", "retval %d", out.retval);
+		memset(&nk, 0, sizeof(nk));
+		memcpy(nk.saddr, &c, 4);
+		memcpy(nk.daddr, &n, 4);
+		nk.sport = 35010;
+		nk.dport = 54323;
+		nk.proto = IPPROTO_TCP;
+		nk.dir = PW_DIR_INGRESS;
+		PWT_CHECK(bpf_map_lookup_elem(snat_fd, &nk, &ne) != 0,
+			  "hostport 54323: the reply is not claimed as a flow of the node's own", "flags %u", ne.flags);
+	}
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35010, node_ip, 54323, F_ACK, 0);
+	r = run(masq_up_fd, pkt, len, if_up);
+	expect_redirect("hostport 54323: the client's next packet", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("hostport 54323: the client's next packet goes to the pod too", &r, client_ip, 35010, b_ip, 8080);
 	ct_flush();
 }
 
