@@ -19,6 +19,7 @@
 #include "inspect.h"
 #include "log.h"
 #include "plugin.h"
+#include "services.h"
 
 _Static_assert(PW_CNI_MAX_PORTMAPS == PW_HOSTPORT_PER_EP, "one id block holds a pod's mappings");
 
@@ -65,14 +66,7 @@ static uint32_t hp_id(uint16_t ep_id, int index)
 
 static struct pw_svc_key hp_key(uint32_t host_ip, uint16_t port, uint8_t proto)
 {
-	struct pw_svc_key k;
-
-	memset(&k, 0, sizeof(k));
-	pw_ip4_to_bytes(host_ip, k.addr);
-	k.port = port;
-	k.proto = proto;
-	k.scope = PW_SVC_HOSTPORT;
-	return k;
+	return pw_svc_key_of(host_ip, port, proto, PW_SVC_HOSTPORT);
 }
 
 static const char *proto_name(uint8_t proto)

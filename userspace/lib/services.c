@@ -338,7 +338,7 @@ static uint64_t be_key(uint32_t ip, uint16_t port)
 	return (uint64_t)ip << 16 | port;
 }
 
-static struct pw_svc_key svc_key(uint32_t addr, uint16_t port, uint8_t proto, uint8_t scope)
+struct pw_svc_key pw_svc_key_of(uint32_t addr, uint16_t port, uint8_t proto, uint8_t scope)
 {
 	struct pw_svc_key k;
 
@@ -1419,11 +1419,11 @@ fail:
 static int queue_frontends(struct pw_svc_state *st, const struct svc_rec *r)
 {
 	struct pw_svc v = svc_value(r);
-	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
+	struct pw_svc_key k = pw_svc_key_of(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
 	int err = r->vip ? wl_add(&st->fe_upd, &k, &v) : 0;   /* vip 0: a node port only */
 
 	if (!err && r->node_port) {
-		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 		err = wl_add(&st->fe_upd, &k, &v);
 	}
 	return err;
@@ -1475,7 +1475,7 @@ static int plan_service(struct pw_services *s, int existing, const struct pw_ser
 	fe_write = r->dirty || r->n != old_n || r->algorithm != alg ||
 		   r->affinity != d->affinity_timeout || r->node_port != d->node_port;
 	if (r->node_port && r->node_port != d->node_port) {
-		struct pw_svc_key k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		struct pw_svc_key k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 
 		if ((err = wl_add(&st->fe_del, &k, NULL)))
 			return err;
@@ -1505,13 +1505,13 @@ static int plan_removal(struct pw_services *s, uint32_t ri)
 {
 	struct pw_svc_state *st = s->st;
 	struct svc_rec *r = &st->svc[ri];
-	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
+	struct pw_svc_key k = pw_svc_key_of(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
 	int err;
 
 	if (r->vip && (err = wl_add(&st->fe_del, &k, NULL)))
 		return err;
 	if (r->node_port) {
-		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 		if ((err = wl_add(&st->fe_del, &k, NULL)))
 			return err;
 	}
