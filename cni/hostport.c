@@ -148,27 +148,28 @@ static uint32_t holder(const struct hp_maps *m, const struct pw_cni_node *n, con
 }
 
 /* A mapping on every address (wildcard) overlaps every hostIP's on the same
- * port and protocol: their keys differ, so they are found by one scan. */
-static uint32_t specific_holder(const struct hp_maps *m, const struct pw_cni_node *n, const struct pw_cni_portmap *p,
-				uint16_t ep_id, uint32_t *host_ip)
+ * port and protocol: their keys differ, so they are found by one scan.
+ * *id 0 when none; 0 or -errno (the map unreadable: no guess). */
+static int specific_holder(const struct hp_maps *m, const struct pw_cni_node *n, const struct pw_cni_portmap *p,
+			   uint16_t ep_id, uint32_t *id, uint32_t *host_ip)
 {
 	struct pw_svc_key *keys = NULL;
 	struct pw_svc *vals = NULL;
-	uint32_t id = 0;
 	size_t cnt = 0;
+	int err;
 
-	if (pw_inspect_dump(m->services, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &cnt))
-		return 0;
-	for (size_t i = 0; i < cnt && !id; i++) {
+	*id = 0;
+	err = pw_inspect_dump(m->services, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &cnt);
+	for (size_t i = 0; i < cnt && !err && !*id; i++) {
 		if (keys[i].scope != PW_SVC_HOSTPORT || keys[i].port != p->host_port || keys[i].proto != p->proto ||
 		    !pw_ip4_from_bytes(keys[i].addr))
 			continue;
-		id = holder(m, n, &keys[i], ep_id);
+		*id = holder(m, n, &keys[i], ep_id);
 		*host_ip = pw_ip4_from_bytes(keys[i].addr);
 	}
 	free(keys);
 	free(vals);
-	return id;
+	return err;
 }
 
 /* The pod IP holding a hostPort id, for the error message. */
@@ -203,6 +204,7 @@ static int check_free(struct pw_cni *c, const struct hp_maps *m, const struct pw
 {
 	struct pw_svc_key k = hp_key(p->host_ip, p->host_port, p->proto);
 	uint32_t id, at = p->host_ip;
+	int err;
 
 	if ((id = holder(m, n, &k, ep_id)))
 		return refuse_taken(c, m, p, id, at);
@@ -210,8 +212,10 @@ static int check_free(struct pw_cni *c, const struct hp_maps *m, const struct pw
 		k = hp_key(0, p->host_port, p->proto);
 		at = 0;
 		id = holder(m, n, &k, ep_id);
-	} else {
-		id = specific_holder(m, n, p, ep_id, &at);
+	} else if ((err = specific_holder(m, n, p, ep_id, &id, &at))) {
+		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err),
+				   "cannot read %s to check hostPort %s %u", PW_MAP_SERVICES, proto_name(p->proto),
+				   p->host_port);
 	}
 	return id ? refuse_taken(c, m, p, id, at) : 0;
 }
