@@ -398,7 +398,7 @@ bad:
 /* An integer port 1-65535 under key of mapping i. */
 static int portmap_port(const cJSON *m, const char *key, int i, uint16_t *out, struct pw_cni_err *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+	const cJSON *v = cJSON_GetObjectItem(m, key);
 
 	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 65535) ||
 	    v->valuedouble != floor(v->valuedouble))
@@ -412,7 +412,7 @@ static int portmap_port(const cJSON *m, const char *key, int i, uint16_t *out, s
 /* "tcp" (also when absent or "") or "udp", in any case. */
 static int portmap_proto(const cJSON *m, int i, uint8_t *out, struct pw_cni_err *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "protocol");
+	const cJSON *v = cJSON_GetObjectItem(m, "protocol");
 
 	if (!v || cJSON_IsNull(v) || (cJSON_IsString(v) && !*v->valuestring))
 		*out = IPPROTO_TCP;
@@ -431,7 +431,7 @@ static int portmap_proto(const cJSON *m, int i, uint8_t *out, struct pw_cni_err 
  * Not a multicast, broadcast or IPv6 address: podwire is IPv4-only. */
 static int portmap_host_ip(const cJSON *m, int i, uint32_t *out, struct pw_cni_err *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "hostIP");
+	const cJSON *v = cJSON_GetObjectItem(m, "hostIP");
 
 	*out = 0;
 	if (!v || cJSON_IsNull(v) || (cJSON_IsString(v) && !*v->valuestring))
@@ -452,7 +452,10 @@ static int portmap_overlap(const struct pw_cni_portmap *a, const struct pw_cni_p
 	       (a->host_ip == b->host_ip || !a->host_ip || !b->host_ip);
 }
 
-/* runtimeConfig "portMappings": [{hostPort, containerPort, protocol, hostIP}]. */
+/* runtimeConfig "portMappings": [{hostPort, containerPort, protocol, hostIP}].
+ * Keys match in any case, as Go's encoding/json matches them in the portmap
+ * plugin: containerd (go-cni) sends its struct's field names, "HostPort",
+ * "ContainerPort", "Protocol", "HostIP". */
 static int parse_rt_portmaps(const cJSON *pm, struct pw_cni_conf *c, struct pw_cni_err *err)
 {
 	const cJSON *m;

@@ -360,6 +360,13 @@ static void test_portmaps(void)
 		  c.portmaps[0].container_port == 65535, "portMappings: ports 1 and 65535, hostIP 0.0.0.0 = every address",
 		  "code %d", c.rt_err.code);
 	pw_cni_conf_free(&c);
+	/* containerd (go-cni) sends Go field names: keys match in any case. */
+	rt_portmaps("[{\"HostPort\":54323,\"ContainerPort\":8080,\"Protocol\":\"udp\",\"HostIP\":\"192.168.1.11\"}]", &c);
+	PWT_CHECK(c.rt_err.code == 0 && c.n_portmaps == 1 && c.portmaps[0].host_port == 54323 &&
+		  c.portmaps[0].container_port == 8080 && c.portmaps[0].proto == 17 && c.portmaps[0].host_ip == 0xc0a8010b,
+		  "portMappings as containerd sends them (HostPort, ContainerPort, Protocol, HostIP)", "code %d: %s",
+		  c.rt_err.code, c.rt_err.msg);
+	pw_cni_conf_free(&c);
 	rt_portmaps("[]", &c);
 	PWT_CHECK(c.rt_err.code == 0 && c.n_portmaps == 0, "portMappings: empty list", "code %d", c.rt_err.code);
 	pw_cni_conf_free(&c);
