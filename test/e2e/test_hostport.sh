@@ -64,8 +64,9 @@ pod_add node1 lo CAP_ARGS="$(caps '[{"hostPort": '$HP', "containerPort": 8080, "
 	not_ok "ADD pod lo: tcp hostPort $HP on hostIP 127.0.0.1"
 pod_add node1 nodeip CAP_ARGS="$(caps '[{"hostPort": '$HP', "containerPort": 8080, "protocol": "tcp", "hostIP": "192.168.1.11"}]')" ||
 	not_ok "ADD pod nodeip: tcp hostPort $HP on hostIP = the node IP"
-pod_add node1 udp CAP_ARGS="$(caps '[{"hostPort": '$HP', "containerPort": 8081, "protocol": "UDP", "hostIP": "192.168.1.11"}]')" ||
-	not_ok "ADD pod udp: udp hostPort $HP on the node IP"
+# As containerd sends it (go-cni's Go field names as keys, protocol lowercase).
+pod_add node1 udp CAP_ARGS="$(caps '[{"HostPort": '$HP', "ContainerPort": 8081, "Protocol": "udp", "HostIP": "192.168.1.11"}]')" ||
+	not_ok "ADD pod udp: udp hostPort $HP on the node IP, keys as containerd writes them"
 pod_add node1 any CAP_ARGS="$(caps '[{"hostPort": 9090, "containerPort": 90}, {"hostPort": 9091, "containerPort": 91, "protocol": "udp", "hostIP": ""}]')" ||
 	not_ok "ADD pod any: hostPorts 9090/tcp and 9091/udp on every address"
 pod_add node1 c1 || not_ok "ADD client pod c1 on node1"
