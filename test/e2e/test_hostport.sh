@@ -207,4 +207,13 @@ check_eq "LAN host -> node IP:$HP: the new pod" "$got" "next 192.168.1.100"
 
 for p in lo udp any next c1; do pod_del "$p" >/dev/null || not_ok "DEL pod $p"; PW_POD_NODE[$p]=; done
 check_eq "every pod deleted: no hostPort entry left on node1" "$(hp_frontends) $(hp_backends) $(hp_rest)" "0 0 0/0"
+
+# GC (CNI 1.1.0) of an attachment the runtime no longer lists: its hostPort goes with it.
+plugin ADD x "/run/netns/${PW_PREFIX}-x" '[{"hostPort": 7001, "containerPort": 7001}]'
+check_eq "ADD x again with tcp 7001: one hostPort frontend" "$RC/$(hp_frontends)" "0/1"
+OUT=$(printf '{"cniVersion":"1.1.0","name":"podwire","type":"podwire","instance":"%s","cni.dev/valid-attachments":[]}' "$INST" |
+	in_ns "${PW_PREFIX}-node1" env -i PATH="$PATH" CNI_COMMAND=GC CNI_PATH="$BUILD" "$PLUGIN" 2>/dev/null)
+check_eq "GC without x among the valid attachments: success" "$?" 0
+check_eq "GC: x's veth, address, endpoint and hostPort entries gone" "$(counts)" \
+	"veths=0 resv=0 eps=0 hp=0/0/0/0"
 [ "$PW_FAILED" = 0 ]
