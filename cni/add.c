@@ -24,7 +24,7 @@ struct add {
 	uint32_t want_ip;             /* 0: any */
 	const uint8_t *want_mac;      /* NULL: the kernel's */
 	/* what exists so far, for the rollback */
-	bool ip_reserved, veth_made, attached, ep_registered;
+	bool ip_reserved, veth_made, attached, ep_registered, hostports;
 	int host_ifindex;
 	char pin[PW_PATH_MAX + 32];
 	struct pw_attachment a;
@@ -262,6 +262,10 @@ static int attach_datapath(struct add *s)
 		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err),
 				   "cannot add the endpoint to %s/%s", PW_MAP_ENDPOINTS, PW_MAP_EP_BY_IFIDX);
 	s->ep_registered = true;
+	/* hostPort last: its frontends send traffic to a pod that is wired. */
+	if ((err = pw_hostport_add(c, &s->node, s->a.ip, id)))
+		return err;
+	s->hostports = c->conf.n_portmaps > 0;
 	return 0;
 }
 
@@ -271,6 +275,8 @@ static void rollback(struct add *s)
 	struct pw_cni *c = s->c;
 	int err;
 
+	if (s->hostports)
+		pw_hostport_remove(c, (uint16_t)(s->a.ip - s->node.info.pod_cidr.addr));
 	if (s->ep_registered)
 		pw_ep_forget(&s->node, s->a.ip, s->host_ifindex);
 	if (s->attached && (err = pw_detach_ingress(s->node.info.pod_attach, s->host_ifindex, s->pin)))

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
 #include <cjson/cJSON.h>
 #include "cidr.h"
 #include "k8sname.h"
@@ -393,10 +395,106 @@ bad:
 			   "network config: \"runtimeConfig.ips\" entries must be addresses like \"10.244.1.7/24\"");
 }
 
-/* runtimeConfig: the capabilities the conflist advertises ("ips", "mac"). */
+/* An integer port 1-65535 under key of mapping i. */
+static int portmap_port(const cJSON *m, const char *key, int i, uint16_t *out, struct pw_cni_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItem(m, key);
+
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 65535) ||
+	    v->valuedouble != floor(v->valuedouble))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, v && cJSON_IsNumber(v) ? NULL : key,
+				   "network config: \"runtimeConfig.portMappings[%d].%s\" must be a port 1-65535%s", i,
+				   key, cJSON_IsNumber(v) ? "" : " (missing or not a number)");
+	*out = (uint16_t)v->valueint;
+	return 0;
+}
+
+/* "tcp" (also when absent or "") or "udp", in any case. */
+static int portmap_proto(const cJSON *m, int i, uint8_t *out, struct pw_cni_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItem(m, "protocol");
+
+	if (!v || cJSON_IsNull(v) || (cJSON_IsString(v) && !*v->valuestring))
+		*out = IPPROTO_TCP;
+	else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "tcp"))
+		*out = IPPROTO_TCP;
+	else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "udp"))
+		*out = IPPROTO_UDP;
+	else
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, cJSON_IsString(v) ? v->valuestring : NULL,
+				   "network config: \"runtimeConfig.portMappings[%d].protocol\" must be \"tcp\" or "
+				   "\"udp\" (the datapath serves no other protocol)", i);
+	return 0;
+}
+
+/* An IPv4 address of the node, or every one ("", "0.0.0.0" or absent).
+ * Not a multicast, broadcast or IPv6 address: podwire is IPv4-only. */
+static int portmap_host_ip(const cJSON *m, int i, uint32_t *out, struct pw_cni_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItem(m, "hostIP");
+
+	*out = 0;
+	if (!v || cJSON_IsNull(v) || (cJSON_IsString(v) && !*v->valuestring))
+		return 0;
+	if (!cJSON_IsString(v) || pw_ip4_parse(v->valuestring, out) || (*out >> 28) >= 0xe)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, cJSON_IsString(v) ? v->valuestring : NULL,
+				   "network config: \"runtimeConfig.portMappings[%d].hostIP\" must be a unicast IPv4 "
+				   "address or \"\" for every address of the node (podwire is IPv4-only)", i);
+	return 0;
+}
+
+/* Two mappings of one pod on the same hostPort and protocol, on the same
+ * hostIP or one of them on every address, would make the frontend's
+ * backend depend on lookup order: refused as the scheduler refuses it. */
+static int portmap_overlap(const struct pw_cni_portmap *a, const struct pw_cni_portmap *b)
+{
+	return a->host_port == b->host_port && a->proto == b->proto &&
+	       (a->host_ip == b->host_ip || !a->host_ip || !b->host_ip);
+}
+
+/* runtimeConfig "portMappings": [{hostPort, containerPort, protocol, hostIP}].
+ * Keys match in any case, as Go's encoding/json matches them in the portmap
+ * plugin: containerd (go-cni) sends its struct's field names, "HostPort",
+ * "ContainerPort", "Protocol", "HostIP". */
+static int parse_rt_portmaps(const cJSON *pm, struct pw_cni_conf *c, struct pw_cni_err *err)
+{
+	const cJSON *m;
+	int i = 0, r;
+
+	if (!cJSON_IsArray(pm))
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+				   "network config: \"runtimeConfig.portMappings\" must be an array");
+	if (cJSON_GetArraySize(pm) > PW_CNI_MAX_PORTMAPS)
+		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+				   "network config: \"runtimeConfig.portMappings\" has more than %d entries",
+				   PW_CNI_MAX_PORTMAPS);
+	cJSON_ArrayForEach(m, pm) {
+		struct pw_cni_portmap *p = &c->portmaps[i];
+
+		if (!cJSON_IsObject(m))
+			return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+					   "network config: \"runtimeConfig.portMappings[%d]\" must be an object", i);
+		if ((r = portmap_port(m, "hostPort", i, &p->host_port, err)) ||
+		    (r = portmap_port(m, "containerPort", i, &p->container_port, err)) ||
+		    (r = portmap_proto(m, i, &p->proto, err)) || (r = portmap_host_ip(m, i, &p->host_ip, err)))
+			return r;
+		for (int j = 0; j < i; j++)
+			if (portmap_overlap(&c->portmaps[j], p))
+				return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL,
+						   "network config: \"runtimeConfig.portMappings[%d]\" and [%d] both "
+						   "map %s hostPort %u on the same host address", j, i,
+						   p->proto == IPPROTO_UDP ? "udp" : "tcp", p->host_port);
+		i++;
+	}
+	c->n_portmaps = i;
+	return 0;
+}
+
+/* runtimeConfig: the capabilities the conflist advertises ("ips", "mac",
+ * "portMappings"). */
 static int parse_runtime_config(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err *err)
 {
-	const cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "runtimeConfig"), *ips, *mac;
+	const cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "runtimeConfig"), *ips, *mac, *pm;
 	int r;
 
 	if (!rt || cJSON_IsNull(rt))
@@ -405,6 +503,9 @@ static int parse_runtime_config(const cJSON *o, struct pw_cni_conf *c, struct pw
 		return pw_cni_fail(err, PW_CNI_E_CONFIG, NULL, "network config: \"runtimeConfig\" must be an object");
 	ips = cJSON_GetObjectItemCaseSensitive(rt, "ips");
 	if (ips && !cJSON_IsNull(ips) && (r = parse_rt_ips(ips, c, err)))
+		return r;
+	pm = cJSON_GetObjectItemCaseSensitive(rt, "portMappings");
+	if (pm && !cJSON_IsNull(pm) && (r = parse_rt_portmaps(pm, c, err)))
 		return r;
 	mac = cJSON_GetObjectItemCaseSensitive(rt, "mac");
 	if (!mac || cJSON_IsNull(mac))
@@ -450,8 +551,10 @@ static int parse_object(const cJSON *o, struct pw_cni_conf *c, struct pw_cni_err
 	if ((code = parse_mtu(o, c, err)) || (code = parse_log(o, c, err)) ||
 	    (code = parse_valid_attachments(o, c, err)) || (code = parse_prev_result(o, c, err)))
 		return code;
-	if (parse_runtime_config(o, c, &c->rt_err))
+	if (parse_runtime_config(o, c, &c->rt_err)) {
 		c->has_rt_ip = c->has_rt_mac = false;
+		c->n_portmaps = 0;
+	}
 	return 0;
 }
 

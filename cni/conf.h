@@ -41,6 +41,7 @@ enum pw_cni_code {
 	PW_CNI_E_IPAM            = 107, /* IPAM state unreadable/unwritable */
 	PW_CNI_E_IP_UNAVAILABLE  = 108, /* requested IP outside the pod CIDR, reserved, or taken */
 	PW_CNI_E_OTHER_IFNAME    = 109, /* the container is attached already, under another ifname */
+	PW_CNI_E_HOSTPORT_TAKEN  = 110, /* a hostPort mapping another pod holds (same hostIP, port, protocol) */
 };
 
 struct pw_cni_err {
@@ -100,6 +101,16 @@ struct pw_cni_attachment {
 	char ifname[16];
 };
 
+/* One runtimeConfig "portMappings" entry: the pod's hostPort. */
+struct pw_cni_portmap {
+	uint32_t host_ip;             /* 0: every address of the node */
+	uint16_t host_port;
+	uint16_t container_port;
+	uint8_t proto;                /* IPPROTO_TCP / IPPROTO_UDP */
+};
+/* Mappings of one pod, at most (PW_HOSTPORT_PER_EP in abi.h). */
+#define PW_CNI_MAX_PORTMAPS 128
+
 struct pw_cni_conf {
 	enum pw_cni_version version;
 	char name[128];
@@ -121,6 +132,10 @@ struct pw_cni_conf {
 	uint32_t rt_ip;
 	bool has_rt_mac;
 	uint8_t rt_mac[6];
+	/* ADD: runtimeConfig "portMappings" (the portMappings capability),
+	 * checked one by one and against each other */
+	struct pw_cni_portmap portmaps[PW_CNI_MAX_PORTMAPS];
+	int n_portmaps;
 	/* What was wrong with runtimeConfig (code 0 if nothing): only ADD
 	 * refuses it, so that DEL and GC of what a bad ADD left still run. */
 	struct pw_cni_err rt_err;

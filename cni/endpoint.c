@@ -102,3 +102,22 @@ int pw_ep_lookup(const struct pw_cni_node *n, uint32_t ip, int host_ifindex)
 		return -ESTALE;
 	return 0;
 }
+
+int pw_ep_id(const struct pw_cni_node *n, uint32_t ip, int host_ifindex, uint16_t *id)
+{
+	struct pw_endpoint ep;
+	struct pw_ip4 key = ip_key(ip);
+	__u32 ifx = (__u32)host_ifindex;
+
+	if (n->ep_ifidx_fd >= 0 && host_ifindex > 0 && bpf_map_lookup_elem(n->ep_ifidx_fd, &ifx, &ep) == 0 &&
+	    (!ip || pw_ip4_from_bytes(ep.ip) == ip)) {
+		*id = ep.id;
+		return 0;
+	}
+	if (n->ep_fd >= 0 && ip && bpf_map_lookup_elem(n->ep_fd, &key, &ep) == 0 &&
+	    (host_ifindex <= 0 || (int)ep.ifindex == host_ifindex)) {
+		*id = ep.id;
+		return 0;
+	}
+	return -ENOENT;
+}

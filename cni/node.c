@@ -129,6 +129,7 @@ int pw_teardown(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *i
 	char host_if[PW_HOST_IFNAME_LEN + 1], pin[PW_PATH_MAX + 32], ipbuf[PW_IP4_STRLEN] = "none";
 	struct pw_link_info host = { 0 };
 	uint32_t ip = 0;
+	uint16_t ep_id;
 	int err;
 
 	pw_host_ifname(container_id, ifname, host_if);
@@ -140,7 +141,10 @@ int pw_teardown(struct pw_cni *c, const struct pw_cni_node *n, struct pw_ipam *i
 	pw_info("teardown %s/%s: ip %s, host veth %s %s", container_id, ifname, ipbuf, host_if,
 		err ? "absent" : "present");
 
-	/* Map entries first, so nothing is steered at an interface being deleted. */
+	/* Map entries first, so nothing is steered at an interface being
+	 * deleted: hostPort frontends, then the endpoint they are found by. */
+	if (pw_ep_id(n, ip, err ? 0 : host.ifindex, &ep_id) == 0)
+		pw_hostport_remove(c, ep_id);
 	pw_ep_forget(n, ip, err ? 0 : host.ifindex);
 	/* The pod end, the host /32 route and the tc filter or tcx attachment
 	 * go with the host end. Deleting it before detaching matters for speed:

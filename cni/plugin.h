@@ -68,6 +68,18 @@ void pw_ep_forget(const struct pw_cni_node *n, uint32_t ip, int host_ifindex);
  * agree with each other; -ENOENT / -ESTALE otherwise. */
 int pw_ep_lookup(const struct pw_cni_node *n, uint32_t ip, int host_ifindex);
 
+/* The endpoint id ADD gave the attachment of ip / host_ifindex (0 =
+ * unknown), from pw_ep_ifindex or pw_endpoints: 0 or -ENOENT. */
+int pw_ep_id(const struct pw_cni_node *n, uint32_t ip, int host_ifindex, uint16_t *id);
+
+/* hostPort (hostport.c): runtimeConfig.portMappings of c->conf written into
+ * the service maps for the pod at pod_ip with endpoint id ep_id, after
+ * checking every mapping against other pods' (code 110 when one is taken).
+ * 0 or the CNI error code; on error nothing of it is left. */
+int pw_hostport_add(struct pw_cni *c, const struct pw_cni_node *n, uint32_t pod_ip, uint16_t ep_id);
+/* Every mapping of endpoint id ep_id removed; none is fine. */
+void pw_hostport_remove(const struct pw_cni *c, uint16_t ep_id);
+
 /* DEL of one attachment (shared with GC): endpoint entries, link pin, host
  * veth (and with it the pod end), reservation. ipam must be locked (or NULL
  * when no IPAM state exists). Missing pieces are success. */

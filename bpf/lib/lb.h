@@ -59,6 +59,23 @@ static __always_inline const struct pw_svc *pw_svc_lookup(__be32 addr, __u16 por
 	return bpf_map_lookup_elem(&pw_services, &key);
 }
 
+/* A pod's hostPort (PW_SVC_HOSTPORT, written by the CNI plugin) on daddr,
+ * an address of this node: the mapping on exactly that hostIP, else the
+ * wildcard one (hostIP 0.0.0.0). *scope says how its flows are translated
+ * back: a given hostIP through pw_revnat like a ClusterIP, the wildcard
+ * from the node IP like a NodePort (the client may have used any address). */
+static __always_inline const struct pw_svc *pw_hostport_lookup(__be32 daddr, __u16 port, __u8 proto, __u8 *scope)
+{
+	const struct pw_svc *svc = pw_svc_lookup(daddr, port, proto, PW_SVC_HOSTPORT);
+
+	if (svc) {
+		*scope = PW_SVC_CLUSTERIP;
+		return svc;
+	}
+	*scope = PW_SVC_NODEPORT;
+	return pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
+}
+
 static __always_inline const struct pw_backend *pw_backend_get(__u32 id)
 {
 	return bpf_map_lookup_elem(&pw_backends, &id);

@@ -54,15 +54,24 @@ static __always_inline int pw_sock_node_addr(__be32 addr)
 	return addr == cfg_node_ip || (bpf_ntohl(addr) >> 24) == 127;
 }
 
+/* A ClusterIP, a NodePort on the node's address or loopback, or a pod's
+ * hostPort: on its very hostIP (127.0.0.1 included, the node-local
+ * hostPort portmap served), or a wildcard one on any node address. */
 static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto)
 {
 	const struct pw_svc *svc = NULL;
 
 	if (pw_in_service_cidr(addr))
-		svc = pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
-	if (!svc && pw_sock_node_addr(addr))
+		return pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
+	if (pw_sock_node_addr(addr)) {
 		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
-	return svc;
+		if (!svc)
+			svc = pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
+		if (!svc)
+			svc = pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
+		return svc;
+	}
+	return pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
 }
 
 /* The application's destination in ctx, if a frontend, becomes a backend

@@ -52,18 +52,19 @@ static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct
 	return pw_lb_deliver(skb, pkt, eth, iph, target);
 }
 
-/* A NodePort client's packet: DNAT to the service's backend. A local one
- * gets it delivered; a remote one gets it from the node IP (SNAT, so the
- * replies come back through here) by the node's routing mode. */
+/* A NodePort (or hostPort: scope as pw_hostport_lookup set it) client's
+ * packet: DNAT to the service's backend. A local one gets it delivered; a
+ * remote one gets it from the node IP (SNAT, so the replies come back
+ * through here) by the node's routing mode. */
 static __always_inline int pw_nodeport(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph,
-				       const struct pw_svc *svc)
+				       const struct pw_svc *svc, __u8 scope)
 {
 	const struct pw_endpoint *target;
 	struct ethhdr *eth;
 	__u8 ct_flags = 0;
 	int err;
 
-	err = pw_lb_forward(skb, pkt, iph, svc, PW_SVC_NODEPORT, 1, &ct_flags);
+	err = pw_lb_forward(skb, pkt, iph, svc, scope, 1, &ct_flags);
 	if (err != PW_LB_TRANSLATED)
 		return err;
 	if (pw_ipv4_reload(skb, &eth, &iph))
@@ -105,9 +106,25 @@ static __always_inline int pw_nodeport_reply(struct __sk_buff *skb, struct pw_pk
 	return pw_fib_redirect(skb, pkt, eth, iph, iph->daddr);
 }
 
+/* A pod's hostPort on the node IP, after every reply the node expects
+ * (masquerade, the node's own flows): a hostPort inside the ephemeral
+ * range must not take the replies of a flow that happens to use it. */
+static __always_inline int pw_uplink_hostport(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
+{
+	const struct pw_svc *svc;
+	__u8 scope;
+
+	if (!pw_lb_candidate(pkt))
+		return TC_ACT_OK;
+	svc = pw_hostport_lookup(iph->daddr, pkt->dport, pkt->proto, &scope);
+	if (!svc)
+		return TC_ACT_OK;
+	return pw_nodeport(skb, pkt, iph, svc, scope);
+}
+
 /* To the node IP: a peer's VXLAN packet for a local pod (decap.h), a
  * NodePort frontend, a reply to a flow this node SNATed (masquerade, or
- * NodePort to a remote backend), or the host's own. */
+ * NodePort to a remote backend), a pod's hostPort, or the host's own. */
 static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
 {
 	const struct pw_endpoint *target;
@@ -126,7 +143,7 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 	if (pw_lb_candidate(pkt) && pkt->dport >= PW_NODEPORT_MIN && pkt->dport <= PW_NODEPORT_MAX) {
 		svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
 		if (svc)
-			return pw_nodeport(skb, pkt, iph, svc);
+			return pw_nodeport(skb, pkt, iph, svc, PW_SVC_NODEPORT);
 	}
 	if (pkt->proto == IPPROTO_ICMP) {
 		err = pw_snat_rev_icmp_error(skb, pkt, iph, &nat_flags);
@@ -135,7 +152,7 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 	}
 	err = pw_snat_rev_ingress(skb, pkt, iph, &nat_flags);
 	if (err == PW_NAT_SKIP)
-		return TC_ACT_OK;
+		return pw_uplink_hostport(skb, pkt, iph);
 	if (err)
 		return err;
 	if (nat_flags & PW_NAT_F_HOST)
@@ -187,13 +204,29 @@ static __always_inline int pw_uplink_ingress(struct __sk_buff *skb, struct pw_pk
 /* The node's own packet (source = node IP): its port claimed or moved
  * (pw_snat_host_egress). A packet that does not parse is the stack's
  * business, never ours to drop. */
+/* A local pod's reply to a load-balanced flow whose frontend is the node IP
+ * (a hostPort, redirected here by pod_ingress) leaves from the frontend's
+ * port: no flow of the node's own, even when that port lies in the
+ * masquerade range, as a hostPort may (the conformance test's 54323 does).
+ * Claimed as one, the client's next packets would go to the host stack.
+ * Conntrack holds the flow's forward entry. */
+static __always_inline int pw_uplink_lb_reply(const struct pw_pkt *pkt, const struct iphdr *iph)
+{
+	struct pw_ct_key fkey;
+
+	if (!pw_lb_candidate(pkt) || pkt->sport < PW_SNAT_PORT_MIN || pkt->sport > PW_SNAT_PORT_MAX)
+		return 0;
+	pw_ct_key_make(&fkey, iph->daddr, iph->saddr, pkt->dport, pkt->sport, pkt->proto, PW_CT_FORWARD);
+	return bpf_map_lookup_elem(&pw_ct, &fkey) != NULL;
+}
+
 static __always_inline int pw_uplink_host_egress(struct __sk_buff *skb, struct pw_pkt *pkt)
 {
 	struct iphdr *iph;
 	int err;
 
 	iph = pw_ipv4_parse(skb, pkt, &err);
-	if (!iph || !pw_outside_cluster(iph->daddr))
+	if (!iph || !pw_outside_cluster(iph->daddr) || pw_uplink_lb_reply(pkt, iph))
 		return TC_ACT_OK;
 	err = pw_snat_host_egress(skb, pkt, iph);
 	if (err < 0)

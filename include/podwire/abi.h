@@ -147,7 +147,18 @@ enum pw_nat_flags {
 enum pw_svc_scope {
 	PW_SVC_CLUSTERIP = 0,       /* addr = the VIP */
 	PW_SVC_NODEPORT  = 1,       /* addr = 0.0.0.0: any IP of this node */
+	PW_SVC_HOSTPORT  = 2,       /* a pod's hostPort (CNI portMappings): addr = the hostIP, or
+	                             * 0.0.0.0 for any address of this node; one backend */
 };
+
+/* hostPort frontends are the CNI plugin's, not the service reconciler's:
+ * their service and backend ids live above the reconciler's range, one
+ * block of PW_HOSTPORT_PER_EP per endpoint id (id = BASE + ep id * PER_EP
+ * + the mapping's index), so the plugin needs no allocator and DEL finds
+ * every entry of a pod from its endpoint id (docs/services.md, "hostPort"). */
+#define PW_HOSTPORT_ID_BASE (1u << 24)  /* reconciler ids are [1, BASE) */
+#define PW_HOSTPORT_PER_EP  128         /* port mappings of one pod, at most */
+#define PW_HOSTPORT_ID_END  (PW_HOSTPORT_ID_BASE + 65536u * PW_HOSTPORT_PER_EP)
 
 enum pw_lb_algorithm {
 	PW_LB_RANDOM = 0,

@@ -4,7 +4,8 @@
  * scratch here), the no-backend RST, Maglev, conntrack reuse, terminating
  * and removed backends, ClientIP affinity, hairpin, a full conntrack table
  * NodePort on uplink_ingress to a local and a remote backend, and a
- * ClusterIP whose backend is off the cluster, masqueraded on the way out.
+ * ClusterIP whose backend is off the cluster, masqueraded on the way out;
+ * hostPort frontends (hostIP, wildcard, protocol) from the uplink and pods.
  * The service maps are filled directly, as userspace/lib/services.c would. */
 #include "pwt_bpf.h"
 #include "pwt_tunnel.h"
@@ -1144,6 +1145,152 @@ static void test_nodeport(void)
 	ct_flush();
 }
 
+/* ---------- hostPort (PW_SVC_HOSTPORT, written by the CNI plugin) ---------- */
+
+/* A hostPort mapping as cni/hostport.c writes it: id in the plugin's block
+ * above the reconciler's range, one backend, revnat = (hostIP, hostPort). */
+static int add_hostport(uint32_t index, const char *host_ip, uint16_t host_port, uint8_t proto, const char *pod_ip,
+			uint16_t container_port)
+{
+	uint32_t id = PW_HOSTPORT_ID_BASE + 5 * PW_HOSTPORT_PER_EP + index, a = host_ip ? pwt_ip(host_ip) : 0;
+	struct pw_revnat rn;
+
+	memset(&rn, 0, sizeof(rn));
+	memcpy(rn.addr, &a, 4);
+	rn.port = host_port;
+	if (add_backend(id, pod_ip, container_port, PW_BACKEND_ACTIVE) || set_slot(id, 0, id) ||
+	    bpf_map_update_elem(revnat_fd, &id, &rn, BPF_ANY))
+		return -1;
+	return set_frontend(host_ip, host_port, proto, PW_SVC_HOSTPORT, id, 1, PW_LB_RANDOM, 0);
+}
+
+static void test_hostport(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pw_ct_entry re;
+	struct pwt_run r;
+	size_t len;
+
+	ct_flush();
+	/* The conformance case: one hostPort on two hostIPs (loopback and the
+	 * node IP) and on two protocols, each to another pod. */
+	if (add_hostport(0, node_ip, 8080, IPPROTO_TCP, b_ip, 80) ||
+	    add_hostport(1, "127.0.0.1", 8080, IPPROTO_TCP, a_ip, 81) ||
+	    add_hostport(2, node_ip, 8080, IPPROTO_UDP, a_ip, 5300) ||
+	    add_hostport(3, NULL, 9090, IPPROTO_TCP, b_ip, 90) ||
+	    add_hostport(4, "192.168.1.50", 7070, IPPROTO_TCP, b_ip, 70)) {
+		PWT_CHECK(0, "hostport: maps filled", "%s", strerror(errno));
+		return;
+	}
+	/* From the fabric to hostIP = node IP. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35000, node_ip, 8080, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	expect_redirect("hostport tcp node IP, from the uplink", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("hostport tcp node IP, from the uplink: DNAT to the pod, client IP kept", &r, client_ip, 35000,
+		     b_ip, 80);
+	PWT_CHECK(ct_get(b_ip, 80, client_ip, 35000, IPPROTO_TCP, PW_CT_REPLY, &re) == 0 &&
+		  !(re.flags & (PW_CT_F_NODEPORT | PW_CT_F_SNAT)),
+		  "hostport tcp node IP: reply entry translated through revnat (hostIP given)", "flags %u", re.flags);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 80, client_ip, 35000, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_redirect("hostport tcp node IP: reply", &r, PW_TRACE_TO_PEER, if_up);
+	expect_tuple("hostport tcp node IP: reply from hostIP:hostPort", &r, node_ip, 8080, client_ip, 35000);
+
+	/* Same hostIP and port, UDP: the other pod. */
+	len = udp_frame(pkt, client_mac, up_mac, client_ip, 35001, node_ip, 8080, 1);
+	r = run(up_fd, pkt, len, if_up);
+	expect_redirect("hostport udp node IP, same port as tcp", &r, PW_TRACE_TO_POD, if_a);
+	expect_tuple("hostport udp node IP: DNAT to the udp mapping's pod", &r, client_ip, 35001, a_ip, 5300);
+	len = udp_frame(pkt, ep_a.mac, ep_a.host_mac, a_ip, 5300, client_ip, 35001, 1);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_tuple("hostport udp: reply from hostIP:hostPort", &r, node_ip, 8080, client_ip, 35001);
+
+	/* Wildcard hostIP: any address of the node, translated back from the node IP. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35002, node_ip, 9090, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	expect_redirect("hostport wildcard, from the uplink", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("hostport wildcard: DNAT", &r, client_ip, 35002, b_ip, 90);
+	PWT_CHECK(ct_get(b_ip, 90, client_ip, 35002, IPPROTO_TCP, PW_CT_REPLY, &re) == 0 &&
+		  (re.flags & PW_CT_F_NODEPORT) && re.fe_port == 9090,
+		  "hostport wildcard: reply entry from the node IP and the hostPort", "flags %u fe_port %u", re.flags,
+		  re.fe_port);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 90, client_ip, 35002, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("hostport wildcard: reply from node IP:hostPort", &r, node_ip, 9090, client_ip, 35002);
+
+	/* Another node's pod, over the fabric, to the wildcard. */
+	len = tcp_frame(pkt, peer_mac, up_mac, "10.244.2.9", 35003, node_ip, 9090, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	expect_tuple("hostport from another node's pod: DNAT", &r, "10.244.2.9", 35003, b_ip, 90);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 90, "10.244.2.9", 35003, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_redirect("hostport from another node's pod: reply to the peer", &r, PW_TRACE_TO_PEER, if_up);
+	expect_tuple("hostport from another node's pod: reply from node IP:hostPort", &r, node_ip, 9090, "10.244.2.9",
+		     35003);
+
+	/* A local pod to the node IP's hostPort: load-balanced in pod_ingress. */
+	len = tcp_from(&ep_a, pkt, 35004, node_ip, 8080, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_redirect("hostport from a local pod", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("hostport from a local pod: DNAT", &r, a_ip, 35004, b_ip, 80);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 80, a_ip, 35004, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_redirect("hostport from a local pod: reply", &r, PW_TRACE_TO_POD, if_a);
+	expect_tuple("hostport from a local pod: reply from hostIP:hostPort", &r, node_ip, 8080, a_ip, 35004);
+
+	/* Not a mapping of this address / port: the host's. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35005, node_ip, 7070, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "hostport on another hostIP: the node IP's port is the host's", "retval %d", r.retval);
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35006, node_ip, 8082, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0, "no hostport on this port: host stack",
+		  "retval %d", r.retval);
+	len = udp_frame(pkt, client_mac, up_mac, client_ip, 35007, node_ip, 9090, 1);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "hostport wildcard is tcp only: udp to its port is the host's", "retval %d", r.retval);
+
+	/* A hostPort inside the masquerade range (the conformance test's
+	 * 54323) on a node that masquerades: the pod's reply leaves from the
+	 * node IP and that port, and must not be claimed as the node's own
+	 * flow, or the client's next packet would go to the host stack. */
+	if (add_hostport(5, node_ip, 54323, IPPROTO_TCP, b_ip, 8080)) {
+		PWT_CHECK(0, "hostport in the masquerade range: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35010, node_ip, 54323, F_SYN, 0);
+	r = run(masq_up_fd, pkt, len, if_up);
+	expect_tuple("hostport 54323, masquerading node: DNAT", &r, client_ip, 35010, b_ip, 8080);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 8080, client_ip, 35010, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("hostport 54323: reply from node IP:54323", &r, node_ip, 54323, client_ip, 35010);
+	{
+		struct pwt_run out = pwt_run_prog(masq_out_fd, r.out, r.out_len, if_up);
+		struct pw_nat_key nk;
+		struct pw_nat_entry ne;
+		uint32_t c = pwt_ip(client_ip), n = pwt_ip(node_ip);
+
+		PWT_CHECK(out.retval == TC_ACT_OK && out.out_len == r.out_len && memcmp(out.out, r.out, r.out_len) == 0,
+			  "hostport 54323: the reply leaves the uplink untouched", "retval %d", out.retval);
+		memset(&nk, 0, sizeof(nk));
+		memcpy(nk.saddr, &c, 4);
+		memcpy(nk.daddr, &n, 4);
+		nk.sport = 35010;
+		nk.dport = 54323;
+		nk.proto = IPPROTO_TCP;
+		nk.dir = PW_DIR_INGRESS;
+		PWT_CHECK(bpf_map_lookup_elem(snat_fd, &nk, &ne) != 0,
+			  "hostport 54323: the reply is not claimed as a flow of the node's own", "flags %u", ne.flags);
+	}
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35010, node_ip, 54323, F_ACK, 0);
+	r = run(masq_up_fd, pkt, len, if_up);
+	expect_redirect("hostport 54323: the client's next packet", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("hostport 54323: the client's next packet goes to the pod too", &r, client_ip, 35010, b_ip, 8080);
+	ct_flush();
+}
+
 int main(void)
 {
 	if (setup() != 0) {
@@ -1163,6 +1310,7 @@ int main(void)
 	test_hairpin();
 	test_ct_full();
 	test_nodeport();
+	test_hostport();
 	pwt_events_close(&events);
 	pwt_tunnel_key_bpf__destroy(tunnel);
 	overlay_bpf__destroy(overlay);

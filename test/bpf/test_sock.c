@@ -5,7 +5,8 @@
  * network namespace (cfg_netns_cookie): connect4 rewrites the tuple of TCP
  * and connected UDP, sendmsg4 of each unconnected datagram, recvmsg4 and
  * getpeername4 show the frontend, a service without backend refuses, and a
- * socket of another network namespace is not touched. Backends listen on
+ * socket of another network namespace is not touched; hostPort frontends
+ * (hostIP 127.0.0.1 and the node IP, wildcard, protocols). Backends listen on
  * loopback addresses of the sandbox. */
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -98,7 +99,12 @@ static int setup(int *cg_fd)
 	if (add_service("10.96.0.10", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 1, 1, 8080) ||
 	    add_service("0.0.0.0", 30080, IPPROTO_TCP, PW_SVC_NODEPORT, 2, 1, 8080) ||
 	    add_service("10.96.0.12", 53, IPPROTO_UDP, PW_SVC_CLUSTERIP, 3, 2, 8081) ||
-	    add_service("10.96.0.13", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 4, 0, 0))
+	    add_service("10.96.0.13", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 4, 0, 0) ||
+	    add_service("127.0.0.1", 8088, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE, 1, 8080) ||
+	    add_service("192.168.1.11", 8088, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 1,
+			PW_HOSTPORT_ID_BASE + 1, 8082) ||
+	    add_service("192.168.1.11", 8088, IPPROTO_UDP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 2, 2, 8081) ||
+	    add_service("0.0.0.0", 8089, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 3, 1, 8080))
 		return -1;
 	*cg_fd = cgroup2_fd();
 	return 0;
@@ -158,23 +164,25 @@ static const char *addr_str(const struct sockaddr_in *a, char *buf, size_t len)
 	return buf;
 }
 
-/* connect() to fe_ip:fe_port; the listener must accept it; the client's
- * getpeername must show the frontend, the accepted socket the backend. */
-static void check_tcp(int lst, const char *fe_ip, uint16_t fe_port, const char *name)
+/* connect() to fe_ip:fe_port; the listener (be_ip:be_port) must accept
+ * it; the client's getpeername must show the frontend, the accepted socket
+ * the backend. */
+static void check_tcp_to(int lst, uint16_t be_port, const char *fe_ip, uint16_t fe_port, const char *name)
 {
 	struct sockaddr_in fe = sin_of(fe_ip, fe_port), peer, local;
 	socklen_t len = sizeof(peer);
 	char want[64], got[64], what[160];
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), a = -1;
 
-	snprintf(what, sizeof(what), "connect4: TCP to %s:%u reaches the backend %s:8080", fe_ip, fe_port, be_ip);
+	snprintf(what, sizeof(what), "connect4: TCP to %s:%u reaches the backend %s:%u", fe_ip, fe_port, be_ip, be_port);
 	PWT_CHECK(c >= 0 && connect(c, (struct sockaddr *)&fe, sizeof(fe)) == 0 && (a = accept(lst, NULL, NULL)) >= 0,
 		  what, "%s", strerror(errno));
 	if (a >= 0) {
 		len = sizeof(local);
 		getsockname(a, (struct sockaddr *)&local, &len);
 		snprintf(what, sizeof(what), "connect4: %s: the server side of the connection is the backend", name);
-		PWT_EQ_STR(addr_str(&local, got, sizeof(got)), "127.0.0.2:8080", what);
+		snprintf(want, sizeof(want), "%s:%u", be_ip, be_port);
+		PWT_EQ_STR(addr_str(&local, got, sizeof(got)), want, what);
 		close(a);
 	}
 	len = sizeof(peer);
@@ -185,6 +193,11 @@ static void check_tcp(int lst, const char *fe_ip, uint16_t fe_port, const char *
 		PWT_CHECK(0, what, "getpeername: %s", strerror(errno));
 	if (c >= 0)
 		close(c);
+}
+
+static void check_tcp(int lst, const char *fe_ip, uint16_t fe_port, const char *name)
+{
+	check_tcp_to(lst, 8080, fe_ip, fe_port, name);
 }
 
 /* One datagram from client c (connected or not) through the frontend; the
@@ -211,33 +224,58 @@ static int udp_exchange(int c, int srv, const struct sockaddr_in *fe, int connec
 	return recvfrom(c, buf, sizeof(buf), 0, (struct sockaddr *)from, &len) == 2 ? 0 : -1;
 }
 
-static void check_udp(int srv, int connected)
+static void check_udp_to(int srv, int connected, const char *fe_ip, uint16_t fe_port, const char *kind_fe)
 {
-	struct sockaddr_in fe = sin_of("10.96.0.12", 53), from, dst, peer;
+	struct sockaddr_in fe = sin_of(fe_ip, fe_port), from, dst, peer;
 	socklen_t len = sizeof(peer);
 	const char *kind = connected ? "connected" : "unconnected";
-	char got[64], what[160];
+	char got[64], want[64], what[160];
 	int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err;
 
+	addr_str(&fe, want, sizeof(want));
 	if (connected && connect(c, (struct sockaddr *)&fe, sizeof(fe))) {
-		PWT_CHECK(0, "connect4: connected UDP to a ClusterIP", "%s", strerror(errno));
+		PWT_CHECK(0, "connect4: connected UDP to a frontend", "%s", strerror(errno));
 		close(c);
 		return;
 	}
 	err = udp_exchange(c, srv, &fe, connected, &from, &dst);
-	snprintf(what, sizeof(what), "%s: %s UDP to a ClusterIP reaches the backend and is answered",
-		 connected ? "connect4" : "sendmsg4", kind);
+	snprintf(what, sizeof(what), "%s: %s UDP to a %s reaches the backend and is answered",
+		 connected ? "connect4" : "sendmsg4", kind, kind_fe);
 	PWT_CHECK(err == 0, what, "%s", strerror(errno));
 	if (!err) {
-		snprintf(what, sizeof(what), "recvmsg4: %s UDP: the answer comes from the ClusterIP", kind);
-		PWT_EQ_STR(addr_str(&from, got, sizeof(got)), "10.96.0.12:53", what);
+		snprintf(what, sizeof(what), "recvmsg4: %s UDP: the answer comes from the %s", kind, kind_fe);
+		PWT_EQ_STR(addr_str(&from, got, sizeof(got)), want, what);
 	}
 	if (connected) {
+		snprintf(what, sizeof(what), "getpeername4: connected UDP shows the %s", kind_fe);
 		PWT_CHECK(getpeername(c, (struct sockaddr *)&peer, &len) == 0 &&
-			  strcmp(addr_str(&peer, got, sizeof(got)), "10.96.0.12:53") == 0,
-			  "getpeername4: connected UDP shows the ClusterIP", "peer %s", got);
+			  strcmp(addr_str(&peer, got, sizeof(got)), want) == 0, what, "peer %s", got);
 	}
 	close(c);
+}
+
+static void check_udp(int srv, int connected)
+{
+	check_udp_to(srv, connected, "10.96.0.12", 53, "ClusterIP");
+}
+
+/* hostPort frontends (PW_SVC_HOSTPORT, the CNI plugin's): the conformance
+ * case of one hostPort on 127.0.0.1 and on the node IP to two servers, and
+ * on another protocol; a wildcard hostIP on loopback and the node IP. */
+static void test_hostport(int tcp, int udp)
+{
+	int tcp2 = listener(SOCK_STREAM, 8082);
+
+	if (tcp2 < 0) {
+		PWT_CHECK(0, "hostport: second backend listens", "%s", strerror(errno));
+		return;
+	}
+	check_tcp_to(tcp, 8080, "127.0.0.1", 8088, "hostPort on hostIP 127.0.0.1");
+	check_tcp_to(tcp2, 8082, "192.168.1.11", 8088, "the same hostPort on hostIP = the node IP, another pod");
+	check_udp_to(udp, 0, "192.168.1.11", 8088, "udp hostPort on the port of a tcp one");
+	check_tcp_to(tcp, 8080, "127.0.0.1", 8089, "wildcard hostPort on 127.0.0.1");
+	check_tcp_to(tcp, 8080, "192.168.1.11", 8089, "wildcard hostPort on the node IP");
+	close(tcp2);
 }
 
 static void test_revnat_entries(void)
@@ -321,6 +359,7 @@ int main(void)
 		check_tcp(tcp, "192.168.1.11", 30080, "NodePort on the node IP");
 		check_udp(udp, 0);
 		check_udp(udp, 1);
+		test_hostport(tcp, udp);
 		test_revnat_entries();
 		test_no_backend();
 		test_other_netns();

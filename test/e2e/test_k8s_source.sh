@@ -126,6 +126,9 @@ check "log says the lists are synced" log_has "kubernetes: synced:"
 check_eq "conflist: cniVersion 1.0.0, podwire plugin of this instance" \
 	"$(jq -c '[.cniVersion, .plugins[0].type, .plugins[0].instance]' "$D/$NODE/net.d/10-podwire.conflist" 2>&1)" \
 	"[\"1.0.0\",\"podwire\",\"$INST\"]"
+check_eq "conflist: podwire alone, serving hostPort itself (portMappings capability, no portmap chained)" \
+	"$(jq -c '[(.plugins | length), .plugins[0].capabilities.portMappings]' "$D/$NODE/net.d/10-podwire.conflist" 2>&1)" \
+	"[1,true]"
 check_eq "node.json: pod CIDR from spec.podCIDR" \
 	"$(jq -r .podCIDR "/run/podwire/$INST/node.json" 2>&1)" "10.244.1.0/24"
 

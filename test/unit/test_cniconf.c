@@ -1,6 +1,7 @@
 /* The CNI plugin's input parsing (cni/conf.c): network config JSON and the
  * CNI_* environment, good and bad. Pure: no system state touched. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "pwtest.h"
 #include "../../cni/conf.h"
@@ -303,6 +304,96 @@ static void test_requested(void)
 	pw_cni_conf_free(&c);
 }
 
+/* runtimeConfig "portMappings" (the portMappings capability, hostPort):
+ * parsed in full, every bad entry code 7 for ADD only, naming what is wrong. */
+static void rt_portmaps_named(const char *mappings, struct pw_cni_conf *c, const char *name)
+{
+	struct pw_cni_err e;
+	char json[1024], n[200];
+
+	snprintf(json, sizeof(json), "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":{\"portMappings\":%s}}",
+		 mappings);
+	snprintf(n, sizeof(n), "%s: the config parses (DEL and GC must run)", name);
+	PWT_EQ_INT(parse(json, c, &e), 0, n);
+}
+
+static void rt_portmaps(const char *mappings, struct pw_cni_conf *c)
+{
+	rt_portmaps_named(mappings, c, mappings);
+}
+
+static void bad_portmap(const char *mappings, const char *why, const char *name)
+{
+	struct pw_cni_conf c;
+	char n[200];
+
+	rt_portmaps_named(mappings, &c, name);
+	snprintf(n, sizeof(n), "%s: code 7 for ADD, no mapping kept", name);
+	PWT_CHECK(c.rt_err.code == 7 && c.n_portmaps == 0, n, "code %d, %d mappings", c.rt_err.code, c.n_portmaps);
+	snprintf(n, sizeof(n), "%s: the message says %s", name, why);
+	PWT_CHECK(strstr(c.rt_err.msg, why) != NULL, n, "msg: %s", c.rt_err.msg);
+	pw_cni_conf_free(&c);
+}
+
+static void test_portmaps(void)
+{
+	struct pw_cni_conf c;
+
+	rt_portmaps("[{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"tcp\",\"hostIP\":\"127.0.0.1\"},"
+		    "{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"TCP\",\"hostIP\":\"192.168.1.11\"},"
+		    "{\"hostPort\":8080,\"containerPort\":53,\"protocol\":\"udp\"},"
+		    "{\"hostPort\":9090,\"containerPort\":90,\"hostIP\":\"\"}]", &c);
+	PWT_EQ_INT(c.rt_err.code, 0, "portMappings: four good mappings, no error");
+	PWT_EQ_INT(c.n_portmaps, 4, "portMappings: four mappings");
+	PWT_CHECK(c.portmaps[0].host_ip == 0x7f000001 && c.portmaps[0].host_port == 8080 &&
+		  c.portmaps[0].container_port == 80 && c.portmaps[0].proto == 6, "portMappings[0]: 127.0.0.1:8080 tcp -> 80",
+		  "ip %08x", c.portmaps[0].host_ip);
+	PWT_EXPECT(c.portmaps[1].host_ip == 0xc0a8010b && c.portmaps[1].proto == 6,
+		   "portMappings[1]: same port on another hostIP, protocol in capitals");
+	PWT_EXPECT(c.portmaps[2].host_ip == 0 && c.portmaps[2].proto == 17 && c.portmaps[2].container_port == 53,
+		   "portMappings[2]: udp on every address (hostIP absent)");
+	PWT_EXPECT(c.portmaps[3].host_ip == 0 && c.portmaps[3].proto == 6,
+		   "portMappings[3]: protocol absent = tcp, hostIP \"\" = every address");
+	pw_cni_conf_free(&c);
+	rt_portmaps("[{\"hostPort\":1,\"containerPort\":65535,\"hostIP\":\"0.0.0.0\"}]", &c);
+	PWT_CHECK(c.rt_err.code == 0 && c.n_portmaps == 1 && c.portmaps[0].host_ip == 0 &&
+		  c.portmaps[0].container_port == 65535, "portMappings: ports 1 and 65535, hostIP 0.0.0.0 = every address",
+		  "code %d", c.rt_err.code);
+	pw_cni_conf_free(&c);
+	/* containerd (go-cni) sends Go field names: keys match in any case. */
+	rt_portmaps("[{\"HostPort\":54323,\"ContainerPort\":8080,\"Protocol\":\"udp\",\"HostIP\":\"192.168.1.11\"}]", &c);
+	PWT_CHECK(c.rt_err.code == 0 && c.n_portmaps == 1 && c.portmaps[0].host_port == 54323 &&
+		  c.portmaps[0].container_port == 8080 && c.portmaps[0].proto == 17 && c.portmaps[0].host_ip == 0xc0a8010b,
+		  "portMappings as containerd sends them (HostPort, ContainerPort, Protocol, HostIP)", "code %d: %s",
+		  c.rt_err.code, c.rt_err.msg);
+	pw_cni_conf_free(&c);
+	rt_portmaps("[]", &c);
+	PWT_CHECK(c.rt_err.code == 0 && c.n_portmaps == 0, "portMappings: empty list", "code %d", c.rt_err.code);
+	pw_cni_conf_free(&c);
+
+	bad_portmap("[{\"hostPort\":0,\"containerPort\":80}]", "hostPort\" must be a port 1-65535", "hostPort 0");
+	bad_portmap("[{\"hostPort\":65536,\"containerPort\":80}]", "hostPort\" must be a port 1-65535", "hostPort 65536");
+	bad_portmap("[{\"hostPort\":80.5,\"containerPort\":80}]", "must be a port", "hostPort 80.5");
+	bad_portmap("[{\"hostPort\":\"80\",\"containerPort\":80}]", "must be a port", "hostPort a string");
+	bad_portmap("[{\"hostPort\":80}]", "containerPort\" must be a port 1-65535 (missing", "containerPort missing");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":-1}]", "containerPort\" must be a port", "containerPort -1");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"protocol\":\"sctp\"}]", "must be \"tcp\" or \"udp\"",
+		    "protocol sctp");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"protocol\":6}]", "must be \"tcp\" or \"udp\"",
+		    "protocol a number");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"hostIP\":\"1.2.3\"}]", "hostIP\" must be a unicast IPv4",
+		    "hostIP malformed");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"hostIP\":\"::1\"}]", "IPv4-only", "hostIP IPv6");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"hostIP\":\"224.0.0.1\"}]", "unicast", "hostIP multicast");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80,\"hostIP\":\"255.255.255.255\"}]", "unicast",
+		    "hostIP broadcast");
+	bad_portmap("[{\"hostPort\":80,\"containerPort\":80},{\"hostPort\":80,\"containerPort\":81,\"protocol\":\"tcp\","
+		    "\"hostIP\":\"127.0.0.1\"}]", "[0]\" and [1] both map tcp hostPort 80",
+		    "one pod, the same tcp hostPort on every address and on 127.0.0.1");
+	bad_portmap("[\"80:80\"]", "portMappings[0]\" must be an object", "a mapping not an object");
+	bad_portmap("{\"hostPort\":80}", "portMappings\" must be an array", "portMappings not an array");
+}
+
 int main(void)
 {
 	test_good();
@@ -311,5 +402,6 @@ int main(void)
 	test_env();
 	test_args();
 	test_requested();
+	test_portmaps();
 	return pwt_done();
 }

@@ -696,6 +696,69 @@ static void test_leftovers(void)
 	close_maps(&m);
 }
 
+/* The CNI plugin's hostPort entries (ids from PW_HOSTPORT_ID_BASE, scope
+ * PW_SVC_HOSTPORT) share the maps: the reconciler neither counts nor
+ * deletes them, at start-up or on any apply (even of no service at all),
+ * and keeps the port bit the plugin set. */
+static void test_hostport_entries_kept(void)
+{
+	struct pw_svc_maps m;
+	struct pw_services s;
+	struct pw_backend_config be[1] = { { IP("10.244.1.2"), 80 } };
+	struct pw_service_config svc;
+	uint32_t id = PW_HOSTPORT_ID_BASE + 7 * PW_HOSTPORT_PER_EP, got, w = 8443 / 64;
+	struct pw_svc_key k = { { 127, 0, 0, 1 }, 8080, IPPROTO_TCP, PW_SVC_HOSTPORT };
+	struct pw_svc v = { .id = id, .backends = 1 };
+	struct pw_slot_key sk = { .svc_id = id, .slot = 0 };
+	struct pw_revnat rn = { { 127, 0, 0, 1 }, 8080, 0 };
+	struct pw_backend b = { { 10, 244, 1, 9 }, 8443, 0, 0 }, bgot;
+	uint64_t bits;
+
+	if (create_maps(&m, BPF_F_INNER_MAP)) {
+		PWT_CHECK(0, "hostport entries: create maps", "%s", strerror(errno));
+		return;
+	}
+	memset(&svc, 0, sizeof(svc));
+	svc.vip = IP("10.96.3.1");
+	svc.port = 80;
+	svc.protocol = IPPROTO_TCP;
+	svc.node_port = 30080;
+	svc.backends = be;
+	svc.n_backends = 1;
+	PWT_EQ_INT(pw_services_init(&s, &m, 0), 0, "hostport entries: init");
+	PWT_CHECK(pw_services_apply(&s, &svc, 1) == 0, "hostport entries: apply one service", "%s", s.err);
+	/* The plugin writes a pod's hostPort while the agent runs. */
+	bits = 0;
+	bpf_map_lookup_elem(m.backend_ports, &w, &bits);
+	bits |= 1ULL << (8443 % 64);
+	PWT_CHECK(bpf_map_update_elem(m.backend_ports, &w, &bits, BPF_ANY) == 0 &&
+		  bpf_map_update_elem(m.backends, &id, &b, BPF_ANY) == 0 &&
+		  bpf_map_update_elem(m.slots, &sk, &id, BPF_ANY) == 0 &&
+		  bpf_map_update_elem(m.revnat, &id, &rn, BPF_ANY) == 0 &&
+		  bpf_map_update_elem(m.services, &k, &v, BPF_ANY) == 0, "hostport entries: written as the plugin does",
+		  "%s", strerror(errno));
+	/* A change that rewrites the port word of 8443 (8447: same word). */
+	be[0].port = 8447;
+	PWT_CHECK(pw_services_apply(&s, &svc, 1) == 0, "hostport entries: apply a changed service", "%s", s.err);
+	PWT_CHECK(pw_services_apply(&s, &svc, 0) == 0, "hostport entries: apply no service", "%s", s.err);
+	pw_services_close(&s);
+	PWT_EQ_INT(pw_services_init(&s, &m, 0), 0, "hostport entries: init again (agent restart)");
+	PWT_EQ_INT(pw_services_count(&s), 0, "hostport entries: not services of the reconciler");
+	PWT_CHECK(pw_services_apply(&s, &svc, 1) == 0 && pw_services_apply(&s, &svc, 0) == 0,
+		  "hostport entries: apply after restart", "%s", s.err);
+	pw_services_close(&s);
+	PWT_EXPECT(bpf_map_lookup_elem(m.services, &k, &v) == 0 && v.id == id, "hostport entries: frontend kept");
+	PWT_EXPECT(bpf_map_lookup_elem(m.slots, &sk, &got) == 0 && got == id, "hostport entries: slot kept");
+	PWT_EXPECT(bpf_map_lookup_elem(m.revnat, &id, &rn) == 0, "hostport entries: revnat kept");
+	PWT_EXPECT(bpf_map_lookup_elem(m.backends, &id, &bgot) == 0 && bgot.port == 8443,
+		   "hostport entries: backend kept");
+	PWT_EXPECT(port_bit(m.backend_ports, 8443) && port_bit(m.backend_ports, 8447),
+		   "hostport entries: the plugin's port bit survives the reconciler's write of its word");
+	PWT_EQ_INT(count_entries(m.services, sizeof(struct pw_svc_key)), 1,
+		   "hostport entries: the reconciler's own frontends all gone");
+	close_maps(&m);
+}
+
 /* pw_services_open on maps pinned by name under a private bpffs dir. */
 static void test_open_pinned(void)
 {
@@ -917,6 +980,7 @@ int main(void)
 	test_traffic_policies();
 	test_refusals();
 	test_leftovers();
+	test_hostport_entries_kept();
 	test_open_pinned();
 	test_random_sequence(false);
 	test_random_sequence(true);

@@ -16,23 +16,32 @@
 
 #define CONFLIST_MAX 4096
 
-/* hostPort (the CNI portMappings capability) is served by Debian's portmap
- * plugin chained after podwire, when the node has it, as Flannel's and
- * Cilium's chained configs do: a node-local process or hostNetwork pod
- * reaching 127.0.0.1:hostPort is beyond what tc programs see. */
-#define PORTMAP_PLUGIN PW_CNI_BIN_DIR_DEFAULT "/portmap"
+/* hostPort (the CNI portMappings capability) is podwire's own: the plugin
+ * writes each mapping into the service maps, where the per-packet path and
+ * the socket LB (node-local and hostNetwork clients, 127.0.0.1:hostPort)
+ * serve it (docs/cni.md, "hostPort"). Debian's portmap plugin was chained
+ * before that; a conflist of that time is still recognised as ours by
+ * --uninstall. */
 #define PORTMAP_ENTRY ",\n              {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}, \"snat\": true}"
+
+enum conflist_kind {
+	CONFLIST_CURRENT,          /* podwire with the portMappings capability */
+	CONFLIST_OLD,              /* podwire alone (no portmap on the node) */
+	CONFLIST_OLD_PORTMAP,      /* podwire with portmap chained */
+};
 
 /* cniVersion 1.0.0: the newest containerd 1.6's libcni accepts in a result
  * (docs/kubernetes.md); the plugin answers in the version it is asked in. */
-static int conflist_text(const struct pw_paths *p, bool portmap, char *buf, size_t len)
+static int conflist_text(const struct pw_paths *p, enum conflist_kind kind, char *buf, size_t len)
 {
 	int n = snprintf(buf, len,
 			 "{\n"
 			 "  \"cniVersion\": \"1.0.0\",\n"
 			 "  \"name\": \"podwire\",\n"
-			 "  \"plugins\": [{\"type\": \"podwire\", \"instance\": \"%s\"}%s]\n"
-			 "}\n", p->instance, portmap ? PORTMAP_ENTRY : "");
+			 "  \"plugins\": [{\"type\": \"podwire\", \"instance\": \"%s\"%s}%s]\n"
+			 "}\n", p->instance,
+			 kind == CONFLIST_CURRENT ? ", \"capabilities\": {\"portMappings\": true}" : "",
+			 kind == CONFLIST_OLD_PORTMAP ? PORTMAP_ENTRY : "");
 
 	return n > 0 && (size_t)n < len ? n : -ENAMETOOLONG;
 }
@@ -45,8 +54,7 @@ static void record_path(const struct pw_paths *p, char *buf, size_t len)
 int pw_cni_conflist_write(const struct pw_paths *p, const char *dir)
 {
 	char path[PW_PATH_MAX * 2], record[PW_PATH_MAX + 16], text[CONFLIST_MAX];
-	bool portmap = access(PORTMAP_PLUGIN, X_OK) == 0;
-	int n = conflist_text(p, portmap, text, sizeof(text)), err;
+	int n = conflist_text(p, CONFLIST_CURRENT, text, sizeof(text)), err;
 
 	if (n < 0)
 		return n;
@@ -66,9 +74,13 @@ int pw_cni_conflist_write(const struct pw_paths *p, const char *dir)
 		pw_err("cannot write %s: %s", path, strerror(-err));
 		return err;
 	}
-	pw_info("wrote the CNI network config %s (the node's kubelet reports it Ready now); hostPort: %s", path,
-		portmap ? "portmap chained" : "not served (no " PORTMAP_PLUGIN ")");
+	pw_info("wrote the CNI network config %s (the node's kubelet reports it Ready now)", path);
 	return 0;
+}
+
+static bool is_text(const struct pw_paths *p, const char *text, enum conflist_kind kind, char *want, size_t len)
+{
+	return conflist_text(p, kind, want, len) > 0 && strcmp(text, want) == 0;
 }
 
 void pw_cni_conflist_remove(const struct pw_paths *p)
@@ -84,8 +96,9 @@ void pw_cni_conflist_remove(const struct pw_paths *p)
 	text = pw_file_read(path, CONFLIST_MAX, NULL, &err);
 	/* Another instance (or an operator) may have put its own config there
 	 * since: only the file this instance wrote is removed. */
-	if (text && ((conflist_text(p, false, want, sizeof(want)) > 0 && strcmp(text, want) == 0) ||
-		     (conflist_text(p, true, want, sizeof(want)) > 0 && strcmp(text, want) == 0))) {
+	if (text && (is_text(p, text, CONFLIST_CURRENT, want, sizeof(want)) ||
+		     is_text(p, text, CONFLIST_OLD, want, sizeof(want)) ||
+		     is_text(p, text, CONFLIST_OLD_PORTMAP, want, sizeof(want)))) {
 		if (unlink(path) == 0)
 			pw_info("removed the CNI network config %s", path);
 		else

@@ -32,8 +32,15 @@
 #include "maglev.h"
 #include "services.h"
 
-/* Service and backend ids live in [1, PW_ID_LIMIT); 0 means none. */
-#define PW_ID_LIMIT (1u << 24)
+/* Service and backend ids live in [1, PW_ID_LIMIT); 0 means none. Above
+ * are the CNI plugin's hostPort entries (abi.h): never read, written or
+ * deleted here, whatever the desired services say. */
+#define PW_ID_LIMIT PW_HOSTPORT_ID_BASE
+
+static bool hostport_id(uint32_t id)
+{
+	return id >= PW_HOSTPORT_ID_BASE;
+}
 #define DUMP_CHUNK 4096
 
 /* ---- a small open-addressing hash table: uint64 key -> uint32 value ---- */
@@ -331,7 +338,7 @@ static uint64_t be_key(uint32_t ip, uint16_t port)
 	return (uint64_t)ip << 16 | port;
 }
 
-static struct pw_svc_key svc_key(uint32_t addr, uint16_t port, uint8_t proto, uint8_t scope)
+struct pw_svc_key pw_svc_key_of(uint32_t addr, uint16_t port, uint8_t proto, uint8_t scope)
 {
 	struct pw_svc_key k;
 
@@ -637,6 +644,8 @@ static int load_backend(void *ctx, const void *key, const void *val)
 	uint32_t id, ip = pw_ip4_from_bytes(b->addr), idx;
 
 	memcpy(&id, key, sizeof(id));
+	if (hostport_id(id))
+		return 0;
 	/* Two ids for one address (never written by us): the second is only
 	 * reachable by id and goes away once no slot names it. */
 	return add_be_rec(st, ip, b->port, id, !u64map_get(&st->be_by_addr, be_key(ip, b->port)),
@@ -687,6 +696,8 @@ static int load_frontend(void *ctx, const void *key, const void *val)
 	uint32_t vip = pw_ip4_from_bytes(k->addr), idx;
 	int err;
 
+	if (k->scope == PW_SVC_HOSTPORT)
+		return 0;
 	if (k->scope == PW_SVC_NODEPORT) {
 		if ((err = grow(&lc->np, &lc->cap_np, lc->n_np + 1, sizeof(*lc->np))))
 			return err;
@@ -706,6 +717,8 @@ static int load_slot(void *ctx, const void *key, const void *val)
 	const struct pw_slot_key *k = key;
 	struct svc_rec *r = svc_by_id(s->st, k->svc_id);
 
+	if (hostport_id(k->svc_id))
+		return 0;
 	if (!r || k->slot >= r->n)
 		return wl_add(&s->st->stale_slots, k, NULL);
 	memcpy(&r->slots[k->slot], val, sizeof(__u32));
@@ -720,6 +733,8 @@ static int load_revnat(void *ctx, const void *key, const void *val)
 	struct svc_rec *r;
 
 	memcpy(&id, key, sizeof(id));
+	if (hostport_id(id))
+		return 0;
 	r = svc_by_id(s->st, id);
 	if (!r)
 		return wl_add(&s->st->stale_revnat, key, NULL);
@@ -799,6 +814,8 @@ static int load_maglev(void *ctx, const void *key, const void *val)
 
 	memcpy(&id, key, sizeof(id));
 	memcpy(&inner_id, val, sizeof(inner_id));
+	if (hostport_id(id))
+		return 0;
 	r = svc_by_id(st, id);
 	if (!r || r->algorithm != PW_LB_MAGLEV)
 		return wl_add(&st->stale_maglev, key, NULL);
@@ -1402,11 +1419,11 @@ fail:
 static int queue_frontends(struct pw_svc_state *st, const struct svc_rec *r)
 {
 	struct pw_svc v = svc_value(r);
-	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
+	struct pw_svc_key k = pw_svc_key_of(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
 	int err = r->vip ? wl_add(&st->fe_upd, &k, &v) : 0;   /* vip 0: a node port only */
 
 	if (!err && r->node_port) {
-		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 		err = wl_add(&st->fe_upd, &k, &v);
 	}
 	return err;
@@ -1458,7 +1475,7 @@ static int plan_service(struct pw_services *s, int existing, const struct pw_ser
 	fe_write = r->dirty || r->n != old_n || r->algorithm != alg ||
 		   r->affinity != d->affinity_timeout || r->node_port != d->node_port;
 	if (r->node_port && r->node_port != d->node_port) {
-		struct pw_svc_key k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		struct pw_svc_key k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 
 		if ((err = wl_add(&st->fe_del, &k, NULL)))
 			return err;
@@ -1488,13 +1505,13 @@ static int plan_removal(struct pw_services *s, uint32_t ri)
 {
 	struct pw_svc_state *st = s->st;
 	struct svc_rec *r = &st->svc[ri];
-	struct pw_svc_key k = svc_key(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
+	struct pw_svc_key k = pw_svc_key_of(r->vip, r->port, r->proto, PW_SVC_CLUSTERIP);
 	int err;
 
 	if (r->vip && (err = wl_add(&st->fe_del, &k, NULL)))
 		return err;
 	if (r->node_port) {
-		k = svc_key(0, r->node_port, r->proto, PW_SVC_NODEPORT);
+		k = pw_svc_key_of(0, r->node_port, r->proto, PW_SVC_NODEPORT);
 		if ((err = wl_add(&st->fe_del, &k, NULL)))
 			return err;
 	}
@@ -1617,7 +1634,9 @@ static int validate(struct pw_services *s, const struct pw_service_config *svcs,
 
 /* Set the port bit of every backend (datapath: pw_lb_from_backend_port).
  * Bits are never cleared: conntrack may still pin a flow to a backend no
- * service lists any more, and its replies must still be translated. */
+ * service lists any more, and its replies must still be translated. A word
+ * is read again before it is written: the CNI plugin sets the bits of
+ * hostPort backends behind our back. */
 static int write_backend_ports(struct pw_services *s)
 {
 	struct pw_svc_state *st = s->st;
@@ -1629,7 +1648,10 @@ static int write_backend_ports(struct pw_services *s)
 	for (uint32_t w = 0; w < PW_BACKEND_PORT_WORDS; w++) {
 		if (want[w] == st->port_bits[w])
 			continue;
-		s->last.syscalls++;
+		s->last.syscalls += 2;
+		if (bpf_map_lookup_elem(s->fd.backend_ports, &w, &st->port_bits[w]))
+			return -errno;
+		want[w] |= st->port_bits[w];
 		if (bpf_map_update_elem(s->fd.backend_ports, &w, &want[w], BPF_ANY))
 			return -errno;
 		st->port_bits[w] = want[w];

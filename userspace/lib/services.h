@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "config.h"
+#include "podwire/abi.h"
 #include "paths.h"
 
 /* File descriptors of the maps the reconciler writes. */
@@ -81,6 +82,10 @@ int pw_services_localize(const struct pw_service_config *svcs, int n, const stru
 void pw_services_localized_free(struct pw_service_config *out);
 /* Whether backend b is this node's: in local_pods, or node_ip itself. */
 bool pw_services_backend_local(const struct pw_backend_config *b, const struct pw_cidr *local_pods, uint32_t node_ip);
+
+/* The pw_services key of a frontend (addr host byte order; 0 = any address
+ * of the node), padding zeroed. Also the CNI plugin's, for hostPort. */
+struct pw_svc_key pw_svc_key_of(uint32_t addr, uint16_t port, uint8_t proto, uint8_t scope);
 
 /* Read side (podwirectl, tests): the installed services as the reconciler
  * knows them. */
