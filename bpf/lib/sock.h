@@ -47,11 +47,11 @@ static __always_inline int pw_sock_ours(struct bpf_sock_addr *ctx)
 	return cfg_netns_cookie && bpf_get_netns_cookie(ctx) == cfg_netns_cookie;
 }
 
-/* The node's own address or loopback: where a NodePort answers a local
- * process. */
-static __always_inline int pw_sock_node_addr(__be32 addr)
+/* Loopback: where a NodePort also answers a local process (besides the
+ * node's NodePort addresses, pw_np_addrs). */
+static __always_inline int pw_sock_loopback(__be32 addr)
 {
-	return addr == cfg_node_ip || (bpf_ntohl(addr) >> 24) == 127;
+	return (bpf_ntohl(addr) >> 24) == 127;
 }
 
 static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto)
@@ -60,8 +60,10 @@ static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 
 
 	if (pw_in_service_cidr(addr))
 		svc = pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
-	if (!svc && pw_sock_node_addr(addr))
+	if (!svc && pw_sock_loopback(addr))
 		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
+	else if (!svc)
+		svc = pw_nodeport_lookup(addr, port, proto);
 	return svc;
 }
 
