@@ -5,11 +5,13 @@
 # over the config) leave an address outside their CIDRs to the host stack;
 # the NodePort range reserved in the node netns's ip_local_reserved_ports,
 # merged with what was there, taken back on --uninstall, and the root
-# namespace's sysctl never touched.
+# namespace's sysctl never touched. ICMP errors about a NodePort and a
+# hairpin flow reach their client translated.
 set -u
 . "$(dirname "$0")/lib.sh"
 pw_init
 SYSCTL=/proc/sys/net/ipv4/ip_local_reserved_ports
+LB="/usr/bin/python3 $(cd "$(dirname "$0")" && pwd)/lbclient.py"
 root_before=$(cat $SYSCTL)
 
 lan_up
@@ -52,8 +54,11 @@ check_eq "a new range on reload: the operator's ports kept, the old range's take
 pod_add node1 be1 || not_ok "backend pod be1"
 bg_in_ns "${PW_PREFIX}-be1" socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:"echo be1; cat"
 wait_listen be1 8080 tcp
+# "deaf": be1 does not listen on 8099, its kernel answers port unreachable.
 set_services node1 '[{"name": "web", "vip": "10.96.0.10", "port": 80, "protocol": "tcp", "nodePort": 30080,
-  "backends": [{"ip": "'"${PW_POD_IP[be1]}"'", "port": 8080}]}]'
+  "backends": [{"ip": "'"${PW_POD_IP[be1]}"'", "port": 8080}]},
+ {"name": "deaf", "vip": "10.96.0.11", "port": 53, "protocol": "udp", "nodePort": 30053,
+  "backends": [{"ip": "'"${PW_POD_IP[be1]}"'", "port": 8099}]}]'
 
 check_eq "NodePort addresses at start: the node IP (loopback left out)" "$(np_addrs)" 192.168.1.11
 check_eq "NodePort on the node IP" "$(fetch 192.168.1.11)" be1
@@ -67,6 +72,13 @@ check_eq "NodePort on the second address" "$(fetch 192.168.1.21)" be1
 # The reply came from the address the client used (else its socket would not match).
 check_eq "the second address's replies come from it: the client's connection is to 192.168.1.21" \
 	"$(in_ns "${PW_PREFIX}-world" timeout 5 socat -T3 - "TCP:192.168.1.21:30080" </dev/null 2>/dev/null | head -1)" be1
+
+# ICMP errors about NodePort and hairpin flows reach the client as about
+# the frontend it used: a connected UDP socket fails at once.
+check_eq "UDP to a node port on the second address whose backend does not listen: refused at once" \
+	"$(in_ns "${PW_PREFIX}-world" $LB udp-connected 192.168.1.21 30053)" refused
+check_eq "UDP from the backend pod to its own ClusterIP (hairpin), nothing listening: refused at once" \
+	"$(in_ns "${PW_PREFIX}-be1" $LB udp-connected 10.96.0.11 53)" refused
 
 in_ns "$N" ip addr add 10.9.9.9/32 dev lo
 wait_np "10.9.9.9 192.168.1.11 192.168.1.21" && ok "an address on another interface (lo, not 127/8) too" ||

@@ -1005,6 +1005,10 @@ int pw_k8s_build(const struct pw_k8s_model *m, const struct pw_node_config *base
 	out->service_cidr = base->service_cidr;
 	out->routing = base->routing;
 	out->masquerade = base->masquerade;
+	memcpy(out->nodeport_cidrs, base->nodeport_cidrs, sizeof(out->nodeport_cidrs));
+	out->n_nodeport_cidrs = base->n_nodeport_cidrs;
+	out->nodeport_range_min = base->nodeport_range_min;
+	out->nodeport_range_max = base->nodeport_range_max;
 	out->mtu = base->mtu;
 	ret = build_self(m, out, why, whylen);
 	if (!ret)
