@@ -94,7 +94,7 @@ struct pw_agent {
 	bool socket_lb_off;            /* --socket-lb off: no cgroup hooks (socklb.c) */
 	struct pw_nodeport_flags np_flags;
 	struct pw_npaddr *npaddr;      /* the NodePort address thread (npaddr.c), or NULL */
-	bool np_reserved_applied;      /* the range below is in ip_local_reserved_ports */
+	bool np_reserved_applied;      /* the range below was put in ip_local_reserved_ports (or tried) */
 	uint16_t np_reserved_min, np_reserved_max;
 };
 

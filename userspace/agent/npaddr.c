@@ -171,7 +171,11 @@ static int np_start(struct pw_agent *a, const struct pw_cidr *cidrs, int n)
 	int fd = pw_loader_map_fd(a, PW_MAP_NP_ADDRS), err;
 
 	if (fd < 0) {
-		pw_warn("this datapath has no " PW_MAP_NP_ADDRS " map: NodePorts are not served");
+		static bool said;
+
+		if (!said)
+			pw_warn("this datapath has no " PW_MAP_NP_ADDRS " map: NodePorts are not served");
+		said = true;
 		return 0;
 	}
 	np = calloc(1, sizeof(*np));
@@ -390,17 +394,18 @@ int pw_nodeport_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 	int err, ret = 0;
 
 	if (!a->np_reserved_applied || lo != a->np_reserved_min || hi != a->np_reserved_max) {
+		/* Tried once per range: a read-only sysctl is said once, not
+		 * at every reload. */
+		a->np_reserved_applied = true;
+		a->np_reserved_min = (uint16_t)lo;
+		a->np_reserved_max = (uint16_t)hi;
 		err = reserve_ports(&a->paths, lo, hi);
 		if (err) {
 			pw_warn("cannot reserve the NodePort range %u-%u in " RESERVED_PORTS_SYSCTL ": %s", lo, hi,
 				strerror(-err));
 			ret = err;
-		} else {
-			a->np_reserved_applied = true;
-			a->np_reserved_min = (uint16_t)lo;
-			a->np_reserved_max = (uint16_t)hi;
-			if (hi)
-				pw_info("nodeport range %u-%u reserved in " RESERVED_PORTS_SYSCTL, lo, hi);
+		} else if (hi) {
+			pw_info("nodeport range %u-%u reserved in " RESERVED_PORTS_SYSCTL, lo, hi);
 		}
 	}
 	if (!a->npaddr)
