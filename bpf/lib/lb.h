@@ -514,8 +514,8 @@ static __always_inline int pw_lb_reverse_icmp_error(struct __sk_buff *skb, struc
 
 /* A packet from a backend to its client (a pw_ct reply entry matches it):
  * the source goes back to the frontend the client used (pw_lb_frontend:
- * pw_revnat, or the node address and node port of NodePort flows); hairpin: the destination back
- * from the gateway address to the client. 0 (not a reply: untouched), 1
+ * pw_revnat, or the node address and node port of NodePort flows);
+ * hairpin: the destination back from the gateway address to the client. 0 (not a reply: untouched), 1
  * (translated: packet pointers are invalid; the frontend is in
  * pkt->nat_addr/nat_port) or a drop reason. */
 static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)

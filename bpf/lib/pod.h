@@ -110,8 +110,8 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 		return PW_DROP_SPOOFED_IP;
 
 	/* A service (its ClusterIP, or a node port on one of this node's
-	 * NodePort addresses): DNAT
-	 * to a backend, then on as if the pod had sent it there. */
+	 * NodePort addresses): DNAT to a backend, then on as if the pod had
+	 * sent it there. */
 	if (pw_lb_candidate(pkt)) {
 		__u8 scope = PW_SVC_CLUSTERIP;
 

@@ -103,9 +103,15 @@ static int np_sync(struct pw_npaddr *np)
 		pthread_mutex_unlock(&np->lock);
 		return err;
 	}
-	for (int i = 0; i < n_all; i++)
-		if (serves_nodeports(cidrs, n_cidrs, all[i].ip))
+	for (int i = 0; i < n_all; i++) {
+		bool dup = false;
+
+		/* An address on two interfaces: the first one is shown. */
+		for (int j = 0; j < n_want && !dup; j++)
+			dup = all[j].ip == all[i].ip;
+		if (!dup && serves_nodeports(cidrs, n_cidrs, all[i].ip))
 			all[n_want++] = all[i];
+	}
 	err = drop_stale(np->map_fd, all, n_want);
 	for (int i = 0; i < n_want; i++) {
 		struct pw_np_addr v = { .ifindex = (__u32)all[i].ifindex }, old;
