@@ -76,6 +76,22 @@ static __always_inline const struct pw_svc *pw_hostport_lookup(__be32 daddr, __u
 	return pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
 }
 
+/* A NodePort frontend (0.0.0.0, port, proto) for a packet to addr: the
+ * port in the NodePort range and addr one of this node's NodePort
+ * addresses (pw_np_addrs), which keeps every other packet to a node
+ * address at one compare. */
+static __always_inline const struct pw_svc *pw_nodeport_lookup(__be32 addr, __u16 port, __u8 proto)
+{
+	struct pw_ip4 key;
+
+	if (port < PW_NODEPORT_MIN || port > PW_NODEPORT_MAX)
+		return NULL;
+	__builtin_memcpy(key.addr, &addr, 4);
+	if (!bpf_map_lookup_elem(&pw_np_addrs, &key))
+		return NULL;
+	return pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
+}
+
 static __always_inline const struct pw_backend *pw_backend_get(__u32 id)
 {
 	return bpf_map_lookup_elem(&pw_backends, &id);
@@ -411,6 +427,8 @@ static __always_inline int pw_lb_forward(struct __sk_buff *skb, struct pw_pkt *p
 		val.state = PW_CT_NEW;
 		val.tcp_flags = f;
 		val.fe_port = scope == PW_SVC_NODEPORT ? l4.dport : 0;
+		if (scope == PW_SVC_NODEPORT)
+			__builtin_memcpy(val.fe_addr, &daddr, 4);
 		val.flags = flags;
 		pw_lb_reply_key(&rkey, baddr, bport, saddr, l4.sport, l4.proto, flags);
 		err = pw_ct_create(&fkey, &rkey, &val, replace);
@@ -439,43 +457,72 @@ static __always_inline int pw_lb_forward(struct __sk_buff *skb, struct pw_pkt *p
 	return PW_LB_TRANSLATED;
 }
 
-/* An ICMP error about a load-balanced flow, on its way to the client. The
- * client sent to the frontend, but the quote names the backend, and so
- * does the error's source when the backend itself answers (UDP "port
- * unreachable"). Both go back to the frontend, as conntrack's NAT of
- * related packets does under kube-proxy; otherwise the client's socket
- * never matches the error and waits for its timeout. 1 (translated: packet
- * pointers are invalid), 0 (not about such a flow) or a drop reason.
- * NodePort and hairpin flows are left alone. */
-static __always_inline int pw_lb_reverse_icmp_error(struct __sk_buff *skb, struct pw_pkt *pkt,
-						    const struct iphdr *iph)
+/* The frontend a flow's client used: the node address and node port of a
+ * NodePort flow (kept in its conntrack entry), the service's ClusterIP
+ * (pw_revnat) otherwise. 0, or -1 when the service was removed: its flows
+ * end here. */
+static __always_inline int pw_lb_frontend(const struct pw_ct_entry *e, __be32 *fe_addr, __u16 *fe_port)
 {
-	__be32 outer_src = iph->saddr, backend, fe_addr;
 	const struct pw_revnat *rn;
-	const struct pw_ct_entry *e;
-	struct pw_icmp_quote q;
-	struct pw_ct_key rkey;
 	__u32 svc_id;
-	__u16 fe_port;
 
-	if (pw_icmp_error_quote(skb, iph, &q) || q.proto == IPPROTO_ICMP)
+	if (e->flags & PW_CT_F_NODEPORT) {
+		*fe_addr = pw_ip4_load(e->fe_addr);
+		*fe_port = e->fe_port;
 		return 0;
-	/* The quoted packet went client -> backend: that flow's reply key. */
-	pw_ct_key_make(&rkey, q.daddr, q.saddr, q.dport, q.sport, q.proto, PW_CT_REPLY);
-	e = bpf_map_lookup_elem(&pw_ct, &rkey);
-	if (!e || (e->flags & (PW_CT_F_NODEPORT | PW_CT_F_HAIRPIN)))
-		return 0;
+	}
 	svc_id = e->svc_id;
 	rn = bpf_map_lookup_elem(&pw_revnat, &svc_id);
 	if (!rn)
+		return -1;
+	*fe_addr = pw_ip4_load(rn->addr);
+	*fe_port = rn->port;
+	return 0;
+}
+
+/* An ICMP error about a load-balanced flow, on its way to the client. The
+ * client sent to the frontend, but the quote names the backend, and so
+ * does the error's source when the backend itself answers (UDP "port
+ * unreachable"). Both go back to the frontend (ClusterIP, or the node
+ * address and port of a NodePort flow), as conntrack's NAT of related
+ * packets does under kube-proxy; otherwise the client's socket never
+ * matches the error and waits for its timeout. A hairpin flow's client saw
+ * the gateway address as its own: the quote's source and the error's
+ * destination go back to the client too. 1 (translated: packet pointers
+ * are invalid), 0 (not about such a flow) or a drop reason. */
+static __always_inline int pw_lb_reverse_icmp_error(struct __sk_buff *skb, struct pw_pkt *pkt,
+						    const struct iphdr *iph)
+{
+	__be32 outer_src = iph->saddr, outer_dst = iph->daddr, backend, fe_addr, client;
+	const struct pw_ct_entry *e;
+	struct pw_icmp_quote q;
+	struct pw_ct_key rkey;
+	__u16 fe_port;
+	__u8 flags;
+
+	if (pw_icmp_error_quote(skb, iph, &q) || q.proto == IPPROTO_ICMP)
 		return 0;
-	fe_addr = pw_ip4_load(rn->addr);
-	fe_port = rn->port;
+	/* The quoted packet went client -> backend: that flow's reply key
+	 * (hairpin: the quote's source is already the gateway, as the key). */
+	pw_ct_key_make(&rkey, q.daddr, q.saddr, q.dport, q.sport, q.proto, PW_CT_REPLY);
+	e = bpf_map_lookup_elem(&pw_ct, &rkey);
+	if (!e)
+		return 0;
+	flags = e->flags;
+	if (pw_lb_frontend(e, &fe_addr, &fe_port))
+		return 0;
 	backend = q.daddr;
+	client = (flags & PW_CT_F_HAIRPIN) ? backend : q.saddr;
 	if (pw_icmp_quote_rewrite(skb, &q, __builtin_offsetof(struct iphdr, daddr), backend, fe_addr, q.dport_off,
 				  q.dport, fe_port))
 		return PW_DROP_NAT_FAILED;
+	if ((flags & PW_CT_F_HAIRPIN) &&
+	    pw_icmp_quote_rewrite(skb, &q, __builtin_offsetof(struct iphdr, saddr), q.saddr, client, 0, 0, 0))
+		return PW_DROP_NAT_FAILED;
 	if (outer_src == backend && pw_icmp_outer_rewrite(skb, PW_IP_SADDR_OFF, backend, fe_addr))
+		return PW_DROP_NAT_FAILED;
+	if ((flags & PW_CT_F_HAIRPIN) && outer_dst != client &&
+	    pw_icmp_outer_rewrite(skb, PW_IP_DADDR_OFF, outer_dst, client))
 		return PW_DROP_NAT_FAILED;
 	pkt->nat_addr = fe_addr;
 	pkt->nat_port = fe_port;
@@ -483,20 +530,18 @@ static __always_inline int pw_lb_reverse_icmp_error(struct __sk_buff *skb, struc
 }
 
 /* A packet from a backend to its client (a pw_ct reply entry matches it):
- * the source goes back to the frontend the client used (pw_revnat, or the
- * node IP and node port for NodePort flows); hairpin: the destination back
- * from the gateway address to the client. 0 (not a reply: untouched), 1
+ * the source goes back to the frontend the client used (pw_lb_frontend:
+ * pw_revnat, or the node address and node port of NodePort flows);
+ * hairpin: the destination back from the gateway address to the client. 0 (not a reply: untouched), 1
  * (translated: packet pointers are invalid; the frontend is in
  * pkt->nat_addr/nat_port) or a drop reason. */
 static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph)
 {
 	__be32 saddr = iph->saddr, daddr = iph->daddr, fe_addr, client;
 	struct pw_ct_key rkey, fkey;
-	const struct pw_revnat *rn;
 	struct pw_ct_entry *e;
 	struct pw_l4 l4;
 	__u16 fe_port;
-	__u32 svc_id;
 	__u64 now;
 	__u8 flags;
 
@@ -513,17 +558,8 @@ static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *p
 	if (!e)
 		return 0;
 	flags = e->flags;
-	if (flags & PW_CT_F_NODEPORT) {
-		fe_addr = cfg_node_ip;
-		fe_port = e->fe_port;
-	} else {
-		svc_id = e->svc_id;
-		rn = bpf_map_lookup_elem(&pw_revnat, &svc_id);
-		if (!rn)
-			return 0; /* service removed: its flows end here */
-		fe_addr = pw_ip4_load(rn->addr);
-		fe_port = rn->port;
-	}
+	if (pw_lb_frontend(e, &fe_addr, &fe_port))
+		return 0; /* service removed: its flows end here */
 	client = (flags & PW_CT_F_HAIRPIN) ? saddr : daddr;
 	now = bpf_ktime_get_ns();
 	if (pw_ct_account(e, pw_tcp_flags(skb, &l4), l4.proto, PW_CT_REPLY, now)) {

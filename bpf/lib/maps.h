@@ -74,6 +74,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_nodes SEC(".maps");
 
+/* this node's addresses that serve NodePorts -> their interface (written
+ * by the agent from the kernel's address list, see struct pw_np_addr) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_ip4);
+	__type(value, struct pw_np_addr);
+	__uint(max_entries, PW_MAX_NP_ADDRS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_np_addrs SEC(".maps");
+
 /* masquerade translations, one entry per direction of a flow (see
  * struct pw_nat_key). LRU: a full table forgets the idlest flows instead of
  * refusing new ones; the agent also expires entries by last_seen_ns. */

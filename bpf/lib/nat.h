@@ -281,7 +281,9 @@ static __always_inline int pw_snat_host_egress(struct __sk_buff *skb, struct pw_
  * masqueraded: it goes back to the pod with the quoted packet as the pod
  * sent it (source address and port), or path MTU discovery and traceroute
  * of pods to the outside would never see their answers. Same results as
- * pw_snat_rev_ingress; errors about NodePort flows are not translated. */
+ * pw_snat_rev_ingress. A NodePort flow's (SNATed to a remote backend) is
+ * translated back to the client here (always, like its replies), and on to
+ * its frontend by pw_lb_reverse. */
 static __always_inline int pw_snat_rev_icmp_error(struct __sk_buff *skb, struct pw_pkt *pkt, const struct iphdr *iph,
 						  __u16 *flags)
 {
@@ -304,7 +306,7 @@ static __always_inline int pw_snat_rev_icmp_error(struct __sk_buff *skb, struct 
 	if (!e)
 		return PW_NAT_SKIP;
 	*flags = e->flags;
-	if (!cfg_masquerade || (e->flags & PW_NAT_F_NODEPORT))
+	if (!cfg_masquerade && !(e->flags & PW_NAT_F_NODEPORT))
 		return PW_NAT_SKIP;
 	pod_ip = pw_ip4_load(e->addr);
 	pod_port = e->port;

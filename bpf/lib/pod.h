@@ -109,18 +109,18 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 	if (iph->saddr != pw_ip4_load(ep->ip))
 		return PW_DROP_SPOOFED_IP;
 
-	/* A service (its ClusterIP, or a node port or a pod's hostPort on
-	 * this node's IP): DNAT to a backend, then on as if the pod had sent
-	 * it there. */
+	/* A service (its ClusterIP, or a node port on one of this node's
+	 * NodePort addresses, or a pod's hostPort on this node's IP): DNAT to
+	 * a backend, then on as if the pod had sent it there. */
 	if (pw_lb_candidate(pkt)) {
 		__u8 scope = PW_SVC_CLUSTERIP;
 
 		if (pw_in_service_cidr(iph->daddr))
 			svc = pw_svc_lookup(iph->daddr, pkt->dport, pkt->proto, PW_SVC_CLUSTERIP);
-		if (!svc && iph->daddr == cfg_node_ip) {
+		if (!svc) {
 			scope = PW_SVC_NODEPORT;
-			svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
-			if (!svc)
+			svc = pw_nodeport_lookup(iph->daddr, pkt->dport, pkt->proto);
+			if (!svc && iph->daddr == cfg_node_ip)
 				svc = pw_hostport_lookup(iph->daddr, pkt->dport, pkt->proto, &scope);
 		}
 		if (svc) {

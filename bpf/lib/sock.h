@@ -47,31 +47,35 @@ static __always_inline int pw_sock_ours(struct bpf_sock_addr *ctx)
 	return cfg_netns_cookie && bpf_get_netns_cookie(ctx) == cfg_netns_cookie;
 }
 
-/* The node's own address or loopback: where a NodePort answers a local
- * process. */
-static __always_inline int pw_sock_node_addr(__be32 addr)
+/* Loopback: where a NodePort also answers a local process (besides the
+ * node's NodePort addresses, pw_np_addrs). */
+static __always_inline int pw_sock_loopback(__be32 addr)
 {
-	return addr == cfg_node_ip || (bpf_ntohl(addr) >> 24) == 127;
+	return (bpf_ntohl(addr) >> 24) == 127;
 }
 
-/* A ClusterIP, a NodePort on the node's address or loopback, or a pod's
- * hostPort: on its very hostIP (127.0.0.1 included, the node-local
- * hostPort portmap served), or a wildcard one on any node address. */
+/* A ClusterIP, a NodePort on one of the node's NodePort addresses or
+ * loopback, or a pod's hostPort: on its very hostIP (127.0.0.1 included,
+ * the node-local hostPort portmap served), or a wildcard one on the node
+ * IP or loopback. */
 static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto)
 {
 	const struct pw_svc *svc = NULL;
 
-	if (pw_in_service_cidr(addr))
-		return pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
-	if (pw_sock_node_addr(addr)) {
-		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
-		if (!svc)
-			svc = pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
-		if (!svc)
-			svc = pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
-		return svc;
+	if (pw_in_service_cidr(addr)) {
+		svc = pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
+		if (svc)
+			return svc;
 	}
-	return pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
+	if (pw_sock_loopback(addr))
+		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
+	else
+		svc = pw_nodeport_lookup(addr, port, proto);
+	if (!svc)
+		svc = pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
+	if (!svc && (addr == cfg_node_ip || pw_sock_loopback(addr)))
+		svc = pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
+	return svc;
 }
 
 /* The application's destination in ctx, if a frontend, becomes a backend

@@ -5,7 +5,8 @@
  * everything else goes to the host stack. Egress:
  * masquerade of pods' traffic leaving the cluster, and the node's own
  * flows kept off the ports masquerade gives out (nat.h). NodePort frontends on
- * the node IP are load-balanced on ingress (lb.h). */
+ * the node's NodePort addresses (pw_np_addrs) are load-balanced on ingress
+ * (lb.h). */
 #ifndef PW_BPF_UPLINK_H
 #define PW_BPF_UPLINK_H
 
@@ -140,15 +141,22 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 		if (target)
 			return pw_vxlan_decap(skb, pkt, target);
 	}
-	if (pw_lb_candidate(pkt) && pkt->dport >= PW_NODEPORT_MIN && pkt->dport <= PW_NODEPORT_MAX) {
-		svc = pw_svc_lookup(0, pkt->dport, pkt->proto, PW_SVC_NODEPORT);
+	if (pw_lb_candidate(pkt)) {
+		svc = pw_nodeport_lookup(iph->daddr, pkt->dport, pkt->proto);
 		if (svc)
 			return pw_nodeport(skb, pkt, iph, svc, PW_SVC_NODEPORT);
 	}
 	if (pkt->proto == IPPROTO_ICMP) {
 		err = pw_snat_rev_icmp_error(skb, pkt, iph, &nat_flags);
-		if (err != PW_NAT_SKIP)
-			return err ? err : (nat_flags & PW_NAT_F_HOST) ? TC_ACT_OK : pw_uplink_deliver_reply(skb, pkt);
+		if (err != PW_NAT_SKIP) {
+			if (err)
+				return err;
+			if (nat_flags & PW_NAT_F_HOST)
+				return TC_ACT_OK;
+			if (nat_flags & PW_NAT_F_NODEPORT)
+				return pw_nodeport_reply(skb, pkt);
+			return pw_uplink_deliver_reply(skb, pkt);
+		}
 	}
 	err = pw_snat_rev_ingress(skb, pkt, iph, &nat_flags);
 	if (err == PW_NAT_SKIP)
@@ -160,6 +168,18 @@ static __always_inline int pw_uplink_to_node(struct __sk_buff *skb, struct pw_pk
 	if (nat_flags & PW_NAT_F_NODEPORT)
 		return pw_nodeport_reply(skb, pkt);
 	return pw_uplink_deliver_reply(skb, pkt);
+}
+
+/* To neither the node IP nor a local pod: another address of the node may
+ * serve NodePorts (pw_np_addrs); the rest is the host stack's. */
+static __always_inline int pw_uplink_to_other(struct __sk_buff *skb, struct pw_pkt *pkt, struct iphdr *iph)
+{
+	const struct pw_svc *svc;
+
+	if (!pw_lb_candidate(pkt))
+		return TC_ACT_OK;
+	svc = pw_nodeport_lookup(iph->daddr, pkt->dport, pkt->proto);
+	return svc ? pw_nodeport(skb, pkt, iph, svc, PW_SVC_NODEPORT) : TC_ACT_OK;
 }
 
 static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth)
@@ -178,7 +198,7 @@ static __always_inline int pw_uplink_ipv4(struct __sk_buff *skb, struct pw_pkt *
 		return pw_uplink_to_node(skb, pkt, iph);
 	target = pw_ep_by_ip(iph->daddr);
 	if (!target)
-		return TC_ACT_OK;
+		return pw_uplink_to_other(skb, pkt, iph);
 	/* In VXLAN mode every peer's pod reaches ours through the tunnel: a
 	 * pod source outside it is forged. (In native routing the node
 	 * network is trusted with peers' pod addresses: docs/datapath.md.) */

@@ -35,6 +35,7 @@
 #define PW_MAP_AFFINITY    "pw_affinity"   /* (service, client IP) -> backend, ClientIP affinity */
 #define PW_MAP_CT          "pw_ct"         /* conntrack */
 #define PW_MAP_BACKEND_PORTS "pw_backend_ports" /* bitmap of every port a backend listens on */
+#define PW_MAP_NP_ADDRS    "pw_np_addrs"   /* this node's addresses that serve NodePorts */
 
 /* Programs, pinned under <pin dir>/progs/. */
 #define PW_PROG_POD    "pod_ingress"   /* host side of each pod veth, tc ingress */
@@ -99,6 +100,15 @@ struct pw_node {
 };
 enum pw_node_flags {
 	PW_NODE_F_SELF = 1,
+};
+
+/* pw_np_addrs (hash): an address of this node's network namespace that
+ * serves NodePorts (every address but loopback, or those inside
+ * --nodeport-addresses) -> the interface holding it. Kept in step with the
+ * kernel's addresses by the agent (npaddr.c). */
+#define PW_MAX_NP_ADDRS 256
+struct pw_np_addr {
+	__u32 ifindex;
 };
 
 /* pw_snat (LRU hash): a flow as seen on the wire -> the address/port to
@@ -259,10 +269,12 @@ struct pw_ct_entry {
 	__u8  flags;                /* PW_CT_F_* */
 	__u8  pad;
 	__u16 pad2;
+	__u8  fe_addr[4];           /* NodePort flows: the node address the client used, else 0 */
+	__u32 pad3;
 };
 
 enum pw_ct_flags {
-	PW_CT_F_NODEPORT = 1,       /* frontend = cfg_node_ip:fe_port (not pw_revnat) */
+	PW_CT_F_NODEPORT = 1,       /* frontend = fe_addr:fe_port (not pw_revnat) */
 	PW_CT_F_HAIRPIN  = 2,       /* client == backend: its source is cfg_gateway_ip towards the pod */
 	PW_CT_F_SNAT     = 4,       /* NodePort to a remote backend: source also SNATed (pw_snat) */
 };
@@ -373,7 +385,8 @@ static_assert(sizeof(struct pw_revnat) == 8, "pw_revnat layout");
 static_assert(sizeof(struct pw_affinity_key) == 8, "pw_affinity_key layout");
 static_assert(sizeof(struct pw_affinity) == 16, "pw_affinity layout");
 static_assert(sizeof(struct pw_ct_key) == 16, "pw_ct_key layout");
-static_assert(sizeof(struct pw_ct_entry) == 24, "pw_ct_entry layout");
+static_assert(sizeof(struct pw_ct_entry) == 32, "pw_ct_entry layout");
+static_assert(sizeof(struct pw_np_addr) == 4, "pw_np_addr layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 _Static_assert(sizeof(struct pw_event) == 56, "pw_event layout");

@@ -23,7 +23,7 @@ static struct host_bpf *masq; /* the uplink of a node with masquerade on */
 static struct overlay_bpf *overlay;
 static struct pwt_tunnel_key_bpf *tunnel; /* overlay_ingress with a peer's tunnel metadata */
 static int pod_fd, up_fd, masq_up_fd, masq_out_fd, ov_fd, metrics_fd, svc_fd, slots_fd, be_fd, revnat_fd, maglev_fd, aff_fd, ct_fd, snat_fd,
-	   ports_fd;
+	   ports_fd, np_fd;
 static unsigned if_a, if_b, if_up, if_vx;
 static struct pw_endpoint ep_a, ep_b;
 static struct pwt_events events;
@@ -37,6 +37,16 @@ static const char *a_ip = "10.244.1.2", *b_ip = "10.244.1.3", *r_ip = "10.244.2.
 	(rodata)->cfg_routing_mode = PW_MODE_NATIVE;                  \
 	(rodata)->cfg_masquerade = 0;                                 \
 } while (0)
+
+/* An address of the node serving NodePorts (pw_np_addrs), as the agent
+ * lists them; on = false takes it out. */
+static int np_addr(const char *ip, bool on)
+{
+	uint32_t a = pwt_ip(ip);
+	struct pw_np_addr v = { .ifindex = if_up };
+
+	return on ? bpf_map_update_elem(np_fd, &a, &v, BPF_ANY) : bpf_map_delete_elem(np_fd, &a);
+}
 
 static int setup(void)
 {
@@ -101,6 +111,9 @@ static int setup(void)
 	ct_fd = bpf_map__fd(pod->maps.pw_ct);
 	ports_fd = bpf_map__fd(pod->maps.pw_backend_ports);
 	snat_fd = bpf_map__fd(pod->maps.pw_snat);
+	np_fd = bpf_map__fd(pod->maps.pw_np_addrs);
+	if (np_addr(node_ip, true))
+		return -1;
 
 	pwt_endpoint_init(&ep_a, if_a, a_ip, 2);
 	pwt_endpoint_init(&ep_b, if_b, b_ip, 3);
@@ -1288,6 +1301,188 @@ static void test_hostport(void)
 	r = run(masq_up_fd, pkt, len, if_up);
 	expect_redirect("hostport 54323: the client's next packet", &r, PW_TRACE_TO_POD, if_b);
 	expect_tuple("hostport 54323: the client's next packet goes to the pod too", &r, client_ip, 35010, b_ip, 8080);
+
+/* ---------- NodePort on the node's other addresses ---------- */
+
+/* Uses services 10 (30080 -> B:8080, local) and 11 (30081 -> 10.244.2.5:8081,
+ * remote) of test_nodeport. */
+static void test_nodeport_addresses(void)
+{
+	const char *second = "192.168.1.21", *outside = "192.168.1.22";
+	uint8_t pkt[PWT_MAX_PKT];
+	struct pw_ct_entry re;
+	struct pwt_run r;
+	uint16_t snat_port;
+	size_t len;
+
+	ct_flush();
+	if (np_addr(second, true)) {
+		PWT_CHECK(0, "nodeport addresses: map filled", "%s", strerror(errno));
+		return;
+	}
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35000, second, 30080, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	expect_redirect("nodeport on a second address, local backend", &r, PW_TRACE_TO_POD, if_b);
+	expect_tuple("nodeport on a second address: DNAT", &r, client_ip, 35000, b_ip, 8080);
+	PWT_CHECK(ct_get(b_ip, 8080, client_ip, 35000, IPPROTO_TCP, PW_CT_REPLY, &re) == 0 &&
+		  memcmp(re.fe_addr, &(uint32_t){ pwt_ip(second) }, 4) == 0 && re.fe_port == 30080,
+		  "nodeport on a second address: conntrack keeps the address the client used", "fe_port %u",
+		  re.fe_port);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 8080, client_ip, 35000, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_redirect("nodeport on a second address: reply", &r, PW_TRACE_TO_PEER, if_up);
+	expect_tuple("nodeport on a second address: reply from that address, not the node IP", &r, second, 30080,
+		     client_ip, 35000);
+
+	/* Remote backend: SNAT to the node IP as ever, reply from the second address. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35001, second, 30081, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	snat_port = pwt_sport(r.out);
+	expect_tuple("nodeport on a second address, remote backend: DNAT + SNAT", &r, node_ip, snat_port, r_ip, 8081);
+	len = tcp_frame(pkt, peer_mac, up_mac, r_ip, 8081, node_ip, snat_port, F_SYN | F_ACK, 0);
+	r = run(up_fd, pkt, len, if_up);
+	expect_redirect("nodeport on a second address, remote backend's reply", &r, PW_TRACE_TO_PEER, if_up);
+	expect_tuple("nodeport on a second address, remote backend's reply: from the second address", &r, second,
+		     30081, client_ip, 35001);
+
+	/* A local pod through the second address. */
+	len = tcp_from(&ep_a, pkt, 35002, second, 30080, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_tuple("nodeport on a second address from a local pod: DNAT", &r, a_ip, 35002, b_ip, 8080);
+	len = tcp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 8080, a_ip, 35002, F_SYN | F_ACK, 0);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("nodeport on a second address from a local pod: reply", &r, second, 30080, a_ip, 35002);
+
+	/* Not a NodePort address: the host's, from the wire and from a pod. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35003, outside, 30080, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "nodeport on an address outside pw_np_addrs: host stack, untouched", "retval %d", r.retval);
+	len = tcp_from(&ep_a, pkt, 35004, outside, 30080, F_SYN);
+	r = run(pod_fd, pkt, len, if_a);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "nodeport on an address outside pw_np_addrs from a pod: host stack, untouched", "retval %d", r.retval);
+
+	/* The node IP itself serves only while listed (--nodeport-addresses may leave it out). */
+	np_addr(node_ip, false);
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35005, node_ip, 30080, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "nodeport on the node IP once it is out of pw_np_addrs: host stack", "retval %d", r.retval);
+	np_addr(node_ip, true);
+	/* An address removed at runtime stops serving. */
+	np_addr(second, false);
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 35006, second, 30080, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	PWT_CHECK(r.retval == TC_ACT_OK && memcmp(r.out, pkt, len) == 0,
+		  "nodeport on a second address after its removal: host stack", "retval %d", r.retval);
+	ct_flush();
+}
+
+/* ---------- ICMP errors about NodePort and hairpin flows ---------- */
+
+/* The error's outer and quoted headers: addresses and ports, and every
+ * checksum (outer IPv4, ICMP, quoted IPv4) valid. */
+static void expect_icmp(const char *name, const struct pwt_run *r, const char *src, const char *dst,
+			const char *q_src, uint16_t q_sport, const char *q_dst, uint16_t q_dport)
+{
+	uint8_t *f = (uint8_t *)r->out;
+	char n[240];
+
+	snprintf(n, sizeof(n), "%s: %s -> %s quoting %s:%u -> %s:%u", name, src, dst, q_src, q_sport, q_dst, q_dport);
+	PWT_CHECK(r->out_len >= 70 && pwt_iph(f)->saddr == pwt_ip(src) && pwt_iph(f)->daddr == pwt_ip(dst) &&
+		  pwt_quoted_iph(f)->saddr == pwt_ip(q_src) && pwt_quoted_u16(f, 0) == q_sport &&
+		  pwt_quoted_iph(f)->daddr == pwt_ip(q_dst) && pwt_quoted_u16(f, 2) == q_dport, n,
+		  "got %08x -> %08x quoting %08x:%u -> %08x:%u", ntohl(pwt_iph(f)->saddr), ntohl(pwt_iph(f)->daddr),
+		  ntohl(pwt_quoted_iph(f)->saddr), pwt_quoted_u16(f, 0), ntohl(pwt_quoted_iph(f)->daddr),
+		  pwt_quoted_u16(f, 2));
+	snprintf(n, sizeof(n), "%s: outer, ICMP and quoted header checksums valid", name);
+	PWT_CHECK(pwt_csum(pwt_iph(f), sizeof(struct iphdr)) == 0 && pwt_l4_csum(f) == 0 &&
+		  pwt_csum(pwt_quoted_iph(f), sizeof(struct iphdr)) == 0, n, "icmp residue 0x%04x", pwt_l4_csum(f));
+}
+
+static void test_nodeport_icmp_error(void)
+{
+	const char *second = "192.168.1.21";
+	uint8_t pkt[PWT_MAX_PKT], out[PWT_MAX_PKT], err[PWT_MAX_PKT];
+	struct pwt_run r;
+	uint16_t snat_port;
+	size_t len;
+
+	ct_flush();
+	if (np_addr(second, true)) {
+		PWT_CHECK(0, "nodeport icmp: map filled", "%s", strerror(errno));
+		return;
+	}
+	/* UDP NodePort (service 12: 30053 -> B:5353) on the second address;
+	 * B does not listen: its kernel answers port unreachable. */
+	len = udp_frame(pkt, client_mac, up_mac, client_ip, 36000, second, 30053, 1);
+	r = run(up_fd, pkt, len, if_up);
+	expect_tuple("nodeport icmp: udp DNAT", &r, client_ip, 36000, b_ip, 5353);
+	memcpy(out, r.out, r.out_len);
+	len = pwt_build_icmp_error(err, ep_b.mac, ep_b.host_mac, pwt_ip(b_ip), pwt_ip(client_ip), 3, 3, out);
+	r = run(pod_fd, err, len, if_b);
+	expect_redirect("nodeport port unreachable from a local backend", &r, PW_TRACE_TO_PEER, if_up);
+	expect_icmp("nodeport port unreachable from a local backend", &r, second, client_ip, client_ip, 36000, second,
+		    30053);
+
+	/* TCP NodePort to the remote backend (service 11), then "fragmentation
+	 * needed" from the backend towards the node IP it saw. */
+	len = tcp_frame(pkt, client_mac, up_mac, client_ip, 36001, second, 30081, F_SYN, 0);
+	r = run(up_fd, pkt, len, if_up);
+	snat_port = pwt_sport(r.out);
+	expect_tuple("nodeport icmp: remote backend, DNAT + SNAT", &r, node_ip, snat_port, r_ip, 8081);
+	memcpy(out, r.out, r.out_len);
+	len = pwt_build_icmp_error(err, peer_mac, up_mac, pwt_ip(r_ip), pwt_ip(node_ip), 3, 4, out);
+	r = run(up_fd, err, len, if_up);
+	expect_redirect("nodeport frag-needed from a remote backend", &r, PW_TRACE_TO_PEER, if_up);
+	expect_icmp("nodeport frag-needed from a remote backend", &r, second, client_ip, client_ip, 36001, second,
+		    30081);
+	PWT_CHECK(r.out_len > 42 && r.out[14 + 20 + 6] == (1400 >> 8) && r.out[14 + 20 + 7] == (1400 & 0xff),
+		  "nodeport frag-needed: the next-hop MTU is kept", "%s", "changed");
+	/* The same from a router between the nodes: its source stays. */
+	len = pwt_build_icmp_error(err, peer_mac, up_mac, pwt_ip("192.168.1.1"), pwt_ip(node_ip), 11, 0, out);
+	r = run(up_fd, err, len, if_up);
+	expect_icmp("nodeport time exceeded from a router", &r, "192.168.1.1", client_ip, client_ip, 36001, second,
+		    30081);
+	np_addr(second, false);
+	ct_flush();
+}
+
+static void test_hairpin_icmp_error(void)
+{
+	uint8_t pkt[PWT_MAX_PKT], out[PWT_MAX_PKT], err[PWT_MAX_PKT];
+	uint32_t be[] = { 62 };
+	struct pwt_run r;
+	size_t len;
+
+	ct_flush();
+	if (add_backend(62, a_ip, 5354, PW_BACKEND_ACTIVE) ||
+	    add_service(13, "10.96.0.51", 53, IPPROTO_UDP, 0, PW_LB_RANDOM, 0, be, 1)) {
+		PWT_CHECK(0, "hairpin icmp: maps filled", "%s", strerror(errno));
+		return;
+	}
+	len = udp_frame(pkt, ep_a.mac, ep_a.host_mac, a_ip, 46000, "10.96.0.51", 53, 1);
+	r = run(pod_fd, pkt, len, if_a);
+	expect_tuple("hairpin icmp: udp to itself, source the gateway", &r, gw_ip, 46000, a_ip, 5354);
+	memcpy(out, r.out, r.out_len);
+	/* The pod does not listen on 5354: its kernel answers the gateway. */
+	len = pwt_build_icmp_error(err, ep_a.mac, ep_a.host_mac, pwt_ip(a_ip), pwt_ip(gw_ip), 3, 3, out);
+	r = run(pod_fd, err, len, if_a);
+	expect_redirect("hairpin port unreachable", &r, PW_TRACE_TO_POD, if_a);
+	expect_icmp("hairpin port unreachable: from the VIP to the pod", &r, "10.96.0.51", a_ip, a_ip, 46000,
+		    "10.96.0.51", 53);
+
+	/* A NodePort hairpin (service 12's node port, B reaching itself). */
+	len = udp_frame(pkt, ep_b.mac, ep_b.host_mac, b_ip, 46001, node_ip, 30053, 1);
+	r = run(pod_fd, pkt, len, if_b);
+	expect_tuple("hairpin icmp: nodeport to itself", &r, gw_ip, 46001, b_ip, 5353);
+	memcpy(out, r.out, r.out_len);
+	len = pwt_build_icmp_error(err, ep_b.mac, ep_b.host_mac, pwt_ip(b_ip), pwt_ip(gw_ip), 3, 3, out);
+	r = run(pod_fd, err, len, if_b);
+	expect_redirect("nodeport hairpin port unreachable", &r, PW_TRACE_TO_POD, if_b);
+	expect_icmp("nodeport hairpin port unreachable: from the node port", &r, node_ip, b_ip, b_ip, 46001, node_ip,
+		    30053);
 	ct_flush();
 }
 
@@ -1311,6 +1506,9 @@ int main(void)
 	test_ct_full();
 	test_nodeport();
 	test_hostport();
+	test_nodeport_addresses();
+	test_nodeport_icmp_error();
+	test_hairpin_icmp_error();
 	pwt_events_close(&events);
 	pwt_tunnel_key_bpf__destroy(tunnel);
 	overlay_bpf__destroy(overlay);

@@ -68,6 +68,30 @@ static int cgroup2_fd(void)
 	return fd;
 }
 
+static int np_addr_add(const char *ip)
+{
+	uint32_t a = pwt_ip(ip);
+	struct pw_np_addr v = { .ifindex = 1 };
+
+	return bpf_map_update_elem(bpf_map__fd(skel->maps.pw_np_addrs), &a, &v, BPF_ANY);
+}
+
+/* A NodePort on a node address outside pw_np_addrs is not a frontend:
+ * connect() goes to that address itself, where nothing listens. */
+static void check_not_nodeport(const char *ip, uint16_t port)
+{
+	struct sockaddr_in fe = sin_of(ip, port);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = c >= 0 ? connect(c, (struct sockaddr *)&fe, sizeof(fe)) : -1;
+	char what[128];
+
+	snprintf(what, sizeof(what), "connect4: %s:%u, an address outside the NodePort addresses, is not translated",
+		 ip, port);
+	PWT_CHECK(r < 0 && errno == ECONNREFUSED, what, "connect returned %d (%s)", r, strerror(errno));
+	if (c >= 0)
+		close(c);
+}
+
 static int setup(int *cg_fd)
 {
 	const char *pin_root = pwt_sandbox();
@@ -78,7 +102,8 @@ static int setup(int *cg_fd)
 
 	if (!pin_root)
 		return -1;
-	if (system("ip addr add 192.168.1.11/24 dev lo") != 0)
+	if (system("ip addr add 192.168.1.11/24 dev lo && ip addr add 192.168.1.21/32 dev lo && "
+		   "ip addr add 192.168.1.22/32 dev lo") != 0)
 		return -1;
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
@@ -96,6 +121,10 @@ static int setup(int *cg_fd)
 	slots_fd = bpf_map__fd(skel->maps.pw_svc_slots);
 	be_fd = bpf_map__fd(skel->maps.pw_backends);
 	rev_fd = bpf_map__fd(skel->maps.pw_sock_revnat);
+	/* NodePort addresses as the agent would list them: the node IP and a
+	 * second one; 192.168.1.22 is the node's too, but left out. */
+	if (np_addr_add("192.168.1.11") || np_addr_add("192.168.1.21"))
+		return -1;
 	if (add_service("10.96.0.10", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 1, 1, 8080) ||
 	    add_service("0.0.0.0", 30080, IPPROTO_TCP, PW_SVC_NODEPORT, 2, 1, 8080) ||
 	    add_service("10.96.0.12", 53, IPPROTO_UDP, PW_SVC_CLUSTERIP, 3, 2, 8081) ||
@@ -357,6 +386,8 @@ int main(void)
 		check_tcp(tcp, "10.96.0.10", 80, "ClusterIP");
 		check_tcp(tcp, "127.0.0.1", 30080, "NodePort on 127.0.0.1");
 		check_tcp(tcp, "192.168.1.11", 30080, "NodePort on the node IP");
+		check_tcp(tcp, "192.168.1.21", 30080, "NodePort on a second address of the node");
+		check_not_nodeport("192.168.1.22", 30080);
 		check_udp(udp, 0);
 		check_udp(udp, 1);
 		test_hostport(tcp, udp);

@@ -120,7 +120,7 @@ import socket, struct, sys, time
 src, sport, dst, dport, d, age, state, flags, svc, be = sys.argv[1:]
 key = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("<HHBBH", int(sport), int(dport), 6, int(d), 0)
 last = time.monotonic_ns() - int(age) * 10**9
-val = struct.pack("<QIIBBHBBH", last, int(svc), int(be), int(state), 0, 0, int(flags), 0, 0)
+val = struct.pack("<QIIBBHBBH4sI", last, int(svc), int(be), int(state), 0, 0, int(flags), 0, 0, bytes(4), 0)
 print("key hex", " ".join("%02x" % b for b in key), "value hex", " ".join("%02x" % b for b in val))
 PY
 )

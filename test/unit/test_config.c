@@ -194,6 +194,16 @@ static const struct bad_case bad_cases[] = {
 	  "services[0].healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
+	{ "nodePortAddresses not an array", "\"masquerade\": true", "\"masquerade\": true, \"nodePortAddresses\": \"10.0.0.0/8\"",
+	  "cluster.nodePortAddresses: expected an array" },
+	{ "nodePortAddresses host bits", "\"masquerade\": true", "\"masquerade\": true, \"nodePortAddresses\": [\"192.168.1.0/24\", \"10.1.2.3/8\"]",
+	  "cluster.nodePortAddresses[1]: \"10.1.2.3/8\" is not a CIDR" },
+	{ "nodePortAddresses not a string", "\"masquerade\": true", "\"masquerade\": true, \"nodePortAddresses\": [8]",
+	  "cluster.nodePortAddresses[0]: expected a string" },
+	{ "nodePortRange reversed", "\"masquerade\": true", "\"masquerade\": true, \"nodePortRange\": \"32767-30000\"",
+	  "cluster.nodePortRange: \"32767-30000\" is not LO-HI" },
+	{ "nodePortRange junk", "\"masquerade\": true", "\"masquerade\": true, \"nodePortRange\": \"30000-\"",
+	  "cluster.nodePortRange: \"30000-\" is not LO-HI" },
 };
 
 static void test_bad(void)
@@ -345,6 +355,59 @@ static void test_format_services(void)
 	pw_config_free(&c);
 }
 
+/* cluster.nodePortAddresses / nodePortRange: defaults, values, the round
+ * trip through pw_config_format, and the shared flag parsers. */
+static void test_nodeport_fields(void)
+{
+	char *json = mutate("\"masquerade\": true", "\"masquerade\": true, \"nodePortAddresses\": "
+			    "[\"192.168.1.0/24\", \"10.9.0.0/16\"], \"nodePortRange\": \"31000-31999\"");
+	struct pw_node_config c, d;
+	struct pw_cidr cidrs[PW_NODEPORT_CIDRS_MAX];
+	char err[256] = "", *text = NULL;
+	uint16_t lo = 1, hi = 1;
+	int n = -1, r;
+
+	r = json ? pw_config_parse(good, &c, err, sizeof(err)) : -1;
+	PWT_CHECK(r == 0 && c.n_nodeport_cidrs == 0 && c.nodeport_range_min == 30000 && c.nodeport_range_max == 32767,
+		  "nodePort defaults: every address, range 30000-32767", "%d %s", r, err);
+	if (r == 0)
+		pw_config_free(&c);
+	r = json ? pw_config_parse(json, &c, err, sizeof(err)) : -1;
+	PWT_CHECK(r == 0 && c.n_nodeport_cidrs == 2 && c.nodeport_cidrs[1].addr == IP("10.9.0.0") &&
+		  c.nodeport_cidrs[1].prefix == 16 && c.nodeport_range_min == 31000 && c.nodeport_range_max == 31999,
+		  "nodePortAddresses and nodePortRange parse", "%d %s", r, err);
+	if (r == 0) {
+		text = pw_config_format(&c);
+		r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -1;
+		PWT_CHECK(r == 0 && d.n_nodeport_cidrs == 2 && d.nodeport_cidrs[0].addr == IP("192.168.1.0") &&
+			  d.nodeport_range_min == 31000 && d.nodeport_range_max == 31999,
+			  "nodePort fields survive pw_config_format", "%d %s (%s)", r, err, text ? text : "NULL");
+		if (r == 0)
+			pw_config_free(&d);
+		free(text);
+		pw_config_free(&c);
+	}
+	free(json);
+
+	PWT_EXPECT(pw_port_range_parse("none", &lo, &hi) == 0 && lo == 0 && hi == 0, "range \"none\"");
+	PWT_EXPECT(pw_port_range_parse("80-80", &lo, &hi) == 0 && lo == 80 && hi == 80, "range of one port");
+	PWT_EXPECT(pw_port_range_parse("0-10", &lo, &hi) == -EINVAL, "range from port 0 refused");
+	PWT_EXPECT(pw_port_range_parse("1-65536", &lo, &hi) == -EINVAL, "range beyond 65535 refused");
+	PWT_EXPECT(pw_port_range_parse("030000-32767", &lo, &hi) == -EINVAL, "range with a leading zero refused");
+	PWT_EXPECT(pw_port_range_parse("30000", &lo, &hi) == -EINVAL, "range without HI refused");
+	PWT_EXPECT(pw_cidr_list_parse("192.168.1.0/24,10.0.0.0/8", cidrs, PW_NODEPORT_CIDRS_MAX, &n, err,
+				      sizeof(err)) == 0 && n == 2 && cidrs[1].prefix == 8, "CIDR list of two");
+	PWT_EXPECT(pw_cidr_list_parse("", cidrs, PW_NODEPORT_CIDRS_MAX, &n, err, sizeof(err)) == 0 && n == 0,
+		   "empty CIDR list: every address");
+	r = pw_cidr_list_parse("192.168.1.0/24,10.0.0.1/8", cidrs, PW_NODEPORT_CIDRS_MAX, &n, err, sizeof(err));
+	PWT_CHECK(r == -EINVAL && strstr(err, "\"10.0.0.1/8\" is not a CIDR"), "CIDR list: the bad item named",
+		  "%d %s", r, err);
+	r = pw_cidr_list_parse("10.0.0.0/8,", cidrs, PW_NODEPORT_CIDRS_MAX, &n, err, sizeof(err));
+	PWT_CHECK(r == -EINVAL && strstr(err, "trailing comma"), "CIDR list: trailing comma refused", "%d %s", r, err);
+	r = pw_cidr_list_parse("10.0.0.0/8,,10.1.0.0/16", cidrs, PW_NODEPORT_CIDRS_MAX, &n, err, sizeof(err));
+	PWT_CHECK(r == -EINVAL, "CIDR list: empty item refused", "%d %s", r, err);
+}
+
 int main(void)
 {
 	test_good();
@@ -354,5 +417,6 @@ int main(void)
 	test_bad();
 	test_cut_values();
 	test_not_object_and_load();
+	test_nodeport_fields();
 	return pwt_done();
 }

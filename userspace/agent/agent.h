@@ -56,6 +56,15 @@ struct pw_ct_timeouts {
 	int tcp, tcp_syn, tcp_close, udp;   /* seconds */
 };
 
+/* --nodeport-addresses / --nodeport-range: when set, they override
+ * cluster.nodePortAddresses / nodePortRange of the config. */
+struct pw_nodeport_flags {
+	struct pw_cidr cidrs[PW_NODEPORT_CIDRS_MAX];
+	int n_cidrs;
+	bool cidrs_set, range_set;
+	uint16_t range_min, range_max;
+};
+
 struct pw_agent {
 	struct pw_paths paths;
 	const char *config_path;
@@ -83,6 +92,10 @@ struct pw_agent {
 	char restart_err[256];
 	int log_level;                 /* enum pw_log_level of --log-level */
 	bool socket_lb_off;            /* --socket-lb off: no cgroup hooks (socklb.c) */
+	struct pw_nodeport_flags np_flags;
+	struct pw_npaddr *npaddr;      /* the NodePort address thread (npaddr.c), or NULL */
+	bool np_reserved_applied;      /* the range below was put in ip_local_reserved_ports (or tried) */
+	uint16_t np_reserved_min, np_reserved_max;
 };
 
 /* loader.c */
@@ -179,6 +192,16 @@ struct pw_k8s_flags {
  * not start (bad config file or kubeconfig, datapath failure). The caller
  * closes the datapath (pw_loader_close) and a->cfg afterwards. */
 int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd);
+
+/* npaddr.c: pw_np_addrs kept equal to the node's addresses that serve
+ * NodePorts (a thread follows the kernel's address changes), and the
+ * NodePort range reserved in the netns's ip_local_reserved_ports, both
+ * from cfg and the flags. Called on every reconcile. 0 or -errno. */
+struct pw_npaddr;
+int pw_nodeport_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+void pw_npaddr_stop(struct pw_agent *a);
+/* --uninstall: takes the ports this instance reserved out of the sysctl. */
+int pw_reserved_ports_release(const struct pw_paths *paths);
 
 /* watch.c: inotify on the config file's directory. */
 int pw_watch_open(const char *config_path);

@@ -203,11 +203,14 @@ static bool partner_key(const struct pw_ct_gc *gc, const struct id_table *backen
 		p->dir = PW_CT_REPLY;
 		return true;
 	}
-	/* forward: client -> frontend (NodePort: node IP, node port; else revnat) */
+	/* forward: client -> frontend (NodePort: node address, node port; else revnat) */
 	memcpy(p->saddr, (e->flags & PW_CT_F_HAIRPIN) ? k->saddr : k->daddr, 4);
 	p->sport = k->dport;
 	if (e->flags & PW_CT_F_NODEPORT) {
-		memcpy(p->daddr, gc->node_ip, 4);
+		static const __u8 none[4];
+
+		/* the address the client used (entries from before it was kept: the node IP) */
+		memcpy(p->daddr, memcmp(e->fe_addr, none, 4) ? e->fe_addr : gc->node_ip, 4);
 		p->dport = e->fe_port;
 	} else {
 		const struct pw_revnat *rn = id_table_get(revnat, e->svc_id);

@@ -835,6 +835,7 @@ void pw_loader_close(struct pw_agent *a)
 	pw_snat_gc_stop(a);
 	pw_ct_gc_stop(a);
 	pw_healthcheck_stop(a);
+	pw_npaddr_stop(a);
 	if (a->svc) {
 		pw_services_close(a->svc);
 		free(a->svc);
@@ -1002,6 +1003,8 @@ int pw_uninstall(const struct pw_paths *p, const char *config_path)
 	detach_link_pins(p);
 	uninstall_kernel_state(p, config_path, ifindex);
 	pw_cni_conflist_remove(p);   /* before the state dir: it records where */
+	if (pw_reserved_ports_release(p))   /* before the state dir: it records which */
+		pw_warn("cannot take the NodePort range out of ip_local_reserved_ports");
 
 	remove_tree(p->pin_dir);
 	remove_tree(p->state_dir);

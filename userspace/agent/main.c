@@ -33,6 +33,7 @@ struct options {
 	enum pw_attach_mode pod_mode;
 	struct pw_lb_sizes lb;
 	struct pw_ct_timeouts ct;
+	struct pw_nodeport_flags np;
 };
 
 static void usage(FILE *out)
@@ -58,6 +59,10 @@ static void usage(FILE *out)
 		"                   costs no RCU grace period) or tcx (where the kernel has it)\n"
 		"  --socket-lb on|off  load-balance services at connect()/sendmsg() for this node's own\n"
 		"                   processes and hostNetwork pods (cgroup v2 hooks; default on)\n"
+		"  --nodeport-addresses CIDR[,CIDR...]  only the node's addresses inside these serve NodePorts\n"
+		"                   (default: cluster.nodePortAddresses, else every address but loopback)\n"
+		"  --nodeport-range LO-HI|none  ports reserved in the netns's ip_local_reserved_ports\n"
+		"                   (default: cluster.nodePortRange, else " PW_NODEPORT_RANGE_DEFAULT ")\n"
 		"  --uninstall      detach and remove everything of the instance, then exit\n"
 		"service load balancing (sizes: default, or the pinned map's size when it exists;\n"
 		"a pinned map cannot be resized: a different size needs --uninstall first):\n"
@@ -97,7 +102,33 @@ static int parse_num(const char *flag, const char *arg, long min, long max, long
 enum {
 	OPT_MAX_SERVICES = 1000, OPT_MAX_BACKENDS, OPT_MAX_SLOTS, OPT_MAX_CT, OPT_MAX_AFFINITY,
 	OPT_MAX_MAGLEV, OPT_MAGLEV_SIZE, OPT_CT_TCP, OPT_CT_TCP_SYN, OPT_CT_TCP_CLOSE, OPT_CT_UDP,
+	OPT_NODEPORT_ADDRESSES, OPT_NODEPORT_RANGE,
 };
+
+/* --nodeport-addresses and --nodeport-range. 1 if c is not one of them. */
+static int parse_nodeport_option(int c, const char *arg, struct options *o)
+{
+	char err[128];
+
+	if (c == OPT_NODEPORT_ADDRESSES) {
+		if (pw_cidr_list_parse(arg, o->np.cidrs, PW_NODEPORT_CIDRS_MAX, &o->np.n_cidrs, err, sizeof(err))) {
+			fprintf(stderr, "podwired: --nodeport-addresses: %s\n", err);
+			return -EINVAL;
+		}
+		o->np.cidrs_set = true;
+		return 0;
+	}
+	if (c == OPT_NODEPORT_RANGE) {
+		if (pw_port_range_parse(arg, &o->np.range_min, &o->np.range_max)) {
+			fprintf(stderr, "podwired: --nodeport-range: \"%s\" is not LO-HI (ports 1..65535, LO <= HI) "
+				"or none\n", arg);
+			return -EINVAL;
+		}
+		o->np.range_set = true;
+		return 0;
+	}
+	return 1;
+}
 
 /* The load-balancing flags: sizes and conntrack timeouts. 1 if c is not one. */
 static int parse_lb_option(int c, const char *name, const char *arg, struct options *o)
@@ -161,6 +192,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "ct-timeout-tcp-syn", required_argument, NULL, OPT_CT_TCP_SYN },
 		{ "ct-timeout-tcp-close", required_argument, NULL, OPT_CT_TCP_CLOSE },
 		{ "ct-timeout-udp", required_argument, NULL, OPT_CT_UDP },
+		{ "nodeport-addresses", required_argument, NULL, OPT_NODEPORT_ADDRESSES },
+		{ "nodeport-range", required_argument, NULL, OPT_NODEPORT_RANGE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -171,6 +204,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->metrics_port = PW_METRICS_PORT_DEFAULT;
 	o->pod_mode = PW_ATTACH_TC;
 	while ((c = getopt_long(argc, argv, "i:c:l:uh", longopts, &idx)) != -1) {
+		if (c >= OPT_NODEPORT_ADDRESSES) {
+			if (parse_nodeport_option(c, optarg, o))
+				return -EINVAL;
+			continue;
+		}
 		if (c >= OPT_MAX_SERVICES) {
 			if (parse_lb_option(c, longopts[idx].name, optarg, o))
 				return -EINVAL;
@@ -471,6 +509,7 @@ int main(int argc, char **argv)
 	a.pod_mode = o.pod_mode;
 	a.socket_lb_off = o.socket_lb_off;
 	a.lb = o.lb;
+	a.np_flags = o.np;
 	a.ct_timeout.tcp = o.ct.tcp ? o.ct.tcp : PW_CT_TIMEOUT_TCP;
 	a.ct_timeout.tcp_syn = o.ct.tcp_syn ? o.ct.tcp_syn : PW_CT_TIMEOUT_TCP_SYN;
 	a.ct_timeout.tcp_close = o.ct.tcp_close ? o.ct.tcp_close : PW_CT_TIMEOUT_TCP_CLOSE;

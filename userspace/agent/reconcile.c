@@ -386,5 +386,9 @@ int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 	}
 	err = reconcile_peers(a, old, new);
 	err2 = reconcile_services(a, old, new);
+	if (!err && !err2)
+		err2 = pw_nodeport_sync(a, new);
+	else
+		pw_nodeport_sync(a, new);
 	return err ? err : err2;
 }

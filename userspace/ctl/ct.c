@@ -32,8 +32,8 @@ static int cmp_row(const void *a, const void *b)
 	return (int)x->key.dir - (int)y->key.dir;
 }
 
-/* Frontend and backend of a row, from pw_revnat / pw_backends (node IP
- * for NodePort flows comes from the forward key itself). */
+/* Frontend and backend of a row, from pw_revnat / pw_backends (the node
+ * address and port of NodePort flows from the entry itself). */
 static void resolve(struct ct_row *r, int backends_fd, int revnat_fd)
 {
 	struct pw_revnat rn;
@@ -41,11 +41,10 @@ static void resolve(struct ct_row *r, int backends_fd, int revnat_fd)
 	r->have_backend = backends_fd >= 0 &&
 			  bpf_map_lookup_elem(backends_fd, &r->e.backend_id, &r->backend) == 0;
 	if (r->e.flags & PW_CT_F_NODEPORT) {
-		if (r->key.dir == PW_CT_FORWARD) {
-			memcpy(r->fe_addr, r->key.daddr, 4);
-			r->fe_port = r->key.dport;
-			r->have_frontend = true;
-		}
+		/* the node address the client used, kept in both entries */
+		memcpy(r->fe_addr, r->e.fe_addr, 4);
+		r->fe_port = r->e.fe_port;
+		r->have_frontend = true;
 		return;
 	}
 	if (revnat_fd >= 0 && bpf_map_lookup_elem(revnat_fd, &r->e.svc_id, &rn) == 0) {

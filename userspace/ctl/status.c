@@ -31,7 +31,35 @@ struct status {
 	int monitor_pid;           /* a podwirectl monitor holding the event stream, 0 = none */
 	struct pw_map_fill *maps;
 	size_t n_maps;
+	int n_np;                  /* NodePort addresses (pw_np_addrs), -1 = no such map */
+	uint32_t np[PW_MAX_NP_ADDRS];
 };
+
+/* pw_np_addrs: the node's addresses that serve NodePorts, sorted. */
+static int np_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void gather_np(struct ctl *c, struct status *s)
+{
+	struct pw_ip4 key, next, *prev = NULL;
+	int fd = pw_map_open(&c->paths, PW_MAP_NP_ADDRS);
+
+	s->n_np = -1;
+	if (fd < 0)
+		return;
+	s->n_np = 0;
+	while (s->n_np < PW_MAX_NP_ADDRS && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		s->np[s->n_np++] = pw_ip4_from_bytes(next.addr);
+		key = next;
+		prev = &key;
+	}
+	close(fd);
+	qsort(s->np, (size_t)s->n_np, sizeof(s->np[0]), np_cmp);
+}
 
 static int gather(struct ctl *c, struct status *s)
 {
@@ -49,6 +77,7 @@ static int gather(struct ctl *c, struct status *s)
 		close(fd);
 	}
 	s->monitor_pid = ctl_monitor_holder(c);
+	gather_np(c, s);
 	err = pw_inspect_maps(c->paths.pin_dir, &s->maps, &s->n_maps);
 	if (err)
 		return ctl_fail(CTL_ERROR, "cannot list the maps in %s: %s", c->paths.pin_dir, strerror(-err));
@@ -110,6 +139,16 @@ static int print_table(struct ctl *c, const struct status *s)
 
 		snprintf(lbl, sizeof(lbl), "%s:", label(counted[i]));
 		printf("%-11s %s\n", lbl, buf);
+	}
+	if (s->n_np >= 0) {
+		printf("nodeports:  ");
+		for (int i = 0; i < s->n_np; i++) {
+			char ip[PW_IP4_STRLEN];
+
+			pw_ip4_format(s->np[i], ip);
+			printf("%s%s", i ? " " : "", ip);
+		}
+		printf("%s\n", s->n_np ? "" : "none (no address of the node serves NodePorts)");
 	}
 	events_text(s, buf, sizeof(buf));
 	printf("events:     %s", buf);
@@ -179,6 +218,18 @@ static int print_json(struct ctl *c, const struct status *s)
 	if (c->agent_running && c->agent_pid)
 		cJSON_AddNumberToObject(agent, "pid", c->agent_pid);
 	cJSON_AddItemToObject(doc, "node", node_json(s));
+	if (s->n_np >= 0) {
+		cJSON *np = cJSON_AddArrayToObject(doc, "nodePortAddresses");
+
+		for (int i = 0; i < s->n_np; i++) {
+			char ip[PW_IP4_STRLEN];
+
+			pw_ip4_format(s->np[i], ip);
+			cJSON_AddItemToArray(np, cJSON_CreateString(ip));
+		}
+	} else {
+		cJSON_AddNullToObject(doc, "nodePortAddresses");
+	}
 	counts = cJSON_AddObjectToObject(doc, "counts");
 	for (size_t i = 0; i < N_COUNTED; i++) {
 		if (s->counts[i] >= 0)

@@ -2,6 +2,7 @@
  * the field, e.g. `peers[1].podCIDR: "10.244.2.0/24" overlaps peers[0].podCIDR`.
  * Unknown keys are refused too: a misspelt optional key would otherwise
  * silently fall back to its default. */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -276,9 +277,95 @@ static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_conf
 	return parse_node_link(e, node, false, cfg);
 }
 
+int pw_port_range_parse(const char *s, uint16_t *min, uint16_t *max)
+{
+	unsigned lo, hi;
+	int n = 0;
+
+	if (strcmp(s, "none") == 0) {
+		*min = *max = 0;
+		return 0;
+	}
+	if (!isdigit((unsigned char)*s) || *s == '0' || sscanf(s, "%5u-%5u%n", &lo, &hi, &n) != 2 ||
+	    s[n] || !strchr(s, '-') || !isdigit((unsigned char)strchr(s, '-')[1]) || strchr(s, '-')[1] == '0' ||
+	    lo < 1 || hi > 65535 || lo > hi)
+		return -EINVAL;
+	*min = (uint16_t)lo;
+	*max = (uint16_t)hi;
+	return 0;
+}
+
+int pw_cidr_list_parse(const char *s, struct pw_cidr *out, int max, int *n, char *err, size_t errlen)
+{
+	char item[64];
+	const char *p = s;
+
+	*n = 0;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0 || len >= sizeof(item)) {
+			snprintf(err, errlen, "\"%.*s\" is not a CIDR (a.b.c.d/n)", (int)(len < 40 ? len : 40), p);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (*n == max) {
+			snprintf(err, errlen, "more than %d CIDRs", max);
+			return -EINVAL;
+		}
+		if (pw_cidr_parse(item, &out[*n])) {
+			snprintf(err, errlen, "\"%s\" is not a CIDR (a.b.c.d/n, host bits zero)", item);
+			return -EINVAL;
+		}
+		(*n)++;
+		p += len;
+		if (*p == ',' && !*++p) {
+			snprintf(err, errlen, "a trailing comma");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* cluster.nodePortAddresses (array of CIDRs) and cluster.nodePortRange. */
+static int parse_nodeport(struct perr *e, const cJSON *cl, struct pw_node_config *cfg)
+{
+	const cJSON *arr, *it;
+	const char *range;
+	struct shown sh;
+	int r, i = 0;
+
+	r = get_typed(e, cl, "cluster", "nodePortAddresses", false, true, &arr);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(it, arr) {
+		char path[64];
+
+		if (i == PW_NODEPORT_CIDRS_MAX)
+			return fail(e, "cluster.nodePortAddresses: more than %d CIDRs", PW_NODEPORT_CIDRS_MAX);
+		if (!cJSON_IsString(it))
+			return fail(e, "cluster.nodePortAddresses[%d]: expected a string", i);
+		snprintf(path, sizeof(path), "cluster.nodePortAddresses[%d]", i);
+		if (pw_cidr_parse(it->valuestring, &cfg->nodeport_cidrs[i]))
+			return fail(e, "%s: \"%s\" is not a CIDR (a.b.c.d/n, host bits zero)", path,
+				    shown(it->valuestring, &sh));
+		i++;
+	}
+	cfg->n_nodeport_cidrs = i;
+	r = get_string(e, cl, "cluster", "nodePortRange", false, &range);
+	if (r < 0)
+		return r;
+	if (r == 0 && pw_port_range_parse(range, &cfg->nodeport_range_min, &cfg->nodeport_range_max))
+		return fail(e, "cluster.nodePortRange: \"%s\" is not LO-HI (ports 1..65535, LO <= HI) or none",
+			    shown(range, &sh));
+	return 0;
+}
+
 static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_node_config *cfg)
 {
-	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", NULL };
+	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", "nodePortAddresses",
+					    "nodePortRange", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
 	const char *routing;
 	struct shown sh;
@@ -289,6 +376,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_
 	pw_cidr_parse("10.96.0.0/12", &cfg->service_cidr);
 	cfg->routing = PW_ROUTING_NATIVE;
 	cfg->masquerade = true;
+	pw_port_range_parse(PW_NODEPORT_RANGE_DEFAULT, &cfg->nodeport_range_min, &cfg->nodeport_range_max);
 	r = get_typed(e, root, "", "cluster", false, false, &cl);
 	if (r < 0)
 		return r;
@@ -308,6 +396,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_
 				return fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", shown(routing, &sh));
 		}
 		TRY(get_bool(e, cl, "cluster", "masquerade", &cfg->masquerade));
+		TRY(parse_nodeport(e, cl, cfg));
 	}
 	pw_cidr_format(&cfg->pod_cidr, a);
 	pw_cidr_format(&cfg->cluster_cidr, b);
@@ -811,6 +900,26 @@ static cJSON *format_node(const struct pw_node_config *cfg)
 	return NULL;
 }
 
+static bool format_nodeport(cJSON *o, const struct pw_node_config *cfg)
+{
+	char cidr[PW_CIDR_STRLEN], range[16] = "none";
+	cJSON *arr;
+
+	if (cfg->nodeport_range_max)
+		snprintf(range, sizeof(range), "%u-%u", cfg->nodeport_range_min, cfg->nodeport_range_max);
+	if (!cJSON_AddStringToObject(o, "nodePortRange", range))
+		return false;
+	if (!cfg->n_nodeport_cidrs)
+		return true;
+	arr = cJSON_AddArrayToObject(o, "nodePortAddresses");
+	for (int i = 0; arr && i < cfg->n_nodeport_cidrs; i++) {
+		pw_cidr_format(&cfg->nodeport_cidrs[i], cidr);
+		if (!cJSON_AddItemToArray(arr, cJSON_CreateString(cidr)))
+			return false;
+	}
+	return arr != NULL;
+}
+
 static cJSON *format_cluster(const struct pw_node_config *cfg)
 {
 	char pods[PW_CIDR_STRLEN], svcs[PW_CIDR_STRLEN];
@@ -820,7 +929,7 @@ static cJSON *format_cluster(const struct pw_node_config *cfg)
 	pw_cidr_format(&cfg->service_cidr, svcs);
 	if (o && cJSON_AddStringToObject(o, "podCIDR", pods) && cJSON_AddStringToObject(o, "serviceCIDR", svcs) &&
 	    cJSON_AddStringToObject(o, "routing", cfg->routing == PW_ROUTING_VXLAN ? "vxlan" : "native") &&
-	    cJSON_AddBoolToObject(o, "masquerade", cfg->masquerade))
+	    cJSON_AddBoolToObject(o, "masquerade", cfg->masquerade) && format_nodeport(o, cfg))
 		return o;
 	cJSON_Delete(o);
 	return NULL;

@@ -38,6 +38,13 @@ struct pw_service_config {
 	int n_backends;
 };
 
+/* NodePort addresses (cluster.nodePortAddresses, agent --nodeport-addresses):
+ * at most this many CIDRs. */
+#define PW_NODEPORT_CIDRS_MAX 16
+/* The NodePort range kept out of the kernel's ephemeral ports by default
+ * (cluster.nodePortRange, --nodeport-range). */
+#define PW_NODEPORT_RANGE_DEFAULT "30000-32767"
+
 struct pw_node_config {
 	char name[PW_NAME_MAX];
 	uint32_t ip;
@@ -47,6 +54,13 @@ struct pw_node_config {
 	struct pw_cidr service_cidr;
 	enum pw_routing routing;
 	bool masquerade;
+	/* Node addresses serving NodePorts: those inside one of these CIDRs
+	 * (kube-proxy's --nodeport-addresses); none = every address of the
+	 * node's netns but loopback. */
+	struct pw_cidr nodeport_cidrs[PW_NODEPORT_CIDRS_MAX];
+	int n_nodeport_cidrs;
+	/* Ports reserved in the netns's ip_local_reserved_ports (0, 0 = none). */
+	uint16_t nodeport_range_min, nodeport_range_max;
 	int mtu;                 /* 0 = derive from the uplink */
 	struct pw_peer_config *peers;
 	int n_peers;
@@ -96,4 +110,10 @@ int pw_config_copy(struct pw_node_config *dst, const struct pw_node_config *src)
  * pw_config_parse reads back into the same config; malloc'ed, NULL on
  * ENOMEM. The Kubernetes mode publishes what it applies this way. */
 char *pw_config_format(const struct pw_node_config *cfg);
+/* "LO-HI" (1 <= LO <= HI <= 65535, no leading zeros or blanks) or "none"
+ * (0, 0): the NodePort range to reserve. 0 or -EINVAL. */
+int pw_port_range_parse(const char *s, uint16_t *min, uint16_t *max);
+/* "CIDR[,CIDR...]" (at most PW_NODEPORT_CIDRS_MAX), or "" for none (every
+ * address). 0, or -EINVAL with the offending item in err. */
+int pw_cidr_list_parse(const char *s, struct pw_cidr *out, int max, int *n, char *err, size_t errlen);
 #endif

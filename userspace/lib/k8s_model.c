@@ -1132,6 +1132,10 @@ static int build_nodes(const struct pw_k8s_model *m, const struct pw_node_config
 	out->service_cidr = base->service_cidr;
 	out->routing = base->routing;
 	out->masquerade = base->masquerade;
+	memcpy(out->nodeport_cidrs, base->nodeport_cidrs, sizeof(out->nodeport_cidrs));
+	out->n_nodeport_cidrs = base->n_nodeport_cidrs;
+	out->nodeport_range_min = base->nodeport_range_min;
+	out->nodeport_range_max = base->nodeport_range_max;
 	out->mtu = base->mtu;
 	ret = build_self(m, out, why, whylen);
 	return ret ? ret : build_peers(m, out);

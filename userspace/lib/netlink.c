@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -802,4 +803,81 @@ int pw_nl_neigh_list(struct pw_nl *nl, int ifindex, struct pw_neigh **out, int *
 	*out = v;
 	*n = count;
 	return 0;
+}
+
+/* ---- the netns's addresses and their changes ------------------------------ */
+
+int pw_nl_addr_list(struct pw_nl *nl, struct pw_addr **out, int *n)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	struct pw_addr *v = NULL;
+	int err, count = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	err = nle_to_errno(rtnl_addr_alloc_cache(nl->sk, &cache));
+	if (err < 0)
+		return err;
+	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+		struct rtnl_addr *a = (struct rtnl_addr *)o;
+
+		if (rtnl_addr_get_family(a) != AF_INET)
+			continue;
+		if (count == cap && grow_array((void **)&v, &cap, sizeof(*v))) {
+			free(v);
+			nl_cache_free(cache);
+			return -ENOMEM;
+		}
+		v[count].ifindex = rtnl_addr_get_ifindex(a);
+		v[count].ip = addr_ip4(rtnl_addr_get_local(a));
+		v[count].prefix = (uint8_t)rtnl_addr_get_prefixlen(a);
+		count++;
+	}
+	nl_cache_free(cache);
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int pw_nl_addr_watch_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_IFADDR };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int pw_nl_addr_watch_drain(int fd)
+{
+	char buf[8192];
+	int got = 0;
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r > 0) {
+			got = 1;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		/* ENOBUFS: the kernel dropped events for us; a full re-read
+		 * is what the caller does anyway. */
+		if (r < 0 && errno == ENOBUFS) {
+			got = 1;
+			continue;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		return got;
+	}
 }

@@ -137,4 +137,22 @@ int pw_nl_neigh_managed(struct pw_nl *nl, int ifindex, uint32_t ip);
 int pw_nl_neigh_del(struct pw_nl *nl, int ifindex, uint32_t ip);
 /* Every IPv4 neighbour entry on ifindex: *out malloc'd, *n entries. */
 int pw_nl_neigh_list(struct pw_nl *nl, int ifindex, struct pw_neigh **out, int *n);
+
+/* An IPv4 address of the netns. */
+struct pw_addr {
+	int ifindex;
+	uint32_t ip;             /* host order */
+	uint8_t prefix;
+};
+/* Every IPv4 address of nl's netns (every interface, loopback too):
+ * *out malloc'd, *n entries. */
+int pw_nl_addr_list(struct pw_nl *nl, struct pw_addr **out, int *n);
+/* A non-blocking NETLINK_ROUTE socket of the current netns that hears every
+ * IPv4 address added or removed (RTMGRP_IPV4_IFADDR): poll it, then
+ * pw_nl_addr_watch_drain. The fd, or -errno. */
+int pw_nl_addr_watch_open(void);
+/* Reads everything pending on a watch fd: 1 if anything changed (or the
+ * kernel dropped events: re-read the list either way), 0 if nothing, or
+ * -errno. */
+int pw_nl_addr_watch_drain(int fd);
 #endif
