@@ -246,6 +246,8 @@ static int attach_datapath(struct add *s)
 {
 	struct pw_cni *c = s->c;
 	uint16_t id = (uint16_t)(s->a.ip - s->node.info.pod_cidr.addr);
+	uint16_t flags = c->args.no_sock_lb ? PW_EP_F_NO_SOCK_LB : PW_EP_F_NONE;
+	uint64_t cookie;
 	int err;
 
 	if ((err = pw_link_pin_path(&c->paths, s->a.host_if, s->pin, sizeof(s->pin))) ||
@@ -257,7 +259,7 @@ static int attach_datapath(struct add *s)
 				   "cannot attach %s to %s (%s)", PW_PROG_POD, s->a.host_if,
 				   pw_attach_mode_name(s->node.info.pod_attach));
 	s->attached = true;
-	err = pw_ep_register(&s->node, s->a.ip, s->host_ifindex, s->a.pod_mac, s->a.host_mac, id);
+	err = pw_ep_register(&s->node, s->a.ip, s->host_ifindex, s->a.pod_mac, s->a.host_mac, id, flags);
 	if (err)
 		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err),
 				   "cannot add the endpoint to %s/%s", PW_MAP_ENDPOINTS, PW_MAP_EP_BY_IFIDX);
@@ -266,6 +268,14 @@ static int attach_datapath(struct add *s)
 	if ((err = pw_hostport_add(c, &s->node, s->a.ip, id)))
 		return err;
 	s->hostports = c->conf.n_portmaps > 0;
+	/* Last: the pod's connect() is load-balanced at the socket only once
+	 * everything its translated packets need is in place. */
+	err = pw_netns_cookie(s->netns_fd, &cookie);
+	if (!err)
+		err = pw_ep_register_netns(&s->node, cookie, s->a.ip, s->host_ifindex, flags);
+	if (err)
+		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err),
+				   "cannot add the pod's network namespace to %s", PW_MAP_SOCK_NETNS);
 	return 0;
 }
 

@@ -141,6 +141,19 @@ int pw_cni_mac_parse(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+/* PODWIRE_SOCKET_LB=true|false. */
+static int sock_lb_arg(const char *val, size_t len, struct pw_cni_args *out, struct pw_cni_err *err)
+{
+	if (len == 4 && !strncmp(val, "true", 4))
+		out->no_sock_lb = false;
+	else if (len == 5 && !strncmp(val, "false", 5))
+		out->no_sock_lb = true;
+	else
+		return pw_cni_fail(err, PW_CNI_E_ENV, NULL, "CNI_ARGS PODWIRE_SOCKET_LB: \"%.*s\" is not true or false",
+				   (int)(len > 40 ? 40 : len), val);
+	return 0;
+}
+
 /* IP=: one IPv4 address, no prefix (podman's --ip). */
 static int ip_arg(const char *val, size_t len, struct pw_cni_args *out, struct pw_cni_err *err)
 {
@@ -199,6 +212,8 @@ int pw_cni_args_parse(const char *args, struct pw_cni_args *out, struct pw_cni_e
 			code = ip_arg(eq + 1, vlen, out, err);
 		else if (vlen > 0 && klen == 3 && !strncmp(p, "MAC", klen))
 			code = mac_arg(eq + 1, vlen, out, err);
+		else if (klen == 17 && !strncmp(p, "PODWIRE_SOCKET_LB", klen))
+			code = sock_lb_arg(eq + 1, vlen, out, err);
 		if (code)
 			return code;
 		p += len;

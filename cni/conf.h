@@ -84,6 +84,9 @@ struct pw_cni_args {
 	uint32_t ip;
 	bool has_mac;
 	uint8_t mac[6];
+	/* PODWIRE_SOCKET_LB=false: the pod opts out of socket load balancing
+	 * (its service traffic takes the per-packet path); "true" is the default. */
+	bool no_sock_lb;
 };
 
 /* Parses CNI_ARGS (NULL or "" = nothing). Keys it does not know are

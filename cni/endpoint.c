@@ -17,9 +17,9 @@ static struct pw_ip4 ip_key(uint32_t ip)
 }
 
 int pw_ep_register(const struct pw_cni_node *n, uint32_t ip, int host_ifindex,
-		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id)
+		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id, uint16_t flags)
 {
-	struct pw_endpoint ep = { .ifindex = (__u32)host_ifindex, .id = id, .flags = PW_EP_F_NONE };
+	struct pw_endpoint ep = { .ifindex = (__u32)host_ifindex, .id = id, .flags = flags };
 	struct pw_ip4 key = ip_key(ip);
 	__u32 ifx = (__u32)host_ifindex;
 
@@ -37,6 +37,42 @@ int pw_ep_register(const struct pw_cni_node *n, uint32_t ip, int host_ifindex,
 		return err;
 	}
 	return 0;
+}
+
+int pw_ep_register_netns(const struct pw_cni_node *n, uint64_t netns_cookie, uint32_t ip, int host_ifindex,
+			 uint16_t flags)
+{
+	struct pw_sock_netns pod = { .ifindex = (__u32)host_ifindex, .flags = flags };
+	struct pw_ip4 key = ip_key(ip);
+	__u64 cookie = netns_cookie;
+
+	if (n->sock_netns_fd < 0)
+		return 0;
+	memcpy(pod.ip, key.addr, sizeof(pod.ip));
+	return bpf_map_update_elem(n->sock_netns_fd, &cookie, &pod, BPF_ANY) ? -errno : 0;
+}
+
+/* pw_sock_netns entries of the pod with address ip (at most a few thousand). */
+static void forget_netns_by_ip(const struct pw_cni_node *n, uint32_t ip)
+{
+	struct pw_ip4 want = ip_key(ip);
+	__u64 key, next, *prev = NULL;
+	__u64 stale[16];
+	int nstale = 0;
+
+	if (n->sock_netns_fd < 0)
+		return;
+	while (nstale < 16 && bpf_map_get_next_key(n->sock_netns_fd, prev, &next) == 0) {
+		struct pw_sock_netns pod;
+
+		if (bpf_map_lookup_elem(n->sock_netns_fd, &next, &pod) == 0 &&
+		    memcmp(pod.ip, want.addr, sizeof(pod.ip)) == 0)
+			stale[nstale++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (int i = 0; i < nstale; i++)
+		bpf_map_delete_elem(n->sock_netns_fd, &stale[i]);
 }
 
 /* pw_ep_ifindex entries whose endpoint is ip (the veth is gone, so its
@@ -78,6 +114,7 @@ void pw_ep_forget(const struct pw_cni_node *n, uint32_t ip, int host_ifindex)
 	}
 	if (!ip)
 		return;
+	forget_netns_by_ip(n, ip);
 	struct pw_ip4 key = ip_key(ip);
 
 	/* Only our own entry: with host_ifindex known, an entry for this IP

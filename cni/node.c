@@ -12,7 +12,7 @@
 static void node_reset(struct pw_cni_node *n)
 {
 	memset(n, 0, sizeof(*n));
-	n->prog_fd = n->ep_fd = n->ep_ifidx_fd = -1;
+	n->prog_fd = n->ep_fd = n->ep_ifidx_fd = n->sock_netns_fd = -1;
 }
 
 void pw_node_close(struct pw_cni_node *n)
@@ -23,6 +23,8 @@ void pw_node_close(struct pw_cni_node *n)
 		close(n->ep_fd);
 	if (n->ep_ifidx_fd >= 0)
 		close(n->ep_ifidx_fd);
+	if (n->sock_netns_fd >= 0)
+		close(n->sock_netns_fd);
 	node_reset(n);
 }
 
@@ -77,6 +79,7 @@ int pw_node_open(struct pw_cni *c, struct pw_cni_node *n, bool need_prog, int un
 		err = pin_missing(c, n->ep_ifidx_fd, c->paths.pin_dir, PW_MAP_EP_BY_IFIDX, unavail_code);
 		goto fail;
 	}
+	n->sock_netns_fd = pw_map_open(&c->paths, PW_MAP_SOCK_NETNS);
 	return 0;
 prog:
 	err = pin_missing(c, n->prog_fd, c->paths.prog_dir, PW_PROG_POD, unavail_code);
@@ -93,6 +96,7 @@ void pw_node_open_partial(struct pw_cni *c, struct pw_cni_node *n)
 	n->have_info = pw_nodeinfo_read(c->paths.node_file, &n->info, why, sizeof(why)) == 0;
 	n->ep_fd = pw_map_open(&c->paths, PW_MAP_ENDPOINTS);
 	n->ep_ifidx_fd = pw_map_open(&c->paths, PW_MAP_EP_BY_IFIDX);
+	n->sock_netns_fd = pw_map_open(&c->paths, PW_MAP_SOCK_NETNS);
 	if (!n->have_info || n->ep_fd < 0 || n->ep_ifidx_fd < 0)
 		pw_info("instance %s: agent state incomplete (node.json %s, endpoint maps %s); cleaning what is there",
 			c->paths.instance, n->have_info ? "ok" : "absent",

@@ -34,6 +34,8 @@ struct pw_cni_node {
 	int prog_fd;              /* <prog_dir>/pod_ingress */
 	int ep_fd;                /* pw_endpoints: pod IP -> endpoint */
 	int ep_ifidx_fd;          /* pw_ep_ifindex: host ifindex -> endpoint */
+	int sock_netns_fd;        /* pw_sock_netns: pod netns cookie -> pod; -1 with an agent
+	                           * older than the map (its pods then use the per-packet path) */
 };
 
 /* All of it, or an error (code 100, or `unavail_code` for STATUS) naming
@@ -59,10 +61,16 @@ void pw_host_ifname(const char *container_id, const char *ifname, char out[PW_HO
 
 /* Endpoint map entries (endpoint.c). */
 int pw_ep_register(const struct pw_cni_node *n, uint32_t ip, int host_ifindex,
-		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id);
+		   const uint8_t pod_mac[6], const uint8_t host_mac[6], uint16_t id, uint16_t flags);
+/* The pod's network namespace (cookie) in pw_sock_netns, with the
+ * endpoint's flags: from now on the socket programs know the pod's sockets.
+ * 0 (nothing done) without the map. */
+int pw_ep_register_netns(const struct pw_cni_node *n, uint64_t netns_cookie, uint32_t ip, int host_ifindex,
+			 uint16_t flags);
 /* Removes the entries of ip and/or host_ifindex (0 = unknown); entries of
  * pw_ep_ifindex that point at ip are found by scanning when the ifindex is
- * unknown (the veth is already gone). Missing entries are fine. */
+ * unknown (the veth is already gone), those of pw_sock_netns always (the
+ * pod's netns may be gone, so its cookie is unknown). Missing entries are fine. */
 void pw_ep_forget(const struct pw_cni_node *n, uint32_t ip, int host_ifindex);
 /* 0 when pw_endpoints[ip] and pw_ep_ifindex[host_ifindex] both exist and
  * agree with each other; -ENOENT / -ESTALE otherwise. */

@@ -30,6 +30,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_ep_ifindex SEC(".maps");
 
+/* pod network namespace cookie -> pod: whose sockets the socket programs
+ * (sock.h) translate besides the node's. Declared here, not in sock.h, so
+ * that it exists whenever the datapath does: the CNI plugin writes it even
+ * while socket load balancing is off, and a later agent with it on finds
+ * every pod. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct pw_sock_netns);
+	__uint(max_entries, PW_MAX_ENDPOINTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_sock_netns SEC(".maps");
+
 /* slot (drop reason -N at N, or pw_metric_slot) -> per-direction counters */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -7,7 +7,10 @@
  * pw_sock_revnat. Same service maps and backend selection as the
  * per-packet path (lb.h). Attached by the agent to the cgroup v2 root,
  * which every network namespace of the machine shares: each program acts
- * only on sockets of this node's namespace (cfg_netns_cookie). */
+ * only on sockets of this node's namespace (cfg_netns_cookie) and of this
+ * node's pods (pw_sock_netns, written by the CNI plugin), so one node's
+ * programs never touch another node's sockets. A pod that opted out
+ * (PW_EP_F_NO_SOCK_LB) is left to the per-packet path. */
 #ifndef PW_BPF_SOCK_H
 #define PW_BPF_SOCK_H
 
@@ -42,47 +45,71 @@ struct {
 #define PW_SOCK_TRANSLATED  1
 #define PW_SOCK_NO_BACKEND  2
 
-static __always_inline int pw_sock_ours(struct bpf_sock_addr *ctx)
+/* Whose socket ctx is. */
+#define PW_SOCK_FOREIGN 0   /* another node's, an opted-out pod's, or no one's we know */
+#define PW_SOCK_NODE    1   /* this node's own namespace (processes, hostNetwork pods) */
+#define PW_SOCK_POD     2   /* a pod of this node */
+
+/* The owner of ctx's socket and, for ours, the client address the backend
+ * selection sees (ClientIP affinity): the node's IP or the pod's. */
+static __always_inline int pw_sock_owner(struct bpf_sock_addr *ctx, __be32 *client)
 {
-	return cfg_netns_cookie && bpf_get_netns_cookie(ctx) == cfg_netns_cookie;
+	const struct pw_sock_netns *pod;
+	__u64 netns;
+
+	if (!cfg_netns_cookie)
+		return PW_SOCK_FOREIGN;
+	netns = bpf_get_netns_cookie(ctx);
+	if (netns == cfg_netns_cookie) {
+		*client = cfg_node_ip;
+		return PW_SOCK_NODE;
+	}
+	pod = bpf_map_lookup_elem(&pw_sock_netns, &netns);
+	if (!pod || (pod->flags & PW_EP_F_NO_SOCK_LB))
+		return PW_SOCK_FOREIGN;
+	*client = pw_ip4_load(pod->ip);
+	return PW_SOCK_POD;
 }
 
-/* Loopback: where a NodePort also answers a local process (besides the
- * node's NodePort addresses, pw_np_addrs). */
+/* Loopback: where a NodePort or hostPort also answers a process of the
+ * node (besides the node's NodePort addresses, pw_np_addrs). A pod's
+ * 127.0.0.1 is the pod itself. */
 static __always_inline int pw_sock_loopback(__be32 addr)
 {
 	return (bpf_ntohl(addr) >> 24) == 127;
 }
 
-/* A ClusterIP, a NodePort on one of the node's NodePort addresses or
- * loopback, or a pod's hostPort: on its very hostIP (127.0.0.1 included,
- * the node-local hostPort portmap served), or a wildcard one on the node
- * IP or loopback. */
-static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto)
+/* A ClusterIP, a NodePort on one of the node's NodePort addresses (or
+ * loopback, for the node's own sockets), or a pod's hostPort: on its very
+ * hostIP, or a wildcard one on the node IP (or loopback). */
+static __always_inline const struct pw_svc *pw_sock_frontend(__be32 addr, __u16 port, __u8 proto, int owner)
 {
 	const struct pw_svc *svc = NULL;
+	int loopback = pw_sock_loopback(addr);
 
 	if (pw_in_service_cidr(addr)) {
 		svc = pw_svc_lookup(addr, port, proto, PW_SVC_CLUSTERIP);
 		if (svc)
 			return svc;
 	}
-	if (pw_sock_loopback(addr))
+	if (loopback && owner != PW_SOCK_NODE)
+		return NULL;
+	if (loopback)
 		svc = pw_svc_lookup(0, port, proto, PW_SVC_NODEPORT);
 	else
 		svc = pw_nodeport_lookup(addr, port, proto);
 	if (!svc)
 		svc = pw_svc_lookup(addr, port, proto, PW_SVC_HOSTPORT);
-	if (!svc && (addr == cfg_node_ip || pw_sock_loopback(addr)))
+	if (!svc && (addr == cfg_node_ip || loopback))
 		svc = pw_svc_lookup(0, port, proto, PW_SVC_HOSTPORT);
 	return svc;
 }
 
 /* The application's destination in ctx, if a frontend, becomes a backend
- * chosen as the per-packet path would (the client is this node; Maglev
+ * chosen as the per-packet path would (the client is the node or the pod; Maglev
  * hashes the socket, so one socket keeps its backend per service), and
  * the way back is remembered for recvmsg/getpeername. */
-static __always_inline int pw_sock_translate(struct bpf_sock_addr *ctx)
+static __always_inline int pw_sock_translate(struct bpf_sock_addr *ctx, int owner, __be32 client)
 {
 	__be32 addr = ctx->user_ip4, baddr;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -96,11 +123,11 @@ static __always_inline int pw_sock_translate(struct bpf_sock_addr *ctx)
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return PW_SOCK_NOT_SERVICE;
-	svc = pw_sock_frontend(addr, port, proto);
+	svc = pw_sock_frontend(addr, port, proto, owner);
 	if (!svc)
 		return PW_SOCK_NOT_SERVICE;
 	cookie = bpf_get_socket_cookie(ctx);
-	id = pw_lb_select_for(svc->id, svc->backends, svc->algorithm, svc->affinity_timeout, cfg_node_ip,
+	id = pw_lb_select_for(svc->id, svc->backends, svc->algorithm, svc->affinity_timeout, client,
 			      pw_tuple_hash((__u32)cookie, (__u32)(cookie >> 32), 0, 0, proto), bpf_ktime_get_ns());
 	b = id ? pw_backend_get(id) : NULL;
 	if (!b)
@@ -122,9 +149,12 @@ static __always_inline int pw_sock_translate(struct bpf_sock_addr *ctx)
  * it fail (bpf_set_retval; without it the kernel would say EPERM). */
 static __always_inline int pw_sock_forward(struct bpf_sock_addr *ctx)
 {
-	if (!pw_sock_ours(ctx))
+	__be32 client = 0;
+	int owner = pw_sock_owner(ctx, &client);
+
+	if (owner == PW_SOCK_FOREIGN)
 		return PW_SOCK_ALLOW;
-	if (pw_sock_translate(ctx) == PW_SOCK_NO_BACKEND) {
+	if (pw_sock_translate(ctx, owner, client) == PW_SOCK_NO_BACKEND) {
 		bpf_set_retval(-ECONNREFUSED);
 		return PW_SOCK_REJECT;
 	}
@@ -137,9 +167,9 @@ static __always_inline int pw_sock_reverse(struct bpf_sock_addr *ctx)
 {
 	struct pw_sock_rev_key key = {};
 	const struct pw_sock_rev *rev;
-	__be32 addr = ctx->user_ip4;
+	__be32 addr = ctx->user_ip4, client;
 
-	if (!pw_sock_ours(ctx))
+	if (pw_sock_owner(ctx, &client) == PW_SOCK_FOREIGN)
 		return PW_SOCK_ALLOW;
 	key.cookie = bpf_get_socket_cookie(ctx);
 	__builtin_memcpy(key.addr, &addr, 4);

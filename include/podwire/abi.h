@@ -81,6 +81,9 @@ struct pw_endpoint {
 
 enum pw_endpoint_flags {
 	PW_EP_F_NONE = 0,
+	PW_EP_F_NO_SOCK_LB = 1,     /* the pod opted out of socket load balancing (CNI_ARGS
+	                             * PODWIRE_SOCKET_LB=false): its connect() to a service
+	                             * is left alone, the per-packet path translates */
 };
 
 /* pw_peers (LPM trie): a peer node's pod CIDR -> that node. */
@@ -366,6 +369,22 @@ struct pw_sock_rev {
 	__u16 pad;
 };
 
+/* pw_sock_netns (hash): the network namespace cookie (SO_NETNS_COOKIE) of
+ * each pod of this node -> the pod. The socket programs translate for a
+ * namespace listed here (unless PW_EP_F_NO_SOCK_LB) besides the node's own.
+ * Written by the CNI plugin with the endpoint, removed on DEL; the agent
+ * removes entries whose endpoint is gone. Cookies are never reused, so a
+ * stale entry matches no socket; it only takes room. */
+#define PW_MAP_SOCK_NETNS "pw_sock_netns"
+
+struct pw_sock_netns {
+	__u8  ip[4];                /* the pod's IP: the client for ClientIP affinity */
+	__u32 ifindex;              /* its host veth: with ip, which pw_endpoints entry it goes with */
+	__u16 flags;                /* the endpoint's PW_EP_F_* */
+	__u16 pad;
+	__u32 pad2;
+};
+
 #ifndef __bpf__
 static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
 static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
@@ -387,6 +406,7 @@ static_assert(sizeof(struct pw_affinity) == 16, "pw_affinity layout");
 static_assert(sizeof(struct pw_ct_key) == 16, "pw_ct_key layout");
 static_assert(sizeof(struct pw_ct_entry) == 32, "pw_ct_entry layout");
 static_assert(sizeof(struct pw_np_addr) == 4, "pw_np_addr layout");
+static_assert(sizeof(struct pw_sock_netns) == 16, "pw_sock_netns layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 _Static_assert(sizeof(struct pw_event) == 56, "pw_event layout");

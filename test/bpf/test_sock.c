@@ -7,9 +7,14 @@
  * getpeername4 show the frontend, a service without backend refuses, and a
  * socket of another network namespace is not touched; hostPort frontends
  * (hostIP 127.0.0.1 and the node IP, wildcard, protocols). Backends listen on
- * loopback addresses of the sandbox. */
+ * loopback addresses of the sandbox. Pods: a network namespace listed in
+ * pw_sock_netns (a pod of this node) is translated like the node's, with
+ * the pod's IP as the client (ClientIP affinity); one not listed (another
+ * node's pod) or listed with PW_EP_F_NO_SOCK_LB (opted out) is not, and a
+ * pod's 127.0.0.1 is its own, never a NodePort. */
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include "pwt_bpf.h"
 #include "sock.skel.h"
@@ -20,7 +25,7 @@
 
 static struct sock_bpf *skel;
 static struct bpf_link *links[4];
-static int svc_fd, slots_fd, be_fd, rev_fd;
+static int svc_fd, slots_fd, be_fd, rev_fd, netns_fd, aff_fd;
 
 static const char *be_ip = "127.0.0.2";
 
@@ -125,6 +130,8 @@ static int setup(int *cg_fd)
 	 * second one; 192.168.1.22 is the node's too, but left out. */
 	if (np_addr_add("192.168.1.11") || np_addr_add("192.168.1.21"))
 		return -1;
+	netns_fd = bpf_map__fd(skel->maps.pw_sock_netns);
+	aff_fd = bpf_map__fd(skel->maps.pw_affinity);
 	if (add_service("10.96.0.10", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 1, 1, 8080) ||
 	    add_service("0.0.0.0", 30080, IPPROTO_TCP, PW_SVC_NODEPORT, 2, 1, 8080) ||
 	    add_service("10.96.0.12", 53, IPPROTO_UDP, PW_SVC_CLUSTERIP, 3, 2, 8081) ||
@@ -133,8 +140,17 @@ static int setup(int *cg_fd)
 	    add_service("192.168.1.11", 8088, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 1,
 			PW_HOSTPORT_ID_BASE + 1, 8082) ||
 	    add_service("192.168.1.11", 8088, IPPROTO_UDP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 2, 2, 8081) ||
-	    add_service("0.0.0.0", 8089, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 3, 1, 8080))
+	    add_service("0.0.0.0", 8089, IPPROTO_TCP, PW_SVC_HOSTPORT, PW_HOSTPORT_ID_BASE + 3, 1, 8080) ||
+	    add_service("10.96.0.14", 80, IPPROTO_TCP, PW_SVC_CLUSTERIP, 5, 1, 8080))
 		return -1;
+	{
+		/* ClientIP affinity on the last one: whose address the selection saw. */
+		struct pw_svc_key k = { .addr = { 10, 96, 0, 14 }, .port = 80, .proto = IPPROTO_TCP };
+		struct pw_svc v = { .id = 5, .backends = 1, .algorithm = PW_LB_RANDOM, .affinity_timeout = 60 };
+
+		if (bpf_map_update_elem(svc_fd, &k, &v, BPF_ANY))
+			return -1;
+	}
 	*cg_fd = cgroup2_fd();
 	return 0;
 }
@@ -363,6 +379,140 @@ static void test_other_netns(void)
 		  "child status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+/* ---- pods: namespaces of pw_sock_netns ---- */
+
+#define POD_IP "10.244.1.5"
+#define POD_TRANSLATED 0
+#define POD_UNTOUCHED  10    /* the kernel saw the frontend itself */
+#define POD_BROKEN     1
+
+/* A TCP connect from the pod to ip:port. Translated: it reaches the
+ * backend (127.0.0.2:8080 in the pod's own namespace) and getpeername
+ * shows ip:port; untouched: the error the frontend itself gives (untouched_errno). */
+static int pod_connect(const char *ip, uint16_t port, int untouched_errno)
+{
+	struct sockaddr_in fe = sin_of(ip, port), peer;
+	socklen_t len = sizeof(peer);
+	char got[64], want[64];
+	int lst = listener(SOCK_STREAM, 8080), c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+	if (lst < 0 || c < 0)
+		return POD_BROKEN;
+	if (connect(c, (struct sockaddr *)&fe, sizeof(fe)))
+		return errno == untouched_errno ? POD_UNTOUCHED : POD_BROKEN;
+	a = accept(lst, NULL, NULL);
+	if (a < 0 || getpeername(c, (struct sockaddr *)&peer, &len))
+		return POD_BROKEN;
+	return strcmp(addr_str(&peer, got, sizeof(got)), addr_str(&fe, want, sizeof(want))) ? POD_BROKEN
+											     : POD_TRANSLATED;
+}
+
+static int probe_clusterip(void) { return pod_connect("10.96.0.10", 80, ENETUNREACH); }
+static int probe_affinity(void) { return pod_connect("10.96.0.14", 80, ENETUNREACH); }
+static int probe_loopback_nodeport(void) { return pod_connect("127.0.0.1", 30080, ECONNREFUSED); }
+static int probe_nodeip_nodeport(void) { return pod_connect("192.168.1.11", 30080, ENETUNREACH); }
+
+/* Unconnected UDP from the pod: the datagram reaches the backend and the
+ * answer's source is shown as the ClusterIP. */
+static int probe_udp(void)
+{
+	struct sockaddr_in fe = sin_of("10.96.0.12", 53), from, dst;
+	char got[64];
+	int srv = listener(SOCK_DGRAM, 8081), c = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (srv < 0 || c < 0)
+		return POD_BROKEN;
+	if (udp_exchange(c, srv, &fe, 0, &from, &dst))
+		return errno == ENETUNREACH ? POD_UNTOUCHED : POD_BROKEN;
+	return strcmp(addr_str(&from, got, sizeof(got)), "10.96.0.12:53") ? POD_BROKEN : POD_TRANSLATED;
+}
+
+/* probe() in a new network namespace (a pod), whose cookie is listed in
+ * pw_sock_netns with flags first when listed is set. Its result, or -1. */
+static int in_pod(int listed, uint16_t flags, int (*probe)(void))
+{
+	int up[2], down[2], status = 0;
+	uint64_t cookie = 0;
+	char go = 0;
+	pid_t pid;
+
+	if (pipe(up) || pipe(down))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		socklen_t len = sizeof(cookie);
+		int s;
+
+		if (unshare(CLONE_NEWNET) || system("ip link set lo up") != 0 ||
+		    system("ip addr add 127.0.0.2/8 dev lo 2>/dev/null; true") != 0)
+			_exit(2);
+		s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0 || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+			_exit(2);
+		close(s);
+		if (write(up[1], &cookie, sizeof(cookie)) != sizeof(cookie) || read(down[0], &go, 1) != 1)
+			_exit(2);
+		_exit(probe());
+	}
+	if (read(up[0], &cookie, sizeof(cookie)) == sizeof(cookie) && listed) {
+		struct pw_sock_netns pod = { .ifindex = 7, .flags = flags };
+		uint32_t ip = pwt_ip(POD_IP);
+
+		memcpy(pod.ip, &ip, 4);
+		bpf_map_update_elem(netns_fd, &cookie, &pod, BPF_ANY);
+	}
+	go = 1;
+	if (write(down[1], &go, 1) != 1)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	bpf_map_delete_elem(netns_fd, &cookie);
+	for (int i = 0; i < 2; i++) {
+		close(up[i]);
+		close(down[i]);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *pod_result(int r)
+{
+	return r == POD_TRANSLATED ? "translated" : r == POD_UNTOUCHED ? "untouched" : "broken (setup or a wrong peer)";
+}
+
+static void test_pods(void)
+{
+	struct pw_affinity_key ak = { .svc_id = 5 };
+	struct pw_affinity av;
+	uint32_t ip = pwt_ip(POD_IP);
+	int r;
+
+	r = in_pod(1, 0, probe_clusterip);
+	PWT_CHECK(r == POD_TRANSLATED, "connect4: a pod of this node (pw_sock_netns): TCP to a ClusterIP goes "
+		  "to the backend, getpeername shows the ClusterIP", "%s", pod_result(r));
+	r = in_pod(1, 0, probe_udp);
+	PWT_CHECK(r == POD_TRANSLATED, "sendmsg4/recvmsg4: a pod of this node: unconnected UDP to a ClusterIP, "
+		  "the answer from the ClusterIP", "%s", pod_result(r));
+	r = in_pod(1, 0, probe_nodeip_nodeport);
+	PWT_CHECK(r == POD_TRANSLATED, "connect4: a pod of this node: NodePort on the node IP translated",
+		  "%s", pod_result(r));
+	r = in_pod(1, 0, probe_loopback_nodeport);
+	PWT_CHECK(r == POD_UNTOUCHED, "connect4: a pod's 127.0.0.1:nodePort is the pod's own loopback, "
+		  "not translated", "%s", pod_result(r));
+	memcpy(ak.client, &ip, 4);
+	r = in_pod(1, 0, probe_affinity);
+	PWT_CHECK(r == POD_TRANSLATED && bpf_map_lookup_elem(aff_fd, &ak, &av) == 0 && av.backend_id == 1,
+		  "connect4: a pod's ClientIP affinity is keyed by the pod's IP", "%s, affinity entry %s",
+		  pod_result(r), bpf_map_lookup_elem(aff_fd, &ak, &av) == 0 ? "present" : "absent");
+	r = in_pod(0, 0, probe_clusterip);
+	PWT_CHECK(r == POD_UNTOUCHED, "connect4: a netns not in pw_sock_netns (another node's pod) is untouched",
+		  "%s", pod_result(r));
+	r = in_pod(1, PW_EP_F_NO_SOCK_LB, probe_clusterip);
+	PWT_CHECK(r == POD_UNTOUCHED, "connect4: an opted-out pod (PW_EP_F_NO_SOCK_LB) is untouched",
+		  "%s", pod_result(r));
+	r = in_pod(1, PW_EP_F_NO_SOCK_LB, probe_udp);
+	PWT_CHECK(r == POD_UNTOUCHED, "sendmsg4: an opted-out pod's unconnected UDP is untouched",
+		  "%s", pod_result(r));
+}
+
 int main(void)
 {
 	int cg_fd = -1, tcp, udp;
@@ -394,6 +544,7 @@ int main(void)
 		test_revnat_entries();
 		test_no_backend();
 		test_other_netns();
+		test_pods();
 	}
 	for (int i = 0; i < 4; i++)
 		bpf_link__destroy(links[i]);

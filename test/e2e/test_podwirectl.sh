@@ -19,7 +19,9 @@ ok "agent starts with --metrics-port $PORT"
 inst=${PW_NODE_INST[n1]}
 pins=/sys/fs/bpf/podwire/$inst
 # Pod a is named the way containerd names pods in CNI_ARGS; pod b is not.
-pod_add n1 a CNI_ARGS="K8S_POD_UID=8f0c;IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0.v1;K8S_POD_INFRA_CONTAINER_ID=abc" ||
+# Pod a opts out of socket LB: its connect to a service without backends
+# must reach the per-packet path to count a no-backend drop.
+pod_add n1 a CNI_ARGS="K8S_POD_UID=8f0c;IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0.v1;K8S_POD_INFRA_CONTAINER_ID=abc;PODWIRE_SOCKET_LB=false" ||
 	{ not_ok "cnitool add pod a"; exit 1; }
 pod_add n1 b || { not_ok "cnitool add pod b"; exit 1; }
 A=${PW_POD_IP[a]} B=${PW_POD_IP[b]}

@@ -255,6 +255,25 @@ static void test_args(void)
 	PWT_EQ_INT(pw_cni_args_parse("=x", &a, &e), 4, "empty key -> 4");
 }
 
+/* PODWIRE_SOCKET_LB: the pod's opt-out of socket load balancing. */
+static void test_args_socket_lb(void)
+{
+	struct pw_cni_args a;
+	struct pw_cni_err e;
+
+	PWT_EQ_INT(pw_cni_args_parse("K8S_POD_NAME=web", &a, &e), 0, "no PODWIRE_SOCKET_LB parses");
+	PWT_EXPECT(!a.no_sock_lb, "no PODWIRE_SOCKET_LB: socket load balancing on");
+	PWT_EQ_INT(pw_cni_args_parse("IgnoreUnknown=1;PODWIRE_SOCKET_LB=false", &a, &e), 0,
+		   "PODWIRE_SOCKET_LB=false parses");
+	PWT_EXPECT(a.no_sock_lb, "PODWIRE_SOCKET_LB=false: the pod opts out");
+	PWT_EQ_INT(pw_cni_args_parse("PODWIRE_SOCKET_LB=true", &a, &e), 0, "PODWIRE_SOCKET_LB=true parses");
+	PWT_EXPECT(!a.no_sock_lb, "PODWIRE_SOCKET_LB=true: socket load balancing on");
+	PWT_EQ_INT(pw_cni_args_parse("PODWIRE_SOCKET_LB=no", &a, &e), 4, "PODWIRE_SOCKET_LB=no -> 4");
+	PWT_EXPECT(strstr(e.msg, "PODWIRE_SOCKET_LB") && strstr(e.msg, "true or false"),
+		   "PODWIRE_SOCKET_LB error names the key and the values");
+	PWT_EQ_INT(pw_cni_args_parse("PODWIRE_SOCKET_LB=", &a, &e), 4, "empty PODWIRE_SOCKET_LB -> 4");
+}
+
 /* IP= and MAC= (podman), runtimeConfig "ips" and "mac" (the capabilities). */
 static void test_requested(void)
 {
@@ -401,6 +420,7 @@ int main(void)
 	test_versions();
 	test_env();
 	test_args();
+	test_args_socket_lb();
 	test_requested();
 	test_portmaps();
 	return pwt_done();

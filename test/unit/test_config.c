@@ -18,7 +18,7 @@ static const char *good =
 	"  \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\",\n"
 	"                \"nodePort\": 30080, \"algorithm\": \"random\", \"affinityTimeoutSeconds\": 0,\n"
 	"                \"externalTrafficPolicy\": \"Local\", \"healthCheckNodePort\": 32000,\n"
-	"                \"backends\": [{\"ip\": \"10.244.1.2\", \"port\": 8080}, {\"ip\": \"10.244.2.2\", \"port\": 8080}]},\n"
+	"                \"backends\": [{\"ip\": \"10.244.1.2\", \"port\": 8080}, {\"ip\": \"10.244.2.2\", \"port\": 8080, \"terminating\": true}]},\n"
 	"               {\"name\": \"dns\", \"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\",\n"
 	"                \"algorithm\": \"maglev\", \"affinityTimeoutSeconds\": 30, \"internalTrafficPolicy\": \"Local\",\n"
 	"                \"backends\": []}]\n"
@@ -74,6 +74,8 @@ static void test_good(void)
 		if (w->n_backends == 2) {
 			PWT_EQ_INT(w->backends[1].ip, IP("10.244.2.2"), "services[0].backends[1].ip");
 			PWT_EQ_INT(w->backends[1].port, 8080, "services[0].backends[1].port");
+			PWT_EXPECT(w->backends[1].terminating && !w->backends[0].terminating,
+				   "services[0].backends[1] terminating, [0] not (the default)");
 		}
 		PWT_EQ_INT(d->protocol, IPPROTO_UDP, "services[1].protocol udp");
 		PWT_EQ_INT(d->node_port, 0, "services[1] no nodePort");
@@ -159,6 +161,8 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown algorithm", "\"algorithm\": \"random\"", "\"algorithm\": \"rr\"", "services[0].algorithm: \"rr\" is not one of random, maglev" },
 	{ "vip outside service CIDR", "\"10.96.0.10\"", "\"10.244.1.10\"", "services[0].vip: 10.244.1.10 is not inside cluster.serviceCIDR" },
 	{ "backend bad ip", "\"ip\": \"10.244.1.2\"", "\"ip\": \"10.244.1.2.3\"", "services[0].backends[0].ip:" },
+	{ "backend terminating wrong type", "\"terminating\": true", "\"terminating\": 1",
+	  "services[0].backends[1].terminating: expected true or false" },
 	{ "backend missing port", "\"ip\": \"10.244.2.2\", \"port\": 8080", "\"ip\": \"10.244.2.2\"", "services[0].backends[1].port: missing" },
 	{ "duplicate service name", "\"name\": \"dns\"", "\"name\": \"web\"", "services[1].name: \"web\" is also services[0].name" },
 	{ "duplicate service frontend", "\"vip\": \"10.96.0.53\", \"port\": 53, \"protocol\": \"udp\"",
@@ -349,6 +353,8 @@ static void test_format_services(void)
 		PWT_EQ_INT(d.n_services, 2, "two services read back");
 		PWT_EQ_STR(d.services[1].name, "dns", "second service's name read back");
 		PWT_EQ_INT(d.services[0].n_backends, 2, "first service's backends read back");
+		PWT_EXPECT(d.services[0].n_backends == 2 && d.services[0].backends[1].terminating &&
+			   !d.services[0].backends[0].terminating, "a terminating backend reads back as terminating");
 		pw_config_free(&d);
 	}
 	free(text);

@@ -210,11 +210,11 @@ static struct pw_service_config svcs[3];
 static void desired_initial(void)
 {
 	memset(svcs, 0, sizeof(svcs));
-	web_be[0] = (struct pw_backend_config){ IP("10.244.1.2"), 8080 };
-	web_be[1] = (struct pw_backend_config){ IP("10.244.2.2"), 8080 };
-	web_be[2] = (struct pw_backend_config){ IP("10.244.3.2"), 8080 };
-	dns_be[0] = (struct pw_backend_config){ IP("10.244.2.2"), 8080 };  /* shared with web */
-	dns_be[1] = (struct pw_backend_config){ IP("10.244.3.7"), 53 };
+	web_be[0] = (struct pw_backend_config){ IP("10.244.1.2"), 8080, false };
+	web_be[1] = (struct pw_backend_config){ IP("10.244.2.2"), 8080, false };
+	web_be[2] = (struct pw_backend_config){ IP("10.244.3.2"), 8080, false };
+	dns_be[0] = (struct pw_backend_config){ IP("10.244.2.2"), 8080, false };  /* shared with web */
+	dns_be[1] = (struct pw_backend_config){ IP("10.244.3.7"), 53, false };
 	snprintf(svcs[0].name, sizeof(svcs[0].name), "web");
 	svcs[0].vip = IP("10.96.0.10");
 	svcs[0].port = 80;
@@ -317,7 +317,7 @@ static void test_scenario(uint32_t inner_flags, const char *variant)
 	PWT_EXPECT(s2.last.writes + s2.last.deletes <= 6, N("remove a backend: few writes"));
 
 	/* Add one back. */
-	web_be[2] = (struct pw_backend_config){ IP("10.244.1.9"), 8080 };
+	web_be[2] = (struct pw_backend_config){ IP("10.244.1.9"), 8080, false };
 	svcs[0].n_backends = 3;
 	PWT_EQ_INT(pw_services_apply(&s2, svcs, 2), 0, N("add a backend"));
 	b[4] = backend_id(m.backends, IP("10.244.1.9"), 8080);
@@ -441,7 +441,7 @@ static void test_compaction(void)
 	svc.backends = be;
 	svc.n_backends = 10;
 	for (int i = 0; i < 10; i++)
-		be[i] = (struct pw_backend_config){ IP("10.244.1.10") + (uint32_t)i, 443 };
+		be[i] = (struct pw_backend_config){ IP("10.244.1.10") + (uint32_t)i, 443, false };
 	pw_services_init(&s, &m, 0);
 	PWT_EQ_INT(pw_services_apply(&s, &svc, 1), 0, "compaction: 10 backends");
 	id = pw_services_id(&s, svc.vip, 443, IPPROTO_TCP);
@@ -450,7 +450,7 @@ static void test_compaction(void)
 	/* Drop backends 1, 4, 8, 9 (8 and 9 sit in the tail). */
 	for (int i = 0; i < 10; i++)
 		if (i != 1 && i != 4 && i != 8 && i != 9)
-			be[k++] = (struct pw_backend_config){ IP("10.244.1.10") + (uint32_t)i, 443 };
+			be[k++] = (struct pw_backend_config){ IP("10.244.1.10") + (uint32_t)i, 443, false };
 	svc.n_backends = k;
 	PWT_EQ_INT(pw_services_apply(&s, &svc, 1), 0, "compaction: remove 4 of 10");
 	for (int j = 0; j < 6; j++)
@@ -473,7 +473,7 @@ static void test_affinity(void)
 {
 	struct pw_svc_maps m;
 	struct pw_services s;
-	struct pw_backend_config be[2] = { { IP("10.244.1.2"), 80 }, { IP("10.244.1.3"), 80 } };
+	struct pw_backend_config be[2] = { { IP("10.244.1.2"), 80, false }, { IP("10.244.1.3"), 80, false } };
 	struct pw_service_config svc;
 	struct pw_affinity_key k1 = { 0 }, k2 = { 0 };
 	struct pw_affinity a = { 0 };
@@ -522,8 +522,8 @@ static void test_affinity(void)
 static void test_traffic_policies(void)
 {
 	struct pw_cidr local;
-	struct pw_backend_config be[4] = { { IP("10.244.1.2"), 80 }, { IP("10.244.2.2"), 80 },
-					   { IP("10.244.1.3"), 80 }, { IP("192.168.1.11"), 80 } };
+	struct pw_backend_config be[4] = { { IP("10.244.1.2"), 80, false }, { IP("10.244.2.2"), 80, false },
+					   { IP("10.244.1.3"), 80, false }, { IP("192.168.1.11"), 80, false } };
 	struct pw_service_config in[3], *out = NULL;
 	struct pw_svc_maps m;
 	struct pw_services s;
@@ -599,6 +599,48 @@ static void test_traffic_policies(void)
 	close_maps(&m);
 }
 
+/* Terminating backends: kept out while another backend is left, used when
+ * they are the last (graceful termination), and with ITP Local among the
+ * local ones only. */
+static void test_terminating(void)
+{
+	struct pw_cidr local;
+	struct pw_backend_config be[3] = { { IP("10.244.1.2"), 80, true }, { IP("10.244.2.2"), 80, false },
+					   { IP("10.244.1.3"), 80, true } };
+	struct pw_service_config in[2], *out = NULL;
+	int n = 0;
+
+	pw_cidr_parse("10.244.1.0/24", &local);
+	memset(in, 0, sizeof(in));
+	for (int i = 0; i < 2; i++) {
+		in[i].vip = IP("10.96.4.1") + (uint32_t)i;
+		in[i].port = 80;
+		in[i].protocol = IPPROTO_TCP;
+		in[i].backends = be;
+		in[i].n_backends = 3;
+	}
+	in[1].internal_local = true;    /* its only local backends are terminating */
+	PWT_EQ_INT(pw_services_localize(in, 2, &local, IP("192.168.1.11"), &out, &n), 0, "terminating: localize");
+	PWT_CHECK(out && n == 2, "terminating: two services out", "n %d", n);
+	if (!out || n != 2)
+		return;
+	PWT_CHECK(out[0].n_backends == 1 && out[0].backends[0].ip == IP("10.244.2.2"),
+		  "terminating: a ready backend left: only it gets new connections", "%d backends", out[0].n_backends);
+	PWT_CHECK(out[1].n_backends == 2 && out[1].backends[0].terminating && out[1].backends[1].terminating,
+		  "terminating: ITP Local with only terminating local endpoints: those serve",
+		  "%d backends", out[1].n_backends);
+	pw_services_localized_free(out);
+	be[1].terminating = true;
+	in[1].internal_local = false;
+	PWT_EQ_INT(pw_services_localize(in, 1, &local, IP("192.168.1.11"), &out, &n), 0, "terminating: localize, all terminating");
+	PWT_CHECK(out && n == 1 && out[0].n_backends == 3, "terminating: every backend terminating: all of them serve",
+		  "%d backends", out ? out[0].n_backends : -1);
+	pw_services_localized_free(out);
+	be[0].terminating = be[1].terminating = be[2].terminating = false;
+	PWT_EQ_INT(pw_services_localize(in, 1, &local, IP("192.168.1.11"), &out, &n), 0, "terminating: none");
+	PWT_CHECK(out == NULL, "terminating: no Local policy, nothing terminating: services used as they are", "%p", (void *)out);
+}
+
 static void test_refusals(void)
 {
 	struct pw_svc_maps m;
@@ -614,7 +656,7 @@ static void test_refusals(void)
 	PWT_EQ_INT(pw_services_init(&s, &m, 7), 0, "Maglev size 7 accepted");
 	memset(svc, 0, sizeof(svc));
 	for (int i = 0; i < 8; i++)
-		be[i] = (struct pw_backend_config){ IP("10.244.1.2") + (uint32_t)i, 80 };
+		be[i] = (struct pw_backend_config){ IP("10.244.1.2") + (uint32_t)i, 80, false };
 	for (int i = 0; i < 2; i++) {
 		svc[i].vip = IP("10.96.0.10");
 		svc[i].port = 80;
@@ -659,7 +701,7 @@ static void test_leftovers(void)
 {
 	struct pw_svc_maps m;
 	struct pw_services s;
-	struct pw_backend_config be[1] = { { IP("10.244.1.2"), 80 } };
+	struct pw_backend_config be[1] = { { IP("10.244.1.2"), 80, false } };
 	struct pw_service_config svc;
 	struct pw_slot_key sk;
 	struct pw_revnat rn = { { 10, 96, 9, 9 }, 9, 0 };
@@ -938,7 +980,7 @@ static void test_random_sequence(bool in_place)
 						continue;
 					used[a] = true;
 					pool[i][d->n_backends++] = (struct pw_backend_config){
-						IP("10.244.7.0") + (uint32_t)a, 8080 };
+						IP("10.244.7.0") + (uint32_t)a, 8080, false };
 				}
 			}
 			}
@@ -978,6 +1020,7 @@ int main(void)
 	test_compaction();
 	test_affinity();
 	test_traffic_policies();
+	test_terminating();
 	test_refusals();
 	test_leftovers();
 	test_hostport_entries_kept();

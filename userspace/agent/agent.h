@@ -109,7 +109,9 @@ int pw_uninstall(const struct pw_paths *p, const char *config_path);
  * instance's links/ dir; an existing link gets the new program in place.
  * Never fatal: without cgroup v2 the per-packet path still works. */
 void pw_socklb_attach(struct pw_agent *a, struct bpf_object *obj);
-int pw_socklb_netns_cookie(uint64_t *cookie);
+/* Removes pw_sock_netns entries of pods whose endpoint is gone (start-up
+ * and every config reload). */
+void pw_socklb_sweep(struct pw_agent *a);
 
 /* node.c: the node's kernel settings and what the agent publishes */
 int pw_node_check(const struct pw_node_config *cfg, int *uplink_ifindex);

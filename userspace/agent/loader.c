@@ -436,7 +436,7 @@ static void load_sock(struct pw_agent *a, struct pw_datapath *dp)
 		pw_info("socket load balancing off (--socket-lb off)");
 		return;
 	}
-	err = pw_socklb_netns_cookie(&cookie);
+	err = pw_netns_cookie(-1, &cookie);
 	if (err) {
 		pw_warn("socket load balancing off: no network namespace cookie (%s)", strerror(-err));
 		return;

@@ -348,6 +348,7 @@ static void reload(struct pw_agent *a)
 		return;
 	}
 	pw_info("config %s changed: applying", a->config_path);
+	pw_socklb_sweep(a);
 	ret = pw_reconcile(a, &a->cfg, &next);
 	if (ret) {
 		pw_metrics_reconcile_error();
@@ -436,6 +437,7 @@ int pw_agent_start_datapath(struct pw_agent *a, int *applied)
 	ret = pw_node_setup(a);
 	if (ret)
 		return ret;
+	pw_socklb_sweep(a);
 	memset(&empty, 0, sizeof(empty));
 	*applied = pw_reconcile(a, &empty, &a->cfg);
 	if (*applied) {

@@ -270,7 +270,8 @@ static bool service_equal(const struct pw_service_config *a, const struct pw_ser
 	    a->health_check_port != b->health_check_port)
 		return false;
 	for (int i = 0; i < a->n_backends; i++)
-		if (a->backends[i].ip != b->backends[i].ip || a->backends[i].port != b->backends[i].port)
+		if (a->backends[i].ip != b->backends[i].ip || a->backends[i].port != b->backends[i].port ||
+		    a->backends[i].terminating != b->backends[i].terminating)
 			return false;
 	return true;
 }

@@ -20,27 +20,10 @@
 #include "agent.h"
 #include "log.h"
 
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
-
 static const char *const sock_progs[] = {
 	PW_PROG_SOCK_CONNECT4, PW_PROG_SOCK_SENDMSG4, PW_PROG_SOCK_RECVMSG4, PW_PROG_SOCK_GETPEERNAME4,
 };
 #define N_SOCK_PROGS (sizeof(sock_progs) / sizeof(sock_progs[0]))
-
-int pw_socklb_netns_cookie(uint64_t *cookie)
-{
-	socklen_t len = sizeof(*cookie);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
-		err = -errno;
-	close(fd);
-	return err;
-}
 
 /* The mount point of the cgroup2 hierarchy from /proc/self/mountinfo
  * ("... mountpoint ... - cgroup2 source opts"). -ENOENT without one. */
@@ -162,4 +145,37 @@ void pw_socklb_attach(struct pw_agent *a, struct bpf_object *obj)
 		return;
 	}
 	pw_info("socket load balancing on %s (cgroup2)", cg);
+}
+
+/* pw_sock_netns entries whose pod is gone: no pw_endpoints entry for its
+ * IP, or one of another veth (the IP was given to a new pod). The CNI
+ * plugin removes a pod's entry on DEL; this catches a DEL that never came
+ * (the node rebooted, the runtime lost the pod). Collected first:
+ * deleting while iterating restarts get_next_key. */
+void pw_socklb_sweep(struct pw_agent *a)
+{
+	int netns_fd = pw_loader_map_fd(a, PW_MAP_SOCK_NETNS), ep_fd = pw_loader_map_fd(a, PW_MAP_ENDPOINTS);
+	__u64 key, next, *prev = NULL, stale[256];
+	int nstale = 0, removed = 0;
+
+	if (netns_fd < 0 || ep_fd < 0)
+		return;
+	do {
+		nstale = 0;
+		prev = NULL;
+		while (nstale < 256 && bpf_map_get_next_key(netns_fd, prev, &next) == 0) {
+			struct pw_sock_netns pod;
+			struct pw_endpoint ep;
+
+			if (bpf_map_lookup_elem(netns_fd, &next, &pod) == 0 &&
+			    (bpf_map_lookup_elem(ep_fd, pod.ip, &ep) || ep.ifindex != pod.ifindex))
+				stale[nstale++] = next;
+			key = next;
+			prev = &key;
+		}
+		for (int i = 0; i < nstale; i++)
+			removed += bpf_map_delete_elem(netns_fd, &stale[i]) == 0;
+	} while (nstale == 256);
+	if (removed)
+		pw_info("socket load balancing: forgot %d pod network namespace(s) whose endpoint is gone", removed);
 }

@@ -473,7 +473,7 @@ static int parse_peers(struct perr *e, const cJSON *root, struct pw_node_config 
 static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
 			  struct pw_service_config *s)
 {
-	static const char *const keys[] = { "ip", "port", NULL };
+	static const char *const keys[] = { "ip", "port", "terminating", NULL };
 	const cJSON *arr, *item;
 	char path[64];
 	int r, i = 0;
@@ -494,6 +494,7 @@ static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
 		TRY(check_keys(e, item, path, keys));
 		TRY(get_ip(e, item, path, "ip", true, &b->ip));
 		TRY(get_int(e, item, path, "port", true, 1, 65535, &port));
+		TRY(get_bool(e, item, path, "terminating", &b->terminating));
 		b->port = (uint16_t)port;
 		s->n_backends = ++i;
 		for (int j = 0; j < i - 1; j++)
@@ -959,7 +960,9 @@ static cJSON *format_backends(const struct pw_service_config *s)
 
 		pw_ip4_format(s->backends[i].ip, ip);
 		if (!b || !cJSON_AddStringToObject(b, "ip", ip) ||
-		    !cJSON_AddNumberToObject(b, "port", s->backends[i].port) || !cJSON_AddItemToArray(arr, b)) {
+		    !cJSON_AddNumberToObject(b, "port", s->backends[i].port) ||
+		    (s->backends[i].terminating && !cJSON_AddTrueToObject(b, "terminating")) ||
+		    !cJSON_AddItemToArray(arr, b)) {
 			cJSON_Delete(b);
 			cJSON_Delete(arr);
 			return NULL;

@@ -19,6 +19,10 @@ struct pw_peer_config {
 struct pw_backend_config {
 	uint32_t ip;
 	uint16_t port;
+	/* Terminating (the endpoint is shutting down but still serving): new
+	 * connections go to it only when no other backend of the service is
+	 * left (pw_services_localize), as kube-proxy does. */
+	bool terminating;
 };
 
 struct pw_service_config {

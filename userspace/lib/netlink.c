@@ -152,6 +152,28 @@ int pw_netns_run(int netns_fd, int (*fn)(void *arg), void *arg)
 	return ret;
 }
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+static int current_netns_cookie(void *cookie)
+{
+	socklen_t len = sizeof(uint64_t);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int pw_netns_cookie(int netns_fd, uint64_t *cookie)
+{
+	return netns_fd < 0 ? current_netns_cookie(cookie) : pw_netns_run(netns_fd, current_netns_cookie, cookie);
+}
+
 /* ---- links --------------------------------------------------------------- */
 
 static struct nl_msg *link_msg(int type, int flags, int ifindex)

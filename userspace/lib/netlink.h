@@ -102,6 +102,10 @@ int pw_netns_is_current(int netns_fd);
  * aborts rather than carry on in the wrong namespace. Returns fn's value, or
  * -errno if entering failed (fn not called). */
 int pw_netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
+/* The cookie (SO_NETNS_COOKIE) of netns_fd, or of the calling thread's
+ * netns when netns_fd < 0: what the socket programs' bpf_get_netns_cookie
+ * says for sockets there. 0 or -errno. */
+int pw_netns_cookie(int netns_fd, uint64_t *cookie);
 /* ---- peer routes and neighbour entries (the agent's cross-node set-up) ---- */
 
 /* Route attributes pw_route does not carry. */

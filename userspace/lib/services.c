@@ -1810,16 +1810,29 @@ bool pw_services_backend_local(const struct pw_backend_config *b, const struct p
 	return pw_cidr_contains(local_pods, b->ip) || b->ip == node_ip;
 }
 
-/* d's backends, or only its local ones, copied to *pool (advanced). */
+/* d's backends, or only its local ones, copied to *pool (advanced): those
+ * not terminating, or, when none of them is left, the terminating ones
+ * (graceful termination: a terminating endpoint gets new connections only
+ * when it is the last). */
 static void copy_backends(const struct pw_service_config *d, bool local_only, const struct pw_cidr *local_pods,
 			  uint32_t node_ip, struct pw_backend_config **pool, struct pw_service_config *o)
 {
 	o->backends = *pool;
 	o->n_backends = 0;
-	for (int j = 0; j < d->n_backends; j++)
-		if (!local_only || pw_services_backend_local(&d->backends[j], local_pods, node_ip))
-			o->backends[o->n_backends++] = d->backends[j];
+	for (int pass = 0; pass < 2 && o->n_backends == 0; pass++)
+		for (int j = 0; j < d->n_backends; j++)
+			if (d->backends[j].terminating == (pass == 1) &&
+			    (!local_only || pw_services_backend_local(&d->backends[j], local_pods, node_ip)))
+				o->backends[o->n_backends++] = d->backends[j];
 	*pool += o->n_backends;
+}
+
+static bool any_terminating(const struct pw_service_config *d)
+{
+	for (int j = 0; j < d->n_backends; j++)
+		if (d->backends[j].terminating)
+			return true;
+	return false;
 }
 
 int pw_services_localize(const struct pw_service_config *svcs, int n, const struct pw_cidr *local_pods,
@@ -1833,7 +1846,7 @@ int pw_services_localize(const struct pw_service_config *svcs, int n, const stru
 	*out = NULL;
 	*n_out = n;
 	for (int i = 0; i < n; i++) {
-		any |= svcs[i].external_local || svcs[i].internal_local;
+		any |= svcs[i].external_local || svcs[i].internal_local || any_terminating(&svcs[i]);
 		total += (size_t)svcs[i].n_backends * 2;
 	}
 	if (!any)

@@ -74,8 +74,10 @@ int pw_services_apply(struct pw_services *s, const struct pw_service_config *svc
  * hold them: a service whose ClusterIP and node port want different
  * backend sets becomes two, the ClusterIP one (node_port 0) and a
  * node-port-only one (vip 0, port = node_port). A backend is local when it
- * is in local_pods or is node_ip (a hostNetwork backend). *out is NULL
- * (use svcs as they are) when no service has a Local policy; else free it
+ * is in local_pods or is node_ip (a hostNetwork backend). Terminating
+ * backends are kept only where no other is left (graceful termination).
+ * *out is NULL (use svcs as they are) when no service has a Local policy
+ * or a terminating backend; else free it
  * with pw_services_localized_free. 0 or -ENOMEM. */
 int pw_services_localize(const struct pw_service_config *svcs, int n, const struct pw_cidr *local_pods,
 			 uint32_t node_ip, struct pw_service_config **out, int *n_out);
