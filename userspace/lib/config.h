@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "cidr.h"
+#include "datapath.h"
 
 #define PW_NAME_MAX 64
 #define PW_IFNAME_MAX 16
@@ -48,6 +49,10 @@ struct pw_node_config {
 	enum pw_routing routing;
 	bool masquerade;
 	int mtu;                 /* 0 = derive from the uplink */
+	/* node.podDevice: veth, netkit or auto (absent = veth, unless
+	 * podwired --pod-device says otherwise). Read at agent start only. */
+	enum pw_pod_device pod_device;
+	bool has_pod_device;
 	struct pw_peer_config *peers;
 	int n_peers;
 	struct pw_service_config *services;

@@ -1133,6 +1133,8 @@ static int build_nodes(const struct pw_k8s_model *m, const struct pw_node_config
 	out->routing = base->routing;
 	out->masquerade = base->masquerade;
 	out->mtu = base->mtu;
+	out->pod_device = base->pod_device;
+	out->has_pod_device = base->has_pod_device;
 	ret = build_self(m, out, why, whylen);
 	return ret ? ret : build_peers(m, out);
 }

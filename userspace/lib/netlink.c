@@ -254,6 +254,74 @@ too_big:
 	return -EMSGSIZE;
 }
 
+/* A netkit pair (kernel >= 6.7, CONFIG_NETKIT), in L3 mode: no ARP and no
+ * MAC addresses, the pod routes everything to its gateway anyway. The
+ * primary is `name` in the socket's netns; the peer (the pod's end) is
+ * created in peer_netns_fd. The peer's default policy is blackhole: until a
+ * program is attached to the peer side, nothing the pod sends gets anywhere
+ * (a pod that starts before its anti-spoofing program is in place cannot
+ * send with any source). The primary forwards, so the host can reach the
+ * pod with no program on that side. Once a program is attached its verdict
+ * decides and the policy is not consulted. */
+int pw_nl_netkit_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		     int peer_netns_fd, int mtu)
+{
+	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
+	struct nlattr *linkinfo, *data, *peer;
+	struct nl_msg *msg;
+
+	if (strlen(name) >= PW_NL_IFNAMSIZ || strlen(peer_name) >= PW_NL_IFNAMSIZ)
+		return -EINVAL;
+	msg = link_msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, IFLA_IFNAME, name) < 0 ||
+	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0))
+		goto too_big;
+	if (!(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
+	    nla_put_string(msg, IFLA_INFO_KIND, "netkit") < 0 ||
+	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)) ||
+	    nla_put_u32(msg, IFLA_NETKIT_MODE, NETKIT_L3) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_POLICY, NETKIT_PASS) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_PEER_POLICY, NETKIT_DROP) < 0 ||
+	    !(peer = nla_nest_start(msg, IFLA_NETKIT_PEER_INFO)))
+		goto too_big;
+	/* As for veth: the peer's own ifinfomsg + attributes, created
+	 * directly in its netns. */
+	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
+	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
+	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
+	    (peer_netns_fd >= 0 && nla_put_u32(msg, IFLA_NET_NS_FD, peer_netns_fd) < 0))
+		goto too_big;
+	nla_nest_end(msg, peer);
+	nla_nest_end(msg, data);
+	nla_nest_end(msg, linkinfo);
+	return send_sync(nl, msg);
+too_big:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+int pw_nl_netkit_probe(struct pw_nl *nl)
+{
+	char a[PW_NL_IFNAMSIZ], b[PW_NL_IFNAMSIZ];
+	int err;
+
+	/* Names of our own: two agents probing at once (one per node netns
+	 * on a test machine) each work in their own netns anyway. */
+	snprintf(a, sizeof(a), "pwnkp%ua", (unsigned)getpid() % 1000000u);
+	snprintf(b, sizeof(b), "pwnkp%ub", (unsigned)getpid() % 1000000u);
+	err = pw_nl_netkit_add(nl, a, b, -1, 0);
+	if (err == -EEXIST) {
+		/* Left by a probe that died half-way: remove and retry once. */
+		pw_nl_link_del(nl, a);
+		err = pw_nl_netkit_add(nl, a, b, -1, 0);
+	}
+	if (err)
+		return err;
+	return pw_nl_link_del(nl, a);   /* the peer goes with it */
+}
+
 int pw_nl_vxlan_add(struct pw_nl *nl, const struct pw_vxlan_opts *o)
 {
 	struct nlattr *linkinfo, *data;
