@@ -216,8 +216,20 @@ int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out
 	return link_get(nl, ifindex, NULL, out);
 }
 
-int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
-		   int peer_netns_fd, int mtu, const uint8_t *peer_mac)
+/* The kinds of device pair podwire makes: what differs between them is the
+ * kind, the attribute the peer is nested in and the kind's own settings
+ * before it. */
+struct pair_kind {
+	const char *kind;
+	int peer_attr;           /* VETH_INFO_PEER / IFLA_NETKIT_PEER_INFO */
+	int (*put_data)(struct nl_msg *msg);   /* kind attributes before the peer, or NULL */
+};
+
+/* One RTM_NEWLINK for the pair: name here, peer_name created directly in
+ * the netns of peer_netns_fd (its own ifinfomsg + attributes in the peer
+ * nest), so its name only has to be free there. */
+static int pair_add(struct pw_nl *nl, const struct pair_kind *k, const char *name, const char *peer_name,
+		    int peer_netns_fd, int mtu, const uint8_t *peer_mac)
 {
 	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
 	struct nlattr *linkinfo, *data, *peer;
@@ -232,13 +244,11 @@ int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
 	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0))
 		goto too_big;
 	if (!(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
-	    nla_put_string(msg, IFLA_INFO_KIND, "veth") < 0 ||
+	    nla_put_string(msg, IFLA_INFO_KIND, k->kind) < 0 ||
 	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)) ||
-	    !(peer = nla_nest_start(msg, VETH_INFO_PEER)))
+	    (k->put_data && k->put_data(msg) < 0) ||
+	    !(peer = nla_nest_start(msg, k->peer_attr)))
 		goto too_big;
-	/* The peer is described by its own ifinfomsg + attributes; with
-	 * IFLA_NET_NS_FD the kernel creates it directly in that netns, so
-	 * its name only has to be free there. */
 	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
 	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
 	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
@@ -254,52 +264,37 @@ too_big:
 	return -EMSGSIZE;
 }
 
-/* A netkit pair (kernel >= 6.7, CONFIG_NETKIT), in L3 mode: no ARP and no
- * MAC addresses, the pod routes everything to its gateway anyway. The
- * primary is `name` in the socket's netns; the peer (the pod's end) is
- * created in peer_netns_fd. The peer's default policy is blackhole: until a
- * program is attached to the peer side, nothing the pod sends gets anywhere
- * (a pod that starts before its anti-spoofing program is in place cannot
- * send with any source). The primary forwards, so the host can reach the
- * pod with no program on that side. Once a program is attached its verdict
- * decides and the policy is not consulted. */
+int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		   int peer_netns_fd, int mtu, const uint8_t *peer_mac)
+{
+	static const struct pair_kind veth = { "veth", VETH_INFO_PEER, NULL };
+
+	return pair_add(nl, &veth, name, peer_name, peer_netns_fd, mtu, peer_mac);
+}
+
+/* L3 mode: no ARP and no MAC addresses, the pod routes everything to its
+ * gateway anyway. The peer's (the pod's end) default policy is blackhole:
+ * until a program is attached to the peer side, nothing the pod sends gets
+ * anywhere (a pod that starts before its anti-spoofing program is in place
+ * cannot send with any source). The primary forwards, so the host can reach
+ * the pod with no program on that side. Once a program is attached its
+ * verdict decides and the policy is not consulted. */
+static int netkit_data(struct nl_msg *msg)
+{
+	if (nla_put_u32(msg, IFLA_NETKIT_MODE, NETKIT_L3) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_POLICY, NETKIT_PASS) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_PEER_POLICY, NETKIT_DROP) < 0)
+		return -EMSGSIZE;
+	return 0;
+}
+
 int pw_nl_netkit_add(struct pw_nl *nl, const char *name, const char *peer_name,
 		     int peer_netns_fd, int mtu)
 {
-	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
-	struct nlattr *linkinfo, *data, *peer;
-	struct nl_msg *msg;
+	static const struct pair_kind netkit = { "netkit", IFLA_NETKIT_PEER_INFO, netkit_data };
 
-	if (strlen(name) >= PW_NL_IFNAMSIZ || strlen(peer_name) >= PW_NL_IFNAMSIZ)
-		return -EINVAL;
-	msg = link_msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-	if (!msg)
-		return -ENOMEM;
-	if (nla_put_string(msg, IFLA_IFNAME, name) < 0 ||
-	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0))
-		goto too_big;
-	if (!(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
-	    nla_put_string(msg, IFLA_INFO_KIND, "netkit") < 0 ||
-	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)) ||
-	    nla_put_u32(msg, IFLA_NETKIT_MODE, NETKIT_L3) < 0 ||
-	    nla_put_u32(msg, IFLA_NETKIT_POLICY, NETKIT_PASS) < 0 ||
-	    nla_put_u32(msg, IFLA_NETKIT_PEER_POLICY, NETKIT_DROP) < 0 ||
-	    !(peer = nla_nest_start(msg, IFLA_NETKIT_PEER_INFO)))
-		goto too_big;
-	/* As for veth: the peer's own ifinfomsg + attributes, created
-	 * directly in its netns. */
-	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
-	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
-	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
-	    (peer_netns_fd >= 0 && nla_put_u32(msg, IFLA_NET_NS_FD, peer_netns_fd) < 0))
-		goto too_big;
-	nla_nest_end(msg, peer);
-	nla_nest_end(msg, data);
-	nla_nest_end(msg, linkinfo);
-	return send_sync(nl, msg);
-too_big:
-	nlmsg_free(msg);
-	return -EMSGSIZE;
+	/* No MAC for the peer: netkit refuses one in L3 mode. */
+	return pair_add(nl, &netkit, name, peer_name, peer_netns_fd, mtu, NULL);
 }
 
 int pw_nl_netkit_probe(struct pw_nl *nl)
