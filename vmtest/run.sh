@@ -9,6 +9,7 @@
 # environment:
 #   BUILD          build dir holding the binaries and tests (default build)
 #   VMTEST_E2E     e2e tests to run in the guest (default test_single_node test_pod_device)
+#   VMTEST_POD_DEVICE  --pod-device of the guest's agents (default auto: netkit on 6.12, veth on 6.1)
 #   VMTEST_BENCH   test/bench scripts to run in the guest after the suite (e.g. pod_device)
 #   VMTEST_HOME    where make deps put virtme-ng (default /opt/podwire-vmtest)
 #   VMTEST_CACHE   kernel cache (default $VMTEST_HOME/kernels)
@@ -86,7 +87,7 @@ run_kernel() {
 	t0=$(now)
 	timeout -k 10 "$VMTEST_TIMEOUT" vng "${VNG_ACCEL[@]}" --force-9p --memory 2G --cpus 2 \
 		--rwdir "$out" --run "$vmlinuz" -- \
-		env VMTEST_BENCH="${VMTEST_BENCH:-}" bash "$REPO/vmtest/guest.sh" "$BUILD" "$out" $VMTEST_E2E \
+		env VMTEST_BENCH="${VMTEST_BENCH:-}" VMTEST_POD_DEVICE="${VMTEST_POD_DEVICE:-auto}" bash "$REPO/vmtest/guest.sh" "$BUILD" "$out" $VMTEST_E2E \
 		</dev/null > "$out/console.log" 2>&1
 	rc=$?
 	t1=$(now)
