@@ -97,10 +97,11 @@ probe() {
 	fi
 	# netkit arrived in 6.7; Debian's 6.12 builds it in (CONFIG_NETKIT=y).
 	[ "$(kver_num)" -ge 607 ] && want=netkit || want=veth
+	[ "${VMTEST_POD_DEVICE:-auto}" = auto ] || want=$VMTEST_POD_DEVICE
 	if [ "$(cat "$OUT/pod_device")" = "$want" ]; then
-		ok "pod devices on $(uname -r) with --pod-device auto: $want"
+		ok "pod devices on $(uname -r) with --pod-device ${VMTEST_POD_DEVICE:-auto}: $want"
 	else
-		not_ok "pod devices on $(uname -r) with --pod-device auto: $(cat "$OUT/pod_device"), want $want"
+		not_ok "pod devices on $(uname -r) with --pod-device ${VMTEST_POD_DEVICE:-auto}: $(cat "$OUT/pod_device"), want $want"
 	fi
 	if [ "$attach" = tc ]; then
 		grep -q 'bpf.*direct-action' "$OUT/net.txt" && ok "uplink carries a cls_bpf filter in direct-action mode" ||
