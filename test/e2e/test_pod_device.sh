@@ -9,6 +9,9 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 pw_init
+# Every agent here chooses explicitly (vmtest exports --pod-device auto for
+# the other tests; the flag would override node.podDevice below).
+PW_AGENT_ARGS=
 
 scratch="${PW_PREFIX}-nkprobe"
 ip netns add "$scratch"
