@@ -222,6 +222,35 @@ static const char *node_foreign_key(const cJSON *obj, const char *const *allowed
 	return "?";
 }
 
+const char *pw_pod_device_name(enum pw_pod_device d)
+{
+	return d == PW_POD_DEVICE_NETKIT ? "netkit" : d == PW_POD_DEVICE_AUTO ? "auto" : "veth";
+}
+
+int pw_pod_device_parse(const char *s, enum pw_pod_device *d)
+{
+	if (s && strcmp(s, "veth") == 0)
+		*d = PW_POD_DEVICE_VETH;
+	else if (s && strcmp(s, "netkit") == 0)
+		*d = PW_POD_DEVICE_NETKIT;
+	else if (s && strcmp(s, "auto") == 0)
+		*d = PW_POD_DEVICE_AUTO;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m)
+{
+	if (s && strcmp(s, "tcx") == 0)
+		*m = PW_ATTACH_TCX;
+	else if (s && strcmp(s, "tc") == 0)
+		*m = PW_ATTACH_TC;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int parse_pod_device(struct perr *e, const cJSON *node, struct pw_node_config *cfg)
 {
 	const char *dev;

@@ -4,7 +4,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "cidr.h"
-#include "datapath.h"
 
 #define PW_NAME_MAX 64
 #define PW_IFNAME_MAX 16
@@ -38,6 +37,12 @@ struct pw_service_config {
 	struct pw_backend_config *backends;
 	int n_backends;
 };
+
+/* Pod devices: a veth pair (the default) or a netkit pair. The agent
+ * resolves "auto" at start; node.json publishes the result ("podDevice"). */
+enum pw_pod_device { PW_POD_DEVICE_VETH = 0, PW_POD_DEVICE_NETKIT = 1, PW_POD_DEVICE_AUTO = 2 };
+const char *pw_pod_device_name(enum pw_pod_device d);     /* "veth" / "netkit" / "auto" */
+int pw_pod_device_parse(const char *s, enum pw_pod_device *d);
 
 struct pw_node_config {
 	char name[PW_NAME_MAX];

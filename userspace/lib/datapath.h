@@ -22,12 +22,6 @@ int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m);
 /* The expected attach type of a program for the netkit side of hook h. */
 int pw_hook_netkit_attach_type(enum pw_hook h);
 
-/* Pod devices: a veth pair (the default) or a netkit pair. The agent
- * resolves "auto" at start; node.json publishes the result ("podDevice"). */
-enum pw_pod_device { PW_POD_DEVICE_VETH = 0, PW_POD_DEVICE_NETKIT = 1, PW_POD_DEVICE_AUTO = 2 };
-const char *pw_pod_device_name(enum pw_pod_device d);     /* "veth" / "netkit" / "auto" */
-int pw_pod_device_parse(const char *s, enum pw_pod_device *d);
-
 /* Whether this kernel has tcx: tries a tcx link of a trivial program on the
  * loopback device of the current netns and removes it again. Probes, never
  * parses version strings. */
