@@ -46,6 +46,22 @@ fi
 if [ "$has_netkit" = 1 ]; then
 	if PW_AGENT_ARGS="--pod-device netkit" node_up n2 192.168.1.12 10.244.2.0/27; then
 		check_eq "netkit: podDevice netkit" "$(pod_device n2)" netkit
+		# A restart moves the pod to the new program in place
+		# (bpf_link_update on the pinned netkit link): same link, so the
+		# pod's side is never left without a program (it would blackhole).
+		if pod_add n2 k; then
+			pin=$(ls -d "/sys/fs/bpf/podwire/${PW_NODE_INST[n2]}/links/pw"* 2>/dev/null | head -n1)
+			id1=$(bpftool -j link show pinned "$pin" 2>/dev/null | jq -r '"\(.id) \(.type)"')
+			agent_stop n2
+			PW_AGENT_ARGS="--pod-device netkit" agent_start n2 >/dev/null || not_ok "netkit: agent restarts"
+			id2=$(bpftool -j link show pinned "$pin" 2>/dev/null | jq -r '"\(.id) \(.type)"')
+			check_eq "netkit: the restart kept the pod's netkit link (updated in place)" "$id2" "$id1"
+			check_eq "netkit: the pod's link is a netkit link" "${id1#* }" netkit
+			check "netkit: the node reaches its pod after the restart" in_ns "${PW_PREFIX}-n2" ping -c 1 -W 2 "${PW_POD_IP[k]}"
+			check "netkit: cnitool del" pod_del k
+		else
+			not_ok "netkit: cnitool add"
+		fi
 	else
 		not_ok "netkit: agent starts on a kernel with netkit"
 	fi

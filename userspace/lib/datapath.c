@@ -111,8 +111,13 @@ static int open_live_link(enum pw_attach_mode mode, const char *link_pin, int if
 	if (bpf_link_get_info_by_fd(fd, &info, &len))
 		live = false;
 	else if (mode == PW_ATTACH_NETKIT)
-		live = info.type == BPF_LINK_TYPE_NETKIT && (int)info.netkit.ifindex == ifindex &&
-		       info.netkit.attach_type == (__u32)pw_hook_netkit_attach_type(hook);
+		/* A BPF_NETKIT_PEER link reports the peer's ifindex (in the
+		 * pod's netns), not the primary's it was created on; 0 once its
+		 * device is gone. The pin is named after the primary, so a
+		 * live peer link behind it is this device's. */
+		live = info.type == BPF_LINK_TYPE_NETKIT && info.netkit.ifindex != 0 &&
+		       info.netkit.attach_type == (__u32)pw_hook_netkit_attach_type(hook) &&
+		       (hook == PW_HOOK_INGRESS || (int)info.netkit.ifindex == ifindex);
 	else
 		live = info.type == BPF_LINK_TYPE_TCX && (int)info.tcx.ifindex == ifindex &&
 		       info.tcx.attach_type == (__u32)pw_hook_tcx_attach_type(hook);
