@@ -166,8 +166,11 @@ static int reserve_ip(struct add *s)
 	return 0;
 }
 
+/* The pod's device pair: a veth pair, or a netkit pair on a node whose
+ * agent chose netkit (node.json podDevice). */
 static int make_veth(struct add *s)
 {
+	bool netkit = s->node.info.pod_device == PW_POD_DEVICE_NETKIT;
 	struct pw_cni *c = s->c;
 	struct pw_link_info li;
 	int err;
@@ -179,7 +182,12 @@ static int make_veth(struct add *s)
 		err = pw_nl_open_in(s->netns_fd, &s->pod_nl);
 	if (err)
 		return nl_fail(s, err, "cannot open a netlink socket%s", "");
-	err = pw_nl_veth_add(s->host_nl, s->a.host_if, s->a.pod_if, s->netns_fd, s->mtu, s->want_mac);
+	if (netkit && s->want_mac)
+		return pw_cni_fail(&c->err, PW_CNI_E_CONFIG, NULL,
+				   "a MAC address was requested, but this node's pod devices are netkit "
+				   "(L3: no MAC addresses)%s", "");
+	err = netkit ? pw_nl_netkit_add(s->host_nl, s->a.host_if, s->a.pod_if, s->netns_fd, s->mtu)
+		     : pw_nl_veth_add(s->host_nl, s->a.host_if, s->a.pod_if, s->netns_fd, s->mtu, s->want_mac);
 	if (err == -EEXIST) {
 		if (pw_nl_link_get(s->host_nl, s->a.host_if, &li) == 0)
 			return pw_cni_fail(&c->err, PW_CNI_E_EXISTS, NULL,
@@ -189,7 +197,8 @@ static int make_veth(struct add *s)
 				   "interface %s already exists in %s", s->a.pod_if, c->env.netns);
 	}
 	if (err)
-		return nl_fail(s, err, "cannot create the veth pair %s", s->a.host_if);
+		return nl_fail(s, err, netkit ? "cannot create the netkit pair %s" : "cannot create the veth pair %s",
+			       s->a.host_if);
 	s->veth_made = true;
 	return 0;
 }
@@ -251,7 +260,7 @@ static int attach_datapath(struct add *s)
 	int err;
 
 	if ((err = pw_link_pin_path(&c->paths, s->a.host_if, s->pin, sizeof(s->pin))) ||
-	    (s->node.info.pod_attach == PW_ATTACH_TCX && (err = pw_mkdirs(c->paths.link_dir, 0700))))
+	    (s->node.info.pod_attach != PW_ATTACH_TC && (err = pw_mkdirs(c->paths.link_dir, 0700))))
 		return pw_cni_fail(&c->err, PW_CNI_E_DATAPATH, strerror(-err), "cannot prepare %s", c->paths.link_dir);
 	err = pw_attach_ingress(s->node.info.pod_attach, s->node.prog_fd, s->host_ifindex, s->pin);
 	if (err)

@@ -79,6 +79,10 @@ static int check_host(struct check *s)
 		return broken(s, "host veth missing", err);
 	if (!host.up)
 		return broken(s, "host veth is down", 0);
+	if (strcmp(host.kind, pw_pod_device_name(s->node.info.pod_device)))
+		return broken(s, s->node.info.pod_device == PW_POD_DEVICE_NETKIT ?
+			      "host device is not netkit, the node's pod device kind" :
+			      "host device is not a veth, the node's pod device kind", 0);
 	to_pod.oif = host.ifindex;
 	if ((err = pw_nl_route_check(s->host_nl, &to_pod)))
 		return broken(s, "host route to the pod missing", err == -ENOENT ? 0 : err);

@@ -4,7 +4,7 @@
 # virtme-ng's writable overlays on /etc, /usr, /var, /tmp, ... and a tmpfs
 # /run); OUTDIR is shared read-write (--rwdir) and gets the results.
 #
-# usage: guest.sh BUILD OUTDIR E2E_TEST...
+# usage: [VMTEST_BENCH=NAME...] guest.sh BUILD OUTDIR E2E_TEST...
 #   BUILD   the build dir (absolute), holding test/bpf/test_* and the binaries
 #   OUTDIR  where result.env, progs.tsv, net.txt, selftest.log go
 #   E2E_TEST  test/e2e/<name>.sh to run, e.g. test_single_node
@@ -17,6 +17,10 @@ shift 2
 E2E=("$@")
 cd "$(dirname "$0")/.."
 export BUILD PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Every agent the probe and the e2e subset start chooses its pod devices
+# itself: netkit where the kernel has it (6.12), else veth (6.1). Tests that
+# pass their own PW_AGENT_ARGS (test_pod_device) choose explicitly.
+export PW_AGENT_ARGS="--pod-device ${VMTEST_POD_DEVICE:-auto}"
 
 passed=0 failed=0
 ok()     { passed=$((passed + 1)); echo "ok - $*"; }
@@ -84,11 +88,20 @@ probe() {
 	attach=$(cat "$OUT/attach")
 	echo "attach=$attach" >> "$OUT/result.env"
 	echo "pod_attach=$(cat "$OUT/pod_attach")" >> "$OUT/result.env"
+	echo "pod_device=$(cat "$OUT/pod_device")" >> "$OUT/result.env"
 	[ "$(kver_num)" -ge 606 ] && want=tcx || want=tc
 	if [ "$attach" = "$want" ]; then
 		ok "uplink attach mode on $(uname -r) is $attach"
 	else
 		not_ok "uplink attach mode on $(uname -r) is $attach, want $want"
+	fi
+	# netkit arrived in 6.7; Debian's 6.12 builds it in (CONFIG_NETKIT=y).
+	[ "$(kver_num)" -ge 607 ] && want=netkit || want=veth
+	[ "${VMTEST_POD_DEVICE:-auto}" = auto ] || want=$VMTEST_POD_DEVICE
+	if [ "$(cat "$OUT/pod_device")" = "$want" ]; then
+		ok "pod devices on $(uname -r) with --pod-device ${VMTEST_POD_DEVICE:-auto}: $want"
+	else
+		not_ok "pod devices on $(uname -r) with --pod-device ${VMTEST_POD_DEVICE:-auto}: $(cat "$OUT/pod_device"), want $want"
 	fi
 	if [ "$attach" = tc ]; then
 		grep -q 'bpf.*direct-action' "$OUT/net.txt" && ok "uplink carries a cls_bpf filter in direct-action mode" ||
@@ -111,6 +124,12 @@ main() {
 	done
 	for t in "${E2E[@]}"; do
 		run_one "e2e/$t" timeout 600 bash "test/e2e/$t.sh"
+	done
+	# VMTEST_BENCH (from run.sh): test/bench/<name>.sh to run after the
+	# suite, output kept in OUTDIR/bench_<name>.txt (pod_device: netkit
+	# against veth on this kernel; an indication only under TCG).
+	for t in ${VMTEST_BENCH:-}; do
+		run_one "bench/$t" timeout 900 bash -c "bash test/bench/$t.sh | tee '$OUT/bench_$t.txt'"
 	done
 	{
 		echo "suite_s=$(elapsed "$t0")"

@@ -8,7 +8,9 @@
 #   KERNEL       a series (6.1, 6.12) or a Debian package name; default "6.1 6.12"
 # environment:
 #   BUILD          build dir holding the binaries and tests (default build)
-#   VMTEST_E2E     e2e tests to run in the guest (default test_single_node)
+#   VMTEST_E2E     e2e tests to run in the guest (default test_single_node test_pod_device)
+#   VMTEST_POD_DEVICE  --pod-device of the guest's agents (default auto: netkit on 6.12, veth on 6.1)
+#   VMTEST_BENCH   test/bench scripts to run in the guest after the suite (e.g. pod_device)
 #   VMTEST_HOME    where make deps put virtme-ng (default /opt/podwire-vmtest)
 #   VMTEST_CACHE   kernel cache (default $VMTEST_HOME/kernels)
 #   VMTEST_TIMEOUT seconds per kernel, boot included (default 900)
@@ -22,7 +24,7 @@ BUILD=${BUILD:-build}
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "vmtest: build dir ${BUILD} missing: run make first" >&2; exit 2; }
 VMTEST_HOME=${VMTEST_HOME:-/opt/podwire-vmtest}
 VMTEST_CACHE=${VMTEST_CACHE:-$VMTEST_HOME/kernels}
-VMTEST_E2E=${VMTEST_E2E:-test_single_node}
+VMTEST_E2E=${VMTEST_E2E:-test_single_node test_pod_device}
 VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-900}
 # vng runs virtme-run from PATH: the venv's bin must come first.
 export PATH="$VMTEST_HOME/venv/bin:$PATH"
@@ -61,7 +63,7 @@ build_tools() {
 VNG_ACCEL=(--disable-kvm)
 kvm_works && VNG_ACCEL=()
 
-declare -A R_STATUS R_BOOT R_SUITE R_ATTACH R_PODATTACH R_INSNS R_COUNTS R_REL R_SELF
+declare -A R_STATUS R_BOOT R_SUITE R_ATTACH R_PODATTACH R_PODDEV R_INSNS R_COUNTS R_REL R_SELF
 overall=0 total_passed=0 total_failed=0
 
 # KEY from a result.env
@@ -85,7 +87,7 @@ run_kernel() {
 	t0=$(now)
 	timeout -k 10 "$VMTEST_TIMEOUT" vng "${VNG_ACCEL[@]}" --force-9p --memory 2G --cpus 2 \
 		--rwdir "$out" --run "$vmlinuz" -- \
-		bash "$REPO/vmtest/guest.sh" "$BUILD" "$out" $VMTEST_E2E \
+		env VMTEST_BENCH="${VMTEST_BENCH:-}" VMTEST_POD_DEVICE="${VMTEST_POD_DEVICE:-auto}" bash "$REPO/vmtest/guest.sh" "$BUILD" "$out" $VMTEST_E2E \
 		</dev/null > "$out/console.log" 2>&1
 	rc=$?
 	t1=$(now)
@@ -109,6 +111,7 @@ run_kernel() {
 	R_STATUS[$spec]=$status R_BOOT[$spec]=$boot R_SUITE[$spec]=$suite R_REL[$spec]=$rel
 	R_ATTACH[$spec]=$(getv attach "$out/result.env")
 	R_PODATTACH[$spec]=$(getv pod_attach "$out/result.env")
+	R_PODDEV[$spec]=$(getv pod_device "$out/result.env")
 	R_SELF[$spec]=$(getv selftest "$out/result.env")
 	R_COUNTS[$spec]="$(getv passed "$out/result.env") passed, $(getv failed "$out/result.env") failed"
 	local np nf
@@ -125,7 +128,8 @@ run_kernel() {
 		tc)  echo "attach:   tc on the uplink (clsact qdisc + cls_bpf direct-action filter: no tcx on this kernel)" ;;
 		*)   echo "attach:   ${R_ATTACH[$spec]} on the uplink" ;;
 		esac
-		echo "          ${R_PODATTACH[$spec]:-unknown} on pod veths (node.json podAttach)"
+		echo "          ${R_PODATTACH[$spec]:-unknown} on pod devices (node.json podAttach)"
+		echo "pods:     ${R_PODDEV[$spec]:-unknown} devices (--pod-device auto; node.json podDevice)"
 		echo "selftest: needs_new_helper ${R_SELF[$spec]}"
 		echo "checks:   ${R_COUNTS[$spec]}"
 		echo "programs (name, type, verified_insns, bytes_xlated):"
@@ -143,10 +147,10 @@ done
 
 {
 	echo "vmtest matrix ($(secs "$t_all" "$(now)") s total, $([ ${#VNG_ACCEL[@]} = 0 ] && echo KVM || echo TCG))"
-	printf '%-6s %-24s %-6s %-7s %-6s %-5s %-9s %-22s %s\n' kernel release boot_s suite_s uplink pods selftest checks result
+	printf '%-6s %-24s %-6s %-7s %-6s %-6s %-7s %-9s %-22s %s\n' kernel release boot_s suite_s uplink pods podDev selftest checks result
 	for k in "${kernels[@]}"; do
-		printf '%-6s %-24s %-6s %-7s %-6s %-5s %-9s %-22s %s\n' "$k" "${R_REL[$k]:--}" "${R_BOOT[$k]:--}" \
-			"${R_SUITE[$k]:--}" "${R_ATTACH[$k]:--}" "${R_PODATTACH[$k]:--}" "${R_SELF[$k]:--}" "${R_COUNTS[$k]:--}" "${R_STATUS[$k]}"
+		printf '%-6s %-24s %-6s %-7s %-6s %-6s %-7s %-9s %-22s %s\n' "$k" "${R_REL[$k]:--}" "${R_BOOT[$k]:--}" \
+			"${R_SUITE[$k]:--}" "${R_ATTACH[$k]:--}" "${R_PODATTACH[$k]:--}" "${R_PODDEV[$k]:--}" "${R_SELF[$k]:--}" "${R_COUNTS[$k]:--}" "${R_STATUS[$k]}"
 	done
 	echo "verified_insns per program:"
 	for k in "${kernels[@]}"; do echo "  $k: ${R_INSNS[$k]:--}"; done

@@ -25,6 +25,10 @@ const volatile __u32 cfg_masquerade      = 0; /* non-zero: SNAT pods' traffic to
 /* Entries of the Maglev tables the agent builds (its Maglev M, a prime): the
  * BPF side cannot read an inner map's size, so the agent says it. */
 const volatile __u32 cfg_maglev_m        = PW_MAGLEV_M;
+/* Non-zero in the pod object of a node whose pods have netkit devices: its
+ * program runs at the netkit hook (the pod's transmit), where
+ * bpf_redirect_peer is refused. Zero in every other object (tc hooks). */
+const volatile __u32 cfg_netkit_hook     = 0;
 
 static __always_inline int pw_in_pod_cidr(__be32 addr)
 {

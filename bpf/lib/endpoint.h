@@ -5,6 +5,7 @@
 #define PW_BPF_ENDPOINT_H
 
 #include "common.h"
+#include "config.h"
 #include "maps.h"
 #include "eth.h"
 #include "ipv4.h"
@@ -28,6 +29,12 @@ static __always_inline const struct pw_endpoint *pw_ep_by_ip(__be32 addr)
  * the gateway (source = the target's host-side veth, which is the gateway
  * MAC the pod knows), then straight into the pod's netns with
  * bpf_redirect_peer, skipping a second pass through the host-side veth.
+ * At the netkit hook (a netkit pod's own transmit) bpf_redirect_peer is
+ * refused (it needs tc ingress): the packet goes out of the target's
+ * primary device instead, whose transmit hands it to the pod (netkit L3
+ * frames carry an Ethernet header with zero MACs, which the rewrite keeps
+ * as the target's zero MACs). From tc ingress (uplink, overlay)
+ * bpf_redirect_peer into a netkit primary works as into a veth.
  * Returns the verdict or a drop reason. */
 static __always_inline int pw_deliver_local(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 					    struct iphdr *iph, const struct pw_endpoint *target)
@@ -41,6 +48,8 @@ static __always_inline int pw_deliver_local(struct __sk_buff *skb, struct pw_pkt
 
 	pw_metrics_count(PW_METRIC_FORWARDED, pkt->dir, skb->len);
 	pw_event_trace(skb, pkt, PW_TRACE_TO_POD, target_ifindex);
+	if (cfg_netkit_hook)
+		return bpf_redirect(target_ifindex, 0);
 	return bpf_redirect_peer(target_ifindex, 0);
 }
 

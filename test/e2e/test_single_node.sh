@@ -16,13 +16,38 @@ for p in a b; do
 done
 # Pod c asks for its address and MAC through the conflist's ips and mac
 # capabilities (cnitool passes CAP_ARGS as runtimeConfig), as podman --ip does.
-if pod_add n1 c CAP_ARGS='{"ips": ["10.244.1.20/27"], "mac": "02:aa:bb:cc:dd:ee"}'; then
+# netkit pod devices (PW_AGENT_ARGS="--pod-device netkit|auto" where the
+# kernel has them) are L3: a MAC request is refused, leaving nothing behind,
+# and the address alone is honoured.
+pod_device=$(jq -r '.podDevice // "veth"' "/run/podwire/$inst/node.json")
+log "pod devices: $pod_device"
+if [ "$pod_device" = netkit ]; then
+	ip netns add "${PW_PREFIX}-c"
+	PW_POD_NODE[c]=n1
+	out=$(cni n1 add c CAP_ARGS='{"ips": ["10.244.1.20/27"], "mac": "02:aa:bb:cc:dd:ee"}' 2>&1)
+	log "MAC request on netkit: $out"
+	check_eq "netkit: a MAC request is refused with a clear error" \
+		"$(grep -c 'pod devices are netkit' <<<"$out")" 1
+	check_eq "netkit: the refused ADD left no reservation" "$(ls "/run/podwire/$inst/ipam" | grep -c '^10.244.1.20$')" 0
+	check_eq "netkit: the refused ADD left no device" \
+		"$(in_ns "${PW_PREFIX}-n1" ip -o link show | awk -F': ' '{print $2}' | grep -c '^pw')" 2
+	unset 'PW_POD_NODE[c]'
+	ip netns del "${PW_PREFIX}-c"
+	if pod_add n1 c CAP_ARGS='{"ips": ["10.244.1.20/27"]}'; then
+		ok "cnitool add pod c with runtimeConfig ips -> ${PW_POD_IP[c]}"
+	else
+		not_ok "cnitool add pod c with runtimeConfig ips"
+	fi
+	check_eq "pod devices are netkit on both ends" \
+		"$(in_ns "${PW_PREFIX}-c" ip -d -j link show eth0 | jq -r '.[0].linkinfo.info_kind') $(in_ns "${PW_PREFIX}-n1" ip -d -j link show | jq -r '[.[] | select(.ifname | startswith("pw")) | .linkinfo.info_kind] | unique | join(",")')" \
+		"netkit netkit"
+elif pod_add n1 c CAP_ARGS='{"ips": ["10.244.1.20/27"], "mac": "02:aa:bb:cc:dd:ee"}'; then
 	ok "cnitool add pod c with runtimeConfig ips and mac -> ${PW_POD_IP[c]}"
 else
 	not_ok "cnitool add pod c with runtimeConfig ips and mac"
 fi
 check_eq "pod c got the requested address" "${PW_POD_IP[c]}" 10.244.1.20
-check_eq "pod c's eth0 has the requested MAC" \
+[ "$pod_device" = netkit ] || check_eq "pod c's eth0 has the requested MAC" \
 	"$(in_ns "${PW_PREFIX}-c" ip -j link show eth0 | jq -r '.[0].address')" 02:aa:bb:cc:dd:ee
 
 check_eq "endpoints map lists exactly the three pods" \

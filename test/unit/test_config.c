@@ -196,6 +196,8 @@ static const struct bad_case bad_cases[] = {
 	  "services[1].externalTrafficPolicy: \"Local\" applies to the node port, and there is no nodePort" },
 	{ "healthCheckNodePort without externalTrafficPolicy Local", "\"externalTrafficPolicy\": \"Local\", ", "",
 	  "services[0].healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one" },
+	{ "unknown pod device", "\"podCIDR\": \"10.244.1.0/24\"}", "\"podCIDR\": \"10.244.1.0/24\", \"podDevice\": \"macvlan\"}",
+	  "node.podDevice: \"macvlan\" is not one of veth, netkit, auto" },
 	{ "invalid JSON", "\"masquerade\": true}", "\"masquerade\": true", "invalid JSON at line" },
 	{ "trailing junk", "}\n", "}}\n", "invalid JSON" },
 	{ "nodePortAddresses not an array", "\"masquerade\": true", "\"masquerade\": true, \"nodePortAddresses\": \"10.0.0.0/8\"",
@@ -324,6 +326,39 @@ static void test_copy(void)
 	pw_config_free(&d);
 }
 
+/* node.podDevice: absent leaves the choice to the flag (veth by default);
+ * given, it reads back through the formatter, in both config forms. */
+static void test_pod_device(void)
+{
+	const char *nk = "{\"node\": {\"name\": \"n\", \"ip\": \"192.168.1.11\", \"uplink\": \"eth0\","
+			 " \"podCIDR\": \"10.244.7.0/24\", \"podDevice\": \"auto\"}}";
+	struct pw_node_config c, d;
+	char err[256] = "", *text;
+	int r = pw_config_parse(good, &c, err, sizeof(err));
+
+	PWT_CHECK(r == 0 && !c.has_pod_device, "podDevice absent: not set", "r %d has %d", r, c.has_pod_device);
+	if (!r)
+		pw_config_free(&c);
+	r = pw_config_parse(nk, &c, err, sizeof(err));
+	PWT_CHECK(r == 0 && c.has_pod_device && c.pod_device == PW_POD_DEVICE_AUTO, "node.podDevice auto parses",
+		  "r %d (%s) has %d device %d", r, err, c.has_pod_device, c.pod_device);
+	if (r)
+		return;
+	text = pw_config_format(&c);
+	r = text ? pw_config_parse(text, &d, err, sizeof(err)) : -ENOMEM;
+	PWT_CHECK(r == 0 && d.has_pod_device && d.pod_device == PW_POD_DEVICE_AUTO,
+		  "node.podDevice reads back through pw_config_format", "%d: %s", r, err);
+	if (!r)
+		pw_config_free(&d);
+	free(text);
+	pw_config_free(&c);
+	r = pw_config_parse_k8s("{\"node\": {\"podDevice\": \"netkit\"}}", &c, err, sizeof(err));
+	PWT_CHECK(r == 0 && c.has_pod_device && c.pod_device == PW_POD_DEVICE_NETKIT,
+		  "Kubernetes mode: node.podDevice netkit allowed", "%d: %s", r, err);
+	if (!r)
+		pw_config_free(&c);
+}
+
 /* The services are spliced into the text one by one: none, or several,
  * still read back as the same config. */
 static void test_format_services(void)
@@ -420,6 +455,7 @@ int main(void)
 	test_copy();
 	test_format_services();
 	test_defaults();
+	test_pod_device();
 	test_bad();
 	test_cut_values();
 	test_not_object_and_load();

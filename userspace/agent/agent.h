@@ -70,7 +70,12 @@ struct pw_agent {
 	const char *config_path;
 	struct pw_node_config cfg;     /* the config currently applied */
 	enum pw_attach_mode mode;      /* uplink and overlay programs */
-	enum pw_attach_mode pod_mode;  /* pod veths: tc unless --pod-attach tcx (see nodeinfo.h) */
+	enum pw_attach_mode pod_mode;  /* pod veths: tc unless --pod-attach tcx (see nodeinfo.h); netkit pods: netkit */
+	/* Pod devices: --pod-device if given (has_pod_device_flag), else
+	 * node.podDevice, else veth; resolved (never auto) at start. */
+	enum pw_pod_device pod_device_flag;
+	bool has_pod_device_flag;
+	enum pw_pod_device pod_device;
 	int uplink_ifindex;
 	int pod_mtu;
 	struct pw_datapath *dp;

@@ -365,10 +365,17 @@ static int load_objects(struct pw_agent *a, struct pw_datapath *dp)
 		err = set_lb_sizes(a, dp, dp->pod->obj);
 	if (err)
 		return err;
-	/* The pod program follows the pod attach mode, not the node's. */
+	/* The pod program follows the pod attach mode, not the node's. On
+	 * netkit it runs at the netkit hook, where bpf_redirect_peer is
+	 * refused: cfg_netkit_hook makes it deliver by bpf_redirect. */
 	if (a->pod_mode == PW_ATTACH_TCX)
 		bpf_program__set_expected_attach_type(dp->pod->progs.pod_ingress,
 						      pw_hook_tcx_attach_type(PW_HOOK_INGRESS));
+	if (a->pod_mode == PW_ATTACH_NETKIT) {
+		bpf_program__set_expected_attach_type(dp->pod->progs.pod_ingress,
+						      pw_hook_netkit_attach_type(PW_HOOK_INGRESS));
+		dp->pod->rodata->cfg_netkit_hook = 1;
+	}
 	err = pod_bpf__load(dp->pod);
 	if (err)
 		return load_failed("pod", err);
@@ -585,6 +592,70 @@ static int choose_attach_mode(enum pw_attach_mode *mode)
 	return 0;
 }
 
+/* Pods of this instance that exist now (their ifindex entries), before
+ * the maps are loaded: the pinned map is all there is. */
+static int pods_present(const struct pw_paths *p)
+{
+	int fd = pw_map_open(p, PW_MAP_EP_BY_IFIDX), n;
+
+	if (fd < 0)
+		return 0;
+	n = count_entries(fd);
+	close(fd);
+	return n;
+}
+
+/* 0: the kernel creates netkit devices; else why not (-errno). */
+static int netkit_supported(void)
+{
+	struct pw_nl *nl;
+	int err = pw_nl_open(&nl);
+
+	if (err)
+		return err;
+	err = pw_nl_netkit_probe(nl);
+	pw_nl_close(nl);
+	return err;
+}
+
+/* The pod device kind: --pod-device, else node.podDevice, else veth; auto
+ * probes. One kind per node: pods already wired with the other kind keep
+ * theirs, so auto keeps the kind they have and an explicit other kind is
+ * refused, as is netkit on a kernel without it. */
+static int choose_pod_device(struct pw_agent *a, const struct pw_nodeinfo *prev)
+{
+	enum pw_pod_device want = a->has_pod_device_flag ? a->pod_device_flag
+				  : a->cfg.has_pod_device ? a->cfg.pod_device : PW_POD_DEVICE_VETH;
+	int pods = prev ? pods_present(&a->paths) : 0;
+	int probe = want == PW_POD_DEVICE_VETH ? 0 : netkit_supported();
+
+	if (want == PW_POD_DEVICE_AUTO && pods)
+		want = prev->pod_device;
+	if (want == PW_POD_DEVICE_AUTO) {
+		want = probe ? PW_POD_DEVICE_VETH : PW_POD_DEVICE_NETKIT;
+		pw_info("pod devices: auto chose %s%s%s", pw_pod_device_name(want),
+			probe ? ": this kernel cannot create netkit devices: " : "",
+			probe ? strerror(-probe) : "");
+	}
+	if (want == PW_POD_DEVICE_NETKIT && probe) {
+		pw_err("pod devices: netkit requested (%s) but this kernel cannot create netkit devices: %s "
+		       "(netkit needs Linux >= 6.7 with CONFIG_NETKIT; use veth or auto)",
+		       a->has_pod_device_flag ? "--pod-device" : "node.podDevice", strerror(-probe));
+		return -EOPNOTSUPP;
+	}
+	if (pods && prev->pod_device != want) {
+		pw_err("pod devices: %d pod(s) of this node have %s devices; %s needs a node without pods "
+		       "(one kind per node: delete the pods first, or keep %s)", pods,
+		       pw_pod_device_name(prev->pod_device), pw_pod_device_name(want),
+		       pw_pod_device_name(prev->pod_device));
+		return -EBUSY;
+	}
+	a->pod_device = want;
+	if (want == PW_POD_DEVICE_NETKIT)
+		a->pod_mode = PW_ATTACH_NETKIT;
+	return 0;
+}
+
 /* Pins every program the loaded objects have under progs/; the pin of one
  * they do not have (an overlay program after a switch to native routing)
  * goes, so progs/ shows what runs. */
@@ -748,7 +819,7 @@ int pw_loader_start(struct pw_agent *a)
 	struct pw_nodeinfo prev;
 	struct pw_datapath *dp;
 	char pin[PW_PATH_MAX + 32], perr[256];
-	bool reuse;
+	bool reuse, have_prev;
 	int err;
 
 	libbpf_set_print(libbpf_print);
@@ -764,7 +835,11 @@ int pw_loader_start(struct pw_agent *a)
 	/* What the previous run attached with, to clean up after a mode change. */
 	if (a->pod_mode == PW_ATTACH_TCX && a->mode != PW_ATTACH_TCX)
 		a->pod_mode = a->mode;   /* no tcx in this kernel */
-	if (pw_nodeinfo_read(a->paths.node_file, &prev, perr, sizeof(perr)) == 0) {
+	have_prev = pw_nodeinfo_read(a->paths.node_file, &prev, perr, sizeof(perr)) == 0;
+	err = choose_pod_device(a, have_prev ? &prev : NULL);
+	if (err)
+		return err;
+	if (have_prev) {
 		before = prev.attach;
 		pod_before = prev.pod_attach;
 	} else {

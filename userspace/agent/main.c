@@ -31,6 +31,8 @@ struct options {
 	bool socket_lb_off;
 	int snat_timeout;
 	enum pw_attach_mode pod_mode;
+	enum pw_pod_device pod_device;
+	bool has_pod_device;
 	struct pw_lb_sizes lb;
 	struct pw_ct_timeouts ct;
 	struct pw_nodeport_flags np;
@@ -57,6 +59,9 @@ static void usage(FILE *out)
 		"  --metrics-port N Prometheus /metrics on 127.0.0.1:N (default " PW_METRICS_PORT_DEFAULT_STR ", 0 = off)\n"
 		"  --pod-attach M   how pod veths get the pod program: tc (cls_bpf, default: attaching\n"
 		"                   costs no RCU grace period) or tcx (where the kernel has it)\n"
+		"  --pod-device D   pod devices: veth, netkit (kernel >= 6.7 with CONFIG_NETKIT) or auto\n"
+		"                   (netkit where the kernel has it, else veth); overrides node.podDevice;\n"
+		"                   default veth. One kind per node: a change needs a node without pods\n"
 		"  --socket-lb on|off  load-balance services at connect()/sendmsg() for this node's own\n"
 		"                   processes and hostNetwork pods (cgroup v2 hooks; default on)\n"
 		"  --nodeport-addresses CIDR[,CIDR...]  only the node's addresses inside these serve NodePorts\n"
@@ -181,6 +186,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "snat-timeout", required_argument, NULL, 'T' },
 		{ "pod-attach", required_argument, NULL, 'P' },
 		{ "socket-lb", required_argument, NULL, 'S' },
+		{ "pod-device", required_argument, NULL, 'd' },
 		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
 		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
 		{ "max-slots", required_argument, NULL, OPT_MAX_SLOTS },
@@ -248,6 +254,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 				fprintf(stderr, "podwired: --pod-attach: \"%s\" is not tc or tcx\n", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'd':
+			if (pw_pod_device_parse(optarg, &o->pod_device)) {
+				fprintf(stderr, "podwired: --pod-device: \"%s\" is not one of veth, netkit, auto\n", optarg);
+				return -EINVAL;
+			}
+			o->has_pod_device = true;
 			break;
 		case 'S':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
@@ -509,6 +522,8 @@ int main(int argc, char **argv)
 	a.log_level = o.level;
 	a.snat_timeout = o.snat_timeout;
 	a.pod_mode = o.pod_mode;
+	a.pod_device_flag = o.pod_device;
+	a.has_pod_device_flag = o.has_pod_device;
 	a.socket_lb_off = o.socket_lb_off;
 	a.lb = o.lb;
 	a.np_flags = o.np;

@@ -163,6 +163,7 @@ int pw_node_setup(struct pw_agent *a)
 	ni.mtu = mtu;
 	ni.attach = a->mode;
 	ni.pod_attach = a->pod_mode;
+	ni.pod_device = a->pod_device;
 	publish_config_path(a, &ni);
 	err = pw_nodeinfo_write(a->paths.node_file, &ni);
 	if (err)

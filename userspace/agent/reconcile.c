@@ -85,6 +85,10 @@ static void report_restart_fields(struct pw_agent *ag, const struct pw_node_conf
 		note_pending(ag, "node.mtu");
 		pw_warn("node.mtu changed: restart podwired to apply (new pods only)");
 	}
+	if (old->has_pod_device != new->has_pod_device || old->pod_device != new->pod_device) {
+		note_pending(ag, "node.podDevice");
+		pw_warn("node.podDevice changed: restart podwired to apply (only on a node without pods)");
+	}
 }
 
 /* A changed restart field keeps its running value in the applied config, so
@@ -100,6 +104,8 @@ static void keep_restart_fields(const struct pw_node_config *old, struct pw_node
 	new->routing = old->routing;
 	new->masquerade = old->masquerade;
 	new->mtu = old->mtu;
+	new->pod_device = old->pod_device;
+	new->has_pod_device = old->has_pod_device;
 }
 
 static const struct pw_peer_config *find_peer(const struct pw_node_config *c, const char *name)

@@ -223,7 +223,50 @@ static const char *node_foreign_key(const cJSON *obj, const char *const *allowed
 	return "?";
 }
 
-/* The uplink name and MTU: shared by both forms of the node section. */
+const char *pw_pod_device_name(enum pw_pod_device d)
+{
+	return d == PW_POD_DEVICE_NETKIT ? "netkit" : d == PW_POD_DEVICE_AUTO ? "auto" : "veth";
+}
+
+int pw_pod_device_parse(const char *s, enum pw_pod_device *d)
+{
+	if (s && strcmp(s, "veth") == 0)
+		*d = PW_POD_DEVICE_VETH;
+	else if (s && strcmp(s, "netkit") == 0)
+		*d = PW_POD_DEVICE_NETKIT;
+	else if (s && strcmp(s, "auto") == 0)
+		*d = PW_POD_DEVICE_AUTO;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m)
+{
+	if (s && strcmp(s, "tcx") == 0)
+		*m = PW_ATTACH_TCX;
+	else if (s && strcmp(s, "tc") == 0)
+		*m = PW_ATTACH_TC;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_pod_device(struct perr *e, const cJSON *node, struct pw_node_config *cfg)
+{
+	const char *dev;
+	struct shown sh;
+	int r = get_string(e, node, "node", "podDevice", false, &dev);
+
+	if (r)
+		return r < 0 ? r : 0;
+	if (pw_pod_device_parse(dev, &cfg->pod_device))
+		return fail(e, "node.podDevice: \"%s\" is not one of veth, netkit, auto", shown(dev, &sh));
+	cfg->has_pod_device = true;
+	return 0;
+}
+
+/* The uplink name, MTU and pod device: shared by both forms of the node section. */
 static int parse_node_link(struct perr *e, const cJSON *node, bool required, struct pw_node_config *cfg)
 {
 	long mtu = 0;
@@ -241,12 +284,12 @@ static int parse_node_link(struct perr *e, const cJSON *node, bool required, str
 	if (mtu != 0 && mtu < 576)
 		return fail(e, "node.mtu: %ld is below 576", mtu);
 	cfg->mtu = (int)mtu;
-	return 0;
+	return parse_pod_device(e, node, cfg);
 }
 
 static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
 {
-	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", NULL };
+	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", "podDevice", NULL };
 	const cJSON *node;
 
 	TRY(get_typed(e, root, "", "node", true, false, &node));
@@ -265,7 +308,7 @@ static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *
  * object; the file may only say which uplink and MTU to use. */
 static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
 {
-	static const char *const keys[] = { "uplink", "mtu", NULL };
+	static const char *const keys[] = { "uplink", "mtu", "podDevice", NULL };
 	const cJSON *node;
 	int r = get_typed(e, root, "", "node", false, false, &node);
 
@@ -273,7 +316,7 @@ static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_conf
 		return r < 0 ? r : 0;
 	if (check_keys(e, node, "node", keys))
 		return fail(e, "node.%s: not allowed in Kubernetes mode (the Node object says it); "
-			    "only node.uplink and node.mtu are", node_foreign_key(node, keys));
+			    "only node.uplink, node.mtu and node.podDevice are", node_foreign_key(node, keys));
 	return parse_node_link(e, node, false, cfg);
 }
 
@@ -895,7 +938,8 @@ static cJSON *format_node(const struct pw_node_config *cfg)
 	pw_cidr_format(&cfg->pod_cidr, cidr);
 	if (o && cJSON_AddStringToObject(o, "name", cfg->name) && cJSON_AddStringToObject(o, "ip", ip) &&
 	    cJSON_AddStringToObject(o, "uplink", cfg->uplink) && cJSON_AddStringToObject(o, "podCIDR", cidr) &&
-	    (!cfg->mtu || cJSON_AddNumberToObject(o, "mtu", cfg->mtu)))
+	    (!cfg->mtu || cJSON_AddNumberToObject(o, "mtu", cfg->mtu)) &&
+	    (!cfg->has_pod_device || cJSON_AddStringToObject(o, "podDevice", pw_pod_device_name(cfg->pod_device))))
 		return o;
 	cJSON_Delete(o);
 	return NULL;

@@ -49,6 +49,12 @@ struct pw_service_config {
  * (cluster.nodePortRange, --nodeport-range). */
 #define PW_NODEPORT_RANGE_DEFAULT "30000-32767"
 
+/* Pod devices: a veth pair (the default) or a netkit pair. The agent
+ * resolves "auto" at start; node.json publishes the result ("podDevice"). */
+enum pw_pod_device { PW_POD_DEVICE_VETH = 0, PW_POD_DEVICE_NETKIT = 1, PW_POD_DEVICE_AUTO = 2 };
+const char *pw_pod_device_name(enum pw_pod_device d);     /* "veth" / "netkit" / "auto" */
+int pw_pod_device_parse(const char *s, enum pw_pod_device *d);
+
 struct pw_node_config {
 	char name[PW_NAME_MAX];
 	uint32_t ip;
@@ -66,6 +72,10 @@ struct pw_node_config {
 	/* Ports reserved in the netns's ip_local_reserved_ports (0, 0 = none). */
 	uint16_t nodeport_range_min, nodeport_range_max;
 	int mtu;                 /* 0 = derive from the uplink */
+	/* node.podDevice: veth, netkit or auto (absent = veth, unless
+	 * podwired --pod-device says otherwise). Read at agent start only. */
+	enum pw_pod_device pod_device;
+	bool has_pod_device;
 	struct pw_peer_config *peers;
 	int n_peers;
 	struct pw_service_config *services;

@@ -15,18 +15,7 @@
 
 const char *pw_attach_mode_name(enum pw_attach_mode m)
 {
-	return m == PW_ATTACH_TCX ? "tcx" : "tc";
-}
-
-int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m)
-{
-	if (s && strcmp(s, "tcx") == 0)
-		*m = PW_ATTACH_TCX;
-	else if (s && strcmp(s, "tc") == 0)
-		*m = PW_ATTACH_TC;
-	else
-		return -EINVAL;
-	return 0;
+	return m == PW_ATTACH_TCX ? "tcx" : m == PW_ATTACH_NETKIT ? "netkit" : "tc";
 }
 
 /* A program that only says TCX_NEXT: attaching it changes no packet's fate. */
@@ -93,35 +82,62 @@ int pw_hook_tcx_attach_type(enum pw_hook h)
 	return h == PW_HOOK_EGRESS ? BPF_TCX_EGRESS : BPF_TCX_INGRESS;
 }
 
+/* What the pod sends is the host side's ingress: on a netkit pair that is
+ * the peer's transmit, where BPF_NETKIT_PEER programs run. */
+int pw_hook_netkit_attach_type(enum pw_hook h)
+{
+	return h == PW_HOOK_EGRESS ? BPF_NETKIT_PRIMARY : BPF_NETKIT_PEER;
+}
+
+static int link_attach_type(enum pw_attach_mode mode, enum pw_hook hook)
+{
+	return mode == PW_ATTACH_NETKIT ? pw_hook_netkit_attach_type(hook) : pw_hook_tcx_attach_type(hook);
+}
+
 /* The tcx link pinned at link_pin if it is still attached to ifindex at the
  * same hook; -ENOENT when there is no pin, -ESTALE when the pin outlived its
  * device (the link is detached, or the ifindex now names another device) or
  * names another hook. */
-static int open_live_tcx_link(const char *link_pin, int ifindex, enum pw_hook hook)
+static int open_live_link(enum pw_attach_mode mode, const char *link_pin, int ifindex, enum pw_hook hook)
 {
 	struct bpf_link_info info;
 	__u32 len = sizeof(info);
 	int fd = bpf_obj_get(link_pin);
+	bool live;
 
 	if (fd < 0)
 		return -errno;
 	memset(&info, 0, sizeof(info));
-	if (bpf_link_get_info_by_fd(fd, &info, &len) || info.type != BPF_LINK_TYPE_TCX ||
-	    (int)info.tcx.ifindex != ifindex ||
-	    info.tcx.attach_type != (__u32)pw_hook_tcx_attach_type(hook)) {
+	if (bpf_link_get_info_by_fd(fd, &info, &len))
+		live = false;
+	else if (mode == PW_ATTACH_NETKIT)
+		/* A BPF_NETKIT_PEER link reports the peer's ifindex (in the
+		 * pod's netns), not the primary's it was created on; 0 once its
+		 * device is gone. The pin is named after the primary, so a
+		 * live peer link behind it is this device's. */
+		live = info.type == BPF_LINK_TYPE_NETKIT && info.netkit.ifindex != 0 &&
+		       info.netkit.attach_type == (__u32)pw_hook_netkit_attach_type(hook) &&
+		       (hook == PW_HOOK_INGRESS || (int)info.netkit.ifindex == ifindex);
+	else
+		live = info.type == BPF_LINK_TYPE_TCX && (int)info.tcx.ifindex == ifindex &&
+		       info.tcx.attach_type == (__u32)pw_hook_tcx_attach_type(hook);
+	if (!live) {
 		close(fd);
 		return -ESTALE;
 	}
 	return fd;
 }
 
-static int attach_tcx(int prog_fd, int ifindex, enum pw_hook hook, const char *link_pin)
+/* A tcx or netkit link (both bpf_mprog hooks, same life cycle): pinned, so
+ * it outlives the process; replaced in place when the pin is live. */
+static int attach_link(enum pw_attach_mode mode, int prog_fd, int ifindex, enum pw_hook hook,
+		       const char *link_pin)
 {
 	int link_fd, err;
 
 	if (!link_pin)
 		return -EINVAL;
-	link_fd = open_live_tcx_link(link_pin, ifindex, hook);
+	link_fd = open_live_link(mode, link_pin, ifindex, hook);
 	if (link_fd >= 0) {
 		/* Atomic program swap: no packet sees the hook empty. */
 		err = bpf_link_update(link_fd, prog_fd, NULL) ? -errno : 0;
@@ -131,7 +147,7 @@ static int attach_tcx(int prog_fd, int ifindex, enum pw_hook hook, const char *l
 	if (link_fd != -ENOENT && unlink(link_pin) && errno != ENOENT)
 		return -errno;
 
-	link_fd = bpf_link_create(prog_fd, ifindex, pw_hook_tcx_attach_type(hook), NULL);
+	link_fd = bpf_link_create(prog_fd, ifindex, link_attach_type(mode, hook), NULL);
 	if (link_fd < 0)
 		return -errno;
 	err = bpf_obj_pin(link_fd, link_pin) ? -errno : 0;
@@ -164,8 +180,8 @@ int pw_attach(enum pw_attach_mode mode, int prog_fd, int ifindex, enum pw_hook h
 {
 	if (prog_fd < 0 || ifindex <= 0)
 		return -EINVAL;
-	return mode == PW_ATTACH_TCX ? attach_tcx(prog_fd, ifindex, hook, link_pin)
-				     : attach_tc(prog_fd, ifindex, hook);
+	return mode == PW_ATTACH_TC ? attach_tc(prog_fd, ifindex, hook)
+				    : attach_link(mode, prog_fd, ifindex, hook, link_pin);
 }
 
 int pw_attach_ingress(enum pw_attach_mode mode, int prog_fd, int ifindex, const char *link_pin)

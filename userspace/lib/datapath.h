@@ -6,10 +6,21 @@
 #include <stdbool.h>
 #include "paths.h"
 
-enum pw_attach_mode { PW_ATTACH_TCX = 0, PW_ATTACH_TC = 1 };
+/* The two tc hooks of a device. */
+enum pw_hook { PW_HOOK_INGRESS = 0, PW_HOOK_EGRESS = 1 };
 
-const char *pw_attach_mode_name(enum pw_attach_mode m);   /* "tcx" / "tc" */
+/* NETKIT: pod devices only (the node's pod device mode is netkit): a
+ * netkit link on the primary (host-side) device, BPF_NETKIT_PEER for
+ * PW_HOOK_INGRESS (what the pod sends), BPF_NETKIT_PRIMARY for
+ * PW_HOOK_EGRESS, pinned like a tcx link. */
+enum pw_attach_mode { PW_ATTACH_TCX = 0, PW_ATTACH_TC = 1, PW_ATTACH_NETKIT = 2 };
+
+const char *pw_attach_mode_name(enum pw_attach_mode m);   /* "tcx" / "tc" / "netkit" */
+/* "tcx" or "tc": the modes a tc hook can be chosen with (netkit follows
+ * from the device, never from a flag). */
 int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m);
+/* The expected attach type of a program for the netkit side of hook h. */
+int pw_hook_netkit_attach_type(enum pw_hook h);
 
 /* Whether this kernel has tcx: tries a tcx link of a trivial program on the
  * loopback device of the current netns and removes it again. Probes, never
@@ -20,8 +31,6 @@ enum pw_attach_mode pw_attach_probe(void);
 int pw_map_open(const struct pw_paths *p, const char *name);
 int pw_prog_open(const struct pw_paths *p, const char *name);
 
-/* The two tc hooks of a device. */
-enum pw_hook { PW_HOOK_INGRESS = 0, PW_HOOK_EGRESS = 1 };
 
 const char *pw_hook_name(enum pw_hook h);   /* "ingress" / "egress" */
 /* The expected attach type a program must be loaded with to be attached to

@@ -1137,6 +1137,8 @@ static int build_nodes(const struct pw_k8s_model *m, const struct pw_node_config
 	out->nodeport_range_min = base->nodeport_range_min;
 	out->nodeport_range_max = base->nodeport_range_max;
 	out->mtu = base->mtu;
+	out->pod_device = base->pod_device;
+	out->has_pod_device = base->has_pod_device;
 	ret = build_self(m, out, why, whylen);
 	return ret ? ret : build_peers(m, out);
 }

@@ -239,8 +239,20 @@ int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out
 	return link_get(nl, ifindex, NULL, out);
 }
 
-int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
-		   int peer_netns_fd, int mtu, const uint8_t *peer_mac)
+/* The kinds of device pair podwire makes: what differs between them is the
+ * kind, the attribute the peer is nested in and the kind's own settings
+ * before it. */
+struct pair_kind {
+	const char *kind;
+	int peer_attr;           /* VETH_INFO_PEER / IFLA_NETKIT_PEER_INFO */
+	int (*put_data)(struct nl_msg *msg);   /* kind attributes before the peer, or NULL */
+};
+
+/* One RTM_NEWLINK for the pair: name here, peer_name created directly in
+ * the netns of peer_netns_fd (its own ifinfomsg + attributes in the peer
+ * nest), so its name only has to be free there. */
+static int pair_add(struct pw_nl *nl, const struct pair_kind *k, const char *name, const char *peer_name,
+		    int peer_netns_fd, int mtu, const uint8_t *peer_mac)
 {
 	struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
 	struct nlattr *linkinfo, *data, *peer;
@@ -255,13 +267,11 @@ int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
 	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0))
 		goto too_big;
 	if (!(linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) ||
-	    nla_put_string(msg, IFLA_INFO_KIND, "veth") < 0 ||
+	    nla_put_string(msg, IFLA_INFO_KIND, k->kind) < 0 ||
 	    !(data = nla_nest_start(msg, IFLA_INFO_DATA)) ||
-	    !(peer = nla_nest_start(msg, VETH_INFO_PEER)))
+	    (k->put_data && k->put_data(msg) < 0) ||
+	    !(peer = nla_nest_start(msg, k->peer_attr)))
 		goto too_big;
-	/* The peer is described by its own ifinfomsg + attributes; with
-	 * IFLA_NET_NS_FD the kernel creates it directly in that netns, so
-	 * its name only has to be free there. */
 	if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0 ||
 	    nla_put_string(msg, IFLA_IFNAME, peer_name) < 0 ||
 	    (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) ||
@@ -275,6 +285,59 @@ int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
 too_big:
 	nlmsg_free(msg);
 	return -EMSGSIZE;
+}
+
+int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		   int peer_netns_fd, int mtu, const uint8_t *peer_mac)
+{
+	static const struct pair_kind veth = { "veth", VETH_INFO_PEER, NULL };
+
+	return pair_add(nl, &veth, name, peer_name, peer_netns_fd, mtu, peer_mac);
+}
+
+/* L3 mode: no ARP and no MAC addresses, the pod routes everything to its
+ * gateway anyway. The peer's (the pod's end) default policy is blackhole:
+ * until a program is attached to the peer side, nothing the pod sends gets
+ * anywhere (a pod that starts before its anti-spoofing program is in place
+ * cannot send with any source). The primary forwards, so the host can reach
+ * the pod with no program on that side. Once a program is attached its
+ * verdict decides and the policy is not consulted. */
+static int netkit_data(struct nl_msg *msg)
+{
+	if (nla_put_u32(msg, IFLA_NETKIT_MODE, NETKIT_L3) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_POLICY, NETKIT_PASS) < 0 ||
+	    nla_put_u32(msg, IFLA_NETKIT_PEER_POLICY, NETKIT_DROP) < 0)
+		return -EMSGSIZE;
+	return 0;
+}
+
+int pw_nl_netkit_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		     int peer_netns_fd, int mtu)
+{
+	static const struct pair_kind netkit = { "netkit", IFLA_NETKIT_PEER_INFO, netkit_data };
+
+	/* No MAC for the peer: netkit refuses one in L3 mode. */
+	return pair_add(nl, &netkit, name, peer_name, peer_netns_fd, mtu, NULL);
+}
+
+int pw_nl_netkit_probe(struct pw_nl *nl)
+{
+	char a[PW_NL_IFNAMSIZ], b[PW_NL_IFNAMSIZ];
+	int err;
+
+	/* Names of our own: two agents probing at once (one per node netns
+	 * on a test machine) each work in their own netns anyway. */
+	snprintf(a, sizeof(a), "pwnkp%ua", (unsigned)getpid() % 1000000u);
+	snprintf(b, sizeof(b), "pwnkp%ub", (unsigned)getpid() % 1000000u);
+	err = pw_nl_netkit_add(nl, a, b, -1, 0);
+	if (err == -EEXIST) {
+		/* Left by a probe that died half-way: remove and retry once. */
+		pw_nl_link_del(nl, a);
+		err = pw_nl_netkit_add(nl, a, b, -1, 0);
+	}
+	if (err)
+		return err;
+	return pw_nl_link_del(nl, a);   /* the peer goes with it */
 }
 
 int pw_nl_vxlan_add(struct pw_nl *nl, const struct pw_vxlan_opts *o)

@@ -45,6 +45,17 @@ int pw_nl_link_get_index(struct pw_nl *nl, int ifindex, struct pw_link_info *out
 int pw_nl_veth_add(struct pw_nl *nl, const char *name, const char *peer_name,
 		   int peer_netns_fd, int mtu, const uint8_t *peer_mac);
 
+/* A netkit pair in L3 mode (no MACs, no ARP), otherwise like
+ * pw_nl_veth_add: `name` (the primary) here, `peer_name` in peer_netns_fd,
+ * both down. The peer side blackholes until a program is attached to it
+ * (BPF_NETKIT_PEER). -EOPNOTSUPP when the kernel has no netkit. */
+int pw_nl_netkit_add(struct pw_nl *nl, const char *name, const char *peer_name,
+		     int peer_netns_fd, int mtu);
+/* Whether this kernel can create netkit devices: creates a pair in the
+ * socket's netns and deletes it again. 0 yes, -EOPNOTSUPP no, other
+ * -errno when the probe itself failed. */
+int pw_nl_netkit_probe(struct pw_nl *nl);
+
 struct pw_vxlan_opts {
 	const char *name;
 	uint32_t vni;            /* ignored with external */

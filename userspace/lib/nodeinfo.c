@@ -24,6 +24,7 @@ static cJSON *nodeinfo_to_json(const struct pw_nodeinfo *ni)
 	    !cJSON_AddNumberToObject(o, "mtu", ni->mtu) ||
 	    !cJSON_AddStringToObject(o, "attach", pw_attach_mode_name(ni->attach)) ||
 	    !cJSON_AddStringToObject(o, "podAttach", pw_attach_mode_name(ni->pod_attach)) ||
+	    !cJSON_AddStringToObject(o, "podDevice", pw_pod_device_name(ni->pod_device)) ||
 	    (ni->uplink[0] && !cJSON_AddStringToObject(o, "uplink", ni->uplink)) ||
 	    (ni->routing[0] && !cJSON_AddStringToObject(o, "routing", ni->routing)) ||
 	    (ni->config[0] && !cJSON_AddStringToObject(o, "config", ni->config))) {
@@ -85,7 +86,7 @@ static int garbled(char *err, size_t errlen, const char *path, const char *what)
 
 int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t errlen)
 {
-	const char *node, *cidr, *gw, *attach, *pod_attach, *uplink;
+	const char *node, *cidr, *gw, *attach, *pod_attach, *pod_device, *uplink;
 	const cJSON *mtu;
 	int ret;
 	char *text = read_file(path, &ret);
@@ -111,6 +112,7 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 	attach = get_string(o, "attach");
 	pod_attach = get_string(o, "podAttach");
 	uplink = get_string(o, "uplink");
+	pod_device = get_string(o, "podDevice");
 	mtu = cJSON_GetObjectItemCaseSensitive(o, "mtu");
 	if (!node || strlen(node) >= sizeof(ni->node))
 		ret = garbled(err, errlen, path, "node: missing or too long");
@@ -122,8 +124,13 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 		ret = garbled(err, errlen, path, "mtu: missing or out of range");
 	else if (!attach || pw_attach_mode_parse(attach, &ni->attach))
 		ret = garbled(err, errlen, path, "attach: missing or not tcx/tc");
-	else if (pod_attach && pw_attach_mode_parse(pod_attach, &ni->pod_attach))
-		ret = garbled(err, errlen, path, "podAttach: not tcx/tc");
+	else if (pod_attach && strcmp(pod_attach, "netkit") && pw_attach_mode_parse(pod_attach, &ni->pod_attach))
+		ret = garbled(err, errlen, path, "podAttach: not tcx/tc/netkit");
+	else if (pod_device && (pw_pod_device_parse(pod_device, &ni->pod_device) ||
+				ni->pod_device == PW_POD_DEVICE_AUTO))
+		ret = garbled(err, errlen, path, "podDevice: not veth/netkit");
+	else if ((pod_attach && !strcmp(pod_attach, "netkit")) != (ni->pod_device == PW_POD_DEVICE_NETKIT))
+		ret = garbled(err, errlen, path, "podAttach netkit goes with podDevice netkit, and only with it");
 	else if (uplink && strlen(uplink) >= sizeof(ni->uplink))
 		ret = garbled(err, errlen, path, "uplink: too long");
 	else {
@@ -138,6 +145,8 @@ int pw_nodeinfo_read(const char *path, struct pw_nodeinfo *ni, char *err, size_t
 			strcpy(ni->config, config);
 		if (!pod_attach)
 			ni->pod_attach = ni->attach;
+		else if (ni->pod_device == PW_POD_DEVICE_NETKIT)
+			ni->pod_attach = PW_ATTACH_NETKIT;
 		strcpy(ni->node, node);
 		ni->mtu = mtu->valueint;
 		ret = 0;

@@ -21,6 +21,9 @@ struct pw_nodeinfo {
 	 * at HZ=250) where a cls_bpf filter does not, and a pod's host veth has
 	 * no other tc user for tcx's multi-program ordering to protect. */
 	enum pw_attach_mode pod_attach;
+	/* Pod devices ("podDevice", veth when absent): never auto here, the
+	 * agent publishes what it resolved. netkit goes with podAttach netkit. */
+	enum pw_pod_device pod_device;
 	char uplink[16];              /* node uplink ("uplink" key); "" if not published */
 	char routing[8];              /* "native" / "vxlan" ("routing" key, for podwirectl); "" if not published */
 	/* The agent's config file, absolute ("config" key): where `podwirectl
