@@ -83,6 +83,7 @@ struct pw_agent {
 	char restart_err[256];
 	int log_level;                 /* enum pw_log_level of --log-level */
 	bool socket_lb_off;            /* --socket-lb off: no cgroup hooks (socklb.c) */
+	struct pw_netpol_state *netpol;/* what the policy maps hold (netpol.c), or NULL */
 };
 
 /* loader.c */
@@ -179,6 +180,16 @@ struct pw_k8s_flags {
  * not start (bad config file or kubeconfig, datapath failure). The caller
  * closes the datapath (pw_loader_close) and a->cfg afterwards. */
 int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd);
+
+/* netpol.c: NetworkPolicy -- cfg's policy model and this node's pods (from
+ * IPAM) into the policy maps, only the difference to what they hold. Cheap
+ * when nothing changed (a digest), so the main loop calls it every
+ * PW_NETPOL_POLL_MS to follow pods the CNI plugin adds and deletes.
+ * 0 or -errno (a bad model, a map write failing). */
+struct pw_netpol_state;
+#define PW_NETPOL_POLL_MS 500
+int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+void pw_netpol_close(struct pw_agent *a);
 
 /* watch.c: inotify on the config file's directory. */
 int pw_watch_open(const char *config_path);

@@ -834,6 +834,7 @@ void pw_loader_close(struct pw_agent *a)
 {
 	pw_snat_gc_stop(a);
 	pw_ct_gc_stop(a);
+	pw_netpol_close(a);
 	pw_healthcheck_stop(a);
 	if (a->svc) {
 		pw_services_close(a->svc);

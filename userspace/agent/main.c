@@ -338,12 +338,14 @@ static void run(struct pw_agent *a, int sig_fd, int watch_fd)
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = watch_fd, .events = POLLIN },
 		};
-		int timeout = -1;
+		/* Woken at least every PW_NETPOL_POLL_MS: pods the CNI plugin
+		 * added or deleted get their policy. */
+		int timeout = PW_NETPOL_POLL_MS;
 
 		if (reload_at >= 0) {
 			long long left = reload_at - now_ms();
 
-			timeout = left > 0 ? (int)left : 0;
+			timeout = left > 0 ? (left < timeout ? (int)left : timeout) : 0;
 		}
 		if (poll(fds, watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
 			pw_err("poll: %s", strerror(errno));
@@ -368,6 +370,7 @@ static void run(struct pw_agent *a, int sig_fd, int watch_fd)
 			reload_at = -1;
 			reload(a);
 		}
+		pw_netpol_sync(a, &a->cfg);
 	}
 }
 

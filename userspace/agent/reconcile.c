@@ -377,7 +377,7 @@ static int reconcile_services(struct pw_agent *a, const struct pw_node_config *o
 int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 		 struct pw_node_config *new)
 {
-	int err, err2;
+	int err, err2, err3;
 
 	if (old->name[0]) {
 		report_restart_fields(a, old, new);
@@ -385,5 +385,6 @@ int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 	}
 	err = reconcile_peers(a, old, new);
 	err2 = reconcile_services(a, old, new);
-	return err ? err : err2;
+	err3 = pw_netpol_sync(a, new);
+	return err ? err : err2 ? err2 : err3;
 }
