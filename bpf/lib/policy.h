@@ -34,7 +34,7 @@ static __always_inline __u32 pw_pol_identity(__be32 addr)
 }
 
 static __always_inline void pw_pol_ct_key_make(struct pw_pol_ct_key *k, __be32 saddr, __be32 daddr, __u16 sport,
-					       __u16 dport, __u8 proto)
+					       __u16 dport, __u8 proto, __u8 dir)
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	__builtin_memcpy(k->saddr, &saddr, 4);
@@ -42,9 +42,11 @@ static __always_inline void pw_pol_ct_key_make(struct pw_pol_ct_key *k, __be32 s
 	k->sport = sport;
 	k->dport = dport;
 	k->proto = proto;
+	k->dir = dir;
 }
 
-/* The flow (this direction) or its reverse was allowed before. */
+/* This pod let this flow before in this direction (fwd), or let the flow
+ * this packet answers in the other direction (rev). */
 static __always_inline int pw_pol_ct_known(const struct pw_pol_ct_key *fwd, const struct pw_pol_ct_key *rev)
 {
 	return bpf_map_lookup_elem(&pw_pol_ct, fwd) || bpf_map_lookup_elem(&pw_pol_ct, rev);
@@ -123,8 +125,9 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 			return 0;
 		goto deny;
 	}
-	pw_pol_ct_key_make(&fwd, iph->saddr, iph->daddr, l4.sport, l4.dport, proto);
-	pw_pol_ct_key_make(&rev, iph->daddr, iph->saddr, l4.dport, l4.sport, proto);
+	pw_pol_ct_key_make(&fwd, iph->saddr, iph->daddr, l4.sport, l4.dport, proto, dir);
+	pw_pol_ct_key_make(&rev, iph->daddr, iph->saddr, l4.dport, l4.sport, proto,
+			   dir == PW_DIR_INGRESS ? PW_DIR_EGRESS : PW_DIR_INGRESS);
 	if (pw_pol_ct_known(&fwd, &rev))
 		return 0;
 	if (enforce) {

@@ -404,14 +404,18 @@ struct pw_policy_val {
 	__u32 pad;
 };
 
-/* pw_pol_ct: a flow as its first allowed packet went. */
+/* pw_pol_ct: a flow as its first allowed packet went, and which check let
+ * it: dir says whose (PW_DIR_EGRESS: the source pod's, PW_DIR_INGRESS: the
+ * destination pod's). Both pods of a same-node flow are checked, so an
+ * entry of one pod's check must never answer the other's. */
 struct pw_pol_ct_key {
 	__u8  saddr[4];
 	__u8  daddr[4];
 	__u16 sport;                   /* host order; ICMP echo: the id as in pw_l4 */
 	__u16 dport;
 	__u8  proto;
-	__u8  pad[3];
+	__u8  dir;                     /* pw_dir of the check that allowed it */
+	__u8  pad[2];
 };
 
 struct pw_pol_ct_val {

@@ -166,6 +166,8 @@ static void expect(const char *name, const uint8_t *pkt, size_t len, unsigned if
 #define WEB_NO_EGRESS                                                                                      \
 	"{\"metadata\":{\"namespace\":\"prod\",\"name\":\"web-no-egress\"},\"spec\":{"                      \
 	"\"podSelector\":{\"matchLabels\":{\"app\":\"web\"}},\"policyTypes\":[\"Egress\"]}}"
+#define PROD_DENY                                                                                          \
+	"{\"metadata\":{\"namespace\":\"prod\",\"name\":\"prod-deny\"},\"spec\":{\"podSelector\":{}}}"
 #define CLIENT_EGRESS                                                                                      \
 	"{\"metadata\":{\"namespace\":\"prod\",\"name\":\"client-egress\"},\"spec\":{"                      \
 	"\"podSelector\":{\"matchLabels\":{\"app\":\"client\"}},\"policyTypes\":[\"Egress\"],"              \
@@ -219,6 +221,25 @@ static void test_ingress(void)
 	expect("udp: A -> B udp/80 denied (rule is tcp)", pkt, len, if_a, TC_ACT_SHOT, id);
 	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 12345, 22, F_SYN);
 	expect("ingress only: B -> A not policed", pkt, len, if_b, TC_ACT_REDIRECT, 0);
+}
+
+/* Both ends on this node and both policed: the source's check (which lets
+ * its own egress) must not let the destination's ingress. */
+static void test_both_policed(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len;
+
+	PWT_CHECK(apply(WEB_ALLOW "," PROD_DENY, true) == 0, "prod default-deny ingress added: A policed too", "%s", "");
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 47000, 81, F_SYN);
+	expect("both policed: A -> B tcp/81 denied by B's ingress", pkt, len, if_a, TC_ACT_SHOT, 0);
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 47001, 80, F_SYN);
+	expect("both policed: A -> B tcp/80 allowed", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 80, 47001, F_SYN | F_ACK);
+	expect("both policed: B -> A SYN-ACK passes A's default-deny ingress", pkt, len, if_b, TC_ACT_REDIRECT, 0);
+	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 47002, 80, F_SYN);
+	expect("both policed: B -> A new connection denied by A's ingress", pkt, len, if_b, TC_ACT_SHOT,
+	       pw_policy_id("prod", "prod-deny"));
 }
 
 static void test_replies(void)
@@ -290,6 +311,7 @@ int main(void)
 	}
 	test_no_policy();
 	test_ingress();
+	test_both_policed();
 	test_replies();
 	test_ipblock();
 	test_incremental();

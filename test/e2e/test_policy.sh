@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# NetworkPolicy on one node (docs/policy.md): pods added by cnitool with
+# K8S_POD_NAMESPACE/K8S_POD_NAME, their labels and the policies in the
+# agent's JSON config. A probe matrix (TCP connect + answer) is checked at
+# each step: no policy, default-deny ingress, allow from a pod selector (by
+# named port), namespaceSelector+podSelector, egress to an ipBlock with
+# except (two hosts on the LAN), all policies removed; every cell must match.
+# podwirectl policy / policy check answer from the maps, denied packets are
+# counted as policy-denied, and deleting the policies and pods leaves the
+# policy maps empty.
+set -u
+. "$(dirname "$0")/lib.sh"
+pw_init
+
+lan_up
+node_up n1 192.168.1.11 10.244.1.0/24 native '[]' || { not_ok "agent starts"; exit 1; }
+ext_up x1 192.168.1.50
+ext_up x2 192.168.1.60
+inst=${PW_NODE_INST[n1]}
+pins=/sys/fs/bpf/podwire/$inst
+ctl() { in_ns "${PW_PREFIX}-n1" "$BUILD/podwirectl" --instance "$inst" "$@"; }
+
+for spec in prod/client prod/web dev/other; do
+	ns=${spec%/*} pod=${spec#*/}
+	if pod_add n1 "$pod" CNI_ARGS="K8S_POD_NAMESPACE=$ns;K8S_POD_NAME=$pod"; then
+		ok "cnitool add $ns/$pod -> ${PW_POD_IP[$pod]}"
+	else
+		not_ok "cnitool add $ns/$pod"
+	fi
+done
+for p in client web other; do
+	for port in 80 81; do
+		bg_in_ns "${PW_PREFIX}-$p" socat TCP-LISTEN:$port,fork,reuseaddr SYSTEM:"echo $p"
+	done
+done
+for x in x1 x2; do
+	bg_in_ns "${PW_PREFIX}-$x" socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:"echo $x"
+done
+for p in client web other; do wait_listen "$p" 81 tcp; done
+
+# set_policy NETPOLS_JSON [NAMESPACES_JSON]: the model into the config; waits for the agent.
+set_policy() {
+	local cfg="$PW_TMP/n1/config.json" applied="/run/podwire/$inst/applied.json" before i
+	local nss=${2:-'[{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"team": "dev"}}]'}
+	before=$(cat "$applied" 2>/dev/null)
+	jq --argjson p "$1" --argjson n "$nss" '.networkPolicies = $p | .namespaces = $n | .pods = [
+		{"namespace": "prod", "name": "client", "labels": {"app": "client"}},
+		{"namespace": "prod", "name": "web", "labels": {"app": "web"},
+		 "ports": [{"name": "http", "containerPort": 80}]},
+		{"namespace": "dev", "name": "other", "labels": {"app": "client"}}]' "$cfg" > "$cfg.tmp" &&
+		mv "$cfg.tmp" "$cfg"
+	for i in $(seq 100); do
+		[ "$(cat "$applied" 2>/dev/null)" != "$before" ] && return 0
+		sleep 0.05
+	done
+	echo "# the agent did not apply the policies within 5 s"; return 1
+}
+
+# probe FROM TO PORT: Y when the TCP connection is made and answered, else N.
+probe() {
+	local dst=${PW_POD_IP[$2]:-${PW_HOST_IP[$2]:-}} got
+	got=$(in_ns "${PW_PREFIX}-$1" timeout 3 socat -T2 - TCP:"$dst":"$3",connect-timeout=1.5 </dev/null 2>/dev/null)
+	[ "$got" = "$2" ] && echo Y || echo N
+}
+
+CELLS="client:web:80 client:web:81 other:web:80 web:client:80 web:other:80 other:x1:80 other:x2:80 client:x2:80"
+# matrix STEP EXPECTED...: one expectation (Y/N) per cell of CELLS, in order.
+matrix() {
+	local step=$1 cell from to port want got i=0
+	shift
+	local -a want_a=("$@")
+	for cell in $CELLS; do
+		IFS=: read -r from to port <<<"$cell"
+		want=${want_a[$i]}; i=$((i + 1))
+		got=$(probe "$from" "$to" "$port")
+		check_eq "$step: $from -> $to:$port" "$got" "$want"
+	done
+}
+
+matrix "no policy" Y Y Y Y Y Y Y Y
+
+DENY_PROD='{"metadata": {"namespace": "prod", "name": "default-deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}'
+set_policy "[$DENY_PROD]" || not_ok "default-deny applied"
+matrix "default-deny ingress in prod" N N N N Y Y Y Y
+
+ALLOW_CLIENT='{"metadata": {"namespace": "prod", "name": "web-from-client"}, "spec": {
+	"podSelector": {"matchLabels": {"app": "web"}},
+	"ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": "http"}]}]}}'
+set_policy "[$DENY_PROD, $ALLOW_CLIENT]" || not_ok "web-from-client applied"
+matrix "+ allow app=client to web's named port http" Y N N N Y Y Y Y
+
+ALLOW_DEV='{"metadata": {"namespace": "prod", "name": "web-from-dev"}, "spec": {
+	"podSelector": {"matchLabels": {"app": "web"}},
+	"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "dev"}},
+	                       "podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}]}}'
+set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV]" || not_ok "web-from-dev applied"
+matrix "+ allow namespaceSelector team=dev and app=client" Y N Y N Y Y Y Y
+
+EGRESS_DEV='{"metadata": {"namespace": "dev", "name": "lan-only"}, "spec": {
+	"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
+	"egress": [{"to": [{"ipBlock": {"cidr": "192.168.1.0/24", "except": ["192.168.1.60/32"]}}]}]}}'
+set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV]" || not_ok "lan-only applied"
+matrix "+ egress of dev/other only to 192.168.1.0/24 except .60" Y N N N Y Y N Y
+
+# The CLI answers from the maps what the matrix saw.
+ctl policy check dev/other prod/web 80 >/dev/null; rc=$?
+check_eq "podwirectl policy check dev/other prod/web 80: denied (exit 6)" "$rc" 6
+out=$(ctl -o json policy check prod/client prod/web 80/tcp)
+check_eq "podwirectl policy check prod/client prod/web 80/tcp: allowed by web-from-client" \
+	"$(jq -r '[.allowed, .ingress.policy] | join(" ")' <<<"$out")" "true prod/web-from-client"
+out=$(ctl -o json policy check prod/client prod/web 81)
+check_eq "policy check prod/client prod/web 81: denied, several policies select web (default deny)" \
+	"$(jq -r '[.allowed, .ingress.policy] | join(" ")' <<<"$out")" "false default deny"
+out=$(ctl -o json policy dev/other)
+check_eq "podwirectl policy dev/other: egress policed, selected by dev/lan-only" \
+	"$(jq -r '.[0] | [.egressPoliced, .ingressPoliced, (.selectedBy | join(","))] | map(tostring) | join(" ")' <<<"$out")" \
+	"true false dev/lan-only"
+check_eq "podwirectl policy dev/other: one egress allow entry, to cidr 192.168.1.0/24" \
+	"$(jq -r '.[0].allow | map(.direction + " " + .peer + " " + .ports) | join(",")' <<<"$out")" \
+	"egress cidr 192.168.1.0/24 any"
+table_has() { ctl policy | grep -q -- "$1"; }
+check "podwirectl policy (table) lists what allows prod/web (web-from-dev)" table_has prod/web-from-dev
+
+denied=$(bpftool -j map dump pinned "$pins/pw_metrics" |
+	jq '[.[] | select(.formatted.key == 10) | .formatted.values[] | .value.egress.packets + .value.ingress.packets] | add // 0')
+[ "${denied:-0}" -gt 0 ] 2>/dev/null && ok "policy-denied counted ($denied packets)" || not_ok "policy-denied counter is $denied"
+
+set_policy "[]" '[]' || not_ok "policies removed"
+matrix "all policies removed" Y Y Y Y Y Y Y Y
+check_eq "no policies: pw_pol_ep and pw_policy empty" \
+	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | jq length) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
+
+for p in client web other; do pod_del "$p" >/dev/null 2>&1 || not_ok "cnitool del $p"; PW_POD_NODE[$p]=; done
+left=x
+for i in $(seq 40); do   # the agent follows pod changes every 500 ms
+	left=$(bpftool -j map dump pinned "$pins/pw_pol_ids" | jq length)
+	[ "$left" = 0 ] && break
+	sleep 0.1
+done
+check_eq "pods deleted: no identity left in pw_pol_ids" "$left" 0
+
+exit $((PW_FAILED > 0))
