@@ -56,14 +56,22 @@ set_policy() {
 	echo "# the agent did not apply the policies within 5 s"; return 1
 }
 
-# probe FROM TO PORT: Y when the TCP connection is made and answered, else N.
+# A ClusterIP and a NodePort in front of web:80: policy applies to the
+# backend after the translation (with the client's address: the backend is local).
+set_services n1 '[{"name": "web", "vip": "10.96.0.10", "port": 80, "protocol": "tcp", "nodePort": 30080,
+	"backends": [{"ip": "'"${PW_POD_IP[web]}"'", "port": 80}]}]' || not_ok "service applied"
+PW_HOST_IP[vip]=10.96.0.10 PW_HOST_IP[node]=192.168.1.11
+declare -A ANSWER=([vip]=web [node]=web)
+
+# probe FROM TO PORT: Y when the TCP connection is made and answered by TO's server, else N.
 probe() {
 	local dst=${PW_POD_IP[$2]:-${PW_HOST_IP[$2]:-}} got
 	got=$(in_ns "${PW_PREFIX}-$1" timeout 3 socat -T2 - TCP:"$dst":"$3",connect-timeout=1.5 </dev/null 2>/dev/null)
-	[ "$got" = "$2" ] && echo Y || echo N
+	[ "$got" = "${ANSWER[$2]:-$2}" ] && echo Y || echo N
 }
 
 CELLS="client:web:80 client:web:81 other:web:80 web:client:80 web:other:80 other:x1:80 other:x2:80 client:x2:80"
+CELLS+=" client:vip:80 other:vip:80 x1:node:30080 x2:node:30080"
 # matrix STEP EXPECTED...: one expectation (Y/N) per cell of CELLS, in order.
 matrix() {
 	local step=$1 cell from to port want got i=0
@@ -77,30 +85,38 @@ matrix() {
 	done
 }
 
-matrix "no policy" Y Y Y Y Y Y Y Y
+matrix "no policy" Y Y Y Y Y Y Y Y  Y Y Y Y
 
 DENY_PROD='{"metadata": {"namespace": "prod", "name": "default-deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}'
 set_policy "[$DENY_PROD]" || not_ok "default-deny applied"
-matrix "default-deny ingress in prod" N N N N Y Y Y Y
+matrix "default-deny ingress in prod" N N N N Y Y Y Y  N N N N
 
 ALLOW_CLIENT='{"metadata": {"namespace": "prod", "name": "web-from-client"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
 	"ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": "http"}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT]" || not_ok "web-from-client applied"
-matrix "+ allow app=client to web's named port http" Y N N N Y Y Y Y
+matrix "+ allow app=client to web's named port http" Y N N N Y Y Y Y  Y N N N
 
 ALLOW_DEV='{"metadata": {"namespace": "prod", "name": "web-from-dev"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
 	"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "dev"}},
 	                       "podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV]" || not_ok "web-from-dev applied"
-matrix "+ allow namespaceSelector team=dev and app=client" Y N Y N Y Y Y Y
+matrix "+ allow namespaceSelector team=dev and app=client" Y N Y N Y Y Y Y  Y Y N N
 
 EGRESS_DEV='{"metadata": {"namespace": "dev", "name": "lan-only"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
 	"egress": [{"to": [{"ipBlock": {"cidr": "192.168.1.0/24", "except": ["192.168.1.60/32"]}}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV]" || not_ok "lan-only applied"
-matrix "+ egress of dev/other only to 192.168.1.0/24 except .60" Y N N N Y Y N Y
+matrix "+ egress of dev/other only to 192.168.1.0/24 except .60" Y N N N Y Y N Y  Y N N N
+
+LAN_IN='{"metadata": {"namespace": "prod", "name": "web-from-lan"}, "spec": {
+	"podSelector": {"matchLabels": {"app": "web"}},
+	"ingress": [{"from": [{"ipBlock": {"cidr": "192.168.1.0/24", "except": ["192.168.1.60/32"]}}],
+	             "ports": [{"port": 80, "protocol": "TCP"}]}]}}'
+set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV, $LAN_IN]" || not_ok "web-from-lan applied"
+matrix "+ web from ipBlock 192.168.1.0/24 except .60 (NodePort)" Y N N N Y Y N Y  Y N Y N
+ctl policy | sed 's/^/# /'
 
 # The CLI answers from the maps what the matrix saw.
 ctl policy check dev/other prod/web 80 >/dev/null; rc=$?
@@ -126,7 +142,7 @@ denied=$(bpftool -j map dump pinned "$pins/pw_metrics" |
 [ "${denied:-0}" -gt 0 ] 2>/dev/null && ok "policy-denied counted ($denied packets)" || not_ok "policy-denied counter is $denied"
 
 set_policy "[]" '[]' || not_ok "policies removed"
-matrix "all policies removed" Y Y Y Y Y Y Y Y
+matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y
 check_eq "no policies: pw_pol_ep and pw_policy empty" \
 	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | jq length) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
 

@@ -211,8 +211,8 @@ static cJSON *selecting_json(const struct view *v, const char *ns, const char *n
 
 static int show(const struct ctl *c, const struct view *v, bool filter, uint32_t only)
 {
-	struct ctl_table *t = c->json ? NULL : ctl_table_new(8, "pod", "ip", "policed", "selected by", "dir",
-							      "peer", "proto/ports", "allowed by");
+	struct ctl_table *t = c->json ? NULL : ctl_table_new(8, "POD", "IP", "POLICED", "SELECTED BY", "DIR",
+							      "PEER", "PROTO/PORTS", "ALLOWED BY");
 	cJSON *doc = c->json ? cJSON_CreateArray() : NULL;
 
 	/* Every pod of this node (policed or not); with a filter, that one. */
