@@ -13,6 +13,7 @@ set -u
 pw_init
 
 lan_up
+export PW_AGENT_ARGS="--metrics-port 9978"   # inside the node's netns: no clash with other tests
 node_up n1 192.168.1.11 10.244.1.0/24 native '[]' || { not_ok "agent starts"; exit 1; }
 ext_up x1 192.168.1.50
 ext_up x2 192.168.1.60
@@ -43,8 +44,8 @@ set_policy() {
 	local cfg="$PW_TMP/n1/config.json" applied="/run/podwire/$inst/applied.json" before i
 	local nss=${2:-'[{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"team": "dev"}}]'}
 	before=$(cat "$applied" 2>/dev/null)
-	jq --argjson p "$1" --argjson n "$nss" '.networkPolicies = $p | .namespaces = $n | .pods = [
-		{"namespace": "prod", "name": "client", "labels": {"app": "client"}},
+	jq --argjson p "$1" --argjson n "$nss" --arg cl "${CLIENT_APP:-client}" '.networkPolicies = $p | .namespaces = $n | .pods = [
+		{"namespace": "prod", "name": "client", "labels": {"app": $cl}},
 		{"namespace": "prod", "name": "web", "labels": {"app": "web"},
 		 "ports": [{"name": "http", "containerPort": 80}]},
 		{"namespace": "dev", "name": "other", "labels": {"app": "client"}}]' "$cfg" > "$cfg.tmp" &&
@@ -117,6 +118,37 @@ LAN_IN='{"metadata": {"namespace": "prod", "name": "web-from-lan"}, "spec": {
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV, $LAN_IN]" || not_ok "web-from-lan applied"
 matrix "+ web from ipBlock 192.168.1.0/24 except .60 (NodePort)" Y N N N Y Y N Y  Y N Y N
 ctl policy | sed 's/^/# /'
+
+# A label change: client no longer app=client, so web-from-client stops
+# letting it (and only its entries change); then back.
+log_lines() { wc -l < "$PW_TMP/n1/agent.log"; }
+mark=$(log_lines)
+CLIENT_APP=former set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV, $LAN_IN]" || not_ok "label change applied"
+check_eq "label change: client (now app=former) -> web:80 denied" "$(probe client web 80)" N
+writes=$(tail -n +"$((mark + 1))" "$PW_TMP/n1/agent.log" | grep -o 'network policy: .*' | tail -1)
+log "$writes"
+w=$(sed -n 's/.*: \([0-9]*\) write(s), \([0-9]*\) delete(s).*/\1 \2/p' <<<"$writes")
+[ -n "$w" ] && [ "${w% *}" -le 3 ] && [ "${w#* }" -le 2 ] &&
+	ok "label change wrote only what changed ($w writes/deletes)" || not_ok "label change: writes/deletes '$w'"
+set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV, $LAN_IN]" || not_ok "label restored"
+check_eq "label restored: client -> web:80 allowed again" "$(probe client web 80)" Y
+
+# An agent restart reads the pinned policy maps back and rewrites nothing.
+agent_stop n1
+mark=$(log_lines)
+agent_start n1 || not_ok "agent restarts"
+for i in $(seq 50); do
+	tail -n +"$((mark + 1))" "$PW_TMP/n1/agent.log" | grep -q 'network policy:' && break
+	sleep 0.1
+done
+check "agent restart: policy maps kept, 0 writes, 0 deletes" \
+	bash -c "tail -n +$((mark + 1)) '$PW_TMP/n1/agent.log' | grep 'network policy:' | grep -q ' 0 write(s), 0 delete(s)'"
+check_eq "after the restart: client -> web:81 still denied" "$(probe client web 81)" N
+
+metric=$(in_ns "${PW_PREFIX}-n1" curl -sf http://127.0.0.1:9978/metrics |
+	awk '/^podwire_drop_packets_total\{reason="policy-denied",direction="egress"\}/ {print $2}')
+[ "${metric:-0}" -gt 0 ] 2>/dev/null && ok "/metrics: policy-denied egress packets = $metric" ||
+	not_ok "/metrics: policy-denied is '$metric'"
 
 # The CLI answers from the maps what the matrix saw.
 ctl policy check dev/other prod/web 80 >/dev/null; rc=$?
