@@ -41,6 +41,7 @@ BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/te
 
 BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
 BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc
+BENCH_TOOLS += $(BUILD)/test/bench/policy_cost
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -121,6 +122,11 @@ $(BUILD)/test/bench/pwperf: test/bench/pwperf.c
 $(BUILD)/test/bench/bpf_cost: test/bench/bpf_cost.c test/bpf/pwt_bpf.h $(BPF_SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LDLIBS)
+
+# NetworkPolicy: apply times (userspace/lib/policy.c) and per-packet cost (docs/policy.md).
+$(BUILD)/test/bench/policy_cost: test/bench/policy_cost.c test/bpf/pwt_bpf.h $(BPF_SKELS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LIB) $(LDLIBS)
 
 # The README's test command. Runs unit, BPF packet and end-to-end suites and
 # ends with one line "N passed, N failed". The real-cluster tests need the
