@@ -769,14 +769,6 @@ static const struct pw_ns_model *find_ns(const struct pw_policy_model *m, const 
 	return NULL;
 }
 
-static const struct pw_pod_model *find_pod(const struct pw_policy_model *m, const char *ns, const char *name)
-{
-	for (int i = 0; i < m->n_pods; i++)
-		if (!strcmp(m->pods[i].ns, ns) && !strcmp(m->pods[i].name, name))
-			return &m->pods[i];
-	return NULL;
-}
-
 static const struct pw_labels no_labels = { NULL, 0 };
 
 struct ident {
@@ -810,13 +802,38 @@ static int wpod_canon_cmp(const void *a, const void *b)
 }
 
 /* Model pods with an address, and the local pods (IPAM's address wins). */
+static int wpod_name_cmp(const void *a, const void *b)
+{
+	const struct wpod *x = *(const struct wpod *const *)a, *y = *(const struct wpod *const *)b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* The local pod named like pm (by namespace/name), or NULL: a binary
+ * search in byname, the local pods sorted by name. */
+static struct wpod *local_named(struct wpod **byname, int n, const struct pw_pod_model *pm)
+{
+	struct wpod key = { .ns = pm->ns, .name = pm->name }, *kp = &key;
+	struct wpod **hit = n ? bsearch(&kp, byname, (size_t)n, sizeof(*byname), wpod_name_cmp) : NULL;
+
+	return hit ? *hit : NULL;
+}
+
+/* Model pods with an address, and the local pods (IPAM's address wins;
+ * the model gives a local pod its labels and ports by namespace/name). */
 static int collect_pods(struct xlate *x, const struct pw_local_pod *local, int n_local)
 {
 	const struct pw_policy_model *m = x->m;
+	struct wpod **byname;
+	int n_byname = 0;
 
 	x->pods = calloc((size_t)(m->n_pods + n_local) + 1, sizeof(*x->pods));
-	if (!x->pods)
+	byname = calloc((size_t)n_local + 1, sizeof(*byname));
+	if (!x->pods || !byname) {
+		free(byname);
 		return -ENOMEM;
+	}
 	for (int i = 0; i < n_local; i++) {
 		const struct pw_ns_model *ns = find_ns(m, local[i].ns);
 		struct wpod *p;
@@ -824,25 +841,30 @@ static int collect_pods(struct xlate *x, const struct pw_local_pod *local, int n
 		if (!local[i].ip)
 			continue;
 		p = &x->pods[x->n_pods++];
-
 		p->ns = local[i].ns;
 		p->name = local[i].name;
-		p->model = find_pod(m, local[i].ns, local[i].name);
-		p->labels = p->model ? &p->model->labels : &no_labels;
+		p->labels = &no_labels;
 		p->ns_labels = ns ? &ns->labels : &no_labels;
 		p->ip = local[i].ip;
 		p->local = true;
+		byname[n_byname++] = p;
 	}
+	qsort(byname, (size_t)n_byname, sizeof(*byname), wpod_name_cmp);
 	for (int i = 0; i < m->n_pods; i++) {
 		const struct pw_pod_model *pm = &m->pods[i];
-		const struct pw_ns_model *ns = find_ns(m, pm->ns);
-		bool is_local = false;
-		struct wpod *p;
+		const struct pw_ns_model *ns;
+		struct wpod *p = local_named(byname, n_byname, pm);
 
-		for (int j = 0; j < n_local && !is_local; j++)
-			is_local = !strcmp(local[j].ns, pm->ns) && !strcmp(local[j].name, pm->name);
-		if (is_local || !pm->ip)
+		if (p) {
+			if (!p->model) {
+				p->model = pm;
+				p->labels = &pm->labels;
+			}
 			continue;
+		}
+		if (!pm->ip)
+			continue;
+		ns = find_ns(m, pm->ns);
 		p = &x->pods[x->n_pods++];
 		p->ns = pm->ns;
 		p->name = pm->name;
@@ -851,6 +873,7 @@ static int collect_pods(struct xlate *x, const struct pw_local_pod *local, int n
 		p->ns_labels = ns ? &ns->labels : &no_labels;
 		p->ip = pm->ip;
 	}
+	free(byname);
 	for (int i = 0; i < x->n_pods; i++) {
 		x->pods[i].canon = canon_of(&x->pods[i]);
 		if (!x->pods[i].canon)
