@@ -10,6 +10,7 @@
 #include "config.h"
 #include "maps.h"
 #include "l4.h"
+#include "conntrack.h"
 
 static __always_inline const struct pw_pol_ep *pw_pol_ep_get(__be32 pod)
 {
@@ -45,11 +46,25 @@ static __always_inline void pw_pol_ct_key_make(struct pw_pol_ct_key *k, __be32 s
 	k->dir = dir;
 }
 
+/* A remembered flow that has not been idle too long; refreshed. */
+static __always_inline int pw_pol_ct_fresh(struct pw_pol_ct_val *v, __u8 proto, __u64 now)
+{
+	__u64 timeout = (proto == IPPROTO_TCP ? PW_POL_CT_TCP_S : PW_POL_CT_OTHER_S) * 1000000000ULL;
+
+	if (!v || now - v->last_seen_ns > timeout)
+		return 0;
+	if (now - v->last_seen_ns > PW_CT_TOUCH_NS)
+		v->last_seen_ns = now;
+	return 1;
+}
+
 /* This pod let this flow before in this direction (fwd), or let the flow
  * this packet answers in the other direction (rev). */
-static __always_inline int pw_pol_ct_known(const struct pw_pol_ct_key *fwd, const struct pw_pol_ct_key *rev)
+static __always_inline int pw_pol_ct_known(const struct pw_pol_ct_key *fwd, const struct pw_pol_ct_key *rev,
+					   __u8 proto, __u64 now)
 {
-	return bpf_map_lookup_elem(&pw_pol_ct, fwd) || bpf_map_lookup_elem(&pw_pol_ct, rev);
+	return pw_pol_ct_fresh(bpf_map_lookup_elem(&pw_pol_ct, fwd), proto, now) ||
+	       pw_pol_ct_fresh(bpf_map_lookup_elem(&pw_pol_ct, rev), proto, now);
 }
 
 /* One pw_policy lookup: the id of an allowing policy, or 0. */
@@ -128,7 +143,10 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 	pw_pol_ct_key_make(&fwd, iph->saddr, iph->daddr, l4.sport, l4.dport, proto, dir);
 	pw_pol_ct_key_make(&rev, iph->daddr, iph->saddr, l4.dport, l4.sport, proto,
 			   dir == PW_DIR_INGRESS ? PW_DIR_EGRESS : PW_DIR_INGRESS);
-	if (pw_pol_ct_known(&fwd, &rev))
+	now.last_seen_ns = bpf_ktime_get_ns();
+	/* A SYN opens a connection: always checked against the policies as
+	 * they are now, whatever an earlier flow of the same tuple was let. */
+	if (!pw_tcp_is_syn(pw_tcp_flags(skb, &l4)) && pw_pol_ct_known(&fwd, &rev, proto, now.last_seen_ns))
 		return 0;
 	if (enforce) {
 		__u32 identity = pw_pol_identity(peer);
@@ -140,7 +158,6 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 	}
 	/* Allowed, and this pod is policed in some direction: remember the
 	 * flow so its replies pass whichever direction is enforced. */
-	now.created_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&pw_pol_ct, &fwd, &now, BPF_ANY);
 	return 0;
 deny:

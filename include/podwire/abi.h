@@ -419,8 +419,15 @@ struct pw_pol_ct_key {
 };
 
 struct pw_pol_ct_val {
-	__u64 created_ns;
+	__u64 last_seen_ns;            /* bpf_ktime_get_ns(), refreshed at most once a second */
 };
+
+/* Idle time after which a remembered flow no longer lets packets through
+ * (it is checked against the policies again): TCP as conntrack's
+ * established timeout, the rest as its UDP timeout. A TCP SYN is always
+ * checked, so a closed connection's entry never lets a new one in. */
+#define PW_POL_CT_TCP_S   21600
+#define PW_POL_CT_OTHER_S 60
 
 #ifndef __bpf__
 static_assert(sizeof(struct pw_policy_key) == 20, "pw_policy_key layout");

@@ -242,6 +242,28 @@ static void test_both_policed(void)
 	       pw_policy_id("prod", "prod-deny"));
 }
 
+/* A policy change: the established flow goes on (its tuple is remembered),
+ * a new connection (SYN) on the same tuple is checked again and denied. */
+static void test_change_established(void)
+{
+	uint32_t id = pw_policy_id("prod", "web-allow");
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len;
+
+	PWT_CHECK(apply(WEB_ALLOW, true) == 0, "change: web-allow applied", "%s", "");
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 48000, 80, F_SYN);
+	expect("change: A -> B tcp/80 SYN allowed", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	PWT_CHECK(apply(WEB_NO_EGRESS ",{\"metadata\":{\"namespace\":\"prod\",\"name\":\"web-allow\"},"
+			"\"spec\":{\"podSelector\":{\"matchLabels\":{\"app\":\"web\"}}}}", true) == 0,
+		  "change: web-allow now allows nothing", "%s", "");
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 48000, 80, F_ACK);
+	expect("change: the established flow goes on (A -> B ack)", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 80, 48000, F_ACK);
+	expect("change: its replies too, despite B's new default-deny egress", pkt, len, if_b, TC_ACT_REDIRECT, 0);
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 48000, 80, F_SYN);
+	expect("change: a new SYN on the same tuple is checked again: denied", pkt, len, if_a, TC_ACT_SHOT, id);
+}
+
 static void test_replies(void)
 {
 	uint32_t eg = pw_policy_id("prod", "web-no-egress");
@@ -312,6 +334,7 @@ int main(void)
 	test_no_policy();
 	test_ingress();
 	test_both_policed();
+	test_change_established();
 	test_replies();
 	test_ipblock();
 	test_incremental();
