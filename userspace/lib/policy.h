@@ -152,6 +152,10 @@ struct pw_policy_state {
 int pw_policy_compute(const struct pw_policy_model *m, const struct pw_local_pod *local, int n_local,
 		      struct pw_policy_state *out);
 void pw_policy_state_free(struct pw_policy_state *s);
+/* Sorts each array by key and drops repeated keys (the first stays). */
+void pw_policy_state_sort(struct pw_policy_state *s);
+
+/* ---- policy_maps.c: the pinned maps (libbpf) ---- */
 
 struct pw_policy_fds { int ids, ep, rules; };
 
