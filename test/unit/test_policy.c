@@ -251,6 +251,34 @@ static void test_translation(void)
 	pw_policy_model_free(&m);
 }
 
+/* One policy selecting several local pods: each gets the same entries
+ * (the rule peers' identities are computed once and reused). */
+static void test_shared_policy(void)
+{
+	static const struct pw_local_pod two[] = {
+		{ .ip = IP(10, 244, 1, 2), .ns = "prod", .name = "web-1" },
+		{ .ip = IP(10, 244, 1, 5), .ns = "prod", .name = "db" },
+	};
+	struct pw_policy_model m;
+	struct pw_policy_state s;
+	char json[4096], err[256] = "", a[256], b[256];
+	uint32_t devweb;
+
+	snprintf(json, sizeof(json), "{%s,\"networkPolicies\":[{\"metadata\":{\"namespace\":\"prod\",\"name\":\"all\"},"
+		 "\"spec\":{\"podSelector\":{},\"ingress\":[{\"from\":[{\"namespaceSelector\":{\"matchLabels\":"
+		 "{\"env\":\"dev\"}}}],\"ports\":[{\"port\":443}]}]}}]}", model_pods);
+	PWT_CHECK(pw_policy_model_parse(json, &m, err, sizeof(err)) == 0 && pw_policy_compute(&m, two, 2, &s) == 0,
+		  "policy selecting two local pods computes", "%s", err);
+	devweb = identity_of(&s, IP(10, 244, 3, 4));
+	rules_of(&s, IP(10, 244, 1, 2), PW_DIR_INGRESS, devweb, a, sizeof(a));
+	rules_of(&s, IP(10, 244, 1, 5), PW_DIR_INGRESS, devweb, b, sizeof(b));
+	PWT_CHECK(!strcmp(a, "6:443/16") && !strcmp(a, b) && s.n_eps == 2 && s.n_rules == 2,
+		  "both selected pods get the namespaceSelector peer's entry", "\"%s\" \"%s\" eps %d rules %d", a, b,
+		  s.n_eps, s.n_rules);
+	pw_policy_state_free(&s);
+	pw_policy_model_free(&m);
+}
+
 static void test_config(void)
 {
 	struct pw_node_config cfg, copy;
@@ -285,6 +313,7 @@ int main(void)
 	test_selectors();
 	test_port_blocks();
 	test_translation();
+	test_shared_policy();
 	test_config();
 	return pwt_done();
 }

@@ -780,6 +780,13 @@ struct cidr_ident {
 	uint32_t id;
 };
 
+/* A rule peer's identities: the same for every pod its policy selects. */
+struct peer_cache {
+	const struct pw_pol_peer *peer;   /* NULL: a free slot */
+	uint32_t *ids;
+	int n;
+};
+
 struct xlate {
 	const struct pw_policy_model *m;
 	struct wpod *pods;
@@ -790,6 +797,9 @@ struct xlate {
 	int n_cidrs;
 	struct pw_policy_state *out;
 	int cap_rules, cap_ids;
+	struct peer_cache *peers;   /* each rule peer's identities, computed once */
+	size_t peers_cap;           /* a power of two, over twice the peers */
+	uint32_t *idbuf;            /* room for every identity */
 };
 
 static int wpod_canon_cmp(const void *a, const void *b)
@@ -1153,7 +1163,32 @@ static int emit_identity(struct rule_ctx *c, const struct pw_pol_rule *r, uint32
 	return 0;
 }
 
-static int emit_rules(struct rule_ctx *c, const struct pw_pol_rule *rules, int n, uint32_t *idbuf)
+/* pe's identities, computed at its first use (into x->idbuf) and kept. */
+static int peer_ids_cached(struct xlate *x, const struct pw_netpol *pol, const struct pw_pol_peer *pe,
+			   const uint32_t **ids, int *n)
+{
+	size_t i = ((uintptr_t)pe >> 4) * 2654435761u & (x->peers_cap - 1);
+	struct peer_cache *e;
+
+	while (x->peers[i].peer && x->peers[i].peer != pe)
+		i = (i + 1) & (x->peers_cap - 1);
+	e = &x->peers[i];
+	if (!e->peer) {
+		int k = peer_identities(x, pol, pe, x->idbuf);
+
+		e->ids = malloc((size_t)k * sizeof(*e->ids) + 1);
+		if (!e->ids)
+			return -ENOMEM;
+		memcpy(e->ids, x->idbuf, (size_t)k * sizeof(*e->ids));
+		e->n = k;
+		e->peer = pe;
+	}
+	*ids = e->ids;
+	*n = e->n;
+	return 0;
+}
+
+static int emit_rules(struct rule_ctx *c, const struct pw_pol_rule *rules, int n)
 {
 	for (int i = 0; i < n; i++) {
 		const struct pw_pol_rule *r = &rules[i];
@@ -1163,10 +1198,12 @@ static int emit_rules(struct rule_ctx *c, const struct pw_pol_rule *rules, int n
 			continue;
 		}
 		for (int j = 0; j < r->n_peers; j++) {
-			int k = peer_identities(c->x, c->pol, &r->peers[j], idbuf);
+			const uint32_t *ids;
+			int k;
 
+			TRY(peer_ids_cached(c->x, c->pol, &r->peers[j], &ids, &k));
 			for (int l = 0; l < k; l++)
-				TRY(emit_identity(c, r, idbuf[l]));
+				TRY(emit_identity(c, r, ids[l]));
 		}
 	}
 	return 0;
@@ -1178,7 +1215,7 @@ static void note_selector(uint32_t *slot, int *count, uint32_t id)
 	*slot = (*count)++ ? 0 : id;
 }
 
-static int emit_local_pod(struct xlate *x, const struct wpod *p, uint32_t *idbuf, int *cap_eps)
+static int emit_local_pod(struct xlate *x, const struct wpod *p, int *cap_eps)
 {
 	struct pw_pol_ep ep = { 0 };
 	int n_in = 0, n_eg = 0;
@@ -1194,13 +1231,13 @@ static int emit_local_pod(struct xlate *x, const struct wpod *p, uint32_t *idbuf
 			ep.flags |= PW_POL_F_INGRESS;
 			note_selector(&ep.ingress_policy, &n_in, pol->id);
 			c.dir = PW_DIR_INGRESS;
-			TRY(emit_rules(&c, pol->in, pol->n_in, idbuf));
+			TRY(emit_rules(&c, pol->in, pol->n_in));
 		}
 		if (pol->egress) {
 			ep.flags |= PW_POL_F_EGRESS;
 			note_selector(&ep.egress_policy, &n_eg, pol->id);
 			c.dir = PW_DIR_EGRESS;
-			TRY(emit_rules(&c, pol->eg, pol->n_eg, idbuf));
+			TRY(emit_rules(&c, pol->eg, pol->n_eg));
 		}
 	}
 	if (!ep.flags)
@@ -1269,20 +1306,36 @@ void pw_policy_state_sort(struct pw_policy_state *s)
 	s->n_rules = sort_unique(s->rules, s->n_rules, sizeof(*s->rules), sizeof(s->rules->k), rule_cmp);
 }
 
+static size_t count_peers(const struct pw_policy_model *m)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < m->n_pols; i++) {
+		for (int j = 0; j < m->pols[i].n_in; j++)
+			n += (size_t)m->pols[i].in[j].n_peers;
+		for (int j = 0; j < m->pols[i].n_eg; j++)
+			n += (size_t)m->pols[i].eg[j].n_peers;
+	}
+	return n;
+}
+
 static int translate(struct xlate *x, const struct pw_local_pod *local, int n_local)
 {
 	struct idset used = { 0 };
-	uint32_t *idbuf = NULL;
 	int cap_eps = 0, ret;
 
-	ret = collect_pods(x, local, n_local);
+	x->peers_cap = 16;
+	while (x->peers_cap < count_peers(x->m) * 2 + 2)
+		x->peers_cap *= 2;
+	x->peers = calloc(x->peers_cap, sizeof(*x->peers));
+	ret = x->peers ? collect_pods(x, local, n_local) : -ENOMEM;
 	if (!ret && !idset_init(&used, (size_t)x->n_pods + 64))
 		ret = -ENOMEM;
 	if (!ret)
 		ret = assign_pod_identities(x, &used);
 	if (!ret)
 		ret = assign_cidr_identities(x, &used);
-	if (!ret && !(idbuf = calloc((size_t)(x->n_ids + x->n_cidrs) + 1, sizeof(*idbuf))))
+	if (!ret && !(x->idbuf = calloc((size_t)(x->n_ids + x->n_cidrs) + 1, sizeof(*x->idbuf))))
 		ret = -ENOMEM;
 	for (int i = 0; !ret && i < x->n_pods; i++)
 		ret = push_id(x, x->pods[i].ip, 32, x->pods[i].identity);
@@ -1290,8 +1343,7 @@ static int translate(struct xlate *x, const struct pw_local_pod *local, int n_lo
 		ret = push_id(x, x->cidrs[i].c.addr, x->cidrs[i].c.prefix, x->cidrs[i].id);
 	for (int i = 0; !ret && i < x->n_pods; i++)
 		if (x->pods[i].local)
-			ret = emit_local_pod(x, &x->pods[i], idbuf, &cap_eps);
-	free(idbuf);
+			ret = emit_local_pod(x, &x->pods[i], &cap_eps);
 	free(used.v);
 	return ret;
 }
@@ -1309,6 +1361,10 @@ int pw_policy_compute(const struct pw_policy_model *m, const struct pw_local_pod
 	free(x.pods);
 	free(x.ids);
 	free(x.cidrs);
+	free(x.idbuf);
+	for (size_t i = 0; x.peers && i < x.peers_cap; i++)
+		free(x.peers[i].ids);
+	free(x.peers);
 	if (ret) {
 		pw_policy_state_free(out);
 		return ret;
