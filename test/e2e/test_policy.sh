@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # NetworkPolicy on one node (docs/policy.md): pods added by cnitool with
 # K8S_POD_NAMESPACE/K8S_POD_NAME, their labels and the policies in the
-# agent's JSON config. A probe matrix (TCP connect + answer) is checked at
-# each step: no policy, default-deny ingress, allow from a pod selector (by
-# named port), namespaceSelector+podSelector, egress to an ipBlock with
-# except (two hosts on the LAN), all policies removed; every cell must match.
+# agent's JSON config. A probe matrix (TCP connect + answer, UDP request +
+# answer; pod to pod, through a ClusterIP, from LAN hosts through a NodePort)
+# is checked at each step: no policy, default-deny ingress, allow from a pod
+# selector (by named port, and UDP), namespaceSelector+podSelector, egress
+# to an ipBlock with except (two hosts on the LAN), ingress from an ipBlock
+# with except, all policies removed; every cell must match. Also: a label
+# change writes only what changed, an agent restart rewrites nothing.
 # podwirectl policy / policy check answer from the maps, denied packets are
 # counted as policy-denied, and deleting the policies and pods leaves the
 # policy maps empty.
@@ -34,6 +37,8 @@ for p in client web other; do
 		bg_in_ns "${PW_PREFIX}-$p" socat TCP-LISTEN:$port,fork,reuseaddr SYSTEM:"echo $p"
 	done
 done
+# UDP: web answers datagrams on 53 with its name.
+bg_in_ns "${PW_PREFIX}-web" socat UDP-RECVFROM:53,fork,reuseaddr SYSTEM:'read -r _; echo web'
 for x in x1 x2; do
 	bg_in_ns "${PW_PREFIX}-$x" socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:"echo $x"
 done
@@ -65,14 +70,19 @@ PW_HOST_IP[vip]=10.96.0.10 PW_HOST_IP[node]=192.168.1.11
 declare -A ANSWER=([vip]=web [node]=web)
 
 # probe FROM TO PORT: Y when the TCP connection is made and answered by TO's server, else N.
+# PORT uN: UDP to port N, answered with one datagram.
 probe() {
 	local dst=${PW_POD_IP[$2]:-${PW_HOST_IP[$2]:-}} got
-	got=$(in_ns "${PW_PREFIX}-$1" timeout 3 socat -T2 - TCP:"$dst":"$3",connect-timeout=1.5 </dev/null 2>/dev/null)
+	if [ "${3#u}" != "$3" ]; then
+		got=$(echo hi | in_ns "${PW_PREFIX}-$1" timeout 3 socat -T1.5 - UDP:"$dst":"${3#u}" 2>/dev/null)
+	else
+		got=$(in_ns "${PW_PREFIX}-$1" timeout 3 socat -T2 - TCP:"$dst":"$3",connect-timeout=1.5 </dev/null 2>/dev/null)
+	fi
 	[ "$got" = "${ANSWER[$2]:-$2}" ] && echo Y || echo N
 }
 
 CELLS="client:web:80 client:web:81 other:web:80 web:client:80 web:other:80 other:x1:80 other:x2:80 client:x2:80"
-CELLS+=" client:vip:80 other:vip:80 x1:node:30080 x2:node:30080"
+CELLS+=" client:vip:80 other:vip:80 x1:node:30080 x2:node:30080 client:web:u53 other:web:u53"
 # matrix STEP EXPECTED...: one expectation (Y/N) per cell of CELLS, in order.
 # probe_as WANT FROM TO PORT: probe, asked up to 3 times while the answer
 # is not WANT. A slow machine (a TCG guest) can miss one connect timeout;
@@ -99,37 +109,38 @@ matrix() {
 	done
 }
 
-matrix "no policy" Y Y Y Y Y Y Y Y  Y Y Y Y
+matrix "no policy" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
 
 DENY_PROD='{"metadata": {"namespace": "prod", "name": "default-deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}'
 set_policy "[$DENY_PROD]" || not_ok "default-deny applied"
-matrix "default-deny ingress in prod" N N N N Y Y Y Y  N N N N
+matrix "default-deny ingress in prod" N N N N Y Y Y Y  N N N N  N N
 
 ALLOW_CLIENT='{"metadata": {"namespace": "prod", "name": "web-from-client"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
-	"ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": "http"}]}]}}'
+	"ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
+	             "ports": [{"port": "http"}, {"port": 53, "protocol": "UDP"}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT]" || not_ok "web-from-client applied"
-matrix "+ allow app=client to web's named port http" Y N N N Y Y Y Y  Y N N N
+matrix "+ allow app=client to web's named port http" Y N N N Y Y Y Y  Y N N N  Y N
 
 ALLOW_DEV='{"metadata": {"namespace": "prod", "name": "web-from-dev"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
 	"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "dev"}},
 	                       "podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV]" || not_ok "web-from-dev applied"
-matrix "+ allow namespaceSelector team=dev and app=client" Y N Y N Y Y Y Y  Y Y N N
+matrix "+ allow namespaceSelector team=dev and app=client" Y N Y N Y Y Y Y  Y Y N N  Y N
 
 EGRESS_DEV='{"metadata": {"namespace": "dev", "name": "lan-only"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
 	"egress": [{"to": [{"ipBlock": {"cidr": "192.168.1.0/24", "except": ["192.168.1.60/32"]}}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV]" || not_ok "lan-only applied"
-matrix "+ egress of dev/other only to 192.168.1.0/24 except .60" Y N N N Y Y N Y  Y N N N
+matrix "+ egress of dev/other only to 192.168.1.0/24 except .60" Y N N N Y Y N Y  Y N N N  Y N
 
 LAN_IN='{"metadata": {"namespace": "prod", "name": "web-from-lan"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
 	"ingress": [{"from": [{"ipBlock": {"cidr": "192.168.1.0/24", "except": ["192.168.1.60/32"]}}],
 	             "ports": [{"port": 80, "protocol": "TCP"}]}]}}'
 set_policy "[$DENY_PROD, $ALLOW_CLIENT, $ALLOW_DEV, $EGRESS_DEV, $LAN_IN]" || not_ok "web-from-lan applied"
-matrix "+ web from ipBlock 192.168.1.0/24 except .60 (NodePort)" Y N N N Y Y N Y  Y N Y N
+matrix "+ web from ipBlock 192.168.1.0/24 except .60 (NodePort)" Y N N N Y Y N Y  Y N Y N  Y N
 ctl policy | sed 's/^/# /'
 
 # A label change: client no longer app=client, so web-from-client stops
@@ -187,7 +198,7 @@ denied=$(bpftool -j map dump pinned "$pins/pw_metrics" |
 [ "${denied:-0}" -gt 0 ] 2>/dev/null && ok "policy-denied counted ($denied packets)" || not_ok "policy-denied counter is $denied"
 
 set_policy "[]" '[]' || not_ok "policies removed"
-matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y
+matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
 check_eq "no policies: pw_pol_ep and pw_policy empty" \
 	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | jq length) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
 
