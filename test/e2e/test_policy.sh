@@ -197,6 +197,27 @@ denied=$(bpftool -j map dump pinned "$pins/pw_metrics" |
 	jq '[.[] | select(.formatted.key == 10) | .formatted.values[] | .value.egress.packets + .value.ingress.packets] | add // 0')
 [ "${denied:-0}" -gt 0 ] 2>/dev/null && ok "policy-denied counted ($denied packets)" || not_ok "policy-denied counter is $denied"
 
+# A new pod in prod is policed (default-deny) as soon as it exists: the
+# agent follows the IPAM dir, not a timer.
+pol_ep_has() { # IP: the pw_pol_ep entry of IP exists
+	bpftool -j map dump pinned "$pins/pw_pol_ep" |
+		jq -e --arg ip "$1" 'any(.[]; (.formatted.key.addr // .key.addr | map(tostring) | join(".")) == $ip)' >/dev/null
+}
+if pod_add n1 late CNI_ARGS="K8S_POD_NAMESPACE=prod;K8S_POD_NAME=late"; then
+	t0=$(date +%s%N)
+	for i in $(seq 100); do pol_ep_has "${PW_POD_IP[late]}" && break; sleep 0.01; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	if pol_ep_has "${PW_POD_IP[late]}" && [ "$ms" -lt 300 ]; then
+		ok "a new pod in prod is policed within $ms ms of its CNI ADD"
+	else
+		not_ok "new pod ${PW_POD_IP[late]} not in pw_pol_ep $ms ms after its CNI ADD"
+	fi
+	pod_del late >/dev/null 2>&1 || not_ok "cnitool del late"
+	PW_POD_NODE[late]=
+else
+	not_ok "cnitool add prod/late"
+fi
+
 set_policy "[]" '[]' || not_ok "policies removed"
 matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
 check_eq "no policies: pw_pol_ep and pw_policy empty" \

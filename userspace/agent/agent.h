@@ -183,12 +183,18 @@ int pw_k8s_main(struct pw_agent *a, const struct pw_k8s_flags *f, int sig_fd);
 
 /* netpol.c: NetworkPolicy -- cfg's policy model and this node's pods (from
  * IPAM) into the policy maps, only the difference to what they hold. Cheap
- * when nothing changed (a digest), so the main loop calls it every
- * PW_NETPOL_POLL_MS to follow pods the CNI plugin adds and deletes.
- * 0 or -errno (a bad model, a map write failing). */
+ * when nothing changed (a digest), so the main loop calls it whenever the
+ * IPAM dir changes (pw_netpol_pods_fd, inotify) and at least every
+ * PW_NETPOL_POLL_MS (PW_NETPOL_POLL_SLOW_MS once the dir is watched), to
+ * follow pods the CNI plugin adds and deletes. 0 or -errno (a bad model, a
+ * map write failing). */
 struct pw_netpol_state;
 #define PW_NETPOL_POLL_MS 500
+#define PW_NETPOL_POLL_SLOW_MS 5000
 int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+/* inotify fd on the IPAM dir to poll (-1: not yet), and its drain. */
+int pw_netpol_pods_fd(struct pw_agent *a);
+void pw_netpol_pods_drain(struct pw_agent *a);
 void pw_netpol_close(struct pw_agent *a);
 
 /* watch.c: inotify on the config file's directory. */

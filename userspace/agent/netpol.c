@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/inotify.h>
 #include "agent.h"
 #include "ipam.h"
 #include "log.h"
@@ -19,6 +20,7 @@ struct pw_netpol_state {
 	struct pw_policy_state applied;
 	bool have_applied;        /* applied holds what the maps hold */
 	uint64_t digest;          /* of the model text and the local pods last applied */
+	int pods_fd;              /* inotify on the IPAM dir, -1 until it exists */
 };
 
 static uint64_t fnv64(uint64_t h, const void *p, size_t n)
@@ -70,6 +72,7 @@ static int open_state(struct pw_agent *a)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->pods_fd = -1;
 	s->fds.ids = pw_loader_map_fd(a, PW_MAP_POL_IDS);
 	s->fds.ep = pw_loader_map_fd(a, PW_MAP_POL_EP);
 	s->fds.rules = pw_loader_map_fd(a, PW_MAP_POLICY);
@@ -166,10 +169,46 @@ int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 	return ret;
 }
 
+/* The CNI plugin writes a reservation (by rename) at the start of ADD and
+ * removes it at DEL: an event there is a pod coming or going, usually
+ * before its veth is even up. The dir appears with the first pod. */
+int pw_netpol_pods_fd(struct pw_agent *a)
+{
+	struct pw_netpol_state *s = a->netpol;
+	int fd;
+
+	if (!s)
+		return -1;
+	if (s->pods_fd >= 0 || access(a->paths.ipam_dir, F_OK) < 0)
+		return s->pods_fd;
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (inotify_add_watch(fd, a->paths.ipam_dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM) < 0) {
+		pw_warn("network policy: cannot watch %s (%s): pods are noticed every %d ms", a->paths.ipam_dir,
+			strerror(errno), PW_NETPOL_POLL_MS);
+		close(fd);
+		return -1;
+	}
+	s->pods_fd = fd;
+	return fd;
+}
+
+void pw_netpol_pods_drain(struct pw_agent *a)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	if (a->netpol && a->netpol->pods_fd >= 0)
+		while (read(a->netpol->pods_fd, buf, sizeof(buf)) > 0)
+			;
+}
+
 void pw_netpol_close(struct pw_agent *a)
 {
 	if (!a->netpol)
 		return;
+	if (a->netpol->pods_fd >= 0)
+		close(a->netpol->pods_fd);
 	pw_policy_state_free(&a->netpol->applied);
 	free(a->netpol);
 	a->netpol = NULL;
