@@ -110,7 +110,10 @@ static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const str
 		pw_err("network policy: %s", err);
 		return ret;
 	}
-	ret = pw_policy_compute(&m, local, n_local, &next);
+	/* Without a policy nothing is policed and no identity is asked for:
+	 * the maps stay empty (the common case costs no writes at all). */
+	memset(&next, 0, sizeof(next));
+	ret = m.n_pols ? pw_policy_compute(&m, local, n_local, &next) : 0;
 	if (ret) {
 		pw_err("network policy: cannot compute the maps: %s", strerror(-ret));
 		pw_policy_model_free(&m);
@@ -136,10 +139,11 @@ static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const str
 		s->have_applied = false;
 	else
 		s->digest = digest;
-	pw_info("network policy: %d polic%s, %d local pod(s) policed, %d identity entr%s, %d rule entr%s in %.2f ms: "
-		"%lu write(s), %lu delete(s)", m.n_pols, m.n_pols == 1 ? "y" : "ies", next.n_eps, next.n_ids,
-		next.n_ids == 1 ? "y" : "ies", next.n_rules, next.n_rules == 1 ? "y" : "ies", ms_since(&t0), st.writes,
-		st.deletes);
+	pw_log(m.n_pols || st.writes || st.deletes ? PW_LOG_INFO : PW_LOG_DEBUG,
+	       "network policy: %d polic%s, %d local pod(s) policed, %d identity entr%s, %d rule entr%s in %.2f ms: "
+	       "%lu write(s), %lu delete(s)", m.n_pols, m.n_pols == 1 ? "y" : "ies", next.n_eps, next.n_ids,
+	       next.n_ids == 1 ? "y" : "ies", next.n_rules, next.n_rules == 1 ? "y" : "ies", ms_since(&t0), st.writes,
+	       st.deletes);
 	pw_policy_model_free(&m);
 	return ret;
 }
