@@ -41,6 +41,7 @@ BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/te
 
 BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
 BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc $(BUILD)/test/bench/k8s_build
+BENCH_TOOLS += $(BUILD)/test/bench/policy_cost
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -125,6 +126,11 @@ $(BUILD)/test/bench/bpf_cost: test/bench/bpf_cost.c test/bpf/pwt_bpf.h $(BPF_SKE
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LDLIBS)
 
+# NetworkPolicy: apply times (userspace/lib/policy.c) and per-packet cost (docs/policy.md).
+$(BUILD)/test/bench/policy_cost: test/bench/policy_cost.c test/bpf/pwt_bpf.h $(BPF_SKELS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itest/bpf -Itest/lib -o $@ $< $(LIB) $(LDLIBS)
+
 # The README's test command. Runs unit, BPF packet and end-to-end suites and
 # ends with one line "N passed, N failed". The real-cluster tests need the
 # Kubernetes components (k8s-deps: built once per machine, cached outside the tree).
@@ -173,7 +179,8 @@ vmtest: deps
 FUZZ_SECONDS ?= 30
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Iuserspace/lib -Icni \
 	-I/usr/include/cjson
-FUZZ_LIB := userspace/lib/config.c userspace/lib/cidr.c userspace/lib/file.c userspace/lib/log.c userspace/lib/k8sname.c
+FUZZ_LIB := userspace/lib/config.c userspace/lib/cidr.c userspace/lib/file.c userspace/lib/log.c userspace/lib/k8sname.c \
+	userspace/lib/policy.c
 $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.c $(FUZZ_LIB) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB) -lcjson -o $@

@@ -30,7 +30,7 @@ struct pw_pkt {
 	__u32 ifindex;         /* device the program runs on */
 	__u8  dir;             /* enum pw_dir, fixed per entry point */
 	__u8  proto;           /* IP protocol, 0 until the IPv4 header is parsed */
-	__u16 pad;
+	__u16 flags;           /* PW_PKT_F_* */
 	__be32 saddr;
 	__be32 daddr;
 	__u16 sport;
@@ -41,6 +41,11 @@ struct pw_pkt {
 	__be32 nat_addr;
 	__u16 nat_port;
 	__u16 pad2;
+	__u32 policy_id;       /* policy-denied: the policy that selected the pod, 0 = several */
+};
+
+enum pw_pkt_flags {
+	PW_PKT_F_REPLY = 1,    /* reverse-translated (service or masquerade reply): a reply by construction */
 };
 
 static __always_inline void pw_pkt_init(struct pw_pkt *pkt, const struct __sk_buff *skb, __u8 dir)

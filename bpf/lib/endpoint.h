@@ -11,6 +11,7 @@
 #include "ipv4.h"
 #include "metrics.h"
 #include "events.h"
+#include "policy.h"
 
 static __always_inline const struct pw_endpoint *pw_ep_by_ifindex(__u32 ifindex)
 {
@@ -35,12 +36,19 @@ static __always_inline const struct pw_endpoint *pw_ep_by_ip(__be32 addr)
  * frames carry an Ethernet header with zero MACs, which the rewrite keeps
  * as the target's zero MACs). From tc ingress (uplink, overlay)
  * bpf_redirect_peer into a netkit primary works as into a veth.
- * Returns the verdict or a drop reason. */
+ * The pod's ingress policy is checked first. Returns the verdict or a drop
+ * reason. */
 static __always_inline int pw_deliver_local(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 					    struct iphdr *iph, const struct pw_endpoint *target)
 {
 	__u32 target_ifindex = target->ifindex;
+	int err;
 
+	/* Every path into a pod ends here, after any service translation:
+	 * the backend pod's ingress policy decides. */
+	err = pw_policy_check(skb, pkt, iph, PW_DIR_INGRESS);
+	if (err)
+		return err;
 	if (!pw_ipv4_ttl_ok(iph))
 		return PW_DROP_TTL_EXCEEDED;
 	pw_ipv4_dec_ttl(iph);

@@ -39,7 +39,7 @@ static __always_inline void pw_event_emit(const struct __sk_buff *skb, const str
 	__builtin_memcpy(ev->nat_addr, &pkt->nat_addr, 4);
 	ev->nat_port = pkt->nat_port;
 	ev->pad = 0;
-	ev->reserved = 0;
+	ev->policy_id = pkt->policy_id;
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -575,6 +575,7 @@ static __always_inline int pw_lb_reverse(struct __sk_buff *skb, struct pw_pkt *p
 		return PW_DROP_NAT_FAILED;
 	pkt->nat_addr = fe_addr;
 	pkt->nat_port = fe_port;
+	pkt->flags |= PW_PKT_F_REPLY;
 	return 1;
 }
 

@@ -202,4 +202,46 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_ct SEC(".maps");
 
+/* ---- NetworkPolicy (written by userspace/lib/policy.c, read by policy.h;
+ * docs/policy.md) ---- */
+
+/* pod IP /32 of every pod in the cluster, every ipBlock prefix -> identity */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pw_pol_ids_key);
+	__type(value, struct pw_pol_ids_val);
+	__uint(max_entries, PW_MAX_POL_IDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_pol_ids SEC(".maps");
+
+/* local pod IP -> default deny per direction (absent: not policed) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pw_ip4);
+	__type(value, struct pw_pol_ep);
+	__uint(max_entries, PW_MAX_POL_EP);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_pol_ep SEC(".maps");
+
+/* (local pod, dir, proto, peer identity, port prefix) -> allowing policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pw_policy_key);
+	__type(value, struct pw_policy_val);
+	__uint(max_entries, PW_MAX_POLICY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_policy SEC(".maps");
+
+/* Flows a policy check allowed (either end policed). LRU: lookups keep
+ * busy flows; an evicted idle flow is simply checked again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pw_pol_ct_key);
+	__type(value, struct pw_pol_ct_val);
+	__uint(max_entries, PW_MAX_POL_CT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_pol_ct SEC(".maps");
+
 #endif

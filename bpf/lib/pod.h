@@ -136,6 +136,10 @@ static __always_inline int pw_pod_ipv4(struct __sk_buff *skb, struct pw_pkt *pkt
 	/* After the DNAT: a service's backend may be a node's VXLAN port too. */
 	if (pw_pod_to_tunnel_port(skb, iph))
 		return PW_DROP_POD_TO_TUNNEL;
+	/* After the DNAT too: the policy sees the backend, not the ClusterIP. */
+	err = pw_policy_check(skb, pkt, iph, PW_DIR_EGRESS);
+	if (err)
+		return err;
 
 	target = pw_ep_by_ip(iph->daddr);
 	if (target) {

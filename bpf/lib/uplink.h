@@ -50,6 +50,7 @@ static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct
 	 * the cluster, e.g. the API server behind the `kubernetes` Service):
 	 * undo that translation too, with the pod's port now in place. */
 	pkt->dport = pkt->nat_port;
+	pkt->flags |= PW_PKT_F_REPLY;
 	return pw_lb_deliver(skb, pkt, eth, iph, target);
 }
 

@@ -342,7 +342,8 @@ struct pw_event {
 	                             * reverse translation: the new destination (pod IP); else 0 */
 	__u16 nat_port;             /* host byte order, with nat_addr: the new port (ICMP: echo id) */
 	__u16 pad;
-	__u32 reserved;
+	__u32 policy_id;            /* policy-denied drops: the policy that selected the pod
+	                             * (docs/policy.md), 0 = several (default deny); else 0 */
 };
 
 /* ---- Socket load balancing (bpf/sock.bpf.c, docs/datapath.md) ----
@@ -385,7 +386,95 @@ struct pw_sock_netns {
 	__u32 pad2;
 };
 
+
+/* ---- NetworkPolicy (docs/policy.md, bpf/lib/policy.h) ---- */
+#define PW_MAP_POL_IDS "pw_pol_ids"   /* LPM: pod IP /32 or ipBlock prefix -> identity */
+#define PW_MAP_POL_EP  "pw_pol_ep"    /* local pod IP -> enforcement per direction */
+#define PW_MAP_POLICY  "pw_policy"    /* LPM: (pod, dir, proto, peer identity, port prefix) -> policy */
+#define PW_MAP_POL_CT  "pw_pol_ct"    /* LRU: flows a policy check allowed */
+#define PW_MAX_POL_IDS    65536
+#define PW_MAX_POL_EP     PW_MAX_ENDPOINTS
+#define PW_MAX_POLICY     262144
+#define PW_MAX_POL_CT     262144
+
+enum pw_identity_reserved {
+	PW_ID_ANY        = 0,          /* policy keys: any peer */
+	PW_ID_HOST       = 1,          /* this node */
+	PW_ID_WORLD      = 2,          /* no pod, no ipBlock prefix */
+	PW_ID_FIRST_POD  = 256,
+	PW_ID_FIRST_CIDR = 0x01000000,
+};
+
+struct pw_pol_ids_key {
+	__u32 prefixlen;
+	__u8  addr[4];
+};
+
+struct pw_pol_ids_val {
+	__u32 identity;
+	__u32 pad;
+};
+
+enum pw_pol_ep_flags {
+	PW_POL_F_INGRESS = 1,          /* default deny ingress: some policy selects the pod for ingress */
+	PW_POL_F_EGRESS  = 2,
+};
+
+struct pw_pol_ep {
+	__u32 flags;                   /* PW_POL_F_* */
+	__u32 ingress_policy;          /* the one policy selecting it for ingress, 0 = several */
+	__u32 egress_policy;
+	__u32 pad;
+};
+
+/* LPM key: everything up to port is matched exactly (prefixlen >=
+ * PW_POLICY_FIXED_BITS), the port by prefix (endPort ranges). */
+struct pw_policy_key {
+	__u32 prefixlen;
+	__u8  pod[4];                  /* the local pod */
+	__u8  dir;                     /* pw_dir: PW_DIR_INGRESS (to the pod) / PW_DIR_EGRESS */
+	__u8  proto;                   /* IPPROTO_*, 0 = any protocol (then port /0) */
+	__u16 pad;
+	__u32 identity;                /* peer identity, PW_ID_ANY = any peer */
+	__u8  port[2];                 /* big endian: a prefix of it is a port block */
+	__u8  pad2[2];
+};
+#define PW_POLICY_FIXED_BITS 96      /* pod .. identity */
+
+struct pw_policy_val {
+	__u32 policy_id;               /* a policy allowing it (FNV-1a of "namespace/name") */
+	__u32 pad;
+};
+
+/* pw_pol_ct: a flow as its first allowed packet went, and which check let
+ * it: dir says whose (PW_DIR_EGRESS: the source pod's, PW_DIR_INGRESS: the
+ * destination pod's). Both pods of a same-node flow are checked, so an
+ * entry of one pod's check must never answer the other's. */
+struct pw_pol_ct_key {
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__u16 sport;                   /* host order; ICMP echo: the id as in pw_l4 */
+	__u16 dport;
+	__u8  proto;
+	__u8  dir;                     /* pw_dir of the check that allowed it */
+	__u8  pad[2];
+};
+
+struct pw_pol_ct_val {
+	__u64 last_seen_ns;            /* bpf_ktime_get_ns(), refreshed at most once a second */
+};
+
+/* Idle time after which a remembered flow no longer lets packets through
+ * (it is checked against the policies again): TCP as conntrack's
+ * established timeout, the rest as its UDP timeout. A TCP SYN is always
+ * checked, so a closed connection's entry never lets a new one in. */
+#define PW_POL_CT_TCP_S   21600
+#define PW_POL_CT_OTHER_S 60
+
 #ifndef __bpf__
+static_assert(sizeof(struct pw_policy_key) == 20, "pw_policy_key layout");
+static_assert(sizeof(struct pw_pol_ct_key) == 16, "pw_pol_ct_key layout");
+static_assert(sizeof(struct pw_pol_ep) == 16, "pw_pol_ep layout");
 static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
 static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 static_assert(sizeof(struct pw_peer_key) == 8, "pw_peer_key layout");

@@ -18,7 +18,7 @@ enum pw_drop_reason {
 	PW_DROP_CT_FULL         = -7,  /* conntrack table full, new flow refused */
 	PW_DROP_UNSUPPORTED     = -8,  /* protocol the datapath does not handle on this path */
 	PW_DROP_TTL_EXCEEDED    = -9,  /* TTL would reach zero on forwarding */
-	PW_DROP_POLICY          = -10, /* policy denied (reserved) */
+	PW_DROP_POLICY          = -10, /* denied by NetworkPolicy (docs/policy.md) */
 	PW_DROP_UNKNOWN_SOURCE  = -11, /* packet on a pod veth that is not a registered endpoint */
 	PW_DROP_FIB_FAILED      = -12, /* FIB lookup towards a peer node failed */
 	PW_DROP_ENCAP_FAILED    = -13, /* could not set the tunnel key / redirect to the overlay */

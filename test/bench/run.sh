@@ -227,3 +227,7 @@ echo "podwire-vxlan vs flannel-vxlan: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "
 # podwire beside kube-proxy's iptables (nft and legacy) and nftables modes.
 # BENCH_SERVICES=0 skips them (they take a few minutes).
 [ "${BENCH_SERVICES:-1}" = 0 ] || BUILD="$BUILD" bash test/bench/services.sh
+
+# NetworkPolicy: apply times over 10,000 pods / 1,000 policies and per-packet
+# cost with 0, 100, 1,000 policies selecting the pod (docs/policy.md).
+[ "${BENCH_POLICY:-1}" = 0 ] || "$BUILD/test/bench/policy_cost"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "policy.h"
 
 static void check(int cond)
 {
@@ -46,6 +47,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(pw_cidr_contains(&cfg.service_cidr, cfg.services[i].vip));
 		check(cfg.services[i].port > 0);
 		check(cfg.services[i].n_backends >= 0);
+	}
+	/* A config that parsed carries a policy model that parses again and
+	 * translates (no local pods: every pod is a model pod). */
+	if (cfg.policy_json) {
+		struct pw_policy_model m;
+		struct pw_policy_state st;
+		int rc;
+
+		check(pw_policy_model_parse(cfg.policy_json, &m, err, sizeof(err)) == 0);
+		rc = pw_policy_compute(&m, NULL, 0, &st);
+		check(rc == 0 || rc == -12 /* ENOMEM */);
+		if (rc == 0) {
+			for (int i = 1; i < st.n_rules; i++)
+				check(memcmp(&st.rules[i - 1].k, &st.rules[i].k, sizeof(st.rules[i].k)) < 0);
+			pw_policy_state_free(&st);
+		}
+		pw_policy_model_free(&m);
 	}
 	pw_config_free(&cfg);
 	return 0;

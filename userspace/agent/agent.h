@@ -101,6 +101,7 @@ struct pw_agent {
 	struct pw_npaddr *npaddr;      /* the NodePort address thread (npaddr.c), or NULL */
 	bool np_reserved_applied;      /* the range below was put in ip_local_reserved_ports (or tried) */
 	uint16_t np_reserved_min, np_reserved_max;
+	struct pw_netpol_state *netpol;/* what the policy maps hold (netpol.c), or NULL */
 };
 
 /* loader.c */
@@ -209,6 +210,21 @@ int pw_nodeport_sync(struct pw_agent *a, const struct pw_node_config *cfg);
 void pw_npaddr_stop(struct pw_agent *a);
 /* --uninstall: takes the ports this instance reserved out of the sysctl. */
 int pw_reserved_ports_release(const struct pw_paths *paths);
+/* netpol.c: NetworkPolicy -- cfg's policy model and this node's pods (from
+ * IPAM) into the policy maps, only the difference to what they hold. Cheap
+ * when nothing changed (a digest), so the main loop calls it whenever the
+ * IPAM dir changes (pw_netpol_pods_fd, inotify) and at least every
+ * PW_NETPOL_POLL_MS (PW_NETPOL_POLL_SLOW_MS once the dir is watched), to
+ * follow pods the CNI plugin adds and deletes. 0 or -errno (a bad model, a
+ * map write failing). */
+struct pw_netpol_state;
+#define PW_NETPOL_POLL_MS 500
+#define PW_NETPOL_POLL_SLOW_MS 5000
+int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg);
+/* inotify fd on the IPAM dir to poll (-1: not yet), and its drain. */
+int pw_netpol_pods_fd(struct pw_agent *a);
+void pw_netpol_pods_drain(struct pw_agent *a);
+void pw_netpol_close(struct pw_agent *a);
 
 /* watch.c: inotify on the config file's directory. */
 int pw_watch_open(const char *config_path);

@@ -909,6 +909,7 @@ void pw_loader_close(struct pw_agent *a)
 {
 	pw_snat_gc_stop(a);
 	pw_ct_gc_stop(a);
+	pw_netpol_close(a);
 	pw_healthcheck_stop(a);
 	pw_npaddr_stop(a);
 	if (a->svc) {

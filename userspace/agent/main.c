@@ -386,18 +386,22 @@ static void run(struct pw_agent *a, int sig_fd, int watch_fd)
 	long long reload_at = -1;
 
 	for (;;) {
-		struct pollfd fds[2] = {
+		/* poll ignores negative fds: an unwatched config, no IPAM dir yet. */
+		struct pollfd fds[3] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = watch_fd, .events = POLLIN },
+			{ .fd = pw_netpol_pods_fd(a), .events = POLLIN },
 		};
-		int timeout = -1;
+		/* Pods the CNI plugin adds or deletes get their policy at once
+		 * (the IPAM dir's events), and at the latest after the timeout. */
+		int timeout = fds[2].fd >= 0 ? PW_NETPOL_POLL_SLOW_MS : PW_NETPOL_POLL_MS;
 
 		if (reload_at >= 0) {
 			long long left = reload_at - now_ms();
 
-			timeout = left > 0 ? (int)left : 0;
+			timeout = left > 0 ? (left < timeout ? (int)left : timeout) : 0;
 		}
-		if (poll(fds, watch_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
+		if (poll(fds, 3, timeout) < 0 && errno != EINTR) {
 			pw_err("poll: %s", strerror(errno));
 			return;
 		}
@@ -420,6 +424,9 @@ static void run(struct pw_agent *a, int sig_fd, int watch_fd)
 			reload_at = -1;
 			reload(a);
 		}
+		if (fds[2].revents & POLLIN)
+			pw_netpol_pods_drain(a);
+		pw_netpol_sync(a, &a->cfg);
 	}
 }
 

@@ -385,7 +385,7 @@ static int reconcile_services(struct pw_agent *a, const struct pw_node_config *o
 int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 		 struct pw_node_config *new)
 {
-	int err, err2;
+	int err, err2, err3, err4;
 
 	if (old->name[0]) {
 		report_restart_fields(a, old, new);
@@ -393,9 +393,7 @@ int pw_reconcile(struct pw_agent *a, const struct pw_node_config *old,
 	}
 	err = reconcile_peers(a, old, new);
 	err2 = reconcile_services(a, old, new);
-	if (!err && !err2)
-		err2 = pw_nodeport_sync(a, new);
-	else
-		pw_nodeport_sync(a, new);
-	return err ? err : err2;
+	err3 = pw_nodeport_sync(a, new);
+	err4 = pw_netpol_sync(a, new);
+	return err ? err : err2 ? err2 : err3 ? err3 : err4;
 }

@@ -21,6 +21,7 @@ enum ctl_exit {
 	CTL_UNSUPPORTED = 4,   /* the pinned datapath has no such feature (yet) */
 	CTL_NOT_APPLIED = 5,   /* service add|del: the config was changed, but no running agent
 				* confirmed applying it (not running, or not within --wait) */
+	CTL_DENIED      = 6,   /* policy check: the maps deny the flow */
 };
 
 struct ctl {
@@ -46,7 +47,8 @@ struct ctl_cmd {
 
 /* One per file. */
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_endpoints, ctl_cmd_peers,
-	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_nat, ctl_cmd_metrics, ctl_cmd_monitor, ctl_cmd_service;
+	ctl_cmd_services, ctl_cmd_ct, ctl_cmd_nat, ctl_cmd_metrics, ctl_cmd_monitor, ctl_cmd_service,
+	ctl_cmd_policy;
 
 /* service.c: the agent's config file for this instance: "config" in
  * node.json (what the running or last agent uses), else
@@ -59,6 +61,10 @@ struct pw_node_config;
 /* monitor.c: pid of the podwirectl monitor that holds the instance's event
  * stream (the ring buffer has one consumer), 0 when none runs. */
 int ctl_monitor_holder(const struct ctl *c);
+
+/* policy.c: "namespace/name" of a policy id from the agent's config (read
+ * once), "default deny" for 0, "#<hex id>" for one the config lacks. */
+const char *ctl_policy_name(const struct ctl *c, uint32_t id, char *buf, size_t len);
 
 /* ---------- shared helpers (output.c) ---------- */
 

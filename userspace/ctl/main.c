@@ -14,6 +14,7 @@
 static const struct ctl_cmd *const commands[] = {
 	&ctl_cmd_status, &ctl_cmd_endpoints, &ctl_cmd_peers, &ctl_cmd_services,
 	&ctl_cmd_ct, &ctl_cmd_nat, &ctl_cmd_metrics, &ctl_cmd_monitor, &ctl_cmd_service,
+	&ctl_cmd_policy,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -230,6 +230,12 @@ static int print_json(const struct monitor *m, const struct pw_event *ev)
 		cJSON_AddStringToObject(o, "reason", pw_drop_reason_name(ev->reason));
 		cJSON_AddNumberToObject(o, "code", ev->reason);
 		cJSON_AddStringToObject(o, "reasonText", pw_drop_reason_text(ev->reason));
+		if (ev->reason == PW_DROP_POLICY) {
+			char pol[320];
+
+			cJSON_AddNumberToObject(o, "policyId", ev->policy_id);
+			cJSON_AddStringToObject(o, "policy", ctl_policy_name(m->c, ev->policy_id, pol, sizeof(pol)));
+		}
 	} else {
 		cJSON_AddStringToObject(o, "type", "trace");
 		cJSON_AddStringToObject(o, "point", point_name(ev->point));
@@ -283,10 +289,17 @@ static int print_text(const struct monitor *m, const struct pw_event *ev)
 	}
 	event_ifname(m, ev->ifindex, ifn);
 	if (ev->type == PW_EVENT_DROP) {
+		char pol[340] = "";
+
 		snprintf(where, sizeof(where), "%s(%u)", ifn, ev->ifindex);
-		ret = printf("%s DROP  %-18s %-7s %-18s %s %s%s%s len %u: %s\n", t,
+		if (ev->reason == PW_DROP_POLICY) {
+			char name[320];
+
+			snprintf(pol, sizeof(pol), " (policy %s)", ctl_policy_name(m->c, ev->policy_id, name, sizeof(name)));
+		}
+		ret = printf("%s DROP  %-18s %-7s %-18s %s %s%s%s len %u: %s%s\n", t,
 			     pw_drop_reason_name(ev->reason), pw_dir_name(ev->dir), where, proto, src,
-			     src[0] ? " -> " : "", dst, ev->len, pw_drop_reason_text(ev->reason));
+			     src[0] ? " -> " : "", dst, ev->len, pw_drop_reason_text(ev->reason), pol);
 	} else {
 		if (ev->target_ifindex)
 			snprintf(where, sizeof(where), "%s(%u) -> %s(%u)", ifn, ev->ifindex,

@@ -14,6 +14,7 @@
 #include "file.h"
 #include "k8sname.h"
 #include "nodeinfo.h"
+#include "policy.h"
 
 #define PW_NODEPORT_MIN 30000
 #define PW_NODEPORT_MAX 32767
@@ -776,9 +777,42 @@ static int parse_source(struct perr *e, const cJSON *root, struct pw_node_config
 	return 0;
 }
 
+/* namespaces, pods, networkPolicies: checked now (a bad policy is a bad
+ * config, reported with its field), kept as one JSON text for the agent. */
+static int parse_policy_sections(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+{
+	static const char *const keys[] = { "namespaces", "pods", "networkPolicies" };
+	struct pw_policy_model m;
+	cJSON *o = NULL;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, keys[i]);
+
+		if (!v)
+			continue;
+		if (!o && !(o = cJSON_CreateObject()))
+			return -ENOMEM;
+		if (!cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1))) {
+			cJSON_Delete(o);
+			return -ENOMEM;
+		}
+	}
+	if (!o)
+		return 0;
+	cfg->policy_json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!cfg->policy_json)
+		return -ENOMEM;
+	ret = pw_policy_model_parse(cfg->policy_json, &m, e->buf, e->len);
+	pw_policy_model_free(&m);
+	return ret;
+}
+
 static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "node", "cluster", "peers", "services", "source", NULL };
+	static const char *const keys[] = { "node", "cluster", "peers", "services", "source",
+					    "namespaces", "pods", "networkPolicies", NULL };
 	static const char *const k8s_keys[] = { "node", "cluster", NULL };
 	struct perr e = { err, errlen };
 	const char *end = NULL;
@@ -808,8 +842,9 @@ static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, ch
 		 !(ret = parse_source(&e, root, cfg)) &&
 		 !(ret = parse_node(&e, root, cfg)) &&
 		 !(ret = parse_cluster(&e, root, false, cfg)) &&
-		 !(ret = parse_peers(&e, root, cfg)))
-		ret = parse_services(&e, root, cfg);
+		 !(ret = parse_peers(&e, root, cfg)) &&
+		 !(ret = parse_services(&e, root, cfg)))
+		ret = parse_policy_sections(&e, root, cfg);
 	cJSON_Delete(root);
 	if (ret == -ENOMEM)
 		fail(&e, "config: out of memory");
@@ -881,6 +916,8 @@ void pw_config_free(struct pw_node_config *cfg)
 		free(cfg->services[i].backends);
 	free(cfg->services);
 	free(cfg->peers);
+	free(cfg->policy_json);
+	cfg->policy_json = NULL;
 	cfg->services = NULL;
 	cfg->peers = NULL;
 	cfg->n_services = 0;
@@ -904,11 +941,15 @@ int pw_config_copy(struct pw_node_config *dst, const struct pw_node_config *src)
 	*dst = *src;
 	dst->peers = dup_array(src->peers, src->n_peers, sizeof(*src->peers));
 	dst->services = dup_array(src->services, src->n_services, sizeof(*src->services));
-	if ((src->n_peers > 0 && !dst->peers) || (src->n_services > 0 && !dst->services)) {
+	dst->policy_json = src->policy_json ? strdup(src->policy_json) : NULL;
+	if ((src->n_peers > 0 && !dst->peers) || (src->n_services > 0 && !dst->services) ||
+	    (src->policy_json && !dst->policy_json)) {
 		free(dst->peers);
 		free(dst->services);
+		free(dst->policy_json);
 		dst->peers = NULL;
 		dst->services = NULL;
+		dst->policy_json = NULL;
 		dst->n_peers = dst->n_services = 0;
 		return -ENOMEM;
 	}

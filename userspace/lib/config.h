@@ -85,6 +85,11 @@ struct pw_node_config {
 	 * "source": "kubernetes" by pw_config_format, so that the file the
 	 * agent publishes for podwirectl parses under the same rule. */
 	bool from_kubernetes;
+	/* NetworkPolicy model (docs/policy.md): the config's "namespaces",
+	 * "pods" and "networkPolicies" as one JSON object, validated by
+	 * pw_policy_model_parse at parse time; NULL when none is given. Kept
+	 * as text so the config stays cheap to copy and compare. */
+	char *policy_json;
 };
 
 /* Parse a node config. On error returns -EINVAL (or -errno for I/O) and

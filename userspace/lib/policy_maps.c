@@ -1,0 +1,186 @@
+/* NetworkPolicy: the policy maps as userspace sees them -- read back,
+ * synced to a computed state by difference, asked like the datapath asks
+ * them (userspace/lib/policy.c computes the state; docs/policy.md). Apart
+ * from policy.c so that the model and its translation need no libbpf. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include "policy.h"
+
+/* Every entry of map fd as key||value records. */
+static int dump_map(int fd, size_t ksz, size_t vsz, void **out, int *n_out)
+{
+	size_t size = ksz + vsz;
+	char *buf = NULL, prev[64], key[64];
+	bool first = true;
+	int n = 0, cap = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (ksz > sizeof(key))
+		return -EINVAL;
+	while (bpf_map_get_next_key(fd, first ? NULL : prev, key) == 0) {
+		first = false;
+		memcpy(prev, key, ksz);
+		if (n == cap) {
+			int nc = cap ? cap * 2 : 64;
+			char *nb = realloc(buf, (size_t)nc * size);
+
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap = nc;
+		}
+		memcpy(buf + (size_t)n * size, key, ksz);
+		if (bpf_map_lookup_elem(fd, key, buf + (size_t)n * size + ksz) == 0)
+			n++;
+	}
+	*out = buf;
+	*n_out = n;
+	return 0;
+}
+
+int pw_policy_state_read(const struct pw_policy_fds *fds, struct pw_policy_state *out)
+{
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = dump_map(fds->ids, sizeof(out->ids->k), sizeof(out->ids->v), (void **)&out->ids, &out->n_ids);
+	if (!ret)
+		ret = dump_map(fds->ep, sizeof(out->eps->k), sizeof(out->eps->v), (void **)&out->eps, &out->n_eps);
+	if (!ret)
+		ret = dump_map(fds->rules, sizeof(out->rules->k), sizeof(out->rules->v), (void **)&out->rules,
+			       &out->n_rules);
+	if (ret) {
+		pw_policy_state_free(out);
+		return ret;
+	}
+	pw_policy_state_sort(out);
+	return 0;
+}
+
+/* One pass over two sorted arrays: writes (want_writes) new entries absent
+ * from old or different there, or deletes (!want_writes) old entries absent
+ * from new. */
+static int diff_apply(int fd, const char *olda, int on, const char *newa, int nn, size_t ksz, size_t size,
+		      bool want_writes, struct pw_policy_stats *st)
+{
+	int i = 0, j = 0, first = 0;
+
+	while (i < on || j < nn) {
+		int c = i >= on ? 1 : j >= nn ? -1 : memcmp(olda + (size_t)i * size, newa + (size_t)j * size, ksz);
+		const char *o = olda + (size_t)i * size, *n = newa + (size_t)j * size;
+
+		if (c < 0) {
+			if (!want_writes) {
+				if (bpf_map_delete_elem(fd, o) && errno != ENOENT && !first)
+					first = -errno;
+				st->deletes++;
+			}
+			i++;
+		} else if (c > 0 || memcmp(o + ksz, n + ksz, size - ksz)) {
+			if (want_writes) {
+				if (bpf_map_update_elem(fd, n, n + ksz, BPF_ANY) && !first)
+					first = -errno;
+				st->writes++;
+			}
+			if (c == 0)
+				i++;
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	return first;
+}
+
+int pw_policy_sync(const struct pw_policy_fds *fds, const struct pw_policy_state *old,
+		   const struct pw_policy_state *new, struct pw_policy_stats *st)
+{
+	static const struct pw_policy_state empty;
+	struct pw_policy_stats dummy = { 0 };
+	int r[6];
+
+	if (!old)
+		old = &empty;
+	if (!st)
+		st = &dummy;
+#define DIFF(fd, f, w) diff_apply(fd, (const char *)old->f, old->n_##f, (const char *)new->f, new->n_##f, \
+				  sizeof(new->f->k), sizeof(*new->f), w, st)
+	r[0] = DIFF(fds->ids, ids, true);
+	r[1] = DIFF(fds->rules, rules, true);
+	r[2] = DIFF(fds->ep, eps, false);
+	r[3] = DIFF(fds->ep, eps, true);
+	r[4] = DIFF(fds->rules, rules, false);
+	r[5] = DIFF(fds->ids, ids, false);
+#undef DIFF
+	for (int i = 0; i < 6; i++)
+		if (r[i])
+			return r[i];
+	return 0;
+}
+
+/* ---------------- asking the maps ---------------- */
+
+static uint32_t map_identity(int fd, uint32_t addr, uint32_t node_ip, uint32_t gateway)
+{
+	struct pw_pol_ids_key k = { .prefixlen = 32 };
+	struct pw_pol_ids_val v;
+
+	if (addr == node_ip || addr == gateway)
+		return PW_ID_HOST;
+	pw_ip4_to_bytes(addr, k.addr);
+	return bpf_map_lookup_elem(fd, &k, &v) == 0 ? v.identity : PW_ID_WORLD;
+}
+
+static uint32_t map_match(int fd, uint32_t pod, uint8_t dir, uint8_t proto, uint32_t identity, uint16_t port)
+{
+	struct pw_policy_key k;
+	struct pw_policy_val v;
+
+	memset(&k, 0, sizeof(k));
+	k.prefixlen = PW_POLICY_FIXED_BITS + 16;
+	pw_ip4_to_bytes(pod, k.pod);
+	k.dir = dir;
+	k.proto = proto;
+	k.identity = identity;
+	k.port[0] = (uint8_t)(port >> 8);
+	k.port[1] = (uint8_t)port;
+	if (bpf_map_lookup_elem(fd, &k, &v))
+		return 0;
+	return v.policy_id ? v.policy_id : 1;
+}
+
+int pw_policy_map_check(const struct pw_policy_fds *fds, uint32_t pod, uint32_t peer, uint32_t node_ip,
+			uint32_t gateway, uint8_t dir, uint8_t proto, uint16_t port, struct pw_policy_verdict *v)
+{
+	struct pw_ip4 k;
+	struct pw_pol_ep ep;
+	uint32_t id;
+
+	memset(v, 0, sizeof(*v));
+	v->allowed = true;
+	v->peer_identity = map_identity(fds->ids, peer, node_ip, gateway);
+	pw_ip4_to_bytes(pod, k.addr);
+	if (bpf_map_lookup_elem(fds->ep, &k, &ep))
+		return errno == ENOENT ? 0 : -errno;
+	v->policed = ep.flags & (dir == PW_DIR_INGRESS ? PW_POL_F_INGRESS : PW_POL_F_EGRESS);
+	if (!v->policed || v->peer_identity == PW_ID_HOST)
+		return 0;
+	/* The datapath's order (bpf/lib/policy.h pw_policy_allows). */
+	id = map_match(fds->rules, pod, dir, proto, v->peer_identity, port);
+	if (!id)
+		id = map_match(fds->rules, pod, dir, proto, PW_ID_ANY, port);
+	if (!id)
+		id = map_match(fds->rules, pod, dir, 0, v->peer_identity, 0);
+	if (!id)
+		id = map_match(fds->rules, pod, dir, 0, PW_ID_ANY, 0);
+	v->allowed = id != 0;
+	v->policy_id = id ? id : dir == PW_DIR_INGRESS ? ep.ingress_policy : ep.egress_policy;
+	return 0;
+}
