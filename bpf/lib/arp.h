@@ -29,7 +29,7 @@ struct pw_arp {
 static __always_inline struct pw_arp *pw_arp_request_for(struct __sk_buff *skb, struct ethhdr *eth,
 							 __be32 target)
 {
-	void *data_end = (void *)(long)skb->data_end;
+	void *data_end = pw_skb_data_end(skb);
 	struct pw_arp *arp = (void *)(eth + 1);
 
 	if ((void *)(arp + 1) > data_end)

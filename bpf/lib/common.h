@@ -55,4 +55,24 @@ static __always_inline void pw_pkt_init(struct pw_pkt *pkt, const struct __sk_bu
 	pkt->dir = dir;
 }
 
+/* skb->data and skb->data_end, loaded from the context at each call. Left
+ * to itself clang may keep &skb->data_end as a pointer of its own (ctx +
+ * 80) across a long function and load through it later, which the
+ * verifier refuses ("dereference of modified ctx ptr"). */
+static __always_inline void *pw_skb_data(const struct __sk_buff *skb)
+{
+	void *p;
+
+	asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(p) : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, data)));
+	return p;
+}
+
+static __always_inline void *pw_skb_data_end(const struct __sk_buff *skb)
+{
+	void *p;
+
+	asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(p) : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, data_end)));
+	return p;
+}
+
 #endif

@@ -57,7 +57,7 @@ struct pw_vxlanhdr {
  * checks the VNI in the tunnel metadata. */
 static __always_inline int pw_vxlan_outer_check(struct __sk_buff *skb, struct iphdr *iph)
 {
-	void *data_end = (void *)(long)skb->data_end;
+	void *data_end = pw_skb_data_end(skb);
 	struct pw_vxlanhdr *vxh = (void *)iph + iph->ihl * 4 + sizeof(struct pw_udphdr);
 
 	if ((void *)(vxh + 1) > data_end)
@@ -72,7 +72,7 @@ static __always_inline int pw_vxlan_outer_check(struct __sk_buff *skb, struct ip
  * whatever the answer. */
 static __always_inline const struct pw_endpoint *pw_vxlan_local_target(struct __sk_buff *skb, struct iphdr *iph)
 {
-	void *data_end = (void *)(long)skb->data_end;
+	void *data_end = pw_skb_data_end(skb);
 	struct pw_vxlanhdr *vxh;
 	struct ethhdr *eth;
 	struct iphdr *inner;

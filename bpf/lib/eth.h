@@ -8,8 +8,8 @@
 /* The Ethernet header, or NULL when the frame is shorter than one. */
 static __always_inline struct ethhdr *pw_eth_hdr(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data = pw_skb_data(skb);
+	void *data_end = pw_skb_data_end(skb);
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)

@@ -25,8 +25,8 @@ static __always_inline int pw_ip4_is_fragment(const struct iphdr *iph)
  * when the header does not hold up. */
 static __always_inline struct iphdr *pw_ipv4_parse(struct __sk_buff *skb, struct pw_pkt *pkt, int *err)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data = pw_skb_data(skb);
+	void *data_end = pw_skb_data_end(skb);
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 	__u32 hlen, tot_len;
 
@@ -85,8 +85,8 @@ static __always_inline void pw_ipv4_dec_ttl(struct iphdr *iph)
  * before and rewrites never change its length. 0 or PW_DROP_MALFORMED. */
 static __always_inline int pw_ipv4_reload(struct __sk_buff *skb, struct ethhdr **eth, struct iphdr **iph)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data = pw_skb_data(skb);
+	void *data_end = pw_skb_data_end(skb);
 
 	*eth = data;
 	*iph = data + sizeof(struct ethhdr);

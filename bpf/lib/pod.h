@@ -78,7 +78,7 @@ static __always_inline int pw_pod_to_outside(struct __sk_buff *skb, struct pw_pk
  * the rest cannot be reassembled without it. */
 static __always_inline int pw_pod_to_tunnel_port(struct __sk_buff *skb, struct iphdr *iph)
 {
-	void *data_end = (void *)(long)skb->data_end;
+	void *data_end = pw_skb_data_end(skb);
 	__be16 *ports;
 
 	if (cfg_routing_mode != PW_MODE_VXLAN || iph->protocol != IPPROTO_UDP ||

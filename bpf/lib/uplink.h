@@ -44,7 +44,7 @@ static __always_inline int pw_uplink_deliver_reply(struct __sk_buff *skb, struct
 	if (!eth)
 		return PW_DROP_MALFORMED;
 	iph = (void *)(eth + 1);
-	if ((void *)(iph + 1) > (void *)(long)skb->data_end)
+	if ((void *)(iph + 1) > pw_skb_data_end(skb))
 		return PW_DROP_MALFORMED;
 	/* The flow may also be a service's (pod -> ClusterIP -> a backend off
 	 * the cluster, e.g. the API server behind the `kubernetes` Service):
@@ -274,7 +274,7 @@ static __always_inline int pw_uplink_egress(struct __sk_buff *skb, struct pw_pkt
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	iph = (void *)(eth + 1);
-	if ((void *)(iph + 1) > (void *)(long)skb->data_end)
+	if ((void *)(iph + 1) > pw_skb_data_end(skb))
 		return TC_ACT_OK;
 	if (iph->saddr == cfg_node_ip)
 		return pw_uplink_host_egress(skb, pkt);

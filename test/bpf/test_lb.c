@@ -1301,6 +1301,7 @@ static void test_hostport(void)
 	r = run(masq_up_fd, pkt, len, if_up);
 	expect_redirect("hostport 54323: the client's next packet", &r, PW_TRACE_TO_POD, if_b);
 	expect_tuple("hostport 54323: the client's next packet goes to the pod too", &r, client_ip, 35010, b_ip, 8080);
+}
 
 /* ---------- NodePort on the node's other addresses ---------- */
 

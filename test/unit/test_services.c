@@ -746,7 +746,7 @@ static void test_hostport_entries_kept(void)
 {
 	struct pw_svc_maps m;
 	struct pw_services s;
-	struct pw_backend_config be[1] = { { IP("10.244.1.2"), 80 } };
+	struct pw_backend_config be[1] = { { IP("10.244.1.2"), 80, false } };
 	struct pw_service_config svc;
 	uint32_t id = PW_HOSTPORT_ID_BASE + 7 * PW_HOSTPORT_PER_EP, got, w = 8443 / 64;
 	struct pw_svc_key k = { { 127, 0, 0, 1 }, 8080, IPPROTO_TCP, PW_SVC_HOSTPORT };
