@@ -205,9 +205,11 @@ pol_ep_has() { # IP: the pw_pol_ep entry of IP exists
 }
 if pod_add n1 late CNI_ARGS="K8S_POD_NAMESPACE=prod;K8S_POD_NAME=late"; then
 	t0=$(date +%s%N)
-	for i in $(seq 100); do pol_ep_has "${PW_POD_IP[late]}" && break; sleep 0.01; done
+	# Well under the 5 s poll the agent falls back to (PW_NETPOL_POLL_SLOW_MS):
+	# only the inotify path can make it, even on a loaded machine.
+	for i in $(seq 250); do pol_ep_has "${PW_POD_IP[late]}" && break; sleep 0.01; done
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	if pol_ep_has "${PW_POD_IP[late]}" && [ "$ms" -lt 300 ]; then
+	if pol_ep_has "${PW_POD_IP[late]}" && [ "$ms" -lt 2500 ]; then
 		ok "a new pod in prod is policed within $ms ms of its CNI ADD"
 	else
 		not_ok "new pod ${PW_POD_IP[late]} not in pw_pol_ep $ms ms after its CNI ADD"
