@@ -15,6 +15,8 @@
 # once policies, pods and namespaces are deleted.
 #   ROUTING=native|vxlan (default native)
 #   SUBSET=1: a smaller set of cases (test_k8s_netpol_vxlan.sh runs it)
+#   NETPOL_REUSE=1: run the cases on the running cluster $CLUSTER (KEEP=1 of an
+#                   earlier run) and leave it running
 # run-timeout: 900
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -25,11 +27,16 @@ SUBSET=${SUBSET:-0}
 k8s_init
 
 t_start=$(date +%s)
-if ! k8s_up --routing "$ROUTING"; then
+if [ "${NETPOL_REUSE:-0}" = 1 ]; then
+	trap 'pw_cleanup' EXIT   # a cluster of one's own, kept (to work on the cases)
+	for ns in x y z; do k delete namespace "$ns" --wait --timeout=60s >/dev/null 2>&1; done
+	k delete networkpolicy --all -A >/dev/null 2>&1
+elif ! k8s_up --routing "$ROUTING"; then
 	not_ok "cluster up ($ROUTING): scripts/k8s/cluster.sh up failed"
 	exit 1
+else
+	ok "cluster up: $PWK_NODES nodes Ready (podwire, routing $ROUTING)"
 fi
-ok "cluster up: $PWK_NODES nodes Ready (podwire, routing $ROUTING)"
 
 NSS=(x y z)
 PODS=(a b c)
@@ -42,7 +49,7 @@ for ns in "${NSS[@]}"; do
 		k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: $p, namespace: $ns, labels: {pod: $p}}
+metadata: {name: $p, namespace: "$ns", labels: {pod: "$p"}}
 spec:
   nodeName: $(pwk_node_name "$(node_of_pod "$p")")
   terminationGracePeriodSeconds: 0
@@ -82,30 +89,28 @@ for ns in "${NSS[@]}"; do
 done
 ALL=()
 for ns in "${NSS[@]}"; do for p in "${PODS[@]}"; do ALL+=("$ns/$p"); done; done
-CELLS="80/tcp 81/tcp 80/udp 81/udp"
+ALL4="80/tcp 81/tcp 80/udp 81/udp"
 
-# probe_from SRC: "DST PORT/PROTO 0|1" for every pod and cell, from inside SRC.
-# TCP: a connection within 1 s; UDP: netexec's answer to "hostname" within 1 s.
+# probe_script CELLS: a script printing "DST PORT/PROTO 0|1" for every pod and
+# cell, run inside the source pod. TCP: a connection within 1 s; UDP:
+# netexec's answer to "hostname" within 1 s.
 probe_script() {
-	local t targets=""
+	local t c targets="" cells=""
 	for t in "${ALL[@]}"; do targets+=" $t=${IP[$t]}"; done
-	cat <<EOF
-for t in $targets; do n=\${t%%=*}; ip=\${t#*=}
-  for port in 80 81; do
-    (nc -z -w 1 \$ip \$port >/dev/null 2>&1 && echo "\$n \$port/tcp 1" || echo "\$n \$port/tcp 0") &
-    (r=\$(echo hostname | nc -u -w 1 \$ip \$port 2>/dev/null); [ -n "\$r" ] && echo "\$n \$port/udp 1" || echo "\$n \$port/udp 0") &
-  done
-done
-wait
-EOF
+	for c in $1; do
+		case $c in
+		*/tcp) cells+="(nc -z -w 1 \$ip ${c%/*} >/dev/null 2>&1 && echo \"\$n $c 1\" || echo \"\$n $c 0\") &"$'\n' ;;
+		*/udp) cells+="(r=\$(echo hostname | nc -u -w 1 \$ip ${c%/*} 2>/dev/null); [ -n \"\$r\" ] && echo \"\$n $c 1\" || echo \"\$n $c 0\") &"$'\n' ;;
+		esac
+	done
+	printf 'for t in %s; do n=${t%%%%=*}; ip=${t#*=}\n%sdone\nwait\n' "$targets" "$cells"
 }
-PROBE=$(probe_script)
 
-# probe_all OUT: the whole matrix into OUT, "SRC DST PORT/PROTO 0|1" per line.
+# probe_all OUT CELLS: the whole matrix into OUT, "SRC DST PORT/PROTO 0|1" per line.
 probe_all() {
-	local out=$1 s
+	local out=$1 s PROBE; PROBE=$(probe_script "$2")
 	for s in "${ALL[@]}"; do
-		k -n "${s%/*}" exec "${s#*/}" -c c80 -- sh -c "$PROBE" 2>/dev/null | sed "s|^|$s |" > "$out.$(tr / _ <<<"$s")" &
+		timeout 20 kubectl --kubeconfig "$PWK_DIR/pki/admin.kubeconfig" -n "${s%/*}" exec "${s#*/}" -c c80 -- sh -c "$PROBE" 2>/dev/null | sed "s|^|$s |" > "$out.$(tr / _ <<<"$s")" &
 	done
 	wait
 	cat "$out".* | sort > "$out"
@@ -129,10 +134,10 @@ grid() {
 	done
 }
 
-# matrix NAME EXPECT_FN: probes until every cell matches (at most 8 rounds).
+# matrix NAME EXPECT_FN CELLS: probes until every cell matches (at most 8 rounds).
 RESULTS=()
 matrix() {
-	local name=$1 s d c tries=0 wrong got want allowed t0
+	local name=$1 s d c tries=0 wrong got want allowed t0 CELLS=$3
 	EXPECT=$2
 	local exp=$PW_TMP/expected got_f=$PW_TMP/got
 	: > "$exp"
@@ -143,7 +148,7 @@ matrix() {
 	t0=$(date +%s.%N)
 	while :; do
 		tries=$((tries + 1))
-		probe_all "$got_f"
+		probe_all "$got_f" "$CELLS"
 		wrong=$(diff "$exp" "$got_f" | grep -c '^>')
 		[ "$wrong" = 0 ] && [ "$(wc -l < "$got_f")" = "$(wc -l < "$exp")" ] && break
 		[ "$tries" -ge 8 ] && break
@@ -154,12 +159,12 @@ matrix() {
 	RESULTS+=("$name: $(wc -l < "$exp") cells, $allowed allowed, $(( $(wc -l < "$exp") - allowed )) denied, ${wrong} wrong, $tries round(s), ${secs}s")
 	if [ "$wrong" = 0 ] && [ "$(wc -l < "$got_f")" = "$(wc -l < "$exp")" ]; then
 		ok "matrix $name: all $(wc -l < "$exp") cells as expected ($allowed allowed) after $tries round(s)"
-		[ "${PW_NETPOL_GRIDS:-0}" = 1 ] && grid "$got_f" 80/tcp
+		[ "${PW_NETPOL_GRIDS:-0}" = 1 ] && grid "$got_f" "${CELLS%% *}"
 	else
 		not_ok "matrix $name: $wrong of $(wc -l < "$exp") cells wrong after $tries rounds (want -> got):"
 		join -j1 <(awk '{print $1"|"$2"|"$3, $4}' "$exp") <(awk '{print $1"|"$2"|"$3, $4}' "$got_f") |
 			awk '$2 != $3 {print "#   " $1 ": want " $2 " got " $3}' | tr '|' ' ' | head -20
-		grid "$got_f" 80/tcp
+		grid "$got_f" "${CELLS%% *}"
 	fi
 }
 
@@ -171,118 +176,118 @@ proto_of() { echo "${1#*/}"; }
 
 # ---- the cases ---------------------------------------------------------------------
 exp_all() { echo 1; }
-matrix "no policy: everything allowed" exp_all
+matrix "no policy: everything allowed" exp_all "$ALL4"
 
 # default deny ingress in x
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: deny-ingress, namespace: x}
+metadata: {name: deny-ingress, namespace: "x"}
 spec: {podSelector: {}, policyTypes: [Ingress]}
 EOF
 exp_deny_in_x() { [ "$(ns_of "$2")" = x ] && echo 0 || echo 1; }
-matrix "default-deny ingress in x" exp_deny_in_x
+matrix "default-deny ingress in x" exp_deny_in_x "80/tcp 80/udp"
 np_clear
 
 if [ "$SUBSET" != 1 ]; then
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: deny-egress, namespace: x}
+metadata: {name: deny-egress, namespace: "x"}
 spec: {podSelector: {}, policyTypes: [Egress]}
 EOF
 	exp_deny_eg_x() { [ "$(ns_of "$1")" = x ] && echo 0 || echo 1; }
-	matrix "default-deny egress in x" exp_deny_eg_x
+	matrix "default-deny egress in x" exp_deny_eg_x "80/tcp 80/udp"
 	np_clear
 
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-b, namespace: x}
+metadata: {name: a-from-b, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
 EOF
 	exp_pod_sel() { [ "$2" = x/a ] && { [ "$1" = x/b ] && echo 1 || echo 0; } || echo 1; }
-	matrix "podSelector: x/a from pod=b of its namespace" exp_pod_sel
+	matrix "podSelector: x/a from pod=b of its namespace" exp_pod_sel "80/tcp 80/udp"
 	np_clear
 
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-y, namespace: x}
+metadata: {name: a-from-y, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "y"}}}]}]
 EOF
 	exp_ns_sel() { [ "$2" = x/a ] && { [ "$(ns_of "$1")" = y ] && echo 1 || echo 0; } || echo 1; }
-	matrix "namespaceSelector: x/a from namespace y" exp_ns_sel
+	matrix "namespaceSelector: x/a from namespace y" exp_ns_sel "80/tcp 80/udp"
 	np_clear
 fi
 
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-y-c, namespace: x}
+metadata: {name: a-from-y-c, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: c}}}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "y"}}, podSelector: {matchLabels: {pod: c}}}]}]
 EOF
 exp_and() { [ "$2" = x/a ] && { [ "$1" = y/c ] && echo 1 || echo 0; } || echo 1; }
-matrix "namespaceSelector AND podSelector: x/a from pod=c in namespace y" exp_and
+matrix "namespaceSelector AND podSelector: x/a from pod=c in namespace y" exp_and "80/tcp 80/udp"
 np_clear
 
 if [ "$SUBSET" != 1 ]; then
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-y-or-c, namespace: x}
+metadata: {name: a-from-y-or-c, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress:
   - from:
-    - namespaceSelector: {matchExpressions: [{key: ns, operator: In, values: [y]}]}
-    - podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: [a, b]}]}
+    - namespaceSelector: {matchExpressions: [{key: ns, operator: In, values: ["y"]}]}
+    - podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: ["a", "b"]}]}
 EOF
 	exp_or() { [ "$2" = x/a ] && { [ "$(ns_of "$1")" = y ] || [ "$1" = x/c ]; } && echo 1 && return
 		[ "$2" = x/a ] && echo 0 || echo 1; }
-	matrix "namespaceSelector OR podSelector (expressions): x/a from namespace y or x/c" exp_or
+	matrix "namespaceSelector OR podSelector (expressions): x/a from namespace y or x/c" exp_or "80/tcp 80/udp"
 	np_clear
 
 	# two policies add up
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-y-only, namespace: x}
+metadata: {name: a-from-y-only, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "y"}}}]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-z-81, namespace: x}
+metadata: {name: a-from-z-81, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{port: 81}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "z"}}}], ports: [{port: 81}]}]
 EOF
 	exp_sum() {
 		[ "$2" = x/a ] || { echo 1; return; }
 		case $(ns_of "$1") in y) echo 1 ;; z) [ "$3" = 81/tcp ] && echo 1 || echo 0 ;; *) echo 0 ;; esac
 	}
-	matrix "two policies add up: x/a from y, and from z on 81/tcp" exp_sum
+	matrix "two policies add up: x/a from y, and from z on 81/tcp" exp_sum "80/tcp 81/tcp"
 	np_clear
 fi
 
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-named-81, namespace: x}
+metadata: {name: a-named-81, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{ports: [{port: serve-81-tcp}]}]
 EOF
 exp_named() { [ "$2" = x/a ] && { [ "$3" = 81/tcp ] && echo 1 || echo 0; } || echo 1; }
-matrix "named port: x/a on serve-81-tcp only" exp_named
+matrix "named port: x/a on serve-81-tcp only" exp_named "80/tcp 81/tcp"
 np_clear
 
 if [ "$SUBSET" != 1 ]; then
@@ -290,39 +295,39 @@ if [ "$SUBSET" != 1 ]; then
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: egress-named-80-udp, namespace: y}
+metadata: {name: egress-named-80-udp, namespace: "y"}
 spec:
   podSelector: {matchLabels: {pod: b}}
   policyTypes: [Egress]
   egress: [{ports: [{port: serve-80-udp, protocol: UDP}]}]
 EOF
 	exp_named_eg() { [ "$1" = y/b ] && { [ "$3" = 80/udp ] && echo 1 || echo 0; } || echo 1; }
-	matrix "named egress port: y/b to serve-80-udp only" exp_named_eg
+	matrix "named egress port: y/b to serve-80-udp only" exp_named_eg "80/tcp 80/udp 81/udp"
 	np_clear
 
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-endport, namespace: x}
+metadata: {name: a-endport, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{ports: [{protocol: TCP, port: 78, endPort: 80}]}]
 EOF
 	exp_endport() { [ "$2" = x/a ] && { [ "$3" = 80/tcp ] && echo 1 || echo 0; } || echo 1; }
-	matrix "endPort: x/a on TCP 78-80" exp_endport
+	matrix "endPort: x/a on TCP 78-80" exp_endport "80/tcp 81/tcp"
 	np_clear
 fi
 
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-udp-80, namespace: x}
+metadata: {name: a-udp-80, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{ports: [{protocol: UDP, port: 80}]}]
 EOF
 exp_udp() { [ "$2" = x/a ] && { [ "$3" = 80/udp ] && echo 1 || echo 0; } || echo 1; }
-matrix "UDP: x/a on 80/udp only" exp_udp
+matrix "UDP: x/a on 80/udp only" exp_udp "80/tcp 80/udp 81/udp"
 np_clear
 
 # a policy updated in place (upstream's "should enforce updated policy")
@@ -331,18 +336,18 @@ if [ "$SUBSET" != 1 ]; then
 		np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-updated, namespace: x}
+metadata: {name: a-updated, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: $1}}}], ports: [{port: $2}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "$1"}}}], ports: [{port: $2}]}]
 EOF
 	}
 	upd y 81
 	exp_upd1() { [ "$2" = x/a ] && { [ "$(ns_of "$1")" = y ] && [ "$3" = 81/tcp ] && echo 1 || echo 0; } || echo 1; }
-	matrix "updated policy, before: x/a from y on 81/tcp" exp_upd1
+	matrix "updated policy, before: x/a from y on 81/tcp" exp_upd1 "80/tcp 81/tcp"
 	upd z 80
 	exp_upd2() { [ "$2" = x/a ] && { [ "$(ns_of "$1")" = z ] && [ "$3" = 80/tcp ] && echo 1 || echo 0; } || echo 1; }
-	matrix "updated policy, after: x/a from z on 80/tcp" exp_upd2
+	matrix "updated policy, after: x/a from z on 80/tcp" exp_upd2 "80/tcp 81/tcp"
 	np_clear
 fi
 
@@ -350,7 +355,7 @@ fi
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-from-clients, namespace: x}
+metadata: {name: a-from-clients, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress:
@@ -358,22 +363,22 @@ spec:
   - from: [{namespaceSelector: {matchLabels: {team: blue}}}]
 EOF
 exp_labels0() { [ "$2" = x/a ] && echo 0 || echo 1; }
-matrix "labels: x/a from role=client pods or team=blue namespaces, none yet" exp_labels0
+matrix "labels: x/a from role=client pods or team=blue namespaces, none yet" exp_labels0 "80/tcp"
 k -n y label pod b role=client >/dev/null
 exp_labels1() { [ "$2" = x/a ] && { [ "$1" = y/b ] && echo 1 || echo 0; } || echo 1; }
-matrix "labels: y/b labelled role=client" exp_labels1
+matrix "labels: y/b labelled role=client" exp_labels1 "80/tcp"
 if [ "$SUBSET" != 1 ]; then
 	k label namespace z team=blue >/dev/null
 	exp_labels2() { [ "$2" = x/a ] && { [ "$1" = y/b ] || [ "$(ns_of "$1")" = z ]; } && echo 1 && return
 		[ "$2" = x/a ] && echo 0 || echo 1; }
-	matrix "labels: namespace z labelled team=blue" exp_labels2
+	matrix "labels: namespace z labelled team=blue" exp_labels2 "80/tcp"
 	k label namespace z team- >/dev/null
 fi
 k -n y label pod b role- >/dev/null
-matrix "labels: labels removed again" exp_labels0
+matrix "labels: labels removed again" exp_labels0 "80/tcp"
 np_clear
 
-matrix "policies deleted: everything allowed again" exp_all
+matrix "policies deleted: everything allowed again" exp_all "80/tcp"
 
 # ---- ipBlock with except: sources and destinations outside the pod network ------
 # Ingress to x/a (node1) from the fabric (192.168.1.2, the API server's
@@ -385,14 +390,14 @@ if [ "$SUBSET" != 1 ]; then
 	np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-ipblock, namespace: x}
+metadata: {name: a-ipblock, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{from: [{ipBlock: {cidr: 192.168.1.0/24, except: [$(pwk_node_ip 3)/32]}}]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-ipblock-egress, namespace: y}
+metadata: {name: a-ipblock-egress, namespace: "y"}
 spec:
   podSelector: {matchLabels: {pod: a}}
   policyTypes: [Egress]
@@ -429,10 +434,10 @@ fi
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-flow, namespace: x}
+metadata: {name: a-flow, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "y"}}}]}]
 EOF
 xa=${IP[x/a]}
 yb_new() { k -n y exec b -c c80 -- nc -z -w 1 "$xa" 80; }
@@ -444,10 +449,10 @@ sleep 2
 np <<EOF
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: a-flow, namespace: x}
+metadata: {name: a-flow, namespace: "x"}
 spec:
   podSelector: {matchLabels: {pod: a}}
-  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: "z"}}}]}]
 EOF
 denied_new() { ! yb_new; }
 if k8s_wait 10 denied_new; then
@@ -506,7 +511,7 @@ for r in "${RESULTS[@]}"; do log "  $r"; done
 log "test time: $(( $(date +%s) - t_start ))s"
 
 # ---- teardown ----------------------------------------------------------------------
-[ "${KEEP:-0}" = 1 ] && exit 0
+[ "${KEEP:-0}" = 1 ] || [ "${NETPOL_REUSE:-0}" = 1 ] && exit 0
 k8s_down >/dev/null 2>&1
 left=$(k8s_leftovers)
 check_eq "nothing of the cluster left (netns, cgroups, mounts, pins, processes, state)" "${left:-nothing}" nothing

@@ -435,7 +435,7 @@ static int rebuild(struct k8s_loop *l)
 {
 	struct pw_node_config next;
 	struct pw_k8s_counts n;
-	char why[512], missing[64];
+	char why[512], missing[128];
 	long long changed;
 	int ret;
 
