@@ -397,35 +397,32 @@ nomem:
 	return NULL;
 }
 
+/* The element with or without its rules: 0 when the model takes it (*out
+ * set), 1 when it does not (err says why), -ENOMEM. */
+static int netpol_try(const cJSON *obj, bool with_rules, char **out, char *err, size_t errlen)
+{
+	bool nomem = false;
+	int ret = print_element(netpol_object(obj, with_rules, &nomem), out);
+
+	if (!ret && !nomem && model_takes("networkPolicies", *out, err, errlen))
+		return 0;
+	free(*out);
+	*out = NULL;
+	return ret || nomem ? -ENOMEM : 1;
+}
+
 int pw_k8s_netpol_element(const cJSON *obj, const char *key, char **out)
 {
 	char err[256];
-	bool nomem = false;
-	int ret;
+	int ret = netpol_try(obj, true, out, err, sizeof(err));
 
-	*out = NULL;
-	ret = print_element(netpol_object(obj, true, &nomem), out);
-	if (ret || nomem) {
-		free(*out);
-		*out = NULL;
-		return -ENOMEM;
-	}
-	if (model_takes("networkPolicies", *out, err, sizeof(err)))
-		return 0;
-	free(*out);
+	if (ret <= 0)
+		return ret;
 	/* Fail closed: the pods it selects are isolated as it says, with
 	 * nothing allowed, rather than open to everything. */
 	pw_warn("NetworkPolicy %s: %s: enforced as allowing nothing to the pods it selects", key, err);
-	ret = print_element(netpol_object(obj, false, &nomem), out);
-	if (ret || nomem) {
-		free(*out);
-		*out = NULL;
-		return -ENOMEM;
-	}
-	if (model_takes("networkPolicies", *out, err, sizeof(err)))
-		return 0;
-	free(*out);
-	*out = NULL;
-	pw_err("NetworkPolicy %s: %s: left out", key, err);
-	return 1;
+	ret = netpol_try(obj, false, out, err, sizeof(err));
+	if (ret == 1)
+		pw_err("NetworkPolicy %s: %s: left out", key, err);
+	return ret;
 }
