@@ -523,13 +523,16 @@ static int loop(struct k8s_loop *l, int sig_fd)
 			{ .fd = l->started ? pw_netpol_pods_fd(l->a) : -1, .events = POLLIN },
 		};
 		long long now = now_ms(), wake_at = rebuild_at;
+		/* Policy maps there, but no IPAM dir to watch yet: look again
+		 * every PW_NETPOL_POLL_MS, as the JSON-file mode does. */
+		bool pods_poll = l->started && l->a->netpol && fds[2].fd < 0;
 		int ret;
 
 		if (l->last_why[0] && (wake_at < 0 || l->why_logged_ms + K8S_WAIT_LOG_MS < wake_at))
 			wake_at = l->why_logged_ms + K8S_WAIT_LOG_MS;
 		if (l->state_dirty && (wake_at < 0 || l->state_written_ms + K8S_PUBLISH_MS < wake_at))
 			wake_at = l->state_written_ms + K8S_PUBLISH_MS;
-		if (l->started && fds[2].fd < 0 && (wake_at < 0 || now + PW_NETPOL_POLL_MS < wake_at))
+		if (pods_poll && (wake_at < 0 || now + PW_NETPOL_POLL_MS < wake_at))
 			wake_at = now + PW_NETPOL_POLL_MS;   /* until the IPAM dir exists */
 		if (poll(fds, 3, wake_at < 0 ? -1 : (int)(wake_at > now ? wake_at - now : 0)) < 0 && errno != EINTR) {
 			pw_err("poll: %s", strerror(errno));
@@ -551,7 +554,7 @@ static int loop(struct k8s_loop *l, int sig_fd)
 			if (ret)
 				return ret;
 		}
-		if (l->started && (fds[2].revents & POLLIN || fds[2].fd < 0)) {
+		if (l->started && ((fds[2].revents & POLLIN) || pods_poll)) {
 			pw_netpol_pods_drain(l->a);
 			pw_netpol_sync(l->a, &l->a->cfg);   /* nothing written when the pods are the same */
 		}
