@@ -39,14 +39,29 @@ else
 fi
 
 NSS=(x y z)
+# k8s_retry N CMD...: CMD with the same stdin up to N times until it succeeds.
+k8s_retry() {
+	local n=$1 i in; shift
+	in=$(cat)
+	for i in $(seq "$n"); do
+		"$@" <<<"$in" && return 0
+		sleep 2
+	done
+	return 1
+}
 PODS=(a b c)
 node_of_pod() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; esac; }
 
 # ---- the workload ----------------------------------------------------------------
 for ns in "${NSS[@]}"; do
-	k create namespace "$ns" >/dev/null && k label namespace "$ns" "ns=$ns" >/dev/null
+	k8s_retry 3 k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: "$ns", labels: {ns: "$ns"}}
+EOF
 	for p in "${PODS[@]}"; do
-		k apply -f - >/dev/null <<EOF
+		# (retried: a loaded API server can time a create out)
+		k8s_retry 3 k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
 metadata: {name: $p, namespace: "$ns", labels: {pod: "$p"}}
@@ -73,6 +88,7 @@ EOF
 done
 all_ready() {
 	for ns in "${NSS[@]}"; do
+		[ "$(k -n "$ns" get pods --no-headers 2>/dev/null | grep -c .)" = "${#PODS[@]}" ] || return 1
 		k -n "$ns" wait --for=condition=Ready pod --all --timeout=5s >/dev/null 2>&1 || return 1
 	done
 }
@@ -178,7 +194,7 @@ matrix() {
 	fi
 }
 
-np() { k apply -f - >/dev/null; }             # a NetworkPolicy from stdin
+np() { k8s_retry 3 k apply -f - >/dev/null; }   # NetworkPolicies from stdin
 np_clear() { for ns in "${NSS[@]}"; do k -n "$ns" delete networkpolicy --all --wait >/dev/null 2>&1; done; }
 ns_of() { echo "${1%/*}"; }
 port_of() { echo "${1%/*}"; }
