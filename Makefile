@@ -194,9 +194,9 @@ $(BUILD)/fuzz/fuzz_kubeconfig: test/fuzz/fuzz_kubeconfig.c userspace/lib/kubecon
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/kubeconfig.c $(FUZZ_LIB) -lcjson -lyaml -o $@
 
-$(BUILD)/fuzz/fuzz_k8s_model: test/fuzz/fuzz_k8s_model.c userspace/lib/k8s_model.c $(FUZZ_LIB) $(HDRS)
+$(BUILD)/fuzz/fuzz_k8s_model: test/fuzz/fuzz_k8s_model.c userspace/lib/k8s_model.c userspace/lib/k8s_policy.c $(FUZZ_LIB) $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/k8s_model.c $(FUZZ_LIB) -lcjson -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $< userspace/lib/k8s_model.c userspace/lib/k8s_policy.c $(FUZZ_LIB) -lcjson -o $@
 
 fuzz: deps $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_cniconf $(BUILD)/fuzz/fuzz_kube_watch $(BUILD)/fuzz/fuzz_kubeconfig $(BUILD)/fuzz/fuzz_k8s_model
 	@mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/cniconf $(BUILD)/fuzz/corpus/kube_watch $(BUILD)/fuzz/corpus/kubeconfig $(BUILD)/fuzz/corpus/k8s_model

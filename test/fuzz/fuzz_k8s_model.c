@@ -3,12 +3,14 @@
  * `make fuzz` builds and runs it. Input: one operation per line, its first
  * character the operation and the rest a JSON object:
  *   N S E  upsert a Node / Service / EndpointSlice
- *   n s e  remove one
- *   [ ]    relist begin / end of the kind named by the next character (N S E)
+ *   A P K  upsert a Namespace / Pod / NetworkPolicy
+ *   n s e a p k  remove one
+ *   [ ]    relist begin / end of the kind named by the next character
  * Afterwards the model is built; beyond "no crash, no leak" the harness
  * checks that the result is one the reconciler accepts: services inside
  * the service CIDR, no duplicate frontends or node ports, backends sorted
- * and unique, peers inside the cluster CIDR and not overlapping. The model
+ * and unique, peers inside the cluster CIDR and not overlapping, a policy
+ * model (when there is one) that pw_policy_model_parse takes. The model
  * is also built after every line, each build from the one before
  * (pw_k8s_build_next), and the last of those must be the whole build. */
 #include <netinet/in.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include "k8s_model.h"
 #include "log.h"
+#include "policy.h"
 
 static void check(int cond)
 {
@@ -30,6 +33,9 @@ static int kind_of(char c)
 	case 'N': case 'n': return PW_K8S_NODE;
 	case 'S': case 's': return PW_K8S_SERVICE;
 	case 'E': case 'e': return PW_K8S_SLICE;
+	case 'A': case 'a': return PW_K8S_NAMESPACE;
+	case 'P': case 'p': return PW_K8S_POD;
+	case 'K': case 'k': return PW_K8S_NETPOL;
 	}
 	return -1;
 }
@@ -60,6 +66,10 @@ static void apply_line(struct pw_k8s_model *m, const char *line)
 
 static void check_config(const struct pw_node_config *c)
 {
+	struct pw_policy_model pm;
+
+	check(pw_policy_model_parse(c->policy_json, &pm, NULL, 0) == 0);
+	pw_policy_model_free(&pm);
 	check(pw_cidr_within(&c->pod_cidr, &c->cluster_cidr));
 	for (int i = 0; i < c->n_peers; i++) {
 		check(pw_cidr_within(&c->peers[i].pod_cidr, &c->cluster_cidr));
@@ -89,6 +99,7 @@ static void check_config(const struct pw_node_config *c)
 static void check_same(const struct pw_node_config *a, const struct pw_node_config *b)
 {
 	check(a->n_services == b->n_services && a->n_peers == b->n_peers);
+	check(!a->policy_json == !b->policy_json && (!a->policy_json || !strcmp(a->policy_json, b->policy_json)));
 	for (int i = 0; i < a->n_services; i++) {
 		const struct pw_service_config *x = &a->services[i], *y = &b->services[i];
 

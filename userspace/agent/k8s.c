@@ -1,7 +1,8 @@
 /* Kubernetes mode: the Kubernetes API as the agent's config source.
  *
- * Three informers (userspace/lib/kube.h) list and watch Nodes, Services
- * and EndpointSlices, each in its own thread, and hand every object to the
+ * Six informers (userspace/lib/kube.h) list and watch Nodes, Services,
+ * EndpointSlices, and for network policy Namespaces, Pods and
+ * NetworkPolicies, each in its own thread, and hand every object to the
  * translation (userspace/lib/k8s_model.h), which keeps a compact cache
  * under a mutex. A change that matters wakes the main loop through an
  * eventfd; the loop waits a few milliseconds for the changes that come
@@ -12,7 +13,7 @@
  * Nothing is removed because the API cannot be reached: the informers
  * report removals only when the API says so (a DELETED event, or an object
  * missing from a complete relist), and the datapath is not touched at all
- * until all three resources have been listed once -- a restarted agent
+ * until all six resources have been listed once -- a restarted agent
  * would otherwise delete every service for a moment. */
 #include <errno.h>
 #include <ifaddrs.h>
@@ -53,8 +54,11 @@
 
 static const char *const resource_path[PW_K8S_KINDS] = {
 	"/api/v1/nodes", "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices",
+	"/api/v1/namespaces", "/api/v1/pods", "/apis/networking.k8s.io/v1/networkpolicies",
 };
-static const char *const resource_name[PW_K8S_KINDS] = { "nodes", "services", "endpointslices" };
+static const char *const resource_name[PW_K8S_KINDS] = {
+	"nodes", "services", "endpointslices", "namespaces", "pods", "networkpolicies",
+};
 
 struct k8s_source;
 
@@ -201,7 +205,7 @@ static int source_start(const struct pw_kube_conn *conn, const char *node_name,
 	return 0;
 }
 
-/* Which lists are still missing, "" when all three are in. */
+/* Which lists are still missing, "" when all are in. */
 static void missing_lists(struct k8s_source *s, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -431,7 +435,7 @@ static int rebuild(struct k8s_loop *l)
 {
 	struct pw_node_config next;
 	struct pw_k8s_counts n;
-	char why[512], missing[64];
+	char why[512], missing[128];
 	long long changed;
 	int ret;
 
@@ -450,8 +454,9 @@ static int rebuild(struct k8s_loop *l)
 		return 0;
 	}
 	if (!l->synced_logged) {
-		pw_info("kubernetes: synced: %d node(s), %d service(s), %d endpointslice(s) with %ld endpoint(s)",
-			n.nodes, n.services, n.slices, n.endpoints);
+		pw_info("kubernetes: synced: %d node(s), %d service(s), %d endpointslice(s) with %ld endpoint(s), "
+			"%d namespace(s), %d pod(s), %d networkpolic%s", n.nodes, n.services, n.slices, n.endpoints,
+			n.namespaces, n.pods, n.netpols, n.netpols == 1 ? "y" : "ies");
 		l->synced_logged = true;
 	}
 	if (ret) {
@@ -509,18 +514,27 @@ static int loop(struct k8s_loop *l, int sig_fd)
 	long long rebuild_at = now_ms();   /* says what it waits for from the start */
 
 	for (;;) {
-		struct pollfd fds[2] = {
+		/* This node's pods come and go in IPAM (the CNI plugin's
+		 * reservations, with their namespace/name) before the API says
+		 * so: a new pod gets its policy at once (-1: none yet). */
+		struct pollfd fds[3] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = l->src->event_fd, .events = POLLIN },
+			{ .fd = l->started ? pw_netpol_pods_fd(l->a) : -1, .events = POLLIN },
 		};
 		long long now = now_ms(), wake_at = rebuild_at;
+		/* Policy maps there, but no IPAM dir to watch yet: look again
+		 * every PW_NETPOL_POLL_MS, as the JSON-file mode does. */
+		bool pods_poll = l->started && l->a->netpol && fds[2].fd < 0;
 		int ret;
 
 		if (l->last_why[0] && (wake_at < 0 || l->why_logged_ms + K8S_WAIT_LOG_MS < wake_at))
 			wake_at = l->why_logged_ms + K8S_WAIT_LOG_MS;
 		if (l->state_dirty && (wake_at < 0 || l->state_written_ms + K8S_PUBLISH_MS < wake_at))
 			wake_at = l->state_written_ms + K8S_PUBLISH_MS;
-		if (poll(fds, 2, wake_at < 0 ? -1 : (int)(wake_at > now ? wake_at - now : 0)) < 0 && errno != EINTR) {
+		if (pods_poll && (wake_at < 0 || now + PW_NETPOL_POLL_MS < wake_at))
+			wake_at = now + PW_NETPOL_POLL_MS;   /* until the IPAM dir exists */
+		if (poll(fds, 3, wake_at < 0 ? -1 : (int)(wake_at > now ? wake_at - now : 0)) < 0 && errno != EINTR) {
 			pw_err("poll: %s", strerror(errno));
 			return -errno;
 		}
@@ -539,6 +553,10 @@ static int loop(struct k8s_loop *l, int sig_fd)
 			l->built_ms = now_ms();
 			if (ret)
 				return ret;
+		}
+		if (l->started && ((fds[2].revents & POLLIN) || pods_poll)) {
+			pw_netpol_pods_drain(l->a);
+			pw_netpol_sync(l->a, &l->a->cfg);   /* nothing written when the pods are the same */
 		}
 		if (l->state_dirty && now_ms() >= l->state_written_ms + K8S_PUBLISH_MS)
 			publish_state(l, false);

@@ -1155,14 +1155,24 @@ char *pw_config_format(const struct pw_node_config *cfg)
 			return NULL;
 		}
 	}
-	if (len + 3 > cap) {
-		char *nb = realloc(text, len + 3);
+	/* The policy model (an object's text) goes in as the root's own
+	 * namespaces/pods/networkPolicies, as the config file has them. */
+	size_t pol = cfg->policy_json && cfg->policy_json[0] == '{' && cfg->policy_json[1] != '}' ?
+		     strlen(cfg->policy_json) : 0;
+
+	if (len + pol + 3 > cap) {
+		char *nb = realloc(text, len + pol + 3);
 
 		if (!nb) {
 			free(text);
 			return NULL;
 		}
 		text = nb;
+	}
+	if (pol) {
+		memcpy(text + len, "],", 2);
+		memcpy(text + len + 2, cfg->policy_json + 1, pol);   /* its "}" ends the text */
+		return text;
 	}
 	memcpy(text + len, "]}", 3);
 	return text;

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "k8s_model.h"
+#include "k8s_policy.h"
 #include "log.h"
+#include "policy.h"
 
 #define NODEPORT_MIN 30000   /* the datapath's NodePort range (config.c) */
 #define NODEPORT_MAX 32767
@@ -66,6 +68,13 @@ struct k8s_slice {
 	struct slice_ep *eps;
 };
 
+/* A Namespace, Pod or NetworkPolicy: its element of the policy model. */
+struct k8s_elem {
+	struct k8s_entry e;
+	char *json;
+	uint32_t id;                 /* NetworkPolicy: pw_policy_id of its namespace/name */
+};
+
 struct pw_k8s_model {
 	char *node_name;
 	struct pw_cidr cluster_cidr, service_cidr;
@@ -88,9 +97,20 @@ struct pw_k8s_model {
 	bool *carried;
 	int carried_n;
 	unsigned long builds_whole, builds_incremental;
+	/* A Namespace, Pod or NetworkPolicy changed since the last build. */
+	bool policy_dirty;
+	/* The last pw_k8s_build_next took prev's policy_json over. */
+	bool policy_carried;
 };
 
-static const char *const kind_names[PW_K8S_KINDS] = { "Node", "Service", "EndpointSlice" };
+static const char *const kind_names[PW_K8S_KINDS] = {
+	"Node", "Service", "EndpointSlice", "Namespace", "Pod", "NetworkPolicy",
+};
+
+static bool is_policy_kind(enum pw_k8s_kind kind)
+{
+	return kind == PW_K8S_NAMESPACE || kind == PW_K8S_POD || kind == PW_K8S_NETPOL;
+}
 
 /* ---- names ---- */
 
@@ -180,7 +200,7 @@ static char *object_key(enum pw_k8s_kind kind, const cJSON *obj)
 
 	if (!name || !*name)
 		return NULL;
-	if (kind == PW_K8S_NODE)
+	if (kind == PW_K8S_NODE || kind == PW_K8S_NAMESPACE)
 		return strdup(name);
 	if (asprintf(&key, "%s/%s", ns ? ns : "", name) < 0)
 		return NULL;
@@ -415,6 +435,8 @@ static void entry_free_kind(enum pw_k8s_kind kind, struct k8s_entry *e)
 		free(s->service);
 		ports_free(s->ports, s->n_ports);
 		free(s->eps);
+	} else if (is_policy_kind(kind)) {
+		free(((struct k8s_elem *)e)->json);
 	}
 	free(e->key);
 	free(e);
@@ -423,8 +445,9 @@ static void entry_free_kind(enum pw_k8s_kind kind, struct k8s_entry *e)
 static void free_node_entry(void *e) { entry_free_kind(PW_K8S_NODE, e); }
 static void free_service_entry(void *e) { entry_free_kind(PW_K8S_SERVICE, e); }
 static void free_slice_entry(void *e) { entry_free_kind(PW_K8S_SLICE, e); }
+static void free_elem_entry(void *e) { entry_free_kind(PW_K8S_POD, e); }
 static void (*const entry_free_fn[PW_K8S_KINDS])(void *) = {
-	free_node_entry, free_service_entry, free_slice_entry,
+	free_node_entry, free_service_entry, free_slice_entry, free_elem_entry, free_elem_entry, free_elem_entry,
 };
 
 static int key_cmp(const void *a, const void *b)
@@ -457,6 +480,8 @@ static void mark_entry(struct pw_k8s_model *m, enum pw_k8s_kind kind, const stru
 		mark_dirty(m, e->key);
 	else if (kind == PW_K8S_SLICE)
 		mark_dirty(m, ((const struct k8s_slice *)e)->service);
+	else if (is_policy_kind(kind))
+		m->policy_dirty = true;
 }
 
 static void clear_dirty(struct pw_k8s_model *m)
@@ -546,7 +571,8 @@ static int cache_put(struct pw_k8s_model *m, enum pw_k8s_kind kind, struct k8s_e
 	old = *slot;
 	same = kind == PW_K8S_NODE ? node_equal((void *)old, (void *)e) :
 	       kind == PW_K8S_SERVICE ? service_equal((void *)old, (void *)e) :
-	       slice_equal((void *)old, (void *)e);
+	       kind == PW_K8S_SLICE ? slice_equal((void *)old, (void *)e) :
+	       strcmp(((struct k8s_elem *)old)->json, ((struct k8s_elem *)e)->json) == 0;
 	if (same) {
 		old->gen = e->gen;
 		entry_free_kind(kind, e);
@@ -562,7 +588,23 @@ static int cache_put(struct pw_k8s_model *m, enum pw_k8s_kind kind, struct k8s_e
 
 static const size_t entry_size[PW_K8S_KINDS] = {
 	sizeof(struct k8s_node), sizeof(struct k8s_service), sizeof(struct k8s_slice),
+	sizeof(struct k8s_elem), sizeof(struct k8s_elem), sizeof(struct k8s_elem),
 };
+
+/* A Namespace, Pod or NetworkPolicy into its element; 1: not in the model. */
+static int elem_parse(enum pw_k8s_kind kind, const cJSON *obj, struct k8s_elem *el)
+{
+	const char *slash = strchr(el->e.key, '/');
+	char ns[64];
+
+	if (kind == PW_K8S_NAMESPACE)
+		return pw_k8s_namespace_element(obj, el->e.key, &el->json);
+	if (kind == PW_K8S_POD)
+		return pw_k8s_pod_element(obj, el->e.key, &el->json);
+	snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - el->e.key) : 0, el->e.key);
+	el->id = pw_policy_id(ns, slash ? slash + 1 : el->e.key);
+	return pw_k8s_netpol_element(obj, el->e.key, &el->json);
+}
 
 /* A Node whose podCIDR cannot be a peer's is worth one warning per change. */
 static void node_check(const struct pw_k8s_model *m, const struct k8s_node *n)
@@ -597,7 +639,8 @@ int pw_k8s_upsert(struct pw_k8s_model *m, enum pw_k8s_kind kind, const cJSON *ob
 	} else if (kind == PW_K8S_SERVICE) {
 		ret = service_parse(m, obj, (struct k8s_service *)e);
 	} else {
-		ret = slice_parse(obj, (struct k8s_slice *)e);
+		ret = kind == PW_K8S_SLICE ? slice_parse(obj, (struct k8s_slice *)e) :
+		      elem_parse(kind, obj, (struct k8s_elem *)e);
 		if (ret == 1) {
 			ret = cache_delete(m, kind, key);
 			entry_free_kind(kind, e);
@@ -695,6 +738,9 @@ void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out)
 	out->nodes = m->count[PW_K8S_NODE];
 	out->services = m->count[PW_K8S_SERVICE];
 	out->slices = m->count[PW_K8S_SLICE];
+	out->namespaces = m->count[PW_K8S_NAMESPACE];
+	out->pods = m->count[PW_K8S_POD];
+	out->netpols = m->count[PW_K8S_NETPOL];
 	out->endpoints = m->endpoints;
 	out->builds_whole = m->builds_whole;
 	out->builds_incremental = m->builds_incremental;
@@ -1143,10 +1189,141 @@ static int build_nodes(const struct pw_k8s_model *m, const struct pw_node_config
 	return ret ? ret : build_peers(m, out);
 }
 
+/* ---- the policy model ---- */
+
+struct textbuf {
+	char *p;
+	size_t len, cap;
+	bool nomem;
+};
+
+static void tb_add(struct textbuf *b, const char *s, size_t n)
+{
+	if (b->nomem)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->nomem = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void tb_puts(struct textbuf *b, const char *s)
+{
+	tb_add(b, s, strlen(s));
+}
+
+struct id_index {
+	uint32_t id;
+	int i;
+};
+
+static int id_index_cmp(const void *a, const void *b)
+{
+	const struct id_index *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->i - y->i;
+}
+
+/* Two NetworkPolicies whose names hash to one policy id would make the
+ * model refuse every policy: the later in key order is left out. skip[i]
+ * is set for those. -ENOMEM. */
+static int skip_id_clashes(const struct k8s_entry **pols, int n, bool *skip)
+{
+	struct id_index *ix = calloc((size_t)n + 1, sizeof(*ix));
+
+	if (!ix)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		ix[i] = (struct id_index){ ((const struct k8s_elem *)pols[i])->id, i };
+	qsort(ix, (size_t)n, sizeof(*ix), id_index_cmp);
+	for (int i = 1; i < n; i++)
+		if (ix[i].id == ix[i - 1].id) {
+			skip[ix[i].i] = true;
+			pw_warn("NetworkPolicy %s: its policy id %08x is also that of %s: left out (rename one)",
+				pols[ix[i].i]->key, ix[i].id, pols[ix[i - 1].i]->key);
+		}
+	free(ix);
+	return 0;
+}
+
+/* "name":[elem,elem,...] of kind's entries, in key order. */
+static int policy_section(const struct pw_k8s_model *m, enum pw_k8s_kind kind, const char *name,
+			  struct textbuf *b)
+{
+	int n;
+	const struct k8s_entry **all = collect(m, kind, &n);
+	bool *skip = all ? calloc((size_t)n + 1, sizeof(*skip)) : NULL;
+	bool first = true;
+
+	if (!all || !skip || (kind == PW_K8S_NETPOL && skip_id_clashes(all, n, skip))) {
+		free(all);
+		free(skip);
+		return -ENOMEM;
+	}
+	tb_puts(b, "\"");
+	tb_puts(b, name);
+	tb_puts(b, "\":[");
+	for (int i = 0; i < n; i++) {
+		if (skip[i])
+			continue;
+		if (!first)
+			tb_puts(b, ",");
+		tb_puts(b, ((const struct k8s_elem *)all[i])->json);
+		first = false;
+	}
+	tb_puts(b, "]");
+	free(all);
+	free(skip);
+	return b->nomem ? -ENOMEM : 0;
+}
+
+/* The policy model's text, NULL (in *out) without any NetworkPolicy. */
+static int build_policy(const struct pw_k8s_model *m, char **out)
+{
+	struct textbuf b = { 0 };
+	int ret;
+
+	*out = NULL;
+	if (!m->count[PW_K8S_NETPOL])
+		return 0;
+	tb_puts(&b, "{");
+	ret = policy_section(m, PW_K8S_NAMESPACE, "namespaces", &b);
+	tb_puts(&b, ",");
+	if (!ret)
+		ret = policy_section(m, PW_K8S_POD, "pods", &b);
+	tb_puts(&b, ",");
+	if (!ret)
+		ret = policy_section(m, PW_K8S_NETPOL, "networkPolicies", &b);
+	tb_puts(&b, "}");
+	if (ret || b.nomem) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*out = b.p;
+	return 0;
+}
+
 /* A build the caller now holds whole: nothing is pending, nothing shared. */
 static void build_done(struct pw_k8s_model *m)
 {
 	clear_dirty(m);
+	m->policy_dirty = false;
+	m->policy_carried = false;
 	free(m->carried);
 	m->carried = NULL;
 	m->carried_n = 0;
@@ -1159,6 +1336,8 @@ int pw_k8s_build(struct pw_k8s_model *m, const struct pw_node_config *base,
 
 	if (!ret)
 		ret = build_services(m, out);
+	if (!ret)
+		ret = build_policy(m, &out->policy_json);
 	if (ret == -ENOMEM)
 		fail_why(why, whylen, ret, "out of memory");
 	if (ret) {
@@ -1362,6 +1541,7 @@ int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
 		      const struct pw_node_config *prev, struct pw_node_config *out, char *why, size_t whylen)
 {
 	struct changed c = { 0 };
+	char *policy = NULL;
 	int ret;
 
 	if (!prev || m->rebuild_all || m->n_dirty > INCREMENTAL_MAX_SERVICES || prev->n_services != m->built_n)
@@ -1371,16 +1551,27 @@ int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
 		pw_config_free(out);
 		return ret;
 	}
-	ret = find_changed(m, &c);
+	/* Before the services are merged: nothing may fail after that. */
+	ret = m->policy_dirty ? build_policy(m, &policy) : 0;
+	if (!ret)
+		ret = find_changed(m, &c);
 	if (!ret)
 		ret = build_fresh(&c);
 	if (!ret)
 		ret = merge_into(m, prev, &c, out);
 	changed_free(&c);
 	if (ret == 0) {
+		if (m->policy_dirty) {
+			out->policy_json = policy;
+		} else {
+			out->policy_json = prev->policy_json;
+			m->policy_carried = true;
+		}
+		m->policy_dirty = false;
 		m->builds_incremental++;
 		return 0;
 	}
+	free(policy);
 	pw_config_free(out);   /* peers only: merge_into left no services */
 	if (ret == 1)
 		pw_debug("kubernetes: a changed Service conflicts with another: building all");
@@ -1398,5 +1589,8 @@ void pw_k8s_release(struct pw_k8s_model *m, struct pw_node_config *prev)
 	free(m->carried);
 	m->carried = NULL;
 	m->carried_n = 0;
+	if (m->policy_carried)
+		prev->policy_json = NULL;   /* the next build's now */
+	m->policy_carried = false;
 	pw_config_free(prev);
 }

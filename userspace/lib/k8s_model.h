@@ -14,7 +14,11 @@
 #include <cjson/cJSON.h>
 #include "config.h"
 
-enum pw_k8s_kind { PW_K8S_NODE = 0, PW_K8S_SERVICE, PW_K8S_SLICE, PW_K8S_KINDS };
+/* Namespaces, Pods and NetworkPolicies feed the policy model
+ * (pw_node_config.policy_json, docs/policy.md) through k8s_policy.h. */
+enum pw_k8s_kind {
+	PW_K8S_NODE = 0, PW_K8S_SERVICE, PW_K8S_SLICE, PW_K8S_NAMESPACE, PW_K8S_POD, PW_K8S_NETPOL, PW_K8S_KINDS
+};
 
 /* kube-proxy's default for sessionAffinityConfig.clientIP.timeoutSeconds. */
 #define PW_K8S_AFFINITY_DEFAULT 10800
@@ -47,6 +51,7 @@ bool pw_k8s_synced(const struct pw_k8s_model *m, enum pw_k8s_kind kind);
 
 struct pw_k8s_counts {
 	int nodes, services, slices;
+	int namespaces, pods, netpols;   /* in the policy model (hostNetwork and finished pods are not) */
 	long endpoints;   /* IPv4 endpoints in the cached slices */
 	unsigned long builds_whole, builds_incremental;   /* successful builds of each kind */
 };
@@ -57,7 +62,9 @@ void pw_k8s_counts(const struct pw_k8s_model *m, struct pw_k8s_counts *out);
  * pw_config_parse_k8s); out gets them, this node's name, InternalIP and
  * podCIDR, a peer for every other Node with an IPv4 podCIDR and
  * InternalIP, and a service per (ClusterIP, port, protocol) with its
- * backends (sorted, unique). out satisfies what pw_config_parse checks.
+ * backends (sorted, unique); policy_json holds the Namespaces, Pods and
+ * NetworkPolicies in key order (NULL while there is no NetworkPolicy:
+ * then nothing is policed and the text is not worth making). out satisfies what pw_config_parse checks.
  * 0; -EAGAIN when this node's Node, podCIDR or InternalIP is not there yet,
  * -EINVAL when its podCIDR cannot be used (both: why says what, for the
  * log); -ENOMEM. out is empty (pw_config_free-able) on error. */
@@ -68,8 +75,9 @@ int pw_k8s_build(struct pw_k8s_model *m, const struct pw_node_config *base,
  * one of its EndpointSlices upserted or removed) are built again; the
  * other entries are prev's, in the same key order. A whole build instead
  * when there is no prev, many Services changed, or an entry conflicts
- * (pw_k8s_build settles conflicts). On success out shares backend lists
- * with prev: free prev with pw_k8s_release, and before the next build.
+ * (pw_k8s_build settles conflicts). policy_json is made again only when a
+ * Namespace, Pod or NetworkPolicy changed, else it is prev's. On success
+ * out shares backend lists (and maybe policy_json) with prev: free prev with pw_k8s_release, and before the next build.
  * On error prev is untouched and still the caller's whole. */
 int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
 		      const struct pw_node_config *prev, struct pw_node_config *out, char *why, size_t whylen);

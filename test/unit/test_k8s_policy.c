@@ -1,0 +1,395 @@
+/* The Kubernetes source's NetworkPolicy part (userspace/lib/k8s_policy.c,
+ * k8s_model.c): Namespace, Pod and NetworkPolicy objects as the API serves
+ * them -> the policy model in pw_node_config.policy_json, which the agent's
+ * netpol sync parses. Fixtures are JSON with ' for " (J()). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pwtest.h"
+#include "config.h"
+#include "k8s_model.h"
+#include "k8s_policy.h"
+#include "log.h"
+#include "policy.h"
+
+static cJSON *J(const char *s)
+{
+	char *t = strdup(s);
+	cJSON *o;
+
+	for (char *p = t; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	o = cJSON_Parse(t);
+	if (!o)
+		printf("# bad fixture: %s\n", t);
+	free(t);
+	return o;
+}
+
+static int put(struct pw_k8s_model *m, enum pw_k8s_kind k, const char *json)
+{
+	cJSON *o = J(json);
+	int r = pw_k8s_upsert(m, k, o);
+
+	cJSON_Delete(o);
+	return r;
+}
+
+static int del(struct pw_k8s_model *m, enum pw_k8s_kind k, const char *json)
+{
+	cJSON *o = J(json);
+	int r = pw_k8s_remove(m, k, o);
+
+	cJSON_Delete(o);
+	return r;
+}
+
+static struct pw_node_config base;
+
+static struct pw_k8s_model *model(void)
+{
+	struct pw_k8s_model *m;
+
+	pw_cidr_parse("10.244.0.0/16", &base.cluster_cidr);
+	pw_cidr_parse("10.96.0.0/12", &base.service_cidr);
+	base.masquerade = true;
+	snprintf(base.uplink, sizeof(base.uplink), "eth0");
+	m = pw_k8s_model_new("node1", &base.cluster_cidr, &base.service_cidr);
+	put(m, PW_K8S_NODE, "{'metadata':{'name':'node1'},'spec':{'podCIDR':'10.244.1.0/24'},"
+	    "'status':{'addresses':[{'type':'InternalIP','address':'192.168.1.11'}]}}");
+	return m;
+}
+
+static int build(struct pw_k8s_model *m, struct pw_node_config *c)
+{
+	char why[256];
+	int r = pw_k8s_build(m, &base, c, why, sizeof(why));
+
+	if (r)
+		printf("# build: %d %s\n", r, why);
+	return r;
+}
+
+/* The policy model of a build (parsed as the agent parses it). */
+static int parse_built(const struct pw_node_config *c, struct pw_policy_model *pm)
+{
+	char err[256];
+	int r = pw_policy_model_parse(c->policy_json, pm, err, sizeof(err));
+
+	if (r)
+		printf("# policy model: %s\n", err);
+	return r;
+}
+
+static const struct pw_pod_model *pod(const struct pw_policy_model *pm, const char *ns, const char *name)
+{
+	for (int i = 0; i < pm->n_pods; i++)
+		if (!strcmp(pm->pods[i].ns, ns) && !strcmp(pm->pods[i].name, name))
+			return &pm->pods[i];
+	return NULL;
+}
+
+static const struct pw_netpol *pol(const struct pw_policy_model *pm, const char *ns, const char *name)
+{
+	for (int i = 0; i < pm->n_pols; i++)
+		if (!strcmp(pm->pols[i].ns, ns) && !strcmp(pm->pols[i].name, name))
+			return &pm->pols[i];
+	return NULL;
+}
+
+static const char *label(const struct pw_labels *l, const char *key)
+{
+	for (int i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].key, key))
+			return l->v[i].value;
+	return NULL;
+}
+
+#define POD_A "{'metadata':{'name':'a','namespace':'x','labels':{'pod':'a','tier':'web'}}," \
+	"'spec':{'nodeName':'node2','containers':[{'name':'c','ports':[" \
+	"{'name':'http','containerPort':8080,'protocol':'TCP'},{'containerPort':9999}," \
+	"{'name':'dns','containerPort':53,'protocol':'UDP'}]},{'name':'d','ports':[{'name':'metrics','containerPort':9100}]}]}," \
+	"'status':{'phase':'Running','podIP':'fd00::5','podIPs':[{'ip':'fd00::5'},{'ip':'10.244.2.5'}]," \
+	"'conditions':[{'type':'Ready','status':'True'}]}}"
+#define NS_X "{'metadata':{'name':'x','labels':{'kubernetes.io/metadata.name':'x','team':'blue'}}}"
+#define NP_DENY "{'metadata':{'name':'deny','namespace':'x','uid':'1','resourceVersion':'5'},'spec':{'podSelector':{}}}"
+
+static void test_no_policy_no_text(void)
+{
+	struct pw_k8s_model *m = model();
+	struct pw_node_config c;
+	struct pw_k8s_counts n;
+
+	PWT_EQ_INT(put(m, PW_K8S_NAMESPACE, NS_X), 1, "namespace cached");
+	PWT_EQ_INT(put(m, PW_K8S_POD, POD_A), 1, "pod cached");
+	PWT_EQ_INT(build(m, &c), 0, "build without policies");
+	PWT_EXPECT(c.policy_json == NULL, "no NetworkPolicy: no policy model (nothing policed)");
+	pw_config_free(&c);
+	PWT_EQ_INT(put(m, PW_K8S_NETPOL, NP_DENY), 1, "policy cached");
+	PWT_EQ_INT(build(m, &c), 0, "build with a policy");
+	PWT_EXPECT(c.policy_json != NULL, "a NetworkPolicy: the model is there");
+	pw_k8s_counts(m, &n);
+	PWT_EQ_INT(n.namespaces * 100 + n.pods * 10 + n.netpols, 111, "counts: 1 namespace, 1 pod, 1 policy");
+	pw_config_free(&c);
+	PWT_EQ_INT(del(m, PW_K8S_NETPOL, NP_DENY), 1, "policy deleted");
+	PWT_EQ_INT(build(m, &c), 0, "build after deletion");
+	PWT_EXPECT(c.policy_json == NULL, "last policy deleted: no model again");
+	pw_config_free(&c);
+	pw_k8s_model_free(m);
+}
+
+static void test_pods(void)
+{
+	struct pw_k8s_model *m = model();
+	struct pw_policy_model pm;
+	struct pw_node_config c;
+	const struct pw_pod_model *p;
+	char ip[PW_IP4_STRLEN] = "";
+
+	put(m, PW_K8S_NETPOL, NP_DENY);
+	put(m, PW_K8S_NAMESPACE, NS_X);
+	put(m, PW_K8S_POD, POD_A);
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'pending','namespace':'x','labels':{'pod':'p'}},"
+		       "'spec':{'containers':[{'name':'c'}]},'status':{'phase':'Pending'}}"), 1,
+		   "a pod without an address yet is cached (a local pod's comes from IPAM)");
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'hn','namespace':'x'},'spec':{'hostNetwork':true},"
+		       "'status':{'phase':'Running','podIP':'192.168.1.12'}}"), 0,
+		   "a hostNetwork pod is not in the model");
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'done','namespace':'x'},'spec':{},"
+		       "'status':{'phase':'Succeeded','podIP':'10.244.2.9'}}"), 0,
+		   "a finished pod is not in the model (its address may be another pod's)");
+	PWT_EQ_INT(build(m, &c), 0, "build");
+	PWT_EQ_INT(parse_built(&c, &pm), 0, "the built model parses as the agent parses it");
+	PWT_EQ_INT(pm.n_pods, 2, "two pods in the model");
+	p = pod(&pm, "x", "a");
+	PWT_EXPECT(p != NULL, "pod x/a there");
+	if (p) {
+		pw_ip4_format(p->ip, ip);
+		PWT_EQ_STR(ip, "10.244.2.5", "pod IP: the first IPv4 of status.podIPs");
+		PWT_EQ_STR(label(&p->labels, "tier"), "web", "pod labels");
+		PWT_EQ_INT(p->n_ports, 3, "named container ports of every container (an unnamed one left out)");
+		PWT_EXPECT(p->n_ports == 3 && !strcmp(p->ports[1].name, "dns") && p->ports[1].port == 53 &&
+			   p->ports[1].proto == IPPROTO_UDP && p->ports[2].proto == IPPROTO_TCP,
+			   "named ports: name, number, protocol (TCP by default)");
+	}
+	p = pod(&pm, "x", "pending");
+	PWT_EXPECT(p && p->ip == 0, "pod without an address: in the model with none");
+	PWT_EQ_INT(pm.n_ns, 1, "namespace in the model");
+	PWT_EXPECT(pm.n_ns == 1 && !strcmp(label(&pm.ns[0].labels, "team"), "blue"), "namespace labels");
+	pw_policy_model_free(&pm);
+	pw_config_free(&c);
+
+	/* What the policy model does not see is no change: status churn. */
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'a','namespace':'x','labels':{'pod':'a','tier':'web'},"
+		       "'resourceVersion':'99'},'spec':{'nodeName':'node2','containers':[{'name':'c','ports':["
+		       "{'name':'http','containerPort':8080,'protocol':'TCP'},{'containerPort':9999},"
+		       "{'name':'dns','containerPort':53,'protocol':'UDP'}]},{'name':'d','ports':[{'name':'metrics',"
+		       "'containerPort':9100}]}]},'status':{'phase':'Running','podIPs':[{'ip':'fd00::5'},"
+		       "{'ip':'10.244.2.5'}],'conditions':[{'type':'Ready','status':'False'}]}}"), 0,
+		   "a pod's status condition changing is no change");
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'a','namespace':'x','labels':{'pod':'a'}},"
+		       "'spec':{},'status':{'phase':'Running','podIP':'10.244.2.5'}}"), 1,
+		   "a label changing is a change");
+	PWT_EQ_INT(put(m, PW_K8S_POD, "{'metadata':{'name':'a','namespace':'x','labels':{'pod':'a'}},"
+		       "'spec':{},'status':{'phase':'Succeeded','podIP':'10.244.2.5'}}"), 1,
+		   "a pod that finishes leaves the model");
+	PWT_EQ_INT(build(m, &c), 0, "build");
+	PWT_EQ_INT(parse_built(&c, &pm), 0, "parses");
+	PWT_EXPECT(pod(&pm, "x", "a") == NULL, "finished pod gone from the model");
+	pw_policy_model_free(&pm);
+	pw_config_free(&c);
+	pw_k8s_model_free(m);
+}
+
+static void test_policies(void)
+{
+	struct pw_k8s_model *m = model();
+	struct pw_policy_model pm;
+	struct pw_node_config c;
+	const struct pw_netpol *p;
+	char buf[PW_CIDR_STRLEN];
+
+	put(m, PW_K8S_NETPOL, NP_DENY);
+	put(m, PW_K8S_NETPOL, "{'metadata':{'name':'eg','namespace':'x'},'spec':{'podSelector':"
+	    "{'matchLabels':{'pod':'a'}},'egress':[{'to':[{'ipBlock':{'cidr':'2001:db8::/64'}}]},"
+	    "{'to':[{'ipBlock':{'cidr':'10.0.0.7/8','except':['10.1.0.0/16','fd00::/8']}},{'ipBlock':{'cidr':'fd00::/8'}}],"
+	    "'ports':[{'protocol':'TCP','port':1000,'endPort':2000},{'port':'http'}]}]}}");
+	put(m, PW_K8S_NETPOL, "{'metadata':{'name':'in','namespace':'y'},'spec':{'podSelector':{'matchExpressions':"
+	    "[{'key':'pod','operator':'In','values':['a','b']}]},'policyTypes':['Ingress','Egress'],'ingress':[{'from':"
+	    "[{'namespaceSelector':{'matchLabels':{'team':'blue'}},'podSelector':{}},{'podSelector':"
+	    "{'matchLabels':{'role':'client'}}}],'ports':[{'protocol':'UDP','port':53},{'protocol':'SCTP','port':9}]}]}}");
+	put(m, PW_K8S_NETPOL, "{'metadata':{'name':'only-v6','namespace':'x'},'spec':{'podSelector':{},"
+	    "'policyTypes':['Ingress'],'ingress':[{'from':[{'ipBlock':{'cidr':'fd00::/8'}}]}]}}");
+	put(m, PW_K8S_NETPOL, "{'metadata':{'name':'bad','namespace':'z'},'spec':{'podSelector':{'matchLabels':"
+	    "{'app':'db'}},'ingress':[{'ports':[{'protocol':'ICMP','port':1}]}]}}");
+	PWT_EQ_INT(build(m, &c), 0, "build");
+	PWT_EQ_INT(parse_built(&c, &pm), 0, "the built model parses");
+	PWT_EQ_INT(pm.n_pols, 5, "five policies");
+
+	p = pol(&pm, "x", "deny");
+	PWT_EXPECT(p && p->ingress && !p->egress && p->n_in == 0, "no policyTypes, no rules: ingress default deny");
+	p = pol(&pm, "x", "eg");
+	PWT_EXPECT(p && p->ingress && p->egress, "no policyTypes with egress rules: Ingress and Egress");
+	PWT_EQ_INT(p ? p->n_eg : -1, 1, "an egress rule whose peers were all IPv6 is left out (it allows nothing)");
+	if (p && p->n_eg == 1) {
+		PWT_EQ_INT(p->eg[0].n_peers, 1, "IPv6 ipBlock peers left out, IPv4 ones kept");
+		pw_cidr_format(&p->eg[0].peers[0].ipb.cidr, buf);
+		PWT_EQ_STR(buf, "10.0.0.0/8", "ipBlock cidr with host bits: cleared, as the API's parsing does");
+		PWT_EQ_INT(p->eg[0].peers[0].ipb.n_except, 1, "IPv6 except left out");
+		PWT_EXPECT(p->eg[0].n_ports == 2 && p->eg[0].ports[0].end_port == 2000 &&
+			   !strcmp(p->eg[0].ports[1].name, "http"), "ports: endPort and a named port kept");
+	}
+	p = pol(&pm, "y", "in");
+	PWT_EXPECT(p && p->ingress && p->egress && p->n_in == 1 && p->n_eg == 0,
+		   "explicit policyTypes kept (egress default deny)");
+	PWT_EXPECT(p && p->n_in == 1 && p->in[0].n_peers == 2 && p->in[0].peers[0].has_ns && p->in[0].peers[0].has_pod &&
+		   !p->in[0].peers[1].has_ns && p->pod_sel.n_expr == 1,
+		   "namespaceSelector AND podSelector, a podSelector alone, matchExpressions");
+	PWT_EXPECT(p && p->n_in == 1 && p->in[0].n_ports == 2 && p->in[0].ports[0].proto == IPPROTO_UDP &&
+		   p->in[0].ports[1].proto == IPPROTO_SCTP, "UDP and SCTP ports");
+	p = pol(&pm, "x", "only-v6");
+	PWT_EXPECT(p && p->ingress && p->n_in == 0, "a policy of IPv6 peers only: its pods isolated, nothing allowed");
+	p = pol(&pm, "z", "bad");
+	PWT_EXPECT(p && p->ingress && p->n_in == 0 && p->pod_sel.match.n == 1,
+		   "a spec the model refuses: fails closed (same pods selected, nothing allowed)");
+	pw_policy_model_free(&pm);
+	pw_config_free(&c);
+	pw_k8s_model_free(m);
+}
+
+static void test_elements_alone(void)
+{
+	char *out = NULL;
+	cJSON *o = J("{'metadata':{'name':'np','namespace':'x'},'spec':{'podSelector':{},'ingress':[{'from':"
+		     "[{'ipBlock':{'cidr':'10.0.0.0/8','except':['10.0.0.0/8']}}]},{}]}}");
+	struct pw_policy_model pm;
+	char *text = NULL, err[256];
+
+	PWT_EQ_INT(pw_k8s_netpol_element(o, "x/np", &out), 0, "netpol element");
+	if (out && asprintf(&text, "{\"networkPolicies\":[%s]}", out) > 0 &&
+	    pw_policy_model_parse(text, &pm, err, sizeof(err)) == 0) {
+		PWT_EXPECT(pm.n_pols == 1 && pm.pols[0].n_in == 1 && pm.pols[0].in[0].n_peers == 0,
+			   "an ipBlock whose except is its whole cidr matches nothing: its rule goes, the allow-all rule stays");
+		pw_policy_model_free(&pm);
+	} else {
+		PWT_CHECK(0, "netpol element parses", "%s", out ? out : "(null)");
+	}
+	free(text);
+	free(out);
+	cJSON_Delete(o);
+}
+
+static void test_incremental(void)
+{
+	struct pw_k8s_model *m = model();
+	struct pw_node_config c0, c1, c2;
+	char why[256];
+	struct pw_policy_model pm;
+	struct pw_node_config parsed;
+	char *text, err[256];
+
+	put(m, PW_K8S_NETPOL, NP_DENY);
+	put(m, PW_K8S_POD, POD_A);
+	PWT_EQ_INT(pw_k8s_build_next(m, &base, NULL, &c0, why, sizeof(why)), 0, "first build");
+	put(m, PW_K8S_SERVICE, "{'metadata':{'name':'web','namespace':'x'},'spec':{'type':'ClusterIP',"
+	    "'clusterIP':'10.96.0.10','ports':[{'port':80,'protocol':'TCP'}]}}");
+	PWT_EQ_INT(pw_k8s_build_next(m, &base, &c0, &c1, why, sizeof(why)), 0, "a Service changed");
+	PWT_EXPECT(c1.policy_json && c1.policy_json == c0.policy_json,
+		   "a Service change: the policy model taken over, not made again");
+	pw_k8s_release(m, &c0);
+	put(m, PW_K8S_POD, "{'metadata':{'name':'a','namespace':'x','labels':{'pod':'b'}},'spec':{},"
+	    "'status':{'phase':'Running','podIP':'10.244.2.5'}}");
+	PWT_EQ_INT(pw_k8s_build_next(m, &base, &c1, &c2, why, sizeof(why)), 0, "a pod's labels changed");
+	PWT_EXPECT(c2.policy_json && c2.policy_json != c1.policy_json && strstr(c2.policy_json, "\"pod\":\"b\""),
+		   "a label change: the model made again with it");
+	pw_k8s_release(m, &c1);
+
+	/* The config published for podwirectl carries the model. */
+	text = pw_config_format(&c2);
+	memset(&parsed, 0, sizeof(parsed));
+	PWT_EQ_INT(text ? pw_config_parse(text, &parsed, err, sizeof(err)) : -1, 0, "the published config parses");
+	PWT_EXPECT(parsed.policy_json && pw_policy_model_parse(parsed.policy_json, &pm, err, sizeof(err)) == 0 &&
+		   pm.n_pols == 1 && pm.n_pods == 1, "the published config holds the policy model");
+	if (parsed.policy_json)
+		pw_policy_model_free(&pm);
+	pw_config_free(&parsed);
+	free(text);
+	pw_config_free(&c2);
+
+	/* A relist that no longer has the pod drops it. */
+	pw_k8s_relist_begin(m, PW_K8S_POD);
+	PWT_EQ_INT(pw_k8s_relist_end(m, PW_K8S_POD), 1, "relist: a pod gone while the watch was down is dropped");
+	pw_k8s_model_free(m);
+}
+
+struct idpair {
+	uint32_t id;
+	int i;
+};
+
+static int idpair_cmp(const void *a, const void *b)
+{
+	const struct idpair *x = a, *y = b;
+
+	return x->id != y->id ? (x->id < y->id ? -1 : 1) : x->i - y->i;
+}
+
+static void test_id_clash(void)
+{
+	/* Two names with one policy id (32-bit FNV-1a of "ns/name") would make
+	 * the model refuse every policy: the later in key order goes. A clash
+	 * is found by search among 300,000 names (birthday bound). */
+	enum { N = 300000 };
+	struct idpair *v = calloc(N, sizeof(*v));
+	struct pw_k8s_model *m = model();
+	struct pw_node_config c;
+	struct pw_policy_model pm;
+	char name[32], json[256], first[32] = "", second[32] = "";
+
+	for (int i = 0; v && i < N; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		v[i] = (struct idpair){ pw_policy_id("ns", name), i };
+	}
+	if (v)
+		qsort(v, N, sizeof(*v), idpair_cmp);
+	for (int i = 1; v && i < N && !first[0]; i++)
+		if (v[i].id == v[i - 1].id) {
+			snprintf(first, sizeof(first), "p%d", v[i - 1].i);
+			snprintf(second, sizeof(second), "p%d", v[i].i);
+		}
+	free(v);
+	PWT_EXPECT(first[0], "two policy names with one id found");
+	if (strcmp(first, second) > 0) {
+		char t[32];
+
+		strcpy(t, first);
+		strcpy(first, second);
+		strcpy(second, t);
+	}
+	snprintf(json, sizeof(json), "{'metadata':{'name':'%s','namespace':'ns'},'spec':{'podSelector':{}}}", first);
+	put(m, PW_K8S_NETPOL, json);
+	snprintf(json, sizeof(json), "{'metadata':{'name':'%s','namespace':'ns'},'spec':{'podSelector':{}}}", second);
+	put(m, PW_K8S_NETPOL, json);
+	put(m, PW_K8S_NETPOL, NP_DENY);
+	PWT_EQ_INT(build(m, &c), 0, "build with a policy id clash");
+	PWT_EXPECT(parse_built(&c, &pm) == 0 && pm.n_pols == 2 && pol(&pm, "ns", first) && pol(&pm, "x", "deny"),
+		   "id clash: the first in key order and the other policies stay, the model parses");
+	printf("# clash: ns/%s and ns/%s\n", first, second);
+	pw_policy_model_free(&pm);
+	pw_config_free(&c);
+	pw_k8s_model_free(m);
+}
+
+int main(void)
+{
+	pw_log_init("test_k8s_policy", PW_LOG_ERROR, stderr);
+	test_no_policy_no_text();
+	test_pods();
+	test_policies();
+	test_elements_alone();
+	test_incremental();
+	test_id_clash();
+	return pwt_done();
+}
