@@ -205,7 +205,9 @@ int pw_policy_inc_del_policy(struct pw_policy_inc *e, const char *ns, const char
 int pw_policy_inc_set_local(struct pw_policy_inc *e, const struct pw_local_pod *local, int n);
 /* A whole model as pw_policy_model_parse takes it: each element whose text
  * is not the same as at the last load is parsed and set, each element gone
- * deleted. On error (message in err) nothing changes. */
+ * deleted (the same whole text again costs one comparison). On error
+ * (message in err) nothing changes. Objects changed by the set and del calls between
+ * loads are not reconciled with the text: use one way per engine. */
 int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err, size_t errlen);
 
 struct pw_policy_inc_stats {
