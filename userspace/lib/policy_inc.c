@@ -149,6 +149,23 @@ static void hm_free(struct hmap *m)
 	for (size_t _i = 0; _i < (m)->cap; _i++) \
 		for (struct hent *e = (m)->b[_i], *_nx = e ? e->next : NULL; e; e = _nx, _nx = e ? e->next : NULL)
 
+/* Room for need more elements of size in *v (n used of *cap). */
+static int grow(void **v, int n, int *cap, size_t size, int need)
+{
+	int nc;
+	void *nv;
+
+	if (n + need <= *cap)
+		return 0;
+	nc = (n + need) * 2;
+	nv = realloc(*v, (size_t)nc * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
 /* A growable array of pointers (work lists). */
 struct plist {
 	void **v;
@@ -157,15 +174,7 @@ struct plist {
 
 static int pl_add(struct plist *l, void *p)
 {
-	if (l->n == l->cap) {
-		int nc = l->cap ? l->cap * 2 : 16;
-		void **nv = realloc(l->v, (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = nc;
-	}
+	TRY(grow((void **)&l->v, l->n, &l->cap, sizeof(*l->v), 1));
 	l->v[l->n++] = p;
 	return 0;
 }
@@ -354,15 +363,7 @@ static int idrow_add(struct pw_policy_inc *e, uint32_t addr, uint8_t prefix, uin
 
 	if (!r)
 		return -ENOMEM;
-	if (r->n == r->cap) {
-		int nc = r->cap ? r->cap * 2 : 2;
-		uint32_t *nv = realloc(r->vals, (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		r->vals = nv;
-		r->cap = nc;
-	}
+	TRY(grow((void **)&r->vals, r->n, &r->cap, sizeof(*r->vals), 1));
 	r->vals[r->n++] = identity;
 	return mark_idrow(e, r);
 }
@@ -456,15 +457,7 @@ static int ident_add_ports(struct ident *id, const struct pw_pod_model *pm)
 {
 	if (!pm || !pm->n_ports)
 		return 0;
-	if (id->n_ports + pm->n_ports > id->cap_ports) {
-		int nc = (id->n_ports + pm->n_ports) * 2;
-		struct pw_named_port *nv = realloc(id->ports, (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		id->ports = nv;
-		id->cap_ports = nc;
-	}
+	TRY(grow((void **)&id->ports, id->n_ports, &id->cap_ports, sizeof(*id->ports), pm->n_ports));
 	memcpy(id->ports + id->n_ports, pm->ports, (size_t)pm->n_ports * sizeof(*pm->ports));
 	id->n_ports += pm->n_ports;
 	return 0;
@@ -664,15 +657,7 @@ static int group_link_local(struct pw_policy_inc *e, struct lpod *lp)
 	if (!g)
 		return -ENOMEM;
 	TRY(group_touch(e, g));
-	if (g->n_locals == g->cap_locals) {
-		int nc = g->cap_locals ? g->cap_locals * 2 : 2;
-		struct lpod **nv = realloc(g->locals, (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		g->locals = nv;
-		g->cap_locals = nc;
-	}
+	TRY(grow((void **)&g->locals, g->n_locals, &g->cap_locals, sizeof(*g->locals), 1));
 	g->locals[g->n_locals++] = lp;
 	return 0;
 }
@@ -876,15 +861,7 @@ static bool peer_has_cidr(const struct pw_pol_peer *pe, const struct pw_cidr *c)
 
 static int set_add(struct ipol *p, int slot, uint32_t id)
 {
-	if (p->n_sets[slot] == p->cap_sets[slot]) {
-		int nc = p->cap_sets[slot] ? p->cap_sets[slot] * 2 : 4;
-		uint32_t *nv = realloc(p->sets[slot], (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		p->sets[slot] = nv;
-		p->cap_sets[slot] = nc;
-	}
+	TRY(grow((void **)&p->sets[slot], p->n_sets[slot], &p->cap_sets[slot], sizeof(*p->sets[slot]), 1));
 	p->sets[slot][p->n_sets[slot]++] = id;
 	return 0;
 }
@@ -982,15 +959,7 @@ static int push_row(struct emit *c, uint8_t proto, uint32_t identity, uint16_t p
 {
 	struct pw_policy_entry *r;
 
-	if (c->out->n == c->out->cap) {
-		int nc = c->out->cap ? c->out->cap * 2 : 64;
-		struct pw_policy_entry *nv = realloc(c->out->v, (size_t)nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		c->out->v = nv;
-		c->out->cap = nc;
-	}
+	TRY(grow((void **)&c->out->v, c->out->n, &c->out->cap, sizeof(*c->out->v), 1));
 	r = &c->out->v[c->out->n++];
 	memset(r, 0, sizeof(*r));
 	r->k.prefixlen = PW_POLICY_FIXED_BITS + port_prefix;
@@ -1135,20 +1104,6 @@ struct delta {
 	struct pw_policy_state *old, *new;
 	int cap[6];
 };
-
-static int grow(void **v, int n, int *cap, size_t size, int need)
-{
-	if (n + need <= *cap)
-		return 0;
-	int nc = (n + need) * 2;
-	void *nv = realloc(*v, (size_t)nc * size);
-
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = nc;
-	return 0;
-}
 
 static int flush_local(struct pw_policy_inc *e, struct lpod *lp, struct delta *d)
 {
