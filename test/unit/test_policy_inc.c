@@ -263,7 +263,8 @@ static void apply_one(void **arr, int *n, const void *old, int n_old, const void
 	if (*n - m != n_old)
 		(*bad)++;   /* an old entry that was not in the maps */
 	a = realloc(a, (size_t)(m + n_new) * size + 1);
-	memcpy(a + (size_t)m * size, new, (size_t)n_new * size);
+	if (n_new)
+		memcpy(a + (size_t)m * size, new, (size_t)n_new * size);
 	*arr = a;
 	*n = m + n_new;
 }
@@ -285,15 +286,16 @@ static int apply_delta(struct pw_policy_state *maps, const struct pw_policy_stat
 
 static bool same_state(const struct pw_policy_state *a, const struct pw_policy_state *b, char *why, size_t size)
 {
-	if (a->n_ids != b->n_ids || memcmp(a->ids, b->ids, (size_t)a->n_ids * sizeof(*a->ids))) {
+	if (a->n_ids != b->n_ids || (a->n_ids && memcmp(a->ids, b->ids, (size_t)a->n_ids * sizeof(*a->ids)))) {
 		snprintf(why, size, "identity entries differ (%d vs %d)", a->n_ids, b->n_ids);
 		return false;
 	}
-	if (a->n_eps != b->n_eps || memcmp(a->eps, b->eps, (size_t)a->n_eps * sizeof(*a->eps))) {
+	if (a->n_eps != b->n_eps || (a->n_eps && memcmp(a->eps, b->eps, (size_t)a->n_eps * sizeof(*a->eps)))) {
 		snprintf(why, size, "pod flags differ (%d vs %d)", a->n_eps, b->n_eps);
 		return false;
 	}
-	if (a->n_rules != b->n_rules || memcmp(a->rules, b->rules, (size_t)a->n_rules * sizeof(*a->rules))) {
+	if (a->n_rules != b->n_rules ||
+	    (a->n_rules && memcmp(a->rules, b->rules, (size_t)a->n_rules * sizeof(*a->rules)))) {
 		snprintf(why, size, "rule entries differ (%d vs %d)", a->n_rules, b->n_rules);
 		return false;
 	}
