@@ -390,7 +390,8 @@ static int labels_copy(struct pw_labels *dst, const struct pw_labels *src)
 	dst->v = malloc((size_t)src->n * sizeof(*dst->v) + 1);
 	if (!dst->v)
 		return -ENOMEM;
-	memcpy(dst->v, src->v, (size_t)src->n * sizeof(*dst->v));
+	if (src->n)
+		memcpy(dst->v, src->v, (size_t)src->n * sizeof(*dst->v));
 	return 0;
 }
 
@@ -1126,9 +1127,11 @@ static int flush_local(struct pw_policy_inc *e, struct lpod *lp, struct delta *d
 		free(now.v);
 		return ret;
 	}
-	memcpy(d->old->rules + d->old->n_rules, lp->rows, (size_t)lp->n_rows * sizeof(*lp->rows));
+	if (lp->n_rows)
+		memcpy(d->old->rules + d->old->n_rules, lp->rows, (size_t)lp->n_rows * sizeof(*lp->rows));
 	d->old->n_rules += lp->n_rows;
-	memcpy(d->new->rules + d->new->n_rules, now.v, (size_t)now.n * sizeof(*now.v));
+	if (now.n)
+		memcpy(d->new->rules + d->new->n_rules, now.v, (size_t)now.n * sizeof(*now.v));
 	d->new->n_rules += now.n;
 	if (lp->has_ep)
 		d->old->eps[d->old->n_eps++] = lp->ep;
@@ -1385,7 +1388,8 @@ int pw_policy_inc_state(const struct pw_policy_inc *e, struct pw_policy_state *o
 	HM_EACH(&e->locals, it) {
 		const struct lpod *lp = it->val;
 
-		memcpy(out->rules + out->n_rules, lp->rows, (size_t)lp->n_rows * sizeof(*lp->rows));
+		if (lp->n_rows)
+			memcpy(out->rules + out->n_rules, lp->rows, (size_t)lp->n_rows * sizeof(*lp->rows));
 		out->n_rules += lp->n_rows;
 		if (lp->has_ep)
 			out->eps[out->n_eps++] = lp->ep;
