@@ -254,6 +254,14 @@ struct nsobj {
 	struct pw_ns_model m;
 };
 
+/* Where an element stood in the text last loaded: the next text is first
+ * compared element by element at the same index (a sequential memcmp),
+ * before a hash lookup of the element's text. */
+struct pspan {
+	size_t off, len;
+	struct elem *el;
+};
+
 /* A model element as last loaded from JSON (keyed by its text). */
 struct elem {
 	char ns[64];
@@ -280,6 +288,8 @@ struct pw_policy_inc {
 	unsigned gen;
 	char *last_json;            /* the text last loaded whole, NULL if none or failed */
 	size_t last_len;
+	struct pspan *spans[3];     /* per section: its elements in last_json, in order */
+	int n_spans[3];
 };
 
 static const struct pw_labels no_labels = { NULL, 0 };
@@ -1465,6 +1475,9 @@ struct load {
 	int n, cap;
 	char *err;
 	size_t errlen;
+	const char *old;            /* the text loaded last time, or NULL */
+	struct pspan *spans[3];     /* this text's elements */
+	int n_spans[3], cap_spans[3];
 };
 
 static int load_fail(struct load *l, const char *msg)
@@ -1488,9 +1501,16 @@ static int load_array(struct load *l, enum pw_policy_section sec, const char *s,
 		size_t end = skip_value(s, i, n);
 		struct elem *el;
 
+		const struct pspan *ps = index < l->e->n_spans[sec] ? &l->e->spans[sec][index] : NULL;
+
 		if (!end)
 			return load_fail(l, "invalid JSON");
-		el = hm_get(&l->e->elems[sec], s + i, end - i);
+		if (l->old && ps && ps->len == end - i && !memcmp(l->old + ps->off, s + i, ps->len))
+			el = ps->el;
+		else
+			el = hm_get(&l->e->elems[sec], s + i, end - i);
+		TRY(grow((void **)&l->spans[sec], l->n_spans[sec], &l->cap_spans[sec], sizeof(*l->spans[sec]), 1));
+		l->spans[sec][l->n_spans[sec]++] = (struct pspan){ i, end - i, el };
 		if (el) {
 			el->gen = l->e->gen;
 		} else {
@@ -1677,6 +1697,7 @@ static int load_commit(struct load *l)
 			free(el);
 			return -ENOMEM;
 		}
+		l->spans[st->sec][st->index].el = el;
 		if (st->sec == PW_POL_SEC_NS)
 			TRY(pw_policy_inc_set_ns(e, &st->o.ns));
 		else if (st->sec == PW_POL_SEC_PODS)
@@ -1689,7 +1710,7 @@ static int load_commit(struct load *l)
 
 int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err, size_t errlen)
 {
-	struct load l = { e, NULL, 0, 0, err, errlen };
+	struct load l = { .e = e, .err = err, .errlen = errlen };
 	int ret;
 
 	size_t len = json ? strlen(json) : 0;
@@ -1700,7 +1721,7 @@ int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err
 	 * tick): nothing to look at. */
 	if (json && e->last_json && len == e->last_len && !memcmp(json, e->last_json, len))
 		return 0;
-	free(e->last_json);
+	l.old = e->last_json;
 	e->last_json = NULL;
 	e->gen++;
 	ret = json ? load_scan(&l, json) : 0;
@@ -1711,9 +1732,19 @@ int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err
 	if (ret == -ENOMEM)
 		load_fail(&l, "out of memory");
 	staged_free(&l);
+	free((char *)l.old);
 	if (!ret && json && (e->last_json = malloc(len + 1))) {
 		memcpy(e->last_json, json, len + 1);
 		e->last_len = len;
+	}
+	/* The spans point into the text kept: without it (an error, no text),
+	 * none are kept and the next load looks every element up by hash. */
+	for (int k = 0; k < 3; k++) {
+		free(e->spans[k]);
+		e->spans[k] = e->last_json ? l.spans[k] : NULL;
+		e->n_spans[k] = e->last_json ? l.n_spans[k] : 0;
+		if (!e->last_json)
+			free(l.spans[k]);
 	}
 	return ret;
 }
@@ -1788,6 +1819,8 @@ void pw_policy_inc_free(struct pw_policy_inc *e)
 		hm_free(&e->elem_keys[i]);
 	}
 	free(e->last_json);
+	for (int i = 0; i < 3; i++)
+		free(e->spans[i]);
 	free(e->retired.v);
 	free(e->dirty_groups.v);
 	free(e->dirty_locals.v);
