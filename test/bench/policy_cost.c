@@ -2,9 +2,15 @@
  *
  * 1. Userspace: a node with 100 local pods in a cluster of 10,000 pods
  *    (500 label sets in 10 namespaces) and 1,000 policies, N of them
- *    selecting the measured pod: time to parse, compute and write the maps
- *    from empty; then one policy changed (its port), recomputed and synced
- *    (p50/p99 over 21 changes, with the map writes it took).
+ *    selecting the measured pod: time to load the model into the
+ *    incremental computation (userspace/lib/policy_inc.c), flush it and
+ *    write the maps from empty (and, for comparison, the from-scratch
+ *    pw_policy_compute); then single changes, each timed from the change
+ *    to the maps written (p50/p99 over CHANGES changes, back and forth):
+ *    a policy's port, through the whole JSON model (what the agent does
+ *    with a config) and as one object (what a Kubernetes watch event
+ *    gives: that policy's JSON parsed and set); a remote pod's labels, as
+ *    one object.
  * 2. Datapath: pod_ingress per-packet cost (BPF_PROG_TEST_RUN, median of
  *    many calls x 250 repeats) for a packet from a local pod to the
  *    measured pod: N = 0 (the pod is not policed: one pw_pol_ep miss),
@@ -26,6 +32,7 @@
 #define N_APPS   500
 #define N_NS     10
 #define N_POLS   1000
+#define CHANGES  200
 
 static struct pod_bpf *skel;
 static unsigned if_a, if_l;
@@ -58,11 +65,38 @@ static void put(struct buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Policy k of the model: N of the 1,000 policies select "measured"
+ * (policy k allows app-(k%500) from any namespace on port 1000+k); the
+ * others select other pods. chg moves the port by chg. */
+static void put_policy(struct buf *b, int k, int n_selecting, int chg)
+{
+	int port = 1000 + k + chg;
+
+	if (k < n_selecting)
+		put(b, "{\"metadata\":{\"namespace\":\"ns-0\",\"name\":\"sel-%d\"},\"spec\":{\"podSelector\":"
+		       "{\"matchLabels\":{\"app\":\"measured\"}},\"ingress\":[{\"from\":[{\"namespaceSelector\":{},"
+		       "\"podSelector\":{\"matchLabels\":{\"app\":\"app-%d\"}}}],\"ports\":[{\"port\":%d}]}]}}",
+		    k, k % N_APPS, port);
+	else
+		put(b, "{\"metadata\":{\"namespace\":\"ns-%d\",\"name\":\"bg-%d\"},\"spec\":{\"podSelector\":"
+		       "{\"matchLabels\":{\"app\":\"app-%d\"}},\"ingress\":[{\"from\":[{\"podSelector\":"
+		       "{\"matchLabels\":{\"app\":\"app-%d\"}}}],\"ports\":[{\"port\":%d}]}]}}",
+		    k % N_NS, k, k % N_APPS, (k + 1) % N_APPS, port);
+}
+
+/* Remote pod i (i >= N_LOCAL); tier "y" instead of "x" when moved. */
+static void put_pod(struct buf *b, int i, bool moved)
+{
+	put(b, "{\"namespace\":\"ns-%d\",\"name\":\"p%d\",\"labels\":{\"app\":\"app-%d\",\"tier\":\"%s\"}", i % N_NS,
+	    i, i % N_APPS, moved ? "y" : "x");
+	if (i >= N_LOCAL)
+		put(b, ",\"ip\":\"10.250.%d.%d\"", i / 250, i % 250 + 1);
+	put(b, "}");
+}
+
 /* Pod i: namespace ns-(i % 10), app-(i % 500); the first N_LOCAL are this
  * node's (10.244.1.10+), the rest elsewhere (10.250.x.y). Pod "a" (ns-0,
- * app-0) sends, pod "measured" (ns-0, app=measured) receives. N of the
- * 1,000 policies select "measured" (policy k allows app-(k%500) from any
- * namespace on port 1000+k); the others select other pods. chg moves
+ * app-0) sends, pod "measured" (ns-0, app=measured) receives. chg moves
  * policy `changed`'s port by chg. */
 static char *model(int n_selecting, int changed, int chg)
 {
@@ -74,26 +108,14 @@ static char *model(int n_selecting, int changed, int chg)
 	put(&b, "],\"pods\":[{\"namespace\":\"ns-0\",\"name\":\"a\",\"labels\":{\"app\":\"app-0\"}},"
 		"{\"namespace\":\"ns-0\",\"name\":\"measured\",\"labels\":{\"app\":\"measured\"}}");
 	for (int i = 0; i < N_PODS - 2; i++) {
-		put(&b, ",{\"namespace\":\"ns-%d\",\"name\":\"p%d\",\"labels\":{\"app\":\"app-%d\",\"tier\":\"x\"}",
-		    i % N_NS, i, i % N_APPS);
-		if (i >= N_LOCAL)
-			put(&b, ",\"ip\":\"10.250.%d.%d\"", i / 250, i % 250 + 1);
-		put(&b, "}");
+		put(&b, ",");
+		put_pod(&b, i, false);
 	}
 	put(&b, "],\"networkPolicies\":[");
 	for (int k = 0; k < N_POLS; k++) {
-		int port = 1000 + k + (k == changed ? chg : 0);
-
-		if (k < n_selecting)
-			put(&b, "%s{\"metadata\":{\"namespace\":\"ns-0\",\"name\":\"sel-%d\"},\"spec\":{\"podSelector\":"
-				"{\"matchLabels\":{\"app\":\"measured\"}},\"ingress\":[{\"from\":[{\"namespaceSelector\":{},"
-				"\"podSelector\":{\"matchLabels\":{\"app\":\"app-%d\"}}}],\"ports\":[{\"port\":%d}]}]}}",
-			    k ? "," : "", k, k % N_APPS, port);
-		else
-			put(&b, "%s{\"metadata\":{\"namespace\":\"ns-%d\",\"name\":\"bg-%d\"},\"spec\":{\"podSelector\":"
-				"{\"matchLabels\":{\"app\":\"app-%d\"}},\"ingress\":[{\"from\":[{\"podSelector\":"
-				"{\"matchLabels\":{\"app\":\"app-%d\"}}}],\"ports\":[{\"port\":%d}]}]}}",
-			    k ? "," : "", k % N_NS, k, k % N_APPS, (k + 1) % N_APPS, port);
+		if (k)
+			put(&b, ",");
+		put_policy(&b, k, n_selecting, k == changed ? chg : 0);
 	}
 	put(&b, "]}");
 	return b.s;
@@ -107,14 +129,26 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* Parse + compute + sync against *applied; the times in ms. */
-static int apply(const char *json, struct pw_policy_state *applied, double *parse_ms, double *compute_ms,
-		 double *sync_ms, struct pw_policy_stats *st)
+static struct pw_policy_inc *inc;
+
+/* This thread's CPU time: on a shared machine the wall clock also counts
+ * the time other processes had the CPU. */
+static double cpu_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The from-scratch computation (what every change cost before the
+ * incremental one), for comparison: parse and compute times in ms. */
+static int from_scratch(const char *json, double *parse_ms, double *compute_ms, int *n_rules)
 {
 	struct pw_policy_model m;
 	struct pw_policy_state next;
 	char err[256];
-	double t0 = now_ms(), t1, t2;
+	double t0 = now_ms(), t1;
 	int ret = pw_policy_model_parse(json, &m, err, sizeof(err));
 
 	if (ret) {
@@ -123,17 +157,73 @@ static int apply(const char *json, struct pw_policy_state *applied, double *pars
 	}
 	t1 = now_ms();
 	ret = pw_policy_compute(&m, local, N_LOCAL + 2, &next);
+	*parse_ms = t1 - t0;
+	*compute_ms = now_ms() - t1;
+	*n_rules = next.n_rules;
 	pw_policy_model_free(&m);
+	pw_policy_state_free(&next);
+	return ret;
+}
+
+/* Flush the engine and write what changed; *flush_ms, *sync_ms. */
+static int flush_sync(double *flush_ms, double *sync_ms, struct pw_policy_stats *st)
+{
+	struct pw_policy_state old, new;
+	double t0 = now_ms(), t1;
+	int ret = pw_policy_inc_flush(inc, &old, &new, NULL);
+
 	if (ret)
 		return ret;
-	t2 = now_ms();
+	t1 = now_ms();
 	memset(st, 0, sizeof(*st));
-	ret = pw_policy_sync(&fds, applied, &next, st);
-	*parse_ms = t1 - t0;
-	*compute_ms = t2 - t1;
-	*sync_ms = now_ms() - t2;
-	pw_policy_state_free(applied);
-	*applied = next;
+	ret = pw_policy_sync(&fds, &old, &new, st);
+	*flush_ms = t1 - t0;
+	*sync_ms = now_ms() - t1;
+	pw_policy_state_free(&old);
+	pw_policy_state_free(&new);
+	return ret;
+}
+
+/* The whole JSON model: load + flush + sync; the times in ms. */
+static int apply(const char *json, double *load_ms, double *flush_ms, double *sync_ms, struct pw_policy_stats *st)
+{
+	char err[256];
+	double t0 = now_ms();
+	int ret = pw_policy_inc_load_json(inc, json, err, sizeof(err));
+
+	if (ret) {
+		fprintf(stderr, "model: %s\n", err);
+		return ret;
+	}
+	*load_ms = now_ms() - t0;
+	return flush_sync(flush_ms, sync_ms, st);
+}
+
+/* One object from its JSON text, set, flushed and written: ms. */
+static int apply_object(enum pw_policy_section sec, const char *text, double *ms, struct pw_policy_stats *st)
+{
+	union {
+		struct pw_pod_model pod;
+		struct pw_netpol pol;
+	} o;
+	char err[256];
+	double t0 = now_ms(), f, s;
+	int ret = pw_policy_parse_element(sec, text, strlen(text), 0, &o, err, sizeof(err));
+
+	if (ret) {
+		fprintf(stderr, "object: %s\n", err);
+		return ret;
+	}
+	if (sec == PW_POL_SEC_PODS) {
+		ret = pw_policy_inc_set_pod(inc, &o.pod);
+		pw_policy_pod_free(&o.pod);
+	} else {
+		ret = pw_policy_inc_set_policy(inc, &o.pol);
+		pw_policy_netpol_free(&o.pol);
+	}
+	if (!ret)
+		ret = flush_sync(&f, &s, st);
+	*ms = now_ms() - t0;
 	return ret;
 }
 
@@ -231,62 +321,127 @@ static double measure(uint16_t dport, int expect_ret, int calls)
 	return med;
 }
 
+static void report_changes(const char *name, double *ms, double *cpu, int n, unsigned long w, unsigned long d)
+{
+	qsort(ms, (size_t)n, sizeof(*ms), cmp_dbl);
+	qsort(cpu, (size_t)n, sizeof(*cpu), cmp_dbl);
+	printf("%-52s %8.2f %8.2f %8.2f %8.2f %8.2f  %5.1f / %.1f\n", name, ms[n / 2], ms[(n * 99 + 99) / 100 - 1],
+	       ms[n - 1], cpu[n / 2], cpu[(n * 99 + 99) / 100 - 1], (double)w / n, (double)d / n);
+}
+
+/* CHANGES changes of one kind, back and forth (the model ends as it began). */
+static int changes(int n_sel, int kind)
+{
+	static double ms[CHANGES], cpu[CHANGES];
+	struct pw_policy_stats st;
+	unsigned long w = 0, d = 0;
+	int changed = n_sel ? n_sel / 2 : 500, pod = N_LOCAL + 7;
+	char name[96];
+
+	for (int k = 0; k < CHANGES; k++) {
+		int chg = k % 2 ? 0 : 7;
+		struct buf b = { malloc(4096), 0, 4096 };
+		double l, f, s, c0 = cpu_ms();
+		int ret;
+
+		if (kind == 0) {
+			char *json = model(n_sel, changed, chg);
+
+			c0 = cpu_ms();   /* the text is the input: making it is not the change's cost */
+			ret = apply(json, &l, &f, &s, &st);
+			ms[k] = l + f + s;
+			free(json);
+		} else if (kind == 1) {
+			put_policy(&b, changed, n_sel, chg);
+			ret = apply_object(PW_POL_SEC_POLS, b.s, &ms[k], &st);
+		} else {
+			put_pod(&b, pod, chg != 0);
+			ret = apply_object(PW_POL_SEC_PODS, b.s, &ms[k], &st);
+		}
+		cpu[k] = cpu_ms() - c0;
+		free(b.s);
+		if (ret)
+			return ret;
+		w += st.writes;
+		d += st.deletes;
+	}
+	snprintf(name, sizeof(name), "%s (%d selecting)",
+		 kind == 0 ? "policy port changed, whole JSON model" :
+		 kind == 1 ? "policy port changed, one object" : "remote pod's labels changed, one object", n_sel);
+	report_changes(name, ms, cpu, CHANGES, w, d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const int ns[] = { 0, 100, 1000 };
 	int calls = argc > 1 ? atoi(argv[1]) : 2000;
-	struct pw_policy_state applied = { 0 };
 	struct pw_policy_stats st;
-	double p, c, s;
+	double l, f, s, p, c;
+	int n_rules;
 
-	if (calls < 1 || setup()) {
+	inc = pw_policy_inc_new(true);
+	if (calls < 1 || !inc || setup() || pw_policy_inc_set_local(inc, local, N_LOCAL + 2)) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
-	printf("NetworkPolicy costs: %d pods (%d on this node, %d label sets, %d namespaces), %d policies\n\n", N_PODS,
+	printf("NetworkPolicy costs: %d pods (%d on this node, %d label sets, %d namespaces), %d policies\n", N_PODS,
 	       N_LOCAL + 2, N_APPS, N_NS, N_POLS);
-	printf("%-44s %10s %10s %10s %8s %8s\n", "apply", "parse ms", "compute ms", "sync ms", "writes", "deletes");
-	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-		char *json = model(ns[i], -1, 0), name[64];
-		double ch[21];
-		unsigned long w = 0, dl = 0;
+	{
+		double la[3] = { 0 };
 
-		if (apply(json, &applied, &p, &c, &s, &st))
+		if (getloadavg(la, 3) == 3)
+			printf("load average at the start: %.2f %.2f %.2f (ms: wall clock; cpu: this thread's CPU time)\n\n",
+			       la[0], la[1], la[2]);
+	}
+	printf("%-52s %9s %9s %9s %9s %8s %8s\n", "apply the whole model (incremental engine)", "load ms", "flush ms",
+	       "sync ms", "cpu ms", "writes", "deletes");
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		char *json = model(ns[i], -1, 0), name[96];
+		double c0 = cpu_ms();
+
+		if (apply(json, &l, &f, &s, &st))
 			return 1;
+		c0 = cpu_ms() - c0;
 		snprintf(name, sizeof(name), "%s, %d selecting the pod", i ? "then" : "empty maps", ns[i]);
-		printf("%-44s %10.1f %10.1f %10.1f %8lu %8lu\n", name, p, c, s, st.writes, st.deletes);
+		printf("%-52s %9.1f %9.1f %9.1f %9.1f %8lu %8lu\n", name, l, f, s, c0, st.writes, st.deletes);
+		if (from_scratch(json, &p, &c, &n_rules))
+			return 1;
+		printf("%-52s %9.1f %9.1f %9s %8d rule entries\n", "  from scratch (parse, pw_policy_compute)", p, c, "",
+		       n_rules);
 		free(json);
-		/* One policy changes its port, 21 times (back and forth). */
-		for (int k = 0; k < 21; k++) {
-			json = model(ns[i], ns[i] ? ns[i] / 2 : 500, k % 2 ? 0 : 7);
-			if (apply(json, &applied, &p, &c, &s, &st))
+	}
+	printf("\n%-52s %8s %8s %8s %8s %8s  %s\n", "one change, to the maps written", "p50 ms", "p99 ms", "max ms",
+	       "cpu p50", "cpu p99", "writes / deletes");
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		char *json = model(ns[i], -1, 0);
+
+		if (apply(json, &l, &f, &s, &st))
+			return 1;
+		free(json);
+		for (int kind = 0; kind < 3; kind++)
+			if (changes(ns[i], kind))
 				return 1;
-			ch[k] = p + c + s;
-			w += st.writes;
-			dl += st.deletes;
-			free(json);
-		}
-		qsort(ch, 21, sizeof(ch[0]), cmp_dbl);
-		snprintf(name, sizeof(name), "one policy changed (%d selecting): p50/p99", ns[i]);
-		printf("%-44s %10.1f %10.1f %10s %8.1f %8.1f  (ms total; writes/deletes per change)\n", name, ch[10],
-		       ch[20], "", (double)w / 21, (double)dl / 21);
-		/* Back to the plain model for the datapath numbers. */
-		json = model(ns[i], -1, 0);
-		if (apply(json, &applied, &p, &c, &s, &st))
+	}
+	printf("\n");
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		char *json = model(ns[i], -1, 0), name[96];
+
+		/* The model as measured, for the datapath numbers. */
+		if (apply(json, &l, &f, &s, &st))
 			return 1;
 		free(json);
 		if (!ns[i]) {
-			printf("%-44s %10.0f ns/packet\n", "datapath, pod not policed (0 selecting)",
+			printf("%-52s %9.0f ns/packet\n", "datapath, pod not policed (0 selecting)",
 			       measure(999, TC_ACT_REDIRECT, calls));
 		} else {
 			snprintf(name, sizeof(name), "datapath, %d selecting: denied", ns[i]);
-			printf("%-44s %10.0f ns/packet\n", name, measure(999, TC_ACT_SHOT, calls));
+			printf("%-52s %9.0f ns/packet\n", name, measure(999, TC_ACT_SHOT, calls));
 			snprintf(name, sizeof(name), "datapath, %d selecting: established", ns[i]);
-			printf("%-44s %10.0f ns/packet\n", name, measure(1000, TC_ACT_REDIRECT, calls));
+			printf("%-52s %9.0f ns/packet\n", name, measure(1000, TC_ACT_REDIRECT, calls));
 		}
-		printf("\n");
 	}
-	pw_policy_state_free(&applied);
+	pw_policy_inc_free(inc);
 	pod_bpf__destroy(skel);
 	return 0;
 }

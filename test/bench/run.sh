@@ -228,6 +228,8 @@ echo "podwire-vxlan vs flannel-vxlan: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "
 # BENCH_SERVICES=0 skips them (they take a few minutes).
 [ "${BENCH_SERVICES:-1}" = 0 ] || BUILD="$BUILD" bash test/bench/services.sh
 
-# NetworkPolicy: apply times over 10,000 pods / 1,000 policies and per-packet
-# cost with 0, 100, 1,000 policies selecting the pod (docs/policy.md).
-[ "${BENCH_POLICY:-1}" = 0 ] || "$BUILD/test/bench/policy_cost"
+# NetworkPolicy: RR/CRR with no model and 0, 100, 1,000 of 1,000 policies
+# selecting the measured pod, then apply and change times over 10,000 pods
+# and per-packet cost (policy_cost; docs/policy.md). BENCH_POLICY=0 skips it;
+# alone: bash test/bench/policy.sh.
+[ "${BENCH_POLICY:-1}" = 0 ] || BUILD="$BUILD" bash test/bench/policy.sh

@@ -49,20 +49,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(cfg.services[i].n_backends >= 0);
 	}
 	/* A config that parsed carries a policy model that parses again and
-	 * translates (no local pods: every pod is a model pod). */
+	 * translates (local pods: the model's first two pods, on this node),
+	 * and the incremental computation, loading it, wants the same maps. */
 	if (cfg.policy_json) {
 		struct pw_policy_model m;
-		struct pw_policy_state st;
-		int rc;
+		struct pw_policy_state st, inc_st, old, new;
+		struct pw_local_pod local[2];
+		struct pw_policy_inc *inc;
+		int rc, n_local = 0;
 
 		check(pw_policy_model_parse(cfg.policy_json, &m, err, sizeof(err)) == 0);
-		rc = pw_policy_compute(&m, NULL, 0, &st);
+		memset(local, 0, sizeof(local));
+		for (int i = 0; i < m.n_pods && n_local < 2; i++, n_local++) {
+			local[n_local].ip = 0x0af40102u + (uint32_t)n_local;
+			memcpy(local[n_local].ns, m.pods[i].ns, sizeof(local[n_local].ns));
+			memcpy(local[n_local].name, m.pods[i].name, sizeof(local[n_local].name));
+		}
+		rc = pw_policy_compute(&m, local, n_local, &st);
 		check(rc == 0 || rc == -12 /* ENOMEM */);
-		if (rc == 0) {
+		inc = pw_policy_inc_new(false);
+		if (rc == 0 && inc) {
 			for (int i = 1; i < st.n_rules; i++)
 				check(memcmp(&st.rules[i - 1].k, &st.rules[i].k, sizeof(st.rules[i].k)) < 0);
-			pw_policy_state_free(&st);
+			check(pw_policy_inc_load_json(inc, cfg.policy_json, err, sizeof(err)) == 0);
+			check(pw_policy_inc_set_local(inc, local, n_local) == 0);
+			check(pw_policy_inc_flush(inc, &old, &new, NULL) == 0);
+			check(pw_policy_inc_state(inc, &inc_st) == 0);
+			check(inc_st.n_ids == st.n_ids && inc_st.n_eps == st.n_eps && inc_st.n_rules == st.n_rules);
+			check(!memcmp(inc_st.ids, st.ids, (size_t)st.n_ids * sizeof(*st.ids)));
+			check(!memcmp(inc_st.eps, st.eps, (size_t)st.n_eps * sizeof(*st.eps)));
+			check(!memcmp(inc_st.rules, st.rules, (size_t)st.n_rules * sizeof(*st.rules)));
+			pw_policy_state_free(&old);
+			pw_policy_state_free(&new);
+			pw_policy_state_free(&inc_st);
 		}
+		if (rc == 0)
+			pw_policy_state_free(&st);
+		pw_policy_inc_free(inc);
 		pw_policy_model_free(&m);
 	}
 	pw_config_free(&cfg);

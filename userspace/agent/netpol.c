@@ -1,8 +1,9 @@
 /* NetworkPolicy in the agent: the config's policy model plus this node's
  * pods (IPAM's reservations, which carry the namespace/name the runtime
  * passed in CNI_ARGS) -> the policy maps, written incrementally
- * (userspace/lib/policy.c, docs/policy.md). Re-run on every config change
- * and when the node's pods change (pw_netpol_tick). */
+ * (userspace/lib/policy_inc.c: only what a change touches is recomputed
+ * and written; docs/policy.md). Re-run on every config change and when the
+ * node's pods change (pw_netpol_tick). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,22 +18,10 @@
 
 struct pw_netpol_state {
 	struct pw_policy_fds fds;
-	struct pw_policy_state applied;
-	bool have_applied;        /* applied holds what the maps hold */
-	uint64_t digest;          /* of the model text and the local pods last applied */
-	int pods_fd;              /* inotify on the IPAM dir, -1 until it exists */
+	struct pw_policy_inc *inc;  /* the model as last loaded, and what it wants in the maps */
+	bool synced;                /* the maps hold what inc last flushed */
+	int pods_fd;                /* inotify on the IPAM dir, -1 until it exists */
 };
-
-static uint64_t fnv64(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 /* This node's pods with the Kubernetes names IPAM recorded; *n = count. */
 static struct pw_local_pod *local_pods(struct pw_agent *a, int *n)
@@ -92,66 +81,87 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-/* Computes and writes the difference. 0 or -errno (the maps keep what they had). */
+/* The maps made to hold all that inc wants, from what they hold now (after
+ * a restart, or a write that failed half way). */
+static int full_sync(struct pw_netpol_state *s, struct pw_policy_stats *st)
+{
+	struct pw_policy_state have, want;
+	int ret = pw_policy_state_read(&s->fds, &have);
+
+	if (ret) {
+		pw_err("network policy: cannot read the policy maps: %s", strerror(-ret));
+		return ret;
+	}
+	ret = pw_policy_inc_state(s->inc, &want);
+	if (!ret)
+		ret = pw_policy_sync(&s->fds, &have, &want, st);
+	pw_policy_state_free(&have);
+	pw_policy_state_free(&want);
+	return ret;
+}
+
+/* Loads the model and the node's pods into the incremental computation
+ * and writes what changed. 0 or -errno (the maps keep what they had, or
+ * are read back and completed next time). */
 static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const struct pw_local_pod *local,
-		 int n_local, uint64_t digest)
+		 int n_local)
 {
 	struct pw_netpol_state *s = a->netpol;
+	struct pw_policy_inc_stats ist;
 	struct pw_policy_stats st = { 0 };
-	struct pw_policy_model m;
-	struct pw_policy_state next;
+	struct pw_policy_state old, new;
 	struct timespec t0;
 	char err[512];
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = pw_policy_model_parse(cfg->policy_json, &m, err, sizeof(err));
+	/* Without a policy nothing is policed and no identity is asked for:
+	 * the maps stay empty (the common case costs no writes at all). */
+	if (!s->inc && !(s->inc = pw_policy_inc_new(true)))
+		return -ENOMEM;
+	ret = pw_policy_inc_load_json(s->inc, cfg->policy_json, err, sizeof(err));
 	if (ret) {
 		pw_err("network policy: %s", err);
 		return ret;
 	}
-	/* Without a policy nothing is policed and no identity is asked for:
-	 * the maps stay empty (the common case costs no writes at all). */
-	memset(&next, 0, sizeof(next));
-	ret = m.n_pols ? pw_policy_compute(&m, local, n_local, &next) : 0;
+	ret = pw_policy_inc_set_local(s->inc, local, n_local);
+	if (!ret)
+		ret = pw_policy_inc_flush(s->inc, &old, &new, &ist);
 	if (ret) {
+		/* The computation lost track: start again from the model next time. */
 		pw_err("network policy: cannot compute the maps: %s", strerror(-ret));
-		pw_policy_model_free(&m);
+		pw_policy_inc_free(s->inc);
+		s->inc = NULL;
+		s->synced = false;
 		return ret;
 	}
-	if (!s->have_applied) {
-		/* After a restart: what the pinned maps hold is the baseline. */
-		ret = pw_policy_state_read(&s->fds, &s->applied);
-		if (ret) {
-			pw_err("network policy: cannot read the policy maps: %s", strerror(-ret));
-			pw_policy_state_free(&next);
-			pw_policy_model_free(&m);
-			return ret;
-		}
-		s->have_applied = true;
+	if (s->synced && !old.n_ids && !old.n_eps && !old.n_rules && !new.n_ids && !new.n_eps && !new.n_rules &&
+	    !ist.pods_recomputed && !ist.identities_changed && !ist.policies_recomputed) {
+		pw_policy_state_free(&old);
+		pw_policy_state_free(&new);
+		return 0;   /* nothing changed */
 	}
-	ret = pw_policy_sync(&s->fds, &s->applied, &next, &st);
+	if (s->synced)
+		ret = pw_policy_sync(&s->fds, &old, &new, &st);
+	else
+		ret = full_sync(s, &st);
+	pw_policy_state_free(&old);
+	pw_policy_state_free(&new);
 	if (ret)
 		pw_err("network policy: writing the maps: %s", strerror(-ret));
-	pw_policy_state_free(&s->applied);
-	s->applied = next;
-	if (ret)   /* partly written: read back what is there next time */
-		s->have_applied = false;
-	else
-		s->digest = digest;
-	pw_log(m.n_pols || st.writes || st.deletes ? PW_LOG_INFO : PW_LOG_DEBUG,
-	       "network policy: %d polic%s, %d local pod(s) policed, %d identity entr%s, %d rule entr%s in %.2f ms: "
-	       "%lu write(s), %lu delete(s)", m.n_pols, m.n_pols == 1 ? "y" : "ies", next.n_eps, next.n_ids,
-	       next.n_ids == 1 ? "y" : "ies", next.n_rules, next.n_rules == 1 ? "y" : "ies", ms_since(&t0), st.writes,
-	       st.deletes);
-	pw_policy_model_free(&m);
+	s->synced = ret == 0;
+	pw_log(pw_policy_inc_n_policies(s->inc) || st.writes || st.deletes ? PW_LOG_INFO : PW_LOG_DEBUG,
+	       "network policy: %d polic%s, %d local pod(s) recomputed, %d identit%s changed, %d polic%s recomputed "
+	       "in %.2f ms: %lu write(s), %lu delete(s)",
+	       pw_policy_inc_n_policies(s->inc), pw_policy_inc_n_policies(s->inc) == 1 ? "y" : "ies", ist.pods_recomputed,
+	       ist.identities_changed, ist.identities_changed == 1 ? "y" : "ies", ist.policies_recomputed,
+	       ist.policies_recomputed == 1 ? "y" : "ies", ms_since(&t0), st.writes, st.deletes);
 	return ret;
 }
 
 int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 {
 	struct pw_local_pod *local;
-	uint64_t digest = 14695981039346656037ull;
 	int n_local, ret;
 
 	ret = open_state(a);
@@ -161,14 +171,7 @@ int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 		return 0;
 	}
 	local = local_pods(a, &n_local);
-	if (cfg->policy_json)
-		digest = fnv64(digest, cfg->policy_json, strlen(cfg->policy_json));
-	digest = fnv64(digest, local, (size_t)n_local * sizeof(*local));
-	if (a->netpol->have_applied && digest == a->netpol->digest) {
-		free(local);
-		return 0;
-	}
-	ret = apply(a, cfg, local, n_local, digest);
+	ret = apply(a, cfg, local, n_local);
 	free(local);
 	return ret;
 }
@@ -213,7 +216,7 @@ void pw_netpol_close(struct pw_agent *a)
 		return;
 	if (a->netpol->pods_fd >= 0)
 		close(a->netpol->pods_fd);
-	pw_policy_state_free(&a->netpol->applied);
+	pw_policy_inc_free(a->netpol->inc);
 	free(a->netpol);
 	a->netpol = NULL;
 }

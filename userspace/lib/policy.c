@@ -444,8 +444,38 @@ static int parse_ns(struct perr *e, const cJSON *v, const char *path, struct pw_
 	return parse_labels(e, cJSON_GetObjectItemCaseSensitive(v, "labels"), p, &nm->labels);
 }
 
+static int pod_name_cmp(const void *a, const void *b)
+{
+	const struct pw_pod_model *x = *(const struct pw_pod_model *const *)a;
+	const struct pw_pod_model *y = *(const struct pw_pod_model *const *)b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* A pod is one object per namespace/name, as in the API (sorted: 10,000
+ * pods are checked in O(n log n)). */
+static int check_pods_unique(struct perr *e, const struct pw_policy_model *m)
+{
+	const struct pw_pod_model **v = calloc((size_t)m->n_pods + 1, sizeof(*v));
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (int i = 0; i < m->n_pods; i++)
+		v[i] = &m->pods[i];
+	qsort(v, (size_t)m->n_pods, sizeof(*v), pod_name_cmp);
+	for (int i = 1; i < m->n_pods && !ret; i++)
+		if (!pod_name_cmp(&v[i - 1], &v[i]))
+			ret = fail(e, "pods[%d]: %s/%s repeats pods[%d]", (int)(v[i] - m->pods), v[i]->ns, v[i]->name,
+				   (int)(v[i - 1] - m->pods));
+	free(v);
+	return ret;
+}
+
 static int check_unique(struct perr *e, const struct pw_policy_model *m)
 {
+	TRY(check_pods_unique(e, m));
 	for (int i = 0; i < m->n_pols; i++)
 		for (int j = 0; j < i; j++)
 			if (m->pols[i].id == m->pols[j].id)
@@ -543,19 +573,73 @@ static void rules_free(struct pw_pol_rule *r, int n)
 	free(r);
 }
 
+void pw_policy_ns_free(struct pw_ns_model *ns)
+{
+	free(ns->labels.v);
+	memset(ns, 0, sizeof(*ns));
+}
+
+void pw_policy_pod_free(struct pw_pod_model *pod)
+{
+	free(pod->labels.v);
+	free(pod->ports);
+	memset(pod, 0, sizeof(*pod));
+}
+
+void pw_policy_netpol_free(struct pw_netpol *p)
+{
+	selector_free(&p->pod_sel);
+	rules_free(p->in, p->n_in);
+	rules_free(p->eg, p->n_eg);
+	memset(p, 0, sizeof(*p));
+}
+
+/* One element of a section, alone (the incremental path parses only the
+ * elements whose text changed); the path in messages is the model's. */
+int pw_policy_parse_element(enum pw_policy_section sec, const char *text, size_t len, int index, void *out,
+			    char *err, size_t errlen)
+{
+	static const char *const names[] = { "namespaces", "pods", "networkPolicies" };
+	struct perr e = { err, errlen };
+	cJSON *v = cJSON_ParseWithLength(text, len);
+	char path[64];
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	sub(path, sizeof(path), "%s[%d]", names[sec], index);
+	if (!v)
+		return fail(&e, "%s: invalid JSON", path);
+	if (sec == PW_POL_SEC_NS) {
+		memset(out, 0, sizeof(struct pw_ns_model));
+		ret = parse_ns(&e, v, path, out);
+		if (ret)
+			pw_policy_ns_free(out);
+	} else if (sec == PW_POL_SEC_PODS) {
+		memset(out, 0, sizeof(struct pw_pod_model));
+		ret = parse_pod(&e, v, path, out);
+		if (ret)
+			pw_policy_pod_free(out);
+	} else {
+		memset(out, 0, sizeof(struct pw_netpol));
+		ret = parse_netpol(&e, v, path, out);
+		if (ret)
+			pw_policy_netpol_free(out);
+	}
+	cJSON_Delete(v);
+	if (ret == -ENOMEM)
+		fail(&e, "%s: out of memory", path);
+	return ret;
+}
+
 void pw_policy_model_free(struct pw_policy_model *m)
 {
 	for (int i = 0; m->ns && i < m->n_ns; i++)
-		free(m->ns[i].labels.v);
-	for (int i = 0; m->pods && i < m->n_pods; i++) {
-		free(m->pods[i].labels.v);
-		free(m->pods[i].ports);
-	}
-	for (int i = 0; m->pols && i < m->n_pols; i++) {
-		selector_free(&m->pols[i].pod_sel);
-		rules_free(m->pols[i].in, m->pols[i].n_in);
-		rules_free(m->pols[i].eg, m->pols[i].n_eg);
-	}
+		pw_policy_ns_free(&m->ns[i]);
+	for (int i = 0; m->pods && i < m->n_pods; i++)
+		pw_policy_pod_free(&m->pods[i]);
+	for (int i = 0; m->pols && i < m->n_pols; i++)
+		pw_policy_netpol_free(&m->pols[i]);
 	free(m->ns);
 	free(m->pods);
 	free(m->pols);
@@ -600,7 +684,7 @@ static const char *label_get(const struct pw_labels *l, const char *ns_name, con
 	return NULL;
 }
 
-static bool selector_matches_ns(const struct pw_selector *s, const struct pw_labels *l, const char *ns_name)
+bool pw_selector_matches_ns(const struct pw_selector *s, const struct pw_labels *l, const char *ns_name)
 {
 	for (int i = 0; i < s->match.n; i++) {
 		const char *v = label_get(l, ns_name, s->match.v[i].key);
@@ -624,7 +708,7 @@ static bool selector_matches_ns(const struct pw_selector *s, const struct pw_lab
 
 bool pw_selector_matches(const struct pw_selector *s, const struct pw_labels *l)
 {
-	return selector_matches_ns(s, l, NULL);
+	return pw_selector_matches_ns(s, l, NULL);
 }
 
 bool pw_policy_selects(const struct pw_netpol *p, const char *ns, const struct pw_labels *labels)
@@ -716,16 +800,34 @@ static bool gb_labels(struct growbuf *g, const struct pw_labels *l)
 }
 
 /* namespace, pod labels, namespace labels: what every selector decides on. */
-static char *canon_of(const struct wpod *p)
+char *pw_policy_canon(const char *ns, const struct pw_labels *labels, const struct pw_labels *ns_labels)
 {
 	struct growbuf g = { 0 };
 
-	if (!gb_add(&g, p->ns) || !gb_add(&g, "\x01") || !gb_labels(&g, p->labels) || !gb_add(&g, "\x01") ||
-	    !gb_labels(&g, p->ns_labels)) {
+	if (!gb_add(&g, ns) || !gb_add(&g, "\x01") || !gb_labels(&g, labels) || !gb_add(&g, "\x01") ||
+	    !gb_labels(&g, ns_labels)) {
 		free(g.s);
 		return NULL;
 	}
 	return g.s;
+}
+
+static char *canon_of(const struct wpod *p)
+{
+	return pw_policy_canon(p->ns, p->labels, p->ns_labels);
+}
+
+uint32_t pw_policy_pod_id_hint(const char *canon)
+{
+	return PW_ID_FIRST_POD + fnv1a(2166136261u, canon) % (PW_ID_FIRST_CIDR - PW_ID_FIRST_POD);
+}
+
+uint32_t pw_policy_cidr_id_hint(const struct pw_cidr *c)
+{
+	char text[PW_CIDR_STRLEN];
+
+	pw_cidr_format(c, text);
+	return PW_ID_FIRST_CIDR + fnv1a(2166136261u, text) % (0xffffffffu - PW_ID_FIRST_CIDR);
 }
 
 /* Open-addressing set of identities handed out: a label set keeps the
@@ -819,14 +921,17 @@ static int wpod_name_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-/* The local pod named like pm (by namespace/name), or NULL: a binary
- * search in byname, the local pods sorted by name. */
-static struct wpod *local_named(struct wpod **byname, int n, const struct pw_pod_model *pm)
+/* The first of the local pods named like pm (by namespace/name; several
+ * when IPAM holds reservations of two sandboxes of one pod), or NULL: a
+ * binary search in byname, the local pods sorted by name. */
+static struct wpod **local_named(struct wpod **byname, int n, const struct pw_pod_model *pm)
 {
 	struct wpod key = { .ns = pm->ns, .name = pm->name }, *kp = &key;
 	struct wpod **hit = n ? bsearch(&kp, byname, (size_t)n, sizeof(*byname), wpod_name_cmp) : NULL;
 
-	return hit ? *hit : NULL;
+	while (hit && hit > byname && !wpod_name_cmp(&hit[-1], &kp))
+		hit--;
+	return hit;
 }
 
 /* Model pods with an address, and the local pods (IPAM's address wins;
@@ -862,12 +967,14 @@ static int collect_pods(struct xlate *x, const struct pw_local_pod *local, int n
 	for (int i = 0; i < m->n_pods; i++) {
 		const struct pw_pod_model *pm = &m->pods[i];
 		const struct pw_ns_model *ns;
-		struct wpod *p = local_named(byname, n_byname, pm);
+		struct wpod **hit = local_named(byname, n_byname, pm), *p;
 
-		if (p) {
-			if (!p->model) {
-				p->model = pm;
-				p->labels = &pm->labels;
+		if (hit) {
+			/* Every local pod of that name takes the model's labels and ports. */
+			for (; hit < byname + n_byname && !strcmp((*hit)->ns, pm->ns) && !strcmp((*hit)->name, pm->name);
+			     hit++) {
+				(*hit)->model = pm;
+				(*hit)->labels = &pm->labels;
 			}
 			continue;
 		}
@@ -906,10 +1013,7 @@ static int assign_pod_identities(struct xlate *x, struct idset *used)
 			p->identity = x->pods[i - 1].identity;
 			continue;
 		}
-		p->identity = idset_claim(used,
-					  PW_ID_FIRST_POD + fnv1a(2166136261u, p->canon) %
-								    (PW_ID_FIRST_CIDR - PW_ID_FIRST_POD),
-					  PW_ID_FIRST_POD, PW_ID_FIRST_CIDR - 1);
+		p->identity = idset_claim(used, pw_policy_pod_id_hint(p->canon), PW_ID_FIRST_POD, PW_ID_FIRST_CIDR - 1);
 		x->ids[x->n_ids].id = p->identity;
 		x->ids[x->n_ids++].rep = p;
 	}
@@ -969,15 +1073,10 @@ static int assign_cidr_identities(struct xlate *x, struct idset *used)
 		return 0;
 	qsort(x->cidrs, (size_t)x->n_cidrs, sizeof(*x->cidrs), cidr_cmp);
 	for (int i = 0; i < x->n_cidrs; i++) {
-		char text[PW_CIDR_STRLEN];
-
 		if (n && !cidr_cmp(&x->cidrs[i], &x->cidrs[n - 1]))
 			continue;
 		x->cidrs[n] = x->cidrs[i];
-		pw_cidr_format(&x->cidrs[n].c, text);
-		x->cidrs[n].id = idset_claim(used, PW_ID_FIRST_CIDR + fnv1a(2166136261u, text) %
-									(0xffffffffu - PW_ID_FIRST_CIDR),
-					     PW_ID_FIRST_CIDR, 0xfffffffeu);
+		x->cidrs[n].id = idset_claim(used, pw_policy_cidr_id_hint(&x->cidrs[n].c), PW_ID_FIRST_CIDR, 0xfffffffeu);
 		n++;
 	}
 	x->n_cidrs = n;
@@ -1060,7 +1159,7 @@ static int peer_identities(const struct xlate *x, const struct pw_netpol *p, con
 
 		if (!pe->has_ns && strcmp(r->ns, p->ns))
 			continue;
-		if (pe->has_ns && !selector_matches_ns(&pe->ns, r->ns_labels, r->ns))
+		if (pe->has_ns && !pw_selector_matches_ns(&pe->ns, r->ns_labels, r->ns))
 			continue;
 		if (pe->has_pod && !pw_selector_matches(&pe->pod, r->labels))
 			continue;
@@ -1273,10 +1372,14 @@ static int ep_cmp(const void *a, const void *b)
 		      sizeof(struct pw_ip4));
 }
 
+/* Equal keys (several policies allow the same thing): the lowest policy id
+ * first, so the one written does not depend on the order of computation. */
 static int rule_cmp(const void *a, const void *b)
 {
-	return memcmp(&((const struct pw_policy_entry *)a)->k, &((const struct pw_policy_entry *)b)->k,
-		      sizeof(struct pw_policy_key));
+	const struct pw_policy_entry *x = a, *y = b;
+	int c = memcmp(&x->k, &y->k, sizeof(x->k));
+
+	return c ? c : (x->v.policy_id > y->v.policy_id) - (x->v.policy_id < y->v.policy_id);
 }
 
 /* Sort by key and keep the first of equal keys (array of `size` entries
@@ -1297,6 +1400,16 @@ static int sort_unique(void *arr, int n, size_t size, size_t ksz, int (*cmp)(con
 		m++;
 	}
 	return m;
+}
+
+int pw_policy_rows_sort(struct pw_policy_entry *rows, int n)
+{
+	return sort_unique(rows, n, sizeof(*rows), sizeof(rows->k), rule_cmp);
+}
+
+int pw_policy_ids_sort(struct pw_pol_ids_entry *ids, int n)
+{
+	return sort_unique(ids, n, sizeof(*ids), sizeof(ids->k), ids_cmp);
 }
 
 void pw_policy_state_sort(struct pw_policy_state *s)

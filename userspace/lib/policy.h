@@ -155,6 +155,76 @@ void pw_policy_state_free(struct pw_policy_state *s);
 /* Sorts each array by key and drops repeated keys (the first stays). */
 void pw_policy_state_sort(struct pw_policy_state *s);
 
+/* Pieces of the translation that the incremental computation
+ * (policy_inc.c) shares with pw_policy_compute, so both decide alike. */
+bool pw_selector_matches_ns(const struct pw_selector *s, const struct pw_labels *l, const char *ns_name);
+/* The text an identity stands for (malloc'ed; NULL on ENOMEM). */
+char *pw_policy_canon(const char *ns, const struct pw_labels *labels, const struct pw_labels *ns_labels);
+/* The number an identity asks for first (the next free one if taken). */
+uint32_t pw_policy_pod_id_hint(const char *canon);
+uint32_t pw_policy_cidr_id_hint(const struct pw_cidr *c);
+/* Sort + drop repeated keys, as pw_policy_state_sort; the new count. */
+int pw_policy_rows_sort(struct pw_policy_entry *rows, int n);
+int pw_policy_ids_sort(struct pw_pol_ids_entry *ids, int n);
+
+enum pw_policy_section { PW_POL_SEC_NS, PW_POL_SEC_PODS, PW_POL_SEC_POLS };
+/* One element of "namespaces", "pods" or "networkPolicies" (its JSON text)
+ * into a struct pw_ns_model / pw_pod_model / pw_netpol at out; errors name
+ * "<section>[index]". */
+int pw_policy_parse_element(enum pw_policy_section sec, const char *text, size_t len, int index, void *out,
+			    char *err, size_t errlen);
+void pw_policy_ns_free(struct pw_ns_model *ns);
+void pw_policy_pod_free(struct pw_pod_model *pod);
+void pw_policy_netpol_free(struct pw_netpol *p);
+
+/* ---- policy_inc.c: incremental computation (docs/policy.md) ----
+ * Holds the model object by object and what was last handed out for the
+ * maps; a change marks what it touches, and pw_policy_inc_flush computes
+ * only that: the pods a changed policy selects (before and after), the
+ * identities whose label set appeared or went, the rule peers those change.
+ * pw_policy_compute on the same model gives the same maps (the unit test
+ * checks it on random change sequences). */
+struct pw_policy_inc;
+
+/* empty_without_policies: with no policy at all, want the maps empty (the
+ * agent's choice: a node without policies writes nothing). NULL on ENOMEM. */
+struct pw_policy_inc *pw_policy_inc_new(bool empty_without_policies);
+void pw_policy_inc_free(struct pw_policy_inc *e);
+
+/* Object changes, computed at the next flush. set_* takes the object over
+ * (*obj is zeroed; the caller frees it as usual, which frees nothing) and
+ * replaces the one of the same namespace/name. 0, -ENOMEM, -ENOENT (del of
+ * an unknown object). */
+int pw_policy_inc_set_ns(struct pw_policy_inc *e, struct pw_ns_model *ns);
+int pw_policy_inc_del_ns(struct pw_policy_inc *e, const char *name);
+int pw_policy_inc_set_pod(struct pw_policy_inc *e, struct pw_pod_model *pod);
+int pw_policy_inc_del_pod(struct pw_policy_inc *e, const char *ns, const char *name);
+int pw_policy_inc_set_policy(struct pw_policy_inc *e, struct pw_netpol *p);
+int pw_policy_inc_del_policy(struct pw_policy_inc *e, const char *ns, const char *name);
+/* This node's pods, all of them (the difference is taken here). */
+int pw_policy_inc_set_local(struct pw_policy_inc *e, const struct pw_local_pod *local, int n);
+/* A whole model as pw_policy_model_parse takes it: each element whose text
+ * is not the same as at the last load is parsed and set, each element gone
+ * deleted (the same whole text again costs one comparison). On error
+ * (message in err) nothing changes. Objects changed by the set and del calls between
+ * loads are not reconciled with the text: use one way per engine. */
+int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err, size_t errlen);
+
+struct pw_policy_inc_stats {
+	int pods_recomputed;     /* local pods whose entries were recomputed */
+	int identities_changed;  /* identities that appeared or went */
+	int policies_recomputed; /* policies whose peers were (re)computed */
+};
+/* Computes the changes since the last flush: *old = the entries of every
+ * key they touch as the last flush left them, *new = as wanted now (both
+ * sorted, for pw_policy_sync(fds, old, new)). 0 or -ENOMEM (then the
+ * engine is unusable: free it and start again from the model). */
+int pw_policy_inc_flush(struct pw_policy_inc *e, struct pw_policy_state *old, struct pw_policy_state *new,
+			struct pw_policy_inc_stats *st);
+/* Everything wanted as of the last flush (sorted). */
+int pw_policy_inc_state(const struct pw_policy_inc *e, struct pw_policy_state *out);
+int pw_policy_inc_n_policies(const struct pw_policy_inc *e);
+
 /* ---- policy_maps.c: the pinned maps (libbpf) ---- */
 
 struct pw_policy_fds { int ids, ep, rules; };
