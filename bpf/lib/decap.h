@@ -8,9 +8,18 @@
  *
  * Only the plain case is taken: our VNI, flags exactly "VNI valid", an
  * inner IPv4 packet for a local endpoint, outer headers without options,
- * fragments, trailers, GSO or a CE mark, all in the linear part. Anything
+ * fragments, trailers or a CE mark, all in the linear part. Anything
  * else is left to pw_vxlan unchanged, so the kernel keeps doing what it
- * did: ECN propagation, GRO'd tunnel packets, traffic for the host itself.
+ * did: ECN propagation, traffic for the host itself.
+ *
+ * GSO tunnel packets (a whole TCP send of up to 64 KiB, encapsulated once:
+ * a peer's pw_vxlan over veth, or a NIC's GRO of tunnel packets) are the
+ * bulk of any transfer and are taken too: the kernel path costs each one an
+ * IP receive, a UDP socket lookup, vxlan_rcv, a second NAPI pass and a
+ * second program. bpf_skb_adjust_room only shrinks TCP GSO packets (it
+ * refuses UDP GSO untouched, which then goes to pw_vxlan); it leaves the
+ * UDP-tunnel bit in gso_type, which only the UDP segmentation code reads,
+ * never the TCP one the inner packet now meets.
  *
  * Every packet to the VXLAN port is first checked for its sender
  * (pw_vxlan_outer_check, tunnel.h): only a peer node, with our VNI. The
@@ -77,9 +86,6 @@ static __always_inline const struct pw_endpoint *pw_vxlan_local_target(struct __
 	struct ethhdr *eth;
 	struct iphdr *inner;
 
-	/* GSO: gso_type would still say UDP tunnel; the kernel undoes it. */
-	if (skb->gso_size)
-		return NULL;
 	if (iph->ihl != 5 || pw_ip4_is_fragment(iph) ||
 	    bpf_ntohs(iph->tot_len) != skb->len - sizeof(struct ethhdr))
 		return NULL;
@@ -109,10 +115,15 @@ static __always_inline int pw_vxlan_decap(struct __sk_buff *skb, struct pw_pkt *
 	struct iphdr *inner;
 	int err;
 
-	/* Flags 0: outer and inner are both IPv4, so skb->protocol stays
-	 * right without BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (which 6.1 lacks). The
-	 * helper fails before touching the packet: on to pw_vxlan with it. */
-	if (bpf_skb_adjust_room(skb, -(__s32)PW_DECAP_LEN, BPF_ADJ_ROOM_MAC, 0))
+	/* Outer and inner are both IPv4, so skb->protocol stays right without
+	 * BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (which 6.1 lacks). FIXED_GSO: a GSO
+	 * packet keeps the MSS its sender cut it for (the pod MTU already
+	 * left room for the tunnel); growing it by the 50 bytes removed would
+	 * make segments too big for the pod's link if it ever forwarded them.
+	 * Checksum state is reset (no NO_CSUM_RESET): a NIC's "verified"
+	 * may have meant the outer UDP checksum only. The helper fails before
+	 * touching the packet (UDP GSO among others): on to pw_vxlan with it. */
+	if (bpf_skb_adjust_room(skb, -(__s32)PW_DECAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
 		return TC_ACT_OK;
 
 	/* From here on pkt describes the inner packet (events, conntrack). */

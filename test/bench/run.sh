@@ -13,7 +13,7 @@
 # cost more than any datapath and would drown the difference.
 set -u
 cd "$(dirname "$0")/../.."
-export PW_PREFIX=pwbench
+export PW_PREFIX=${PW_PREFIX:-pwbench}
 . test/e2e/lib.sh
 pw_init
 SECS=${BENCH_SECONDS:-5}
@@ -206,15 +206,17 @@ table() { # TITLE BASELINE SETUPS...
 	done
 }
 
-veth_baseline
-tc_bare_baseline
-bridge_baseline
-podwire_same_node
-pw_cleanup_nodes
-bridge_cross_node
-flannel_cross_node
-podwire_cross_node native
-podwire_cross_node vxlan
+# BENCH_ONLY: the setups to measure (default all), e.g.
+# BENCH_ONLY="podwire-native flannel-vxlan podwire-vxlan" BENCH_SERVICES=0 BENCH_POLICY=0
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+want veth && veth_baseline
+want tc-bare && tc_bare_baseline
+want bridge && bridge_baseline
+want podwire && { podwire_same_node; pw_cleanup_nodes; }
+want bridge-x && bridge_cross_node
+want flannel-vxlan && flannel_cross_node
+want podwire-native && podwire_cross_node native
+want podwire-vxlan && podwire_cross_node vxlan
 
 table "pod-to-pod, same node" veth veth tc-bare bridge podwire
 echo "podwire vs tc-bare (what podwire's own work costs): RR $(ratio "${RES[podwire,rr]:-0}" "${RES[tc-bare,rr]:-0}"), CRR $(ratio "${RES[podwire,crr]:-0}" "${RES[tc-bare,crr]:-0}")"
