@@ -46,18 +46,20 @@
 # PODWIRE_SOCKET_LB=false: "podwire", the per-packet path, what the
 # kube-proxy setups are compared with) and direct pod-to-pod to the server's
 # address ("direct"). The three alternate over BENCH_SOCKLB_ROUNDS rounds
-# (default 3) and each figure is the median of its rounds, so that load from
-# elsewhere on the machine falls on all three alike; the socket-LB table gives
-# their ratios to direct.
+# (default 5) and each figure is the median of its rounds, so that load from
+# elsewhere on the machine falls on all three alike (on a loaded machine: more,
+# shorter rounds, e.g. BENCH_SECONDS=2 BENCH_SOCKLB_ROUNDS=11); the socket-LB
+# table gives their ratios to direct.
 #
 # Knobs: BENCH_SECONDS (per figure, default 5), BENCH_CPU (default 1),
 # BENCH_SVC_COUNTS (default "1 1000 10000"), BENCH_SVC_SETUPS (default all four),
-# BENCH_SVC_POS, BENCH_SOCKLB_ROUNDS. Client and server share one CPU, as in run.sh.
+# BENCH_SVC_POS, BENCH_SOCKLB_ROUNDS, BENCH_RT, BENCH_SVC_PREFIX (netns prefix, default
+# pwbench-svc). Client and server share one CPU, as in run.sh.
 # The socket-LB comparison alone:
 #   BENCH_SVC_SETUPS=podwire BENCH_SVC_COUNTS="1 10000" bash test/bench/services.sh
 set -u
 cd "$(dirname "$0")/../.."
-export PW_PREFIX=pwbench-svc
+export PW_PREFIX=${BENCH_SVC_PREFIX:-pwbench-svc}
 . test/e2e/lib.sh
 pw_init
 SECS=${BENCH_SECONDS:-5}
@@ -65,7 +67,13 @@ CPU=${BENCH_CPU:-1}
 read -r -a COUNTS <<<"${BENCH_SVC_COUNTS:-1 1000 10000}"
 read -r -a SETUPS <<<"${BENCH_SVC_SETUPS:-podwire iptables-nft iptables-legacy nftables}"
 POS=${BENCH_SVC_POS:-middle}
-ROUNDS=${BENCH_SOCKLB_ROUNDS:-3}
+ROUNDS=${BENCH_SOCKLB_ROUNDS:-5}
+# BENCH_RT=1: client and servers run SCHED_FIFO (chrt -f 1). On a machine
+# other work keeps busy, a ping-pong under the normal scheduler waits for the
+# CPU at every wake-up and the figures measure that queue, not the datapath;
+# a real-time task is woken at once. (The kernel's RT throttling still leaves
+# 5% of the CPU to everything else.)
+RT=(); [ "${BENCH_RT:-0}" = 0 ] || RT=(chrt -f 1)
 PERF="$BUILD/test/bench/pwperf"
 KP_SUBNET=10.253.0.0/24      # the bridge node's pods
 KP_CLUSTER_CIDR=10.253.0.0/16 # kube-proxy --cluster-cidr (masquerade anything else)
@@ -246,13 +254,12 @@ gen_podwire_services() { # N T SIP
 now_ns() { date +%s%N; }
 ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }'; }
 
+# One process serves both ports: connections to the service, whichever
+# endpoint they get, and direct ones to 7100 wake the same server.
 servers_start() { # NS: the two endpoints of the measured service
-	local p
-	for p in 7100 7102; do
-		# nsenter directly, not in_ns: $! must be the server itself, not a subshell.
-		nsenter --net="/run/netns/$1" taskset -c "$CPU" "$PERF" server "$p" &
-		SERVER_PIDS+=($!) PW_BG_PIDS+=($!)   # pw_cleanup kills them if the run is interrupted
-	done
+	# nsenter directly, not in_ns: $! must be the server itself, not a subshell.
+	nsenter --net="/run/netns/$1" "${RT[@]}" taskset -c "$CPU" "$PERF" server 7100 7102 &
+	SERVER_PIDS+=($!) PW_BG_PIDS+=($!)   # pw_cleanup kills it if the run is interrupted
 	wait_listen "${1#"${PW_PREFIX}"-}" 7100 tcp
 	wait_listen "${1#"${PW_PREFIX}"-}" 7102 tcp
 }
@@ -269,8 +276,8 @@ reachable() { # CLIENT_NS IP PORT
 }
 
 measure_rates() { # KEY CLIENT_NS IP PORT
-	RES[$1,rr]=$(in_ns "$2" taskset -c "$CPU" "$PERF" rr "$3" "$4" "$SECS" | awk '{print $2}')
-	RES[$1,crr]=$(in_ns "$2" taskset -c "$CPU" "$PERF" crr "$3" "$4" "$SECS" | awk '{print $2}')
+	RES[$1,rr]=$(in_ns "$2" "${RT[@]}" taskset -c "$CPU" "$PERF" rr "$3" "$4" "$SECS" | awk '{print $2}')
+	RES[$1,crr]=$(in_ns "$2" "${RT[@]}" taskset -c "$CPU" "$PERF" crr "$3" "$4" "$SECS" | awk '{print $2}')
 }
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
@@ -535,7 +542,7 @@ socklb_table() {
 	[ -n "${RES[direct,$first,crr]:-}${RES[direct,$last,crr]:-}" ] || return 0
 	echo
 	echo "ClusterIP from a pod on podwire: socket LB, per-packet path, direct pod-to-pod"
-	echo "(same node and run; ${SECS}s per figure, median of $ROUNDS alternating rounds, client+server on CPU $CPU)"
+	echo "(same node and run; ${SECS}s per figure, median of $ROUNDS alternating rounds, client+server on CPU $CPU${RT[0]:+, SCHED_FIFO})"
 	printf '%-16s %8s %9s %10s %9s %10s\n' path services "CRR/s" "vs direct" "RR/s" "vs direct"
 	for n in "${COUNTS[@]}"; do
 		for key in direct podwire-socklb podwire; do
