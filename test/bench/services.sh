@@ -490,7 +490,7 @@ podwire_setup() {
 }
 
 # ---- the table ------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a > 0 && b > 0) printf "%.*fx", d, a / b; else print "-" }'; }  # A B [DIGITS]
 
 table() {
 	local s n base own
@@ -555,11 +555,11 @@ socklb_table() {
 	echo
 	echo "issue 12 targets (socket LB):"
 	for n in "${COUNTS[@]}"; do
-		target "socket-LB CRR vs direct pod-to-pod CRR, $n svc" "$(ratio "${RES[podwire-socklb,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}")" 0.95
+		target "socket-LB CRR vs direct pod-to-pod CRR, $n svc" "$(ratio "${RES[podwire-socklb,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}" 3)" 0.95
 	done
-	target "socket-LB CRR at $last vs at $first service(s)" "$(ratio "${RES[podwire-socklb,$last,crr]:-0}" "${RES[podwire-socklb,$first,crr]:-0}")" 0.95
+	target "socket-LB CRR at $last vs at $first service(s)" "$(ratio "${RES[podwire-socklb,$last,crr]:-0}" "${RES[podwire-socklb,$first,crr]:-0}" 3)" 0.95
 	for n in "${COUNTS[@]}"; do
-		target "socket-LB RR vs direct pod-to-pod RR, $n svc" "$(ratio "${RES[podwire-socklb,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}")" 0.95
+		target "socket-LB RR vs direct pod-to-pod RR, $n svc" "$(ratio "${RES[podwire-socklb,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}" 3)" 0.95
 	done
 	return 0
 }
