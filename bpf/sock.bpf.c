@@ -6,14 +6,14 @@
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
-	return pw_sock_forward(ctx);
+	return pw_sock_forward(ctx, 1);
 }
 
 /* Unconnected UDP: every datagram is translated on its own. */
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return pw_sock_forward(ctx);
+	return pw_sock_forward(ctx, 0);
 }
 
 SEC("cgroup/recvmsg4")

@@ -370,6 +370,15 @@ struct pw_sock_rev {
 	__u16 pad;
 };
 
+/* pw_sock_conn (socket local storage): a connect()ed socket's translation,
+ * freed with the socket. */
+struct pw_sock_conn {
+	__u8  backend[4];           /* what the socket is connected to */
+	__u16 backend_port;         /* host order */
+	__u16 pad;
+	struct pw_sock_rev frontend;
+};
+
 /* pw_sock_netns (hash): the network namespace cookie (SO_NETNS_COOKIE) of
  * each pod of this node -> the pod. The socket programs translate for a
  * namespace listed here (unless PW_EP_F_NO_SOCK_LB) besides the node's own.
@@ -496,6 +505,7 @@ static_assert(sizeof(struct pw_ct_key) == 16, "pw_ct_key layout");
 static_assert(sizeof(struct pw_ct_entry) == 32, "pw_ct_entry layout");
 static_assert(sizeof(struct pw_np_addr) == 4, "pw_np_addr layout");
 static_assert(sizeof(struct pw_sock_netns) == 16, "pw_sock_netns layout");
+static_assert(sizeof(struct pw_sock_conn) == 16, "pw_sock_conn layout");
 #else
 _Static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 _Static_assert(sizeof(struct pw_event) == 56, "pw_event layout");

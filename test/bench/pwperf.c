@@ -1,6 +1,6 @@
 /* pwperf: TCP request/response benchmarks in the style of netperf's TCP_RR
  * and TCP_CRR (netperf is not in Debian main).
- *   pwperf server PORT                  serve both tests until killed
+ *   pwperf server PORT [PORT...]        serve both tests until killed
  *   pwperf rr  HOST PORT SECONDS        1-byte ping-pong on one connection
  *   pwperf crr HOST PORT SECONDS        connect, 1-byte ping-pong, close, repeat
  * Prints "<test> <transactions/s>" on stdout. */
@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,24 +42,49 @@ static int serve_connection(int fd)
 	return 0;
 }
 
-static int run_server(int port)
+static int listen_on(int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
 
+	if (lfd < 0)
+		return -1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1024)) {
-		perror("pwperf server");
-		return 1;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1024)) {
+		close(lfd);
+		return -1;
+	}
+	return lfd;
+}
+
+/* Several ports, one process: a service whose backends are these ports is
+ * then served by the same process as a direct connection to one of them, so
+ * comparing the two measures the path, not a second server's wake-ups. */
+static int run_server(int nports, char **ports)
+{
+	struct pollfd pfd[16];
+	int i;
+
+	if (nports > 16)
+		return fprintf(stderr, "pwperf server: at most 16 ports\n"), 2;
+	for (i = 0; i < nports; i++) {
+		pfd[i] = (struct pollfd){ .fd = listen_on(atoi(ports[i])), .events = POLLIN };
+		if (pfd[i].fd < 0)
+			return perror("pwperf server"), 1;
 	}
 	signal(SIGCHLD, SIG_IGN);
 	for (;;) {
-		int fd = accept(lfd, NULL, NULL);
-		if (fd < 0)
+		if (poll(pfd, nports, -1) < 0)
 			continue;
-		/* RR keeps its connection for the whole run; CRR connections are
-		 * short. Serve each inline: one client at a time is the test. */
-		serve_connection(fd);
+		for (i = 0; i < nports; i++) {
+			int fd;
+
+			if (!(pfd[i].revents & POLLIN) || (fd = accept(pfd[i].fd, NULL, NULL)) < 0)
+				continue;
+			/* RR keeps its connection for the whole run; CRR connections are
+			 * short. Serve each inline: one client at a time is the test. */
+			serve_connection(fd);
+		}
 	}
 }
 
@@ -121,10 +147,10 @@ static int run_client(const char *test, const char *host, int port, double secs)
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "server"))
-		return run_server(atoi(argv[2]));
+	if (argc >= 3 && !strcmp(argv[1], "server"))
+		return run_server(argc - 2, argv + 2);
 	if (argc == 5 && (!strcmp(argv[1], "rr") || !strcmp(argv[1], "crr")))
 		return run_client(argv[1], argv[2], atoi(argv[3]), atof(argv[4]));
-	fprintf(stderr, "usage: pwperf server PORT | pwperf rr|crr HOST PORT SECONDS\n");
+	fprintf(stderr, "usage: pwperf server PORT [PORT...] | pwperf rr|crr HOST PORT SECONDS\n");
 	return 2;
 }

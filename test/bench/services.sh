@@ -40,12 +40,26 @@
 # services' frontends being in pw_services printed below the table (that one
 # includes the agent's 100 ms reload debounce and the config parse).
 #
+# podwire is measured on three paths of the same node, in the same run, at
+# every count (issue 12): a pod whose connect() the socket LB translates (the
+# default for pods: "podwire-socklb"), a pod opted out of it (CNI_ARGS
+# PODWIRE_SOCKET_LB=false: "podwire", the per-packet path, what the
+# kube-proxy setups are compared with) and direct pod-to-pod to the server's
+# address ("direct"). The three alternate over BENCH_SOCKLB_ROUNDS rounds
+# (default 5) and each figure is the median of its rounds, so that load from
+# elsewhere on the machine falls on all three alike (on a loaded machine: more,
+# shorter rounds, e.g. BENCH_SECONDS=2 BENCH_SOCKLB_ROUNDS=11); the socket-LB
+# table gives their ratios to direct.
+#
 # Knobs: BENCH_SECONDS (per figure, default 5), BENCH_CPU (default 1),
 # BENCH_SVC_COUNTS (default "1 1000 10000"), BENCH_SVC_SETUPS (default all four),
-# BENCH_SVC_POS. Client and server share one CPU, as in run.sh.
+# BENCH_SVC_POS, BENCH_SOCKLB_ROUNDS, BENCH_RT, BENCH_SVC_PREFIX (netns prefix, default
+# pwbench-svc). Client and server share one CPU, as in run.sh.
+# The socket-LB comparison alone:
+#   BENCH_SVC_SETUPS=podwire BENCH_SVC_COUNTS="1 10000" bash test/bench/services.sh
 set -u
 cd "$(dirname "$0")/../.."
-export PW_PREFIX=pwbench-svc
+export PW_PREFIX=${BENCH_SVC_PREFIX:-pwbench-svc}
 . test/e2e/lib.sh
 pw_init
 SECS=${BENCH_SECONDS:-5}
@@ -53,6 +67,13 @@ CPU=${BENCH_CPU:-1}
 read -r -a COUNTS <<<"${BENCH_SVC_COUNTS:-1 1000 10000}"
 read -r -a SETUPS <<<"${BENCH_SVC_SETUPS:-podwire iptables-nft iptables-legacy nftables}"
 POS=${BENCH_SVC_POS:-middle}
+ROUNDS=${BENCH_SOCKLB_ROUNDS:-5}
+# BENCH_RT=1: client and servers run SCHED_FIFO (chrt -f 1). On a machine
+# other work keeps busy, a ping-pong under the normal scheduler waits for the
+# CPU at every wake-up and the figures measure that queue, not the datapath;
+# a real-time task is woken at once. (The kernel's RT throttling still leaves
+# 5% of the CPU to everything else.)
+RT=(); [ "${BENCH_RT:-0}" = 0 ] || RT=(chrt -f 1)
 PERF="$BUILD/test/bench/pwperf"
 KP_SUBNET=10.253.0.0/24      # the bridge node's pods
 KP_CLUSTER_CIDR=10.253.0.0/16 # kube-proxy --cluster-cidr (masquerade anything else)
@@ -233,13 +254,12 @@ gen_podwire_services() { # N T SIP
 now_ns() { date +%s%N; }
 ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }'; }
 
+# One process serves both ports: connections to the service, whichever
+# endpoint they get, and direct ones to 7100 wake the same server.
 servers_start() { # NS: the two endpoints of the measured service
-	local p
-	for p in 7100 7102; do
-		# nsenter directly, not in_ns: $! must be the server itself, not a subshell.
-		nsenter --net="/run/netns/$1" taskset -c "$CPU" "$PERF" server "$p" &
-		SERVER_PIDS+=($!) PW_BG_PIDS+=($!)   # pw_cleanup kills them if the run is interrupted
-	done
+	# nsenter directly, not in_ns: $! must be the server itself, not a subshell.
+	nsenter --net="/run/netns/$1" "${RT[@]}" taskset -c "$CPU" "$PERF" server 7100 7102 &
+	SERVER_PIDS+=($!) PW_BG_PIDS+=($!)   # pw_cleanup kills it if the run is interrupted
 	wait_listen "${1#"${PW_PREFIX}"-}" 7100 tcp
 	wait_listen "${1#"${PW_PREFIX}"-}" 7102 tcp
 }
@@ -256,8 +276,54 @@ reachable() { # CLIENT_NS IP PORT
 }
 
 measure_rates() { # KEY CLIENT_NS IP PORT
-	RES[$1,rr]=$(in_ns "$2" taskset -c "$CPU" "$PERF" rr "$3" "$4" "$SECS" | awk '{print $2}')
-	RES[$1,crr]=$(in_ns "$2" taskset -c "$CPU" "$PERF" crr "$3" "$4" "$SECS" | awk '{print $2}')
+	RES[$1,rr]=$(in_ns "$2" "${RT[@]}" taskset -c "$CPU" "$PERF" rr "$3" "$4" "$SECS" | awk '{print $2}')
+	RES[$1,crr]=$(in_ns "$2" "${RT[@]}" taskset -c "$CPU" "$PERF" crr "$3" "$4" "$SECS" | awk '{print $2}')
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
+
+# podwire's three paths at N services, alternating over ROUNDS rounds; each
+# figure is the median of its rounds (RES[KEY,N,rr|crr]).
+measure_paths() { # N VIP
+	local n=$1 vip=$2 r key cns ip port paths=(direct podwire-socklb podwire)
+	local -A got=()
+	for r in $(seq 0 $((ROUNDS - 1))); do
+		# each round starts with the next path: none is always first after a pause
+		for key in "${paths[@]:r % 3}" "${paths[@]:0:r % 3}"; do
+			case $key in
+			direct) cns=${PW_PREFIX}-c ip=${PW_POD_IP[s]} port=7100 ;;
+			podwire-socklb) cns=${PW_PREFIX}-c ip=$vip port=$SVC_PORT ;;
+			podwire) cns=${PW_PREFIX}-o ip=$vip port=$SVC_PORT ;;
+			esac
+			measure_rates "round" "$cns" "$ip" "$port"
+			got[$key,rr]+=" ${RES[round,rr]}" got[$key,crr]+=" ${RES[round,crr]}"
+		done
+	done
+	for key in "${paths[@]}"; do
+		RES[$key,$n,rr]=$(median <<<"${got[$key,rr]}")
+		RES[$key,$n,crr]=$(median <<<"${got[$key,crr]}")
+		echo "# $key at $n service(s): RR/s$(tr -s ' ' <<<"${got[$key,rr]}"), CRR/s$(tr -s ' ' <<<"${got[$key,crr]}")" >&2
+	done
+}
+
+# Forward conntrack entries of the per-packet path from SRC to DST.
+ct_flows() { # INST SRC DST
+	bpftool -j map dump pinned "/sys/fs/bpf/podwire/$1/pw_ct" 2>/dev/null |
+		jq --arg s "$2" --arg d "$3" '[.[] | .formatted.key | select(.dir == 0 and
+			(.saddr | map(tostring) | join(".")) == $s and (.daddr | map(tostring) | join(".")) == $d)] | length'
+}
+
+# The two service paths really differ: the socket-LB pod's connection to the
+# VIP leaves no per-packet conntrack entry, the opted-out pod's does (else
+# the table would compare a path with itself).
+paths_distinct() { # INST VIP
+	local got
+	reachable "${PW_PREFIX}-c" "$2" "$SVC_PORT" && reachable "${PW_PREFIX}-o" "$2" "$SVC_PORT" ||
+		{ echo "# podwire: $2:$SVC_PORT does not answer both client pods" >&2; return 1; }
+	got=$(ct_flows "$1" "${PW_POD_IP[c]}" "$2")
+	[ "$got" = 0 ] || { echo "# podwire: the socket-LB pod has $got per-packet conntrack entries to $2" >&2; return 1; }
+	got=$(ct_flows "$1" "${PW_POD_IP[o]}" "$2")
+	[ "${got:-0}" -gt 0 ] || { echo "# podwire: the opted-out pod has no per-packet conntrack entry to $2" >&2; return 1; }
 }
 
 # ---- kube-proxy on a bridge node ----------------------------------------------
@@ -378,7 +444,8 @@ podwire_setup() {
 	local n t vip last skip t0 ms svcfile logged inst
 	for n in "${COUNTS[@]}"; do
 		node_up pw 192.168.1.11 10.244.1.0/24 >/dev/null || { echo "# podwire node did not start" >&2; pw_cleanup_nodes; return 1; }
-		pod_add pw c && pod_add pw s || { echo "# podwire pods not added" >&2; pw_cleanup_nodes; return 1; }
+		pod_add pw c && pod_add pw s && pod_add pw o CNI_ARGS="IgnoreUnknown=1;PODWIRE_SOCKET_LB=false" ||
+			{ echo "# podwire pods not added" >&2; pw_cleanup_nodes; return 1; }
 		inst=${PW_NODE_INST[pw]}
 		servers_start "${PW_PREFIX}-s"
 		t=$(target_index "$n"); vip=$(vip_of "$t"); last=$(vip_of $((n - 1)))
@@ -409,10 +476,10 @@ podwire_setup() {
 				RES[podwire,$n,load_note]="config file renamed -> frontend in the map, incl. the 100 ms reload debounce (the agent logged no apply time)"
 			fi
 			echo "# podwire: $n service(s) in the map after $ms ms${logged:+ (agent: $logged ms)}" >&2
-			if reachable "${PW_PREFIX}-c" "$vip" "$SVC_PORT"; then
-				measure_rates "podwire,$n" "${PW_PREFIX}-c" "$vip" "$SVC_PORT"
+			if paths_distinct "$inst" "$vip"; then
+				measure_paths "$n" "$vip"
 			else
-				echo "# podwire: $vip:$SVC_PORT does not answer with $n services" >&2
+				echo "# podwire: not measured with $n services" >&2
 			fi
 		else
 			echo "# podwire: $n services not in pw_services after $ms ms" >&2
@@ -423,7 +490,7 @@ podwire_setup() {
 }
 
 # ---- the table ------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a > 0 && b > 0) printf "%.*fx", d, a / b; else print "-" }'; }  # A B [DIGITS]
 
 table() {
 	local s n base own
@@ -431,14 +498,19 @@ table() {
 	echo "ClusterIP from a pod, 2 endpoints per service, measured service at position '$POS'"
 	echo "(${SECS}s per figure, client+server on CPU $CPU; ratios: vs iptables-nft at the same count, vs the setup's own 1-service figure)"
 	printf '%-16s %8s %9s %10s %9s %9s %10s %10s\n' setup services "CRR/s" "vs ipt-nft" "vs own-1" "RR/s" "vs ipt-nft" "load ms"
+	local rows=()
 	for s in "${SETUPS[@]}"; do
+		rows+=("$s")
+		[ "$s" != podwire ] || rows+=(podwire-socklb)   # measured with it, same load
+	done
+	for s in "${rows[@]}"; do
 		for n in "${COUNTS[@]}"; do
 			base=iptables-nft,$n own=$s,${COUNTS[0]}
 			printf '%-16s %8s %9s %10s %9s %9s %10s %10s\n' "$s" "$n" \
 				"${RES[$s,$n,crr]:--}" "$(ratio "${RES[$s,$n,crr]:-0}" "${RES[$base,crr]:-0}")" \
 				"$(ratio "${RES[$s,$n,crr]:-0}" "${RES[$own,crr]:-0}")" \
 				"${RES[$s,$n,rr]:--}" "$(ratio "${RES[$s,$n,rr]:-0}" "${RES[$base,rr]:-0}")" \
-				"${RES[$s,$n,load]:--}"
+				"${RES[$s,$n,load]:-${RES[podwire,$n,load]:--}}"
 		done
 	done
 	printf '%-16s %8s %9s %10s %9s %9s %10s %10s\n' "bridge pod-pod" "-" "${RES[bridge,crr]:--}" "" "" "${RES[bridge,rr]:--}" "" ""
@@ -448,7 +520,7 @@ table() {
 	n=${COUNTS[-1]}
 	[ -n "${RES[podwire,$n,crr]:-}" ] || return 0
 	echo
-	echo "issue 4 targets at $n services:"
+	echo "issue 4 targets at $n services (podwire: the per-packet path):"
 	target "podwire CRR vs its own ${COUNTS[0]}-service CRR" "$(ratio "${RES[podwire,$n,crr]}" "${RES[podwire,${COUNTS[0]},crr]:-0}")" 0.9
 	target "podwire CRR vs iptables-nft CRR" "$(ratio "${RES[podwire,$n,crr]}" "${RES[iptables-nft,$n,crr]:-0}")" 2.5
 	target "podwire RR through the VIP vs bridge pod-to-pod RR" "$(ratio "${RES[podwire,$n,rr]:-0}" "${RES[bridge,rr]:-0}")" 1.0
@@ -461,7 +533,35 @@ table() {
 target() { # WHAT RATIO(e.g. 1.23x) MIN
 	awk -v w="$1" -v r="$2" -v min="$3" 'BEGIN {
 		v = r; sub(/x$/, "", v)
-		printf "  %-52s %10s  (target >= %.1fx) %s\n", w, r, min, (r == "-" ? "-" : (v + 0 >= min ? "met" : "MISSED")) }'
+		printf "  %-52s %10s  (target >= %gx) %s\n", w, r, min, (r == "-" ? "-" : (v + 0 >= min ? "met" : "MISSED")) }'
+}
+
+# issue 12: the socket LB beside the per-packet path and direct pod-to-pod.
+socklb_table() {
+	local n key label first=${COUNTS[0]} last=${COUNTS[-1]}
+	[ -n "${RES[direct,$first,crr]:-}${RES[direct,$last,crr]:-}" ] || return 0
+	echo
+	echo "ClusterIP from a pod on podwire: socket LB, per-packet path, direct pod-to-pod"
+	echo "(same node and run; ${SECS}s per figure, median of $ROUNDS alternating rounds, client+server on CPU $CPU${RT[0]:+, SCHED_FIFO})"
+	printf '%-16s %8s %9s %10s %9s %10s\n' path services "CRR/s" "vs direct" "RR/s" "vs direct"
+	for n in "${COUNTS[@]}"; do
+		for key in direct podwire-socklb podwire; do
+			case $key in podwire) label=podwire-perpkt ;; *) label=$key ;; esac
+			printf '%-16s %8s %9s %10s %9s %10s\n' "$label" "$n" \
+				"${RES[$key,$n,crr]:--}" "$(ratio "${RES[$key,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}")" \
+				"${RES[$key,$n,rr]:--}" "$(ratio "${RES[$key,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}")"
+		done
+	done
+	echo
+	echo "issue 12 targets (socket LB):"
+	for n in "${COUNTS[@]}"; do
+		target "socket-LB CRR vs direct pod-to-pod CRR, $n svc" "$(ratio "${RES[podwire-socklb,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}" 3)" 0.95
+	done
+	target "socket-LB CRR at $last vs at $first service(s)" "$(ratio "${RES[podwire-socklb,$last,crr]:-0}" "${RES[podwire-socklb,$first,crr]:-0}" 3)" 0.95
+	for n in "${COUNTS[@]}"; do
+		target "socket-LB RR vs direct pod-to-pod RR, $n svc" "$(ratio "${RES[podwire-socklb,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}" 3)" 0.95
+	done
+	return 0
 }
 
 # ---- run ------------------------------------------------------------------------
@@ -487,6 +587,7 @@ main() {
 		esac
 	done
 	table
+	socklb_table
 }
 
 # Everything above is definitions: bash has read the whole file before main runs,

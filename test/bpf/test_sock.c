@@ -25,7 +25,7 @@
 
 static struct sock_bpf *skel;
 static struct bpf_link *links[4];
-static int svc_fd, slots_fd, be_fd, rev_fd, netns_fd, aff_fd;
+static int svc_fd, slots_fd, be_fd, rev_fd, conn_fd, netns_fd, aff_fd;
 
 static const char *be_ip = "127.0.0.2";
 
@@ -126,6 +126,7 @@ static int setup(int *cg_fd)
 	slots_fd = bpf_map__fd(skel->maps.pw_svc_slots);
 	be_fd = bpf_map__fd(skel->maps.pw_backends);
 	rev_fd = bpf_map__fd(skel->maps.pw_sock_revnat);
+	conn_fd = bpf_map__fd(skel->maps.pw_sock_conn);
 	/* NodePort addresses as the agent would list them: the node IP and a
 	 * second one; 192.168.1.22 is the node's too, but left out. */
 	if (np_addr_add("192.168.1.11") || np_addr_add("192.168.1.21"))
@@ -323,12 +324,19 @@ static void test_hostport(int tcp, int udp)
 	close(tcp2);
 }
 
-static void test_revnat_entries(void)
+/* Unconnected UDP (two datagrams so far, the ClusterIP and the hostPort
+ * one) leaves its way back in pw_sock_revnat; a connect()ed socket in its
+ * own storage (pw_sock_conn, looked up by the socket's fd), never in the
+ * LRU, whose eviction would cost every connect() once it is full. */
+static void test_revnat_entries(int tcp)
 {
+	struct sockaddr_in fe = sin_of("10.96.0.10", 80);
 	struct pw_sock_rev_key k, next;
 	struct pw_sock_rev v;
-	int n = 0, vip_ok = 1;
+	struct pw_sock_conn conn = {};
+	int n = 0, vip_ok = 1, before, c, a = -1;
 	void *prev = NULL;
+	char got[64];
 
 	while (bpf_map_get_next_key(rev_fd, prev, &next) == 0) {
 		k = next;
@@ -339,8 +347,28 @@ static void test_revnat_entries(void)
 				vip_ok = 0;
 		}
 	}
-	PWT_CHECK(n >= 5 && vip_ok, "pw_sock_revnat: one entry per translated socket, keyed by the backend",
+	PWT_CHECK(n == 2 && vip_ok, "pw_sock_revnat: one entry per unconnected UDP translation, keyed by the backend",
 		  "%d entries, backend keys %s", n, vip_ok ? "right" : "wrong");
+	before = n;
+
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	PWT_CHECK(c >= 0 && connect(c, (struct sockaddr *)&fe, sizeof(fe)) == 0 && (a = accept(tcp, NULL, NULL)) >= 0, "connect4: a TCP client for the storage check", "%s",
+		  strerror(errno));
+	snprintf(got, sizeof(got), "none");
+	if (c >= 0 && bpf_map_lookup_elem(conn_fd, &c, &conn) == 0)
+		snprintf(got, sizeof(got), "%u.%u.%u.%u:%u -> %u.%u.%u.%u:%u", conn.frontend.addr[0],
+			 conn.frontend.addr[1], conn.frontend.addr[2], conn.frontend.addr[3], conn.frontend.port,
+			 conn.backend[0], conn.backend[1], conn.backend[2], conn.backend[3], conn.backend_port);
+	PWT_EQ_STR(got, "10.96.0.10:80 -> 127.0.0.2:8080", "pw_sock_conn: a connected TCP socket holds its translation");
+	for (n = 0, prev = NULL; bpf_map_get_next_key(rev_fd, prev, &next) == 0; n++) {
+		k = next;
+		prev = &k;
+	}
+	PWT_EQ_INT(n, before, "pw_sock_revnat: connect() adds no entry");
+	if (a >= 0)
+		close(a);
+	if (c >= 0)
+		close(c);
 }
 
 static void test_no_backend(void)
@@ -541,7 +569,7 @@ int main(void)
 		check_udp(udp, 0);
 		check_udp(udp, 1);
 		test_hostport(tcp, udp);
-		test_revnat_entries();
+		test_revnat_entries(tcp);
 		test_no_backend();
 		test_other_netns();
 		test_pods();

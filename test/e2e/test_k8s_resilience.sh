@@ -2,10 +2,13 @@
 # podwire on a real Kubernetes cluster (scripts/k8s/cluster.sh) when things
 # break and change:
 #  1. podwired on node2 restarted (SIGTERM) and killed (SIGKILL) while pods
-#     ping across nodes through node2's pods every 10 ms and a TCP connection
-#     from a node2 pod through a ClusterIP stays open: no ping lost, the
-#     connection survives; Services created, re-ported and deleted while the
-#     agent was down are right in node2's maps once it is back;
+#     ping across nodes through node2's pods every 10 ms and two TCP
+#     connections stay open, one from a node2 pod through a ClusterIP (socket
+#     LB: addressed to the backend since connect(), no conntrack entry) and
+#     one from the fabric host through node2's NodePort (per-packet, node2's
+#     conntrack): no ping lost, both connections survive; Services
+#     created, re-ported and deleted while the agent was down are right in
+#     node2's maps once it is back;
 #  2. the API server killed, changes made on it while the agents cannot reach
 #     it, etcd compacted at the current revision, the API server started
 #     again: the agents' re-watch gets 410 Gone and they relist (their logs
@@ -46,9 +49,9 @@ svc_ip() { kn get svc "$1" -o jsonpath='{.spec.clusterIP}'; }
 has_svc() { grep -Fqx "$2 $3" <(svc_lines "$1"); }            # N FRONTEND ACTIVE_BACKENDS
 lacks_frontend() { ! svc_lines "$1" | grep -q "^$2 "; }       # N VIP:PORT/PROTO
 lacks_vip() { ! svc_lines "$1" | grep -q "^$2:"; }            # N VIP
-svc_yaml() { # NAME PORT [SELECTOR]: a ClusterIP Service to the netexec pods' 8080
-	printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec:\n  selector: {%s}\n  ports: [{port: %s, targetPort: 8080, protocol: TCP}]\n' \
-		"$1" "${3:-app: netexec}" "$2"
+svc_yaml() { # NAME PORT [SELECTOR [TYPE]]: a Service (ClusterIP by default) to the netexec pods' 8080
+	printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec:\n  type: %s\n  selector: {%s}\n  ports: [{port: %s, targetPort: 8080, protocol: TCP}]\n' \
+		"$1" "${4:-ClusterIP}" "${3:-app: netexec}" "$2"
 }
 repeat_until() { # TIMEOUT_S CMD...: polls CMD; prints the seconds it took
 	local t0; t0=$(now)
@@ -111,13 +114,15 @@ done
 [ ${#POD_ON[@]} = 3 ] || { not_ok "a netexec pod on every node: got ${!POD_ON[*]}"; exit 1; }
 ok "cluster up ($ROUTING), 6 netexec pods on 3 nodes, $(since "$T0") s"
 
-# The kept connection goes from node2's pod through a Service that selects
-# node1's and node3's pods: should node2 lose the connection's conntrack
-# entry, its packets would be balanced afresh, and half of the time reach the
-# other pod, which resets it.
+# The kept connections go through a Service that selects node1's and node3's
+# pods. From node2's pod, the socket LB picked the backend at connect(): the
+# connection depends on no map of node2's. From the fabric host through
+# node2's NodePort, node2's per-packet path translates every packet: should
+# node2 lose the connection's conntrack entry, its packets would be balanced
+# afresh, and half of the time reach the other pod, which resets it.
 kn label pod "${POD_ON[1]}" "${POD_ON[3]}" keep=yes >/dev/null
 {
-	svc_yaml keep 7000 "keep: 'yes'"
+	svc_yaml keep 7000 "keep: 'yes'" NodePort
 	for s in moved gone1 gone2 api-moved api-gone; do svc_yaml "$s" 80; done
 } | kn apply -f - >/dev/null
 declare -A VIP=()
@@ -135,12 +140,30 @@ NS1=$(pod_netns 1 "${IP_ON[1]}") NS2=$(pod_netns 2 "${IP_ON[2]}")
 [ -n "$NS1" ] && [ -n "$NS2" ] || { not_ok "pod network namespaces of ${POD_ON[1]} and ${POD_ON[2]} found"; exit 1; }
 
 # ---- 1. podwired restart and kill -9 on node2 while traffic flows -----------
-KC_STOP=$PW_TMP/keepconn.stop KC_PROG=$PW_TMP/keepconn.progress
-in_pod 2 "$NS2" python3 "$K8S_LIB_DIR/keepconn.py" "${VIP[keep]}" 7000 "$KC_STOP" "$KC_PROG" 0.05 > "$PW_TMP/keepconn.out" 2>&1 &
-KC_PID=$!
-k8s_wait 10 test -s "$KC_PROG" || not_ok "kept connection to keep (${VIP[keep]}:7000) from ${POD_ON[2]} started: $(cat "$PW_TMP/keepconn.out")"
-kc_count() { cat "$KC_PROG" 2>/dev/null || echo 0; }
-kc_beyond() { [ "$(kc_count)" -gt "$1" ]; }
+KC_STOP=$PW_TMP/keepconn.stop
+KEEP_NP=$(kn get svc keep -o jsonpath='{.spec.ports[0].nodePort}')
+declare -A KC_PID=() KC_WHAT=(
+	[pod]="the TCP connection through keep's ClusterIP from node2's pod (socket LB)"
+	[np]="the TCP connection from the fabric host through node2's NodePort $KEEP_NP (per-packet, conntrack)")
+in_pod 2 "$NS2" python3 "$K8S_LIB_DIR/keepconn.py" "${VIP[keep]}" 7000 "$KC_STOP" "$PW_TMP/kc-pod.progress" 0.05 > "$PW_TMP/kc-pod.out" 2>&1 &
+KC_PID[pod]=$!
+k8s_host_exec python3 "$K8S_LIB_DIR/keepconn.py" "$(k8s_node_ip 2)" "$KEEP_NP" "$KC_STOP" "$PW_TMP/kc-np.progress" 0.05 > "$PW_TMP/kc-np.out" 2>&1 &
+KC_PID[np]=$!
+for c in pod np; do
+	k8s_wait 10 test -s "$PW_TMP/kc-$c.progress" || not_ok "${KC_WHAT[$c]} started: $(cat "$PW_TMP/kc-$c.out")"
+done
+kc_count() { cat "$PW_TMP/kc-$1.progress" 2>/dev/null || echo 0; }   # pod|np
+kc_beyond() { [ "$(kc_count "$1")" -gt "$2" ]; }
+# Which path each connection took: the pod's socket is connected to a backend
+# pod itself (the kernel's peer, not what getpeername shows the application)
+# and node2 holds no conntrack entry for keep's ClusterIP; the NodePort
+# connection has its forward entry in node2's conntrack.
+pod_peer=$(in_pod 2 "$NS2" ss -Htn state established "( dport = :8080 or dport = :7000 )" | awk '{print $4}' | sort -u | tr '\n' ' ')
+ct_fwd() { pwctl 2 ct | jq --arg d "$1" --argjson p "$2" '[.[] | select(.direction == "forward" and .dst == $d and .dstPort == $p)] | length'; }
+check_eq "kept connection from node2's pod: socket LB (the socket's peer is a backend, node2 has no conntrack entry to ${VIP[keep]}:7000)" \
+	"$(grep -Eq "^(${IP_ON[1]}|${IP_ON[3]}):8080 $" <<<"$pod_peer" && echo backend || echo "peer '$pod_peer'") $(ct_fwd "${VIP[keep]}" 7000)" "backend 0"
+check_eq "kept connection through node2's NodePort: per-packet (1 forward conntrack entry on node2)" \
+	"$(ct_fwd "$(k8s_node_ip 2)" "$KEEP_NP")" 1
 
 changes_during_restart() {
 	svc_yaml fresh1 80 | kn apply -f - >/dev/null
@@ -167,13 +190,14 @@ applied_after_kill() {
 # while the pings and the kept connection run, CHANGES are made to the API
 # while it is down, it starts again; APPLIED must then hold on node2.
 agent_outage() {
-	local sig=$1 what=$2 changes=$3 applied=$4 kc0 reused0 t t_back log2 down
+	local sig=$1 what=$2 changes=$3 applied=$4 c reused0 t t_back log2 down
+	local -A kc0=()
 	log2=$(pwk_node_dir 2)/log/podwired.log
 	reused0=$(grep -c 'reusing pinned maps' "$log2")
 	ping_start a 1 "$NS1" "${IP_ON[2]}"   # node1's pod -> node2's pod
 	ping_start b 2 "$NS2" "${IP_ON[3]}"   # node2's pod -> node3's pod
 	sleep 1
-	kc0=$(kc_count)
+	for c in pod np; do kc0[$c]=$(kc_count "$c"); done
 	if cl podwired 2 stop "$sig"; then ok "$what: podwired on node2 gone"; else not_ok "$what: podwired on node2 did not exit"; fi
 	down=$(now)
 	"$changes"
@@ -190,11 +214,13 @@ agent_outage() {
 	sleep 2   # the pings go on a while after the agent is back
 	ping_check a "$what: node1 pod -> node2 pod"
 	ping_check b "$what: node2 pod -> node3 pod"
-	if kill -0 "$KC_PID" 2>/dev/null && k8s_wait 5 kc_beyond "$((kc0 + 20))"; then
-		ok "$what: the TCP connection through keep's ClusterIP from node2's pod lives on ($(kc_count) requests answered)"
-	else
-		not_ok "$what: the TCP connection through keep's ClusterIP: $(tail -1 "$PW_TMP/keepconn.out")"
-	fi
+	for c in pod np; do
+		if kill -0 "${KC_PID[$c]}" 2>/dev/null && k8s_wait 5 kc_beyond "$c" "$((kc0[$c] + 20))"; then
+			ok "$what: ${KC_WHAT[$c]} lives on ($(kc_count "$c") requests answered)"
+		else
+			not_ok "$what: ${KC_WHAT[$c]}: $(tail -1 "$PW_TMP/kc-$c.out")"
+		fi
+	done
 	t=$(dial 2 "${IP_ON[2]}" "${VIP[moved]}" "$(svc_lines 2 | grep -q "^${VIP[moved]}:91/" && echo 91 || echo 90)")
 	[ -n "$t" ] && ok "$what: a new connection from node2's pod to moved's new port answered by $t" ||
 		not_ok "$what: a new connection from node2's pod to moved's new port failed"
@@ -205,8 +231,10 @@ t=$(dial 2 "${IP_ON[2]}" "${VIP[fresh2]}" 80)
 [ -n "$t" ] && ok "fresh2, created while the agent was killed, answers from node2's pod ($t)" ||
 	not_ok "fresh2 (${VIP[fresh2]}:80), created while the agent was killed, does not answer from node2's pod"
 touch "$KC_STOP"
-if wait "$KC_PID"; then ok "kept connection: $(tail -1 "$PW_TMP/keepconn.out")"
-else not_ok "kept connection: $(tail -1 "$PW_TMP/keepconn.out")"; fi
+for c in pod np; do
+	if wait "${KC_PID[$c]}"; then ok "kept connection ($c): $(tail -1 "$PW_TMP/kc-$c.out")"
+	else not_ok "kept connection ($c): $(tail -1 "$PW_TMP/kc-$c.out")"; fi
+done
 
 # ---- 2. API server restart with etcd compacted: 410, relist, nothing flushed --
 in_fabric() { nsenter --net="/run/netns/$PWK_FABRIC" "$@"; }

@@ -209,6 +209,24 @@ check_eq "ClusterIP web: 90 connections from clients on the 3 nodes all answered
 check_eq "ClusterIP web: the answers come from pods on every node" \
 	"$(cat "$PW_TMP"/spread-*.json | responses | nodes_of)" "$all_nodes"
 log "web: $(cat "$PW_TMP"/spread-*.json | responses | sort -u | grep -c .) of $WEB_REPLICAS pods answered 90 connections"
+# Pods use the socket LB by default: kubelet's ADD listed each client pod's
+# netns in its node's pw_sock_netns (without the opt-out flag), so their
+# connect() went straight to a backend and the per-packet path, which would
+# have made a conntrack entry per connection, never saw web's address.
+sock_lb_pods() { # N: IPs of the pods node N's socket LB acts for, sorted
+	k8s_node_exec "$1" bpftool -j map dump pinned "/sys/fs/bpf/podwire/$(k8s_node_name "$1")/pw_sock_netns" |
+		jq -r '.[].formatted.value | select(.flags % 2 == 0) | .ip | map(tostring) | join(".")' | sort
+}
+ct_to() { # N VIP: node N's forward conntrack entries to VIP
+	ctl "$1" -o json ct | jq --arg v "$2" '[.[] | select(.direction == "forward" and .dst == $v)] | length'
+}
+wrong=""
+for c in $(pwk_node_nums); do
+	grep -qx "${ip_of[client-$c]}" <<<"$(sock_lb_pods "$c")" || wrong+=" client-$c not in node$c's pw_sock_netns;"
+	[ "$(ct_to "$c" "$WEB")" = 0 ] || wrong+=" node$c: $(ct_to "$c" "$WEB") conntrack entries to $WEB;"
+done
+check_eq "socket LB for pods: each client pod is in its node's pw_sock_netns and its 30 connections to $WEB left no conntrack entry" \
+	"${wrong:-none}" none
 
 # ---- 3. a named targetPort, resolved per pod -----------------------------------
 NAMED=$(vip named)

@@ -216,6 +216,13 @@ long pw_inspect_count_keys(int map_fd, uint32_t key_size)
 
 #define BATCH 4096
 
+/* The map type has no batch ops: -EINVAL, -EOPNOTSUPP or the kernel's own
+ * ENOTSUPP (524, not in the userspace headers; socket storage says it). */
+static bool batch_unsupported(int err)
+{
+	return err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP || err == -524;
+}
+
 /* One bpf_map_lookup_batch step: up to BATCH entries after *token (NULL =
  * from the start) into keys/values. Returns the count (>= 0), -ENOENT after
  * the last entry (count in *got), or -errno (-EINVAL/-ENOTSUP: no batch ops
@@ -232,6 +239,8 @@ static int batch_step(int fd, void **token, void *tokbuf, void *outtok, size_t t
 		err = -errno;
 		if (err == -ENOENT)
 			return -ENOENT;
+		if (batch_unsupported(err))   /* count was never written back */
+			return err;
 		if (count)   /* a partial batch before an error: take it, fail next time */
 			return (int)count;
 		return err;
@@ -262,7 +271,7 @@ long pw_inspect_count_entries(int map_fd, uint32_t key_size, uint32_t value_size
 			break;
 		}
 		if (r < 0) {
-			n = (r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP) && n == 0 ?
+			n = batch_unsupported(r) && n == 0 ?
 			    pw_inspect_count_keys(map_fd, key_size) : r;
 			break;
 		}
@@ -318,7 +327,7 @@ int pw_inspect_dump(int map_fd, uint32_t key_size, uint32_t value_size, void **k
 			break;
 		}
 		if (r < 0) {
-			if ((r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP) && len == 0) {
+			if (batch_unsupported(r) && len == 0) {
 				struct vec k = { .size = key_size }, v = { .size = value_size };
 
 				free(kb);
@@ -401,6 +410,7 @@ static bool counts_entries(uint32_t type)
 	case BPF_MAP_TYPE_RINGBUF:
 	case BPF_MAP_TYPE_PROG_ARRAY:
 	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+	case BPF_MAP_TYPE_SK_STORAGE:   /* lives in the sockets: cannot be walked */
 		return false;
 	default:
 		return true;
