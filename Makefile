@@ -180,7 +180,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Iuserspace/lib -Icni \
 	-I/usr/include/cjson
 FUZZ_LIB := userspace/lib/config.c userspace/lib/cidr.c userspace/lib/file.c userspace/lib/log.c userspace/lib/k8sname.c \
-	userspace/lib/policy.c userspace/lib/policy_inc.c
+	userspace/lib/policy.c userspace/lib/policy_inc.c userspace/lib/jsonparse.c
 $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.c $(FUZZ_LIB) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB) -lcjson -o $@

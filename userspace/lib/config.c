@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "config.h"
+#include "jsonparse.h"
 #include "file.h"
 #include "k8sname.h"
 #include "nodeinfo.h"
@@ -19,119 +20,55 @@
 #define PW_NODEPORT_MIN 30000
 #define PW_NODEPORT_MAX 32767
 
-struct perr {
-	char *buf;
-	size_t len;
-};
-
-static int __attribute__((format(printf, 2, 3))) fail(struct perr *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e->buf && e->len) {
-		va_start(ap, fmt);
-		vsnprintf(e->buf, e->len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-/* A value from the file as it goes into a message: at most SHOWN_CHARS
- * characters, '"', '\\' and control characters escaped, "..." when cut. A
- * long value must not push the reason out of the caller's (bounded) buffer,
- * nor a newline in it forge a log line. */
-#define SHOWN_CHARS 40
-struct shown {
-	char s[SHOWN_CHARS * 4 + 4];
-};
-
-static const char *shown(const char *v, struct shown *out)
-{
-	size_t n = 0, i;
-
-	for (i = 0; v[i] && i < SHOWN_CHARS; i++) {
-		unsigned char c = (unsigned char)v[i];
-
-		if (c == '"' || c == '\\')
-			n += (size_t)sprintf(out->s + n, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			n += (size_t)sprintf(out->s + n, c == '\n' ? "\\n" : "\\x%02x", c);
-		else
-			out->s[n++] = (char)c;
-	}
-	strcpy(out->s + n, v[i] ? "..." : "");
-	return out->s;
-}
-
-/* Refuses keys not in allowed (NULL-terminated). */
-static int check_keys(struct perr *e, const cJSON *obj, const char *path, const char *const *allowed)
-{
-	const cJSON *it;
-
-	cJSON_ArrayForEach(it, obj) {
-		const char *const *a;
-
-		for (a = allowed; *a; a++)
-			if (strcmp(*a, it->string) == 0)
-				break;
-		if (!*a) {
-			struct shown sh;
-
-			return fail(e, "%s.%s: unknown field", path, shown(it->string, &sh));
-		}
-	}
-	return 0;
-}
-
 /* Each getter: 0 = found and valid, 1 = absent (and !required), -EINVAL. */
-static int get_string(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_string(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		      bool required, const char **out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!v || cJSON_IsNull(v))
-		return required ? fail(e, "%s.%s: missing", path, key) : 1;
+		return required ? pw_jerr_fail(e, "%s.%s: missing", path, key) : 1;
 	if (!cJSON_IsString(v))
-		return fail(e, "%s.%s: expected a string", path, key);
+		return pw_jerr_fail(e, "%s.%s: expected a string", path, key);
 	*out = v->valuestring;
 	return 0;
 }
 
-static int get_name(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_name(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		    bool required, char *out, size_t outlen)
 {
-	struct shown sh;
+	struct pw_json_shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 
 	if (r)
 		return r;
 	if (!*s)
-		return fail(e, "%s.%s: must not be empty", path, key);
+		return pw_jerr_fail(e, "%s.%s: must not be empty", path, key);
 	if (strlen(s) >= outlen)
-		return fail(e, "%s.%s: \"%s\" is longer than %zu characters", path, key, shown(s, &sh), outlen - 1);
+		return pw_jerr_fail(e, "%s.%s: \"%s\" is longer than %zu characters", path, key, pw_json_shown(s, &sh), outlen - 1);
 	strcpy(out, s);
 	return 0;
 }
 
-static int get_ip(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_ip(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		  bool required, uint32_t *out)
 {
-	struct shown sh;
+	struct pw_json_shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 
 	if (r)
 		return r;
 	if (pw_ip4_parse(s, out))
-		return fail(e, "%s.%s: \"%s\" is not an IPv4 address", path, key, shown(s, &sh));
+		return pw_jerr_fail(e, "%s.%s: \"%s\" is not an IPv4 address", path, key, pw_json_shown(s, &sh));
 	return 0;
 }
 
-static int get_cidr(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_cidr(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		    bool required, struct pw_cidr *out)
 {
-	struct shown sh;
+	struct pw_json_shown sh;
 	const char *s;
 	int r = get_string(e, obj, path, key, required, &s);
 	const char *slash;
@@ -155,43 +92,43 @@ static int get_cidr(struct perr *e, const cJSON *obj, const char *path, const ch
 
 			snprintf(fixed, sizeof(fixed), "0.0.0.0%s", slash);
 			if (pw_ip4_parse(addr, &ip) == 0 && pw_cidr_parse(fixed, &probe) == 0)
-				return fail(e, "%s.%s: \"%s\" has host bits set", path, key, shown(s, &sh));
+				return pw_jerr_fail(e, "%s.%s: \"%s\" has host bits set", path, key, pw_json_shown(s, &sh));
 		}
 	}
-	return fail(e, "%s.%s: \"%s\" is not a CIDR (a.b.c.d/n)", path, key, shown(s, &sh));
+	return pw_jerr_fail(e, "%s.%s: \"%s\" is not a CIDR (a.b.c.d/n)", path, key, pw_json_shown(s, &sh));
 }
 
-static int get_int(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_int(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		   bool required, long min, long max, long *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	double d;
 
 	if (!v || cJSON_IsNull(v))
-		return required ? fail(e, "%s.%s: missing", path, key) : 1;
+		return required ? pw_jerr_fail(e, "%s.%s: missing", path, key) : 1;
 	if (!cJSON_IsNumber(v))
-		return fail(e, "%s.%s: expected a number", path, key);
+		return pw_jerr_fail(e, "%s.%s: expected a number", path, key);
 	d = v->valuedouble;
 	if (!(d >= (double)min && d <= (double)max) || d != (double)(long)d)
-		return fail(e, "%s.%s: %g is not an integer in %ld..%ld", path, key, d, min, max);
+		return pw_jerr_fail(e, "%s.%s: %g is not an integer in %ld..%ld", path, key, d, min, max);
 	*out = (long)d;
 	return 0;
 }
 
-static int get_bool(struct perr *e, const cJSON *obj, const char *path, const char *key, bool *out)
+static int get_bool(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key, bool *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!v || cJSON_IsNull(v))
 		return 1;
 	if (!cJSON_IsBool(v))
-		return fail(e, "%s.%s: expected true or false", path, key);
+		return pw_jerr_fail(e, "%s.%s: expected true or false", path, key);
 	*out = cJSON_IsTrue(v);
 	return 0;
 }
 
 /* An optional member that must be an object (or array) when present. */
-static int get_typed(struct perr *e, const cJSON *obj, const char *path, const char *key,
+static int get_typed(struct pw_jerr *e, const cJSON *obj, const char *path, const char *key,
 		     bool required, bool array, const cJSON **out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -199,16 +136,16 @@ static int get_typed(struct perr *e, const cJSON *obj, const char *path, const c
 
 	*out = NULL;
 	if (!v || cJSON_IsNull(v))
-		return required ? fail(e, "%s%s%s: missing", path, dot, key) : 1;
+		return required ? pw_jerr_fail(e, "%s%s%s: missing", path, dot, key) : 1;
 	if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
-		return fail(e, "%s%s%s: expected %s", path, dot, key, array ? "an array" : "an object");
+		return pw_jerr_fail(e, "%s%s%s: expected %s", path, dot, key, array ? "an array" : "an object");
 	*out = v;
 	return 0;
 }
 
 #define TRY(expr) do { int _r = (expr); if (_r < 0) return _r; } while (0)
 
-/* The first key of obj not in allowed (check_keys found one). */
+/* The first key of obj not in allowed (pw_json_check_keys found one). */
 static const char *node_foreign_key(const cJSON *obj, const char *const *allowed)
 {
 	const cJSON *it;
@@ -253,22 +190,22 @@ int pw_attach_mode_parse(const char *s, enum pw_attach_mode *m)
 	return 0;
 }
 
-static int parse_pod_device(struct perr *e, const cJSON *node, struct pw_node_config *cfg)
+static int parse_pod_device(struct pw_jerr *e, const cJSON *node, struct pw_node_config *cfg)
 {
 	const char *dev;
-	struct shown sh;
+	struct pw_json_shown sh;
 	int r = get_string(e, node, "node", "podDevice", false, &dev);
 
 	if (r)
 		return r < 0 ? r : 0;
 	if (pw_pod_device_parse(dev, &cfg->pod_device))
-		return fail(e, "node.podDevice: \"%s\" is not one of veth, netkit, auto", shown(dev, &sh));
+		return pw_jerr_fail(e, "node.podDevice: \"%s\" is not one of veth, netkit, auto", pw_json_shown(dev, &sh));
 	cfg->has_pod_device = true;
 	return 0;
 }
 
 /* The uplink name, MTU and pod device: shared by both forms of the node section. */
-static int parse_node_link(struct perr *e, const cJSON *node, bool required, struct pw_node_config *cfg)
+static int parse_node_link(struct pw_jerr *e, const cJSON *node, bool required, struct pw_node_config *cfg)
 {
 	long mtu = 0;
 	int r;
@@ -277,37 +214,37 @@ static int parse_node_link(struct perr *e, const cJSON *node, bool required, str
 	if (r < 0)
 		return r;
 	if (strchr(cfg->uplink, '/')) {
-		struct shown sh;
+		struct pw_json_shown sh;
 
-		return fail(e, "node.uplink: \"%s\" is not an interface name", shown(cfg->uplink, &sh));
+		return pw_jerr_fail(e, "node.uplink: \"%s\" is not an interface name", pw_json_shown(cfg->uplink, &sh));
 	}
 	TRY(get_int(e, node, "node", "mtu", false, 0, 65535, &mtu));
 	if (mtu != 0 && mtu < 576)
-		return fail(e, "node.mtu: %ld is below 576", mtu);
+		return pw_jerr_fail(e, "node.mtu: %ld is below 576", mtu);
 	cfg->mtu = (int)mtu;
 	return parse_pod_device(e, node, cfg);
 }
 
-static int parse_node(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_node(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "name", "ip", "uplink", "podCIDR", "mtu", "podDevice", NULL };
 	const cJSON *node;
 
 	TRY(get_typed(e, root, "", "node", true, false, &node));
-	TRY(check_keys(e, node, "node", keys));
+	TRY(pw_json_check_keys(e, node, "node", keys));
 	TRY(get_name(e, node, "node", "name", true, cfg->name, sizeof(cfg->name)));
 	TRY(get_ip(e, node, "node", "ip", true, &cfg->ip));
 	TRY(parse_node_link(e, node, true, cfg));
 	TRY(get_cidr(e, node, "node", "podCIDR", true, &cfg->pod_cidr));
 	if (cfg->pod_cidr.prefix > 30)
-		return fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
+		return pw_jerr_fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
 			    cfg->pod_cidr.prefix);
 	return 0;
 }
 
 /* Kubernetes mode: the node's name, IP and pod CIDR come from its Node
  * object; the file may only say which uplink and MTU to use. */
-static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_node_k8s(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "uplink", "mtu", "podDevice", NULL };
 	const cJSON *node;
@@ -315,8 +252,8 @@ static int parse_node_k8s(struct perr *e, const cJSON *root, struct pw_node_conf
 
 	if (r)
 		return r < 0 ? r : 0;
-	if (check_keys(e, node, "node", keys))
-		return fail(e, "node.%s: not allowed in Kubernetes mode (the Node object says it); "
+	if (pw_json_check_keys(e, node, "node", keys))
+		return pw_jerr_fail(e, "node.%s: not allowed in Kubernetes mode (the Node object says it); "
 			    "only node.uplink, node.mtu and node.podDevice are", node_foreign_key(node, keys));
 	return parse_node_link(e, node, false, cfg);
 }
@@ -373,11 +310,11 @@ int pw_cidr_list_parse(const char *s, struct pw_cidr *out, int max, int *n, char
 }
 
 /* cluster.nodePortAddresses (array of CIDRs) and cluster.nodePortRange. */
-static int parse_nodeport(struct perr *e, const cJSON *cl, struct pw_node_config *cfg)
+static int parse_nodeport(struct pw_jerr *e, const cJSON *cl, struct pw_node_config *cfg)
 {
 	const cJSON *arr, *it;
 	const char *range;
-	struct shown sh;
+	struct pw_json_shown sh;
 	int r, i = 0;
 
 	r = get_typed(e, cl, "cluster", "nodePortAddresses", false, true, &arr);
@@ -387,13 +324,13 @@ static int parse_nodeport(struct perr *e, const cJSON *cl, struct pw_node_config
 		char path[64];
 
 		if (i == PW_NODEPORT_CIDRS_MAX)
-			return fail(e, "cluster.nodePortAddresses: more than %d CIDRs", PW_NODEPORT_CIDRS_MAX);
+			return pw_jerr_fail(e, "cluster.nodePortAddresses: more than %d CIDRs", PW_NODEPORT_CIDRS_MAX);
 		if (!cJSON_IsString(it))
-			return fail(e, "cluster.nodePortAddresses[%d]: expected a string", i);
+			return pw_jerr_fail(e, "cluster.nodePortAddresses[%d]: expected a string", i);
 		snprintf(path, sizeof(path), "cluster.nodePortAddresses[%d]", i);
 		if (pw_cidr_parse(it->valuestring, &cfg->nodeport_cidrs[i]))
-			return fail(e, "%s: \"%s\" is not a CIDR (a.b.c.d/n, host bits zero)", path,
-				    shown(it->valuestring, &sh));
+			return pw_jerr_fail(e, "%s: \"%s\" is not a CIDR (a.b.c.d/n, host bits zero)", path,
+				    pw_json_shown(it->valuestring, &sh));
 		i++;
 	}
 	cfg->n_nodeport_cidrs = i;
@@ -401,18 +338,18 @@ static int parse_nodeport(struct perr *e, const cJSON *cl, struct pw_node_config
 	if (r < 0)
 		return r;
 	if (r == 0 && pw_port_range_parse(range, &cfg->nodeport_range_min, &cfg->nodeport_range_max))
-		return fail(e, "cluster.nodePortRange: \"%s\" is not LO-HI (ports 1..65535, LO <= HI) or none",
-			    shown(range, &sh));
+		return pw_jerr_fail(e, "cluster.nodePortRange: \"%s\" is not LO-HI (ports 1..65535, LO <= HI) or none",
+			    pw_json_shown(range, &sh));
 	return 0;
 }
 
-static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_node_config *cfg)
+static int parse_cluster(struct pw_jerr *e, const cJSON *root, bool k8s, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "podCIDR", "serviceCIDR", "routing", "masquerade", "nodePortAddresses",
 					    "nodePortRange", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
 	const char *routing;
-	struct shown sh;
+	struct pw_json_shown sh;
 	const cJSON *cl;
 	int r;
 
@@ -425,7 +362,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_
 	if (r < 0)
 		return r;
 	if (cl) {
-		TRY(check_keys(e, cl, "cluster", keys));
+		TRY(pw_json_check_keys(e, cl, "cluster", keys));
 		TRY(get_cidr(e, cl, "cluster", "podCIDR", false, &cfg->cluster_cidr));
 		TRY(get_cidr(e, cl, "cluster", "serviceCIDR", false, &cfg->service_cidr));
 		r = get_string(e, cl, "cluster", "routing", false, &routing);
@@ -437,7 +374,7 @@ static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_
 			else if (strcmp(routing, "vxlan") == 0)
 				cfg->routing = PW_ROUTING_VXLAN;
 			else
-				return fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", shown(routing, &sh));
+				return pw_jerr_fail(e, "cluster.routing: \"%s\" is not one of native, vxlan", pw_json_shown(routing, &sh));
 		}
 		TRY(get_bool(e, cl, "cluster", "masquerade", &cfg->masquerade));
 		TRY(parse_nodeport(e, cl, cfg));
@@ -445,43 +382,43 @@ static int parse_cluster(struct perr *e, const cJSON *root, bool k8s, struct pw_
 	pw_cidr_format(&cfg->pod_cidr, a);
 	pw_cidr_format(&cfg->cluster_cidr, b);
 	if (!k8s && !pw_cidr_within(&cfg->pod_cidr, &cfg->cluster_cidr))
-		return fail(e, "node.podCIDR: %s is not inside cluster.podCIDR %s", a, b);
+		return pw_jerr_fail(e, "node.podCIDR: %s is not inside cluster.podCIDR %s", a, b);
 	if (pw_cidr_overlaps(&cfg->cluster_cidr, &cfg->service_cidr)) {
 		pw_cidr_format(&cfg->service_cidr, a);
-		return fail(e, "cluster.serviceCIDR: %s overlaps cluster.podCIDR %s", a, b);
+		return pw_jerr_fail(e, "cluster.serviceCIDR: %s overlaps cluster.podCIDR %s", a, b);
 	}
 	return 0;
 }
 
-static int parse_peer(struct perr *e, const cJSON *item, const char *path,
+static int parse_peer(struct pw_jerr *e, const cJSON *item, const char *path,
 		      const struct pw_node_config *cfg, struct pw_peer_config *p)
 {
 	static const char *const keys[] = { "name", "ip", "podCIDR", NULL };
 	char a[PW_CIDR_STRLEN], b[PW_CIDR_STRLEN];
 
 	if (!cJSON_IsObject(item))
-		return fail(e, "%s: expected an object", path);
-	TRY(check_keys(e, item, path, keys));
+		return pw_jerr_fail(e, "%s: expected an object", path);
+	TRY(pw_json_check_keys(e, item, path, keys));
 	TRY(get_name(e, item, path, "name", true, p->name, sizeof(p->name)));
 	TRY(get_ip(e, item, path, "ip", true, &p->ip));
 	TRY(get_cidr(e, item, path, "podCIDR", true, &p->pod_cidr));
 	pw_cidr_format(&p->pod_cidr, a);
 	if (!pw_cidr_within(&p->pod_cidr, &cfg->cluster_cidr)) {
 		pw_cidr_format(&cfg->cluster_cidr, b);
-		return fail(e, "%s.podCIDR: %s is not inside cluster.podCIDR %s", path, a, b);
+		return pw_jerr_fail(e, "%s.podCIDR: %s is not inside cluster.podCIDR %s", path, a, b);
 	}
 	if (pw_cidr_overlaps(&p->pod_cidr, &cfg->pod_cidr)) {
 		pw_cidr_format(&cfg->pod_cidr, b);
-		return fail(e, "%s.podCIDR: %s overlaps node.podCIDR %s", path, a, b);
+		return pw_jerr_fail(e, "%s.podCIDR: %s overlaps node.podCIDR %s", path, a, b);
 	}
 	if (p->ip == cfg->ip)
-		return fail(e, "%s.ip: is this node's own node.ip", path);
+		return pw_jerr_fail(e, "%s.ip: is this node's own node.ip", path);
 	if (strcmp(p->name, cfg->name) == 0)
-		return fail(e, "%s.name: \"%s\" is this node's own node.name", path, p->name);
+		return pw_jerr_fail(e, "%s.name: \"%s\" is this node's own node.name", path, p->name);
 	return 0;
 }
 
-static int parse_peers(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_peers(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	const cJSON *arr, *item;
 	int r, i = 0;
@@ -504,17 +441,17 @@ static int parse_peers(struct perr *e, const cJSON *root, struct pw_node_config 
 
 			pw_cidr_format(&p->pod_cidr, a);
 			if (pw_cidr_overlaps(&p->pod_cidr, &q->pod_cidr))
-				return fail(e, "%s.podCIDR: %s overlaps peers[%d].podCIDR", path, a, j);
+				return pw_jerr_fail(e, "%s.podCIDR: %s overlaps peers[%d].podCIDR", path, a, j);
 			if (strcmp(p->name, q->name) == 0)
-				return fail(e, "%s.name: \"%s\" is also peers[%d].name", path, p->name, j);
+				return pw_jerr_fail(e, "%s.name: \"%s\" is also peers[%d].name", path, p->name, j);
 			if (p->ip == q->ip)
-				return fail(e, "%s.ip: is also peers[%d].ip", path, j);
+				return pw_jerr_fail(e, "%s.ip: is also peers[%d].ip", path, j);
 		}
 	}
 	return 0;
 }
 
-static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
+static int parse_backends(struct pw_jerr *e, const cJSON *svc, const char *spath,
 			  struct pw_service_config *s)
 {
 	static const char *const keys[] = { "ip", "port", "terminating", NULL };
@@ -534,8 +471,8 @@ static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
 
 		snprintf(path, sizeof(path), "%s.backends[%d]", spath, i);
 		if (!cJSON_IsObject(item))
-			return fail(e, "%s: expected an object", path);
-		TRY(check_keys(e, item, path, keys));
+			return pw_jerr_fail(e, "%s: expected an object", path);
+		TRY(pw_json_check_keys(e, item, path, keys));
 		TRY(get_ip(e, item, path, "ip", true, &b->ip));
 		TRY(get_int(e, item, path, "port", true, 1, 65535, &port));
 		TRY(get_bool(e, item, path, "terminating", &b->terminating));
@@ -543,7 +480,7 @@ static int parse_backends(struct perr *e, const cJSON *svc, const char *spath,
 		s->n_backends = ++i;
 		for (int j = 0; j < i - 1; j++)
 			if (s->backends[j].ip == b->ip && s->backends[j].port == b->port)
-				return fail(e, "%s: duplicate of %s.backends[%d]", path, spath, j);
+				return pw_jerr_fail(e, "%s: duplicate of %s.backends[%d]", path, spath, j);
 	}
 	return 0;
 }
@@ -590,7 +527,7 @@ static bool svc_same(const struct pw_service_config *x, const struct pw_service_
 	return false;
 }
 
-static int check_service_duplicates(struct perr *e, const struct pw_node_config *cfg)
+static int check_service_duplicates(struct pw_jerr *e, const struct pw_node_config *cfg)
 {
 	int n = cfg->n_services, *idx, ret = 0;
 
@@ -616,11 +553,11 @@ static int check_service_duplicates(struct perr *e, const struct pw_node_config 
 			continue;
 		const struct pw_service_config *s = &cfg->services[first];
 		if (key == SVC_BY_NAME)
-			ret = fail(e, "services[%d].name: \"%s\" is also services[%d].name", first, s->name, other);
+			ret = pw_jerr_fail(e, "services[%d].name: \"%s\" is also services[%d].name", first, s->name, other);
 		else if (key == SVC_BY_FRONTEND)
-			ret = fail(e, "services[%d]: vip, port and protocol are also those of services[%d]", first, other);
+			ret = pw_jerr_fail(e, "services[%d]: vip, port and protocol are also those of services[%d]", first, other);
 		else
-			ret = fail(e, "services[%d].nodePort: %u is also services[%d].nodePort", first, s->node_port, other);
+			ret = pw_jerr_fail(e, "services[%d].nodePort: %u is also services[%d].nodePort", first, s->node_port, other);
 	}
 	free(idx);
 	return ret;
@@ -641,20 +578,20 @@ static const char *kubernetes_service_name_why(const char *name)
 }
 
 /* "Cluster" (the default) or "Local", as Kubernetes spells them. */
-static int get_traffic_policy(struct perr *e, const cJSON *item, const char *path, const char *key,
+static int get_traffic_policy(struct pw_jerr *e, const cJSON *item, const char *path, const char *key,
 			      bool *local)
 {
 	const char *v = "Cluster";
-	struct shown sh;
+	struct pw_json_shown sh;
 
 	TRY(get_string(e, item, path, key, false, &v));
 	if (strcmp(v, "Cluster") && strcmp(v, "Local"))
-		return fail(e, "%s.%s: \"%s\" is not one of Cluster, Local", path, key, shown(v, &sh));
+		return pw_jerr_fail(e, "%s.%s: \"%s\" is not one of Cluster, Local", path, key, pw_json_shown(v, &sh));
 	*local = strcmp(v, "Local") == 0;
 	return 0;
 }
 
-static int parse_service(struct perr *e, const cJSON *item, const char *path,
+static int parse_service(struct pw_jerr *e, const cJSON *item, const char *path,
 			 const struct pw_node_config *cfg, struct pw_service_config *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "nodePort",
@@ -663,28 +600,28 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	const char *proto = "tcp", *algo = "random", *why;
 	long port, node_port = 0, affinity = 0, hc_port = 0;
 	char vip[PW_IP4_STRLEN], scidr[PW_CIDR_STRLEN];
-	struct shown sh;
+	struct pw_json_shown sh;
 
 	if (!cJSON_IsObject(item))
-		return fail(e, "%s: expected an object", path);
-	TRY(check_keys(e, item, path, keys));
+		return pw_jerr_fail(e, "%s: expected an object", path);
+	TRY(pw_json_check_keys(e, item, path, keys));
 	TRY(get_name(e, item, path, "name", true, s->name, sizeof(s->name)));
 	/* Kubernetes' rule for service names, here in the file's parser so that
 	 * every way into the file (podwirectl service add, an editor, a tool)
 	 * meets it. Configs built in code do not come through here. */
 	if (cfg->from_kubernetes) {
 		if ((why = kubernetes_service_name_why(s->name)))
-			return fail(e, "%s.name: \"%s\" is not a Kubernetes source's service name "
-				    "(namespace/name:port/proto): %s", path, shown(s->name, &sh), why);
+			return pw_jerr_fail(e, "%s.name: \"%s\" is not a Kubernetes source's service name "
+				    "(namespace/name:port/proto): %s", path, pw_json_shown(s->name, &sh), why);
 	} else if ((why = pw_k8s_dns1035_label(s->name))) {
-		return fail(e, "%s.name: \"%s\" is not a valid service name (DNS-1035 label: lower case "
-			    "letters, digits and '-', a letter first): %s", path, shown(s->name, &sh), why);
+		return pw_jerr_fail(e, "%s.name: \"%s\" is not a valid service name (DNS-1035 label: lower case "
+			    "letters, digits and '-', a letter first): %s", path, pw_json_shown(s->name, &sh), why);
 	}
 	TRY(get_ip(e, item, path, "vip", true, &s->vip));
 	if (!pw_cidr_contains(&cfg->service_cidr, s->vip)) {
 		pw_ip4_format(s->vip, vip);
 		pw_cidr_format(&cfg->service_cidr, scidr);
-		return fail(e, "%s.vip: %s is not inside cluster.serviceCIDR %s", path, vip, scidr);
+		return pw_jerr_fail(e, "%s.vip: %s is not inside cluster.serviceCIDR %s", path, vip, scidr);
 	}
 	TRY(get_int(e, item, path, "port", true, 1, 65535, &port));
 	s->port = (uint16_t)port;
@@ -694,7 +631,7 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	else if (strcmp(proto, "udp") == 0)
 		s->protocol = IPPROTO_UDP;
 	else
-		return fail(e, "%s.protocol: \"%s\" is not one of tcp, udp", path, shown(proto, &sh));
+		return pw_jerr_fail(e, "%s.protocol: \"%s\" is not one of tcp, udp", path, pw_json_shown(proto, &sh));
 	TRY(get_int(e, item, path, "nodePort", false, PW_NODEPORT_MIN, PW_NODEPORT_MAX, &node_port));
 	s->node_port = (uint16_t)node_port;
 	TRY(get_string(e, item, path, "algorithm", false, &algo));
@@ -703,22 +640,22 @@ static int parse_service(struct perr *e, const cJSON *item, const char *path,
 	else if (strcmp(algo, "maglev") == 0)
 		s->maglev = true;
 	else
-		return fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, shown(algo, &sh));
+		return pw_jerr_fail(e, "%s.algorithm: \"%s\" is not one of random, maglev", path, pw_json_shown(algo, &sh));
 	TRY(get_int(e, item, path, "affinityTimeoutSeconds", false, 0, 86400, &affinity));
 	s->affinity_timeout = (uint32_t)affinity;
 	TRY(get_traffic_policy(e, item, path, "externalTrafficPolicy", &s->external_local));
 	TRY(get_traffic_policy(e, item, path, "internalTrafficPolicy", &s->internal_local));
 	if (s->external_local && !s->node_port)
-		return fail(e, "%s.externalTrafficPolicy: \"Local\" applies to the node port, and there is "
+		return pw_jerr_fail(e, "%s.externalTrafficPolicy: \"Local\" applies to the node port, and there is "
 			    "no nodePort", path);
 	TRY(get_int(e, item, path, "healthCheckNodePort", false, 1, 65535, &hc_port));
 	if (hc_port && !s->external_local)
-		return fail(e, "%s.healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one", path);
+		return pw_jerr_fail(e, "%s.healthCheckNodePort: only an externalTrafficPolicy \"Local\" service has one", path);
 	s->health_check_port = (uint16_t)hc_port;
 	return parse_backends(e, item, path, s);
 }
 
-static int parse_services(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_services(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	const cJSON *arr, *item;
 	int r, i = 0;
@@ -742,7 +679,7 @@ static int parse_services(struct perr *e, const cJSON *root, struct pw_node_conf
 	return check_service_duplicates(e, cfg);
 }
 
-static int parse_k8s_sections(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_k8s_sections(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	TRY(parse_node_k8s(e, root, cfg));
 	return parse_cluster(e, root, true, cfg);
@@ -765,21 +702,21 @@ static void json_error_position(const char *json, const char *at, int *line, int
 
 /* "source": "file" (the default: written by hand or by podwirectl) or
  * "kubernetes" (the config the agent built from the API and publishes). */
-static int parse_source(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_source(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "source");
 
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "file") && strcmp(v->valuestring, "kubernetes")))
-		return fail(e, "source: expected \"file\" or \"kubernetes\"");
+		return pw_jerr_fail(e, "source: expected \"file\" or \"kubernetes\"");
 	cfg->from_kubernetes = strcmp(v->valuestring, "kubernetes") == 0;
 	return 0;
 }
 
 /* namespaces, pods, networkPolicies: checked now (a bad policy is a bad
  * config, reported with its field), kept as one JSON text for the agent. */
-static int parse_policy_sections(struct perr *e, const cJSON *root, struct pw_node_config *cfg)
+static int parse_policy_sections(struct pw_jerr *e, const cJSON *root, struct pw_node_config *cfg)
 {
 	static const char *const keys[] = { "namespaces", "pods", "networkPolicies" };
 	struct pw_policy_model m;
@@ -814,7 +751,7 @@ static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, ch
 	static const char *const keys[] = { "node", "cluster", "peers", "services", "source",
 					    "namespaces", "pods", "networkPolicies", NULL };
 	static const char *const k8s_keys[] = { "node", "cluster", NULL };
-	struct perr e = { err, errlen };
+	struct pw_jerr e = { err, errlen };
 	const char *end = NULL;
 	cJSON *root;
 	int ret;
@@ -823,22 +760,22 @@ static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, ch
 	if (err && errlen)
 		err[0] = '\0';
 	if (!json)
-		return fail(&e, "config: empty");
+		return pw_jerr_fail(&e, "config: empty");
 	root = cJSON_ParseWithOpts(json, &end, 1);
 	if (!root) {
 		int line, col;
 
 		json_error_position(json, end ? end : cJSON_GetErrorPtr(), &line, &col);
-		return fail(&e, "invalid JSON at line %d, column %d", line, col);
+		return pw_jerr_fail(&e, "invalid JSON at line %d, column %d", line, col);
 	}
 	if (!cJSON_IsObject(root))
-		ret = fail(&e, "config: expected a JSON object at the top level");
-	else if (k8s && check_keys(&e, root, "config", k8s_keys))
-		ret = fail(&e, "config.%s: not allowed in Kubernetes mode (the API says it); only node "
+		ret = pw_jerr_fail(&e, "config: expected a JSON object at the top level");
+	else if (k8s && pw_json_check_keys(&e, root, "config", k8s_keys))
+		ret = pw_jerr_fail(&e, "config.%s: not allowed in Kubernetes mode (the API says it); only node "
 			   "(uplink, mtu) and cluster are", node_foreign_key(root, k8s_keys));
 	else if (k8s)
 		ret = parse_k8s_sections(&e, root, cfg);
-	else if (!(ret = check_keys(&e, root, "config", keys)) &&
+	else if (!(ret = pw_json_check_keys(&e, root, "config", keys)) &&
 		 !(ret = parse_source(&e, root, cfg)) &&
 		 !(ret = parse_node(&e, root, cfg)) &&
 		 !(ret = parse_cluster(&e, root, false, cfg)) &&
@@ -847,7 +784,7 @@ static int parse_root(const char *json, bool k8s, struct pw_node_config *cfg, ch
 		ret = parse_policy_sections(&e, root, cfg);
 	cJSON_Delete(root);
 	if (ret == -ENOMEM)
-		fail(&e, "config: out of memory");
+		pw_jerr_fail(&e, "config: out of memory");
 	if (ret)
 		pw_config_free(cfg);
 	return ret;

@@ -7,26 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "jsonparse.h"
 #include "policy.h"
 
 /* ---------------- parsing ---------------- */
-
-struct perr {
-	char *buf;
-	size_t len;
-};
-
-static int __attribute__((format(printf, 2, 3))) fail(struct perr *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e->buf && e->len) {
-		va_start(ap, fmt);
-		vsnprintf(e->buf, e->len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 /* A field's path for messages ("networkPolicies[0].spec.ingress[1]"); a
  * path longer than the buffer is cut, which only shortens a message. */
@@ -41,45 +25,28 @@ static void __attribute__((format(printf, 3, 4))) sub(char *out, size_t size, co
 
 #define TRY(x) do { int _r = (x); if (_r) return _r; } while (0)
 
-static int check_keys(struct perr *e, const cJSON *o, const char *path, const char *const *allowed)
-{
-	const cJSON *it;
-
-	if (!cJSON_IsObject(o))
-		return fail(e, "%s: expected an object", path);
-	cJSON_ArrayForEach(it, o) {
-		int i;
-
-		for (i = 0; allowed[i] && strcmp(allowed[i], it->string); i++)
-			;
-		if (!allowed[i])
-			return fail(e, "%s.%.64s: unknown field", path, it->string);
-	}
-	return 0;
-}
-
-static int get_str(struct perr *e, const cJSON *o, const char *path, const char *key, char *out, size_t size,
+static int get_str(struct pw_jerr *e, const cJSON *o, const char *path, const char *key, char *out, size_t size,
 		   bool required)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
 	if (!v || cJSON_IsNull(v)) {
 		if (required)
-			return fail(e, "%s.%s: missing", path, key);
+			return pw_jerr_fail(e, "%s.%s: missing", path, key);
 		return 0;
 	}
 	if (!cJSON_IsString(v))
-		return fail(e, "%s.%s: expected a string", path, key);
+		return pw_jerr_fail(e, "%s.%s: expected a string", path, key);
 	if (strlen(v->valuestring) >= size)
-		return fail(e, "%s.%s: longer than %zu characters", path, key, size - 1);
+		return pw_jerr_fail(e, "%s.%s: longer than %zu characters", path, key, size - 1);
 	if (required && !v->valuestring[0])
-		return fail(e, "%s.%s: empty", path, key);
+		return pw_jerr_fail(e, "%s.%s: empty", path, key);
 	strcpy(out, v->valuestring);
 	return 0;
 }
 
 /* A JSON array (or absent/null: *n = 0) of objects; calloc'ed elements. */
-static int get_array(struct perr *e, const cJSON *o, const char *path, const char *key, const cJSON **arr,
+static int get_array(struct pw_jerr *e, const cJSON *o, const char *path, const char *key, const cJSON **arr,
 		     int *n)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -89,13 +56,13 @@ static int get_array(struct perr *e, const cJSON *o, const char *path, const cha
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsArray(v))
-		return fail(e, "%s.%s: expected an array", path, key);
+		return pw_jerr_fail(e, "%s.%s: expected an array", path, key);
 	*arr = v;
 	*n = cJSON_GetArraySize(v);
 	return 0;
 }
 
-static int parse_labels(struct perr *e, const cJSON *v, const char *path, struct pw_labels *l)
+static int parse_labels(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_labels *l)
 {
 	const cJSON *it;
 	int n = 0;
@@ -103,18 +70,18 @@ static int parse_labels(struct perr *e, const cJSON *v, const char *path, struct
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsObject(v))
-		return fail(e, "%s: expected an object of label: value", path);
+		return pw_jerr_fail(e, "%s: expected an object of label: value", path);
 	l->n = cJSON_GetArraySize(v);
 	l->v = calloc((size_t)l->n + 1, sizeof(*l->v));
 	if (!l->v)
 		return -ENOMEM;
 	cJSON_ArrayForEach(it, v) {
 		if (!it->string[0] || strlen(it->string) >= PW_LABEL_KEY_MAX)
-			return fail(e, "%s: label key \"%.64s\" empty or too long", path, it->string);
+			return pw_jerr_fail(e, "%s: label key \"%.64s\" empty or too long", path, it->string);
 		if (!cJSON_IsString(it))
-			return fail(e, "%s.%.64s: expected a string value", path, it->string);
+			return pw_jerr_fail(e, "%s.%.64s: expected a string value", path, it->string);
 		if (strlen(it->valuestring) >= PW_LABEL_VAL_MAX)
-			return fail(e, "%s.%.64s: value longer than 63 characters", path, it->string);
+			return pw_jerr_fail(e, "%s.%.64s: value longer than 63 characters", path, it->string);
 		strcpy(l->v[n].key, it->string);
 		strcpy(l->v[n].value, it->valuestring);
 		n++;
@@ -122,14 +89,14 @@ static int parse_labels(struct perr *e, const cJSON *v, const char *path, struct
 	return 0;
 }
 
-static int parse_expr(struct perr *e, const cJSON *v, const char *path, struct pw_sel_expr *x)
+static int parse_expr(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_sel_expr *x)
 {
 	static const char *const keys[] = { "key", "operator", "values", NULL };
 	char op[32] = "";
 	const cJSON *vals, *it;
 	int n = 0;
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(get_str(e, v, path, "key", x->key, sizeof(x->key), true));
 	TRY(get_str(e, v, path, "operator", op, sizeof(op), true));
 	if (!strcmp(op, "In"))
@@ -141,34 +108,34 @@ static int parse_expr(struct perr *e, const cJSON *v, const char *path, struct p
 	else if (!strcmp(op, "DoesNotExist"))
 		x->op = PW_SEL_DOES_NOT_EXIST;
 	else
-		return fail(e, "%s.operator: \"%s\" is not In, NotIn, Exists or DoesNotExist", path, op);
+		return pw_jerr_fail(e, "%s.operator: \"%s\" is not In, NotIn, Exists or DoesNotExist", path, op);
 	vals = cJSON_GetObjectItemCaseSensitive(v, "values");
 	if (vals && !cJSON_IsNull(vals) && !cJSON_IsArray(vals))
-		return fail(e, "%s.values: expected an array of strings", path);
+		return pw_jerr_fail(e, "%s.values: expected an array of strings", path);
 	x->n_values = vals && cJSON_IsArray(vals) ? cJSON_GetArraySize(vals) : 0;
 	if ((x->op == PW_SEL_IN || x->op == PW_SEL_NOT_IN) && !x->n_values)
-		return fail(e, "%s.values: must be non-empty for %s", path, op);
+		return pw_jerr_fail(e, "%s.values: must be non-empty for %s", path, op);
 	if ((x->op == PW_SEL_EXISTS || x->op == PW_SEL_DOES_NOT_EXIST) && x->n_values)
-		return fail(e, "%s.values: must be empty for %s", path, op);
+		return pw_jerr_fail(e, "%s.values: must be empty for %s", path, op);
 	x->values = calloc((size_t)x->n_values + 1, sizeof(*x->values));
 	if (!x->values)
 		return -ENOMEM;
 	cJSON_ArrayForEach(it, vals) {
 		if (!cJSON_IsString(it) || strlen(it->valuestring) >= PW_LABEL_VAL_MAX)
-			return fail(e, "%s.values[%d]: expected a label value (string of at most 63)", path, n);
+			return pw_jerr_fail(e, "%s.values[%d]: expected a label value (string of at most 63)", path, n);
 		strcpy(x->values[n++], it->valuestring);
 	}
 	return 0;
 }
 
-static int parse_selector(struct perr *e, const cJSON *v, const char *path, struct pw_selector *s)
+static int parse_selector(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_selector *s)
 {
 	static const char *const keys[] = { "matchLabels", "matchExpressions", NULL };
 	const cJSON *exprs, *it;
 	char p[256];
 	int n = 0;
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	sub(p, sizeof(p), "%s.matchLabels", path);
 	TRY(parse_labels(e, cJSON_GetObjectItemCaseSensitive(v, "matchLabels"), p, &s->match));
 	TRY(get_array(e, v, path, "matchExpressions", &exprs, &s->n_expr));
@@ -182,7 +149,7 @@ static int parse_selector(struct perr *e, const cJSON *v, const char *path, stru
 	return 0;
 }
 
-static int parse_proto(struct perr *e, const cJSON *v, const char *path, uint8_t *proto)
+static int parse_proto(struct pw_jerr *e, const cJSON *v, const char *path, uint8_t *proto)
 {
 	char s[16] = "TCP";
 
@@ -194,53 +161,53 @@ static int parse_proto(struct perr *e, const cJSON *v, const char *path, uint8_t
 	else if (!strcmp(s, "SCTP"))
 		*proto = IPPROTO_SCTP;
 	else
-		return fail(e, "%s.protocol: \"%s\" is not TCP, UDP or SCTP", path, s);
+		return pw_jerr_fail(e, "%s.protocol: \"%s\" is not TCP, UDP or SCTP", path, s);
 	return 0;
 }
 
-static int parse_port(struct perr *e, const cJSON *v, const char *path, struct pw_pol_port *pp)
+static int parse_port(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_pol_port *pp)
 {
 	static const char *const keys[] = { "port", "endPort", "protocol", NULL };
 	const cJSON *port = cJSON_GetObjectItemCaseSensitive(v, "port");
 	const cJSON *end = cJSON_GetObjectItemCaseSensitive(v, "endPort");
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(parse_proto(e, v, path, &pp->proto));
 	if (port && cJSON_IsString(port)) {
 		if (!port->valuestring[0] || strlen(port->valuestring) > 15)
-			return fail(e, "%s.port: a port name has 1 to 15 characters", path);
+			return pw_jerr_fail(e, "%s.port: a port name has 1 to 15 characters", path);
 		strcpy(pp->name, port->valuestring);
 	} else if (port && cJSON_IsNumber(port)) {
 		if (port->valuedouble < 1 || port->valuedouble > 65535 || port->valuedouble != (int)port->valuedouble)
-			return fail(e, "%s.port: %g is not a port (1-65535)", path, port->valuedouble);
+			return pw_jerr_fail(e, "%s.port: %g is not a port (1-65535)", path, port->valuedouble);
 		pp->port = (uint16_t)port->valueint;
 	} else if (port && !cJSON_IsNull(port)) {
-		return fail(e, "%s.port: expected a number or a port name", path);
+		return pw_jerr_fail(e, "%s.port: expected a number or a port name", path);
 	}
 	if (end && !cJSON_IsNull(end)) {
 		if (!cJSON_IsNumber(end) || end->valuedouble < 1 || end->valuedouble > 65535 ||
 		    end->valuedouble != (int)end->valuedouble)
-			return fail(e, "%s.endPort: expected a port (1-65535)", path);
+			return pw_jerr_fail(e, "%s.endPort: expected a port (1-65535)", path);
 		if (!pp->port)
-			return fail(e, "%s.endPort: needs a numeric port", path);
+			return pw_jerr_fail(e, "%s.endPort: needs a numeric port", path);
 		if (end->valueint < pp->port)
-			return fail(e, "%s.endPort: %d is below port %u", path, end->valueint, pp->port);
+			return pw_jerr_fail(e, "%s.endPort: %d is below port %u", path, end->valueint, pp->port);
 		pp->end_port = (uint16_t)end->valueint;
 	}
 	return 0;
 }
 
-static int parse_ipblock(struct perr *e, const cJSON *v, const char *path, struct pw_ipblock *b)
+static int parse_ipblock(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_ipblock *b)
 {
 	static const char *const keys[] = { "cidr", "except", NULL };
 	char s[32] = "", p[256];
 	const cJSON *exc, *it;
 	int n = 0;
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(get_str(e, v, path, "cidr", s, sizeof(s), true));
 	if (pw_cidr_parse(s, &b->cidr))
-		return fail(e, "%s.cidr: \"%s\" is not an IPv4 CIDR (podwire is IPv4-only)", path, s);
+		return pw_jerr_fail(e, "%s.cidr: \"%s\" is not an IPv4 CIDR (podwire is IPv4-only)", path, s);
 	TRY(get_array(e, v, path, "except", &exc, &b->n_except));
 	b->except = calloc((size_t)b->n_except + 1, sizeof(*b->except));
 	if (!b->except)
@@ -248,15 +215,15 @@ static int parse_ipblock(struct perr *e, const cJSON *v, const char *path, struc
 	cJSON_ArrayForEach(it, exc) {
 		sub(p, sizeof(p), "%s.except[%d]", path, n);
 		if (!cJSON_IsString(it) || pw_cidr_parse(it->valuestring, &b->except[n]))
-			return fail(e, "%s: expected an IPv4 CIDR", p);
+			return pw_jerr_fail(e, "%s: expected an IPv4 CIDR", p);
 		if (!pw_cidr_within(&b->except[n], &b->cidr) || b->except[n].prefix == b->cidr.prefix)
-			return fail(e, "%s: %s is not strictly inside cidr %s", p, it->valuestring, s);
+			return pw_jerr_fail(e, "%s: %s is not strictly inside cidr %s", p, it->valuestring, s);
 		n++;
 	}
 	return 0;
 }
 
-static int parse_peer(struct perr *e, const cJSON *v, const char *path, struct pw_pol_peer *peer)
+static int parse_peer(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_pol_peer *peer)
 {
 	static const char *const keys[] = { "podSelector", "namespaceSelector", "ipBlock", NULL };
 	const cJSON *pod = cJSON_GetObjectItemCaseSensitive(v, "podSelector");
@@ -264,14 +231,14 @@ static int parse_peer(struct perr *e, const cJSON *v, const char *path, struct p
 	const cJSON *ipb = cJSON_GetObjectItemCaseSensitive(v, "ipBlock");
 	char p[256];
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	peer->has_pod = pod && !cJSON_IsNull(pod);
 	peer->has_ns = ns && !cJSON_IsNull(ns);
 	peer->is_ipblock = ipb && !cJSON_IsNull(ipb);
 	if (peer->is_ipblock && (peer->has_pod || peer->has_ns))
-		return fail(e, "%s: ipBlock cannot be combined with podSelector or namespaceSelector", path);
+		return pw_jerr_fail(e, "%s: ipBlock cannot be combined with podSelector or namespaceSelector", path);
 	if (!peer->is_ipblock && !peer->has_pod && !peer->has_ns)
-		return fail(e, "%s: needs podSelector, namespaceSelector or ipBlock", path);
+		return pw_jerr_fail(e, "%s: needs podSelector, namespaceSelector or ipBlock", path);
 	if (peer->is_ipblock) {
 		sub(p, sizeof(p), "%s.ipBlock", path);
 		return parse_ipblock(e, ipb, p, &peer->ipb);
@@ -287,7 +254,7 @@ static int parse_peer(struct perr *e, const cJSON *v, const char *path, struct p
 	return 0;
 }
 
-static int parse_rule(struct perr *e, const cJSON *v, const char *path, const char *peers_key,
+static int parse_rule(struct pw_jerr *e, const cJSON *v, const char *path, const char *peers_key,
 		      struct pw_pol_rule *r)
 {
 	const char *const keys[] = { peers_key, "ports", NULL };
@@ -295,7 +262,7 @@ static int parse_rule(struct perr *e, const cJSON *v, const char *path, const ch
 	char p[256];
 	int n = 0;
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(get_array(e, v, path, peers_key, &peers, &r->n_peers));
 	TRY(get_array(e, v, path, "ports", &ports, &r->n_ports));
 	r->peers = calloc((size_t)r->n_peers + 1, sizeof(*r->peers));
@@ -314,7 +281,7 @@ static int parse_rule(struct perr *e, const cJSON *v, const char *path, const ch
 	return 0;
 }
 
-static int parse_rules(struct perr *e, const cJSON *spec, const char *path, const char *key,
+static int parse_rules(struct pw_jerr *e, const cJSON *spec, const char *path, const char *key,
 		       const char *peers_key, struct pw_pol_rule **out, int *n_out)
 {
 	const cJSON *arr, *it;
@@ -332,7 +299,7 @@ static int parse_rules(struct perr *e, const cJSON *spec, const char *path, cons
 	return 0;
 }
 
-static int parse_policy_types(struct perr *e, const cJSON *spec, const char *path, struct pw_netpol *np)
+static int parse_policy_types(struct pw_jerr *e, const cJSON *spec, const char *path, struct pw_netpol *np)
 {
 	const cJSON *types = cJSON_GetObjectItemCaseSensitive(spec, "policyTypes"), *it;
 
@@ -343,19 +310,19 @@ static int parse_policy_types(struct perr *e, const cJSON *spec, const char *pat
 		return 0;
 	}
 	if (!cJSON_IsArray(types))
-		return fail(e, "%s.policyTypes: expected an array", path);
+		return pw_jerr_fail(e, "%s.policyTypes: expected an array", path);
 	cJSON_ArrayForEach(it, types) {
 		if (cJSON_IsString(it) && !strcmp(it->valuestring, "Ingress"))
 			np->ingress = true;
 		else if (cJSON_IsString(it) && !strcmp(it->valuestring, "Egress"))
 			np->egress = true;
 		else
-			return fail(e, "%s.policyTypes: expected \"Ingress\" or \"Egress\"", path);
+			return pw_jerr_fail(e, "%s.policyTypes: expected \"Ingress\" or \"Egress\"", path);
 	}
 	return 0;
 }
 
-static int parse_netpol(struct perr *e, const cJSON *v, const char *path, struct pw_netpol *np)
+static int parse_netpol(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_netpol *np)
 {
 	static const char *const keys[] = { "apiVersion", "kind", "metadata", "spec", NULL };
 	static const char *const meta_keys[] = { "name", "namespace", "labels", "annotations", "uid",
@@ -366,19 +333,19 @@ static int parse_netpol(struct perr *e, const cJSON *v, const char *path, struct
 	const cJSON *sel;
 	char p[256];
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	sub(p, sizeof(p), "%s.metadata", path);
 	if (!meta)
-		return fail(e, "%s: missing", p);
-	TRY(check_keys(e, meta, p, meta_keys));
+		return pw_jerr_fail(e, "%s: missing", p);
+	TRY(pw_json_check_keys(e, meta, p, meta_keys));
 	TRY(get_str(e, meta, p, "name", np->name, sizeof(np->name), true));
 	strcpy(np->ns, "default");
 	TRY(get_str(e, meta, p, "namespace", np->ns, sizeof(np->ns), false));
 	np->id = pw_policy_id(np->ns, np->name);
 	sub(p, sizeof(p), "%s.spec", path);
 	if (!spec)
-		return fail(e, "%s: missing", p);
-	TRY(check_keys(e, spec, p, spec_keys));
+		return pw_jerr_fail(e, "%s: missing", p);
+	TRY(pw_json_check_keys(e, spec, p, spec_keys));
 	sel = cJSON_GetObjectItemCaseSensitive(spec, "podSelector");
 	if (sel && !cJSON_IsNull(sel)) {
 		char sp[256];
@@ -391,7 +358,7 @@ static int parse_netpol(struct perr *e, const cJSON *v, const char *path, struct
 	return parse_policy_types(e, spec, p, np);
 }
 
-static int parse_named_ports(struct perr *e, const cJSON *pod, const char *path, struct pw_pod_model *pm)
+static int parse_named_ports(struct pw_jerr *e, const cJSON *pod, const char *path, struct pw_pod_model *pm)
 {
 	static const char *const keys[] = { "name", "containerPort", "protocol", NULL };
 	const cJSON *arr, *it;
@@ -407,38 +374,38 @@ static int parse_named_ports(struct perr *e, const cJSON *pod, const char *path,
 		const cJSON *cp = cJSON_GetObjectItemCaseSensitive(it, "containerPort");
 
 		sub(p, sizeof(p), "%s.ports[%d]", path, n++);
-		TRY(check_keys(e, it, p, keys));
+		TRY(pw_json_check_keys(e, it, p, keys));
 		TRY(get_str(e, it, p, "name", np->name, sizeof(np->name), false));
 		if (!cJSON_IsNumber(cp) || cp->valuedouble < 1 || cp->valuedouble > 65535)
-			return fail(e, "%s.containerPort: expected a port (1-65535)", p);
+			return pw_jerr_fail(e, "%s.containerPort: expected a port (1-65535)", p);
 		np->port = (uint16_t)cp->valueint;
 		TRY(parse_proto(e, it, p, &np->proto));
 	}
 	return 0;
 }
 
-static int parse_pod(struct perr *e, const cJSON *v, const char *path, struct pw_pod_model *pm)
+static int parse_pod(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_pod_model *pm)
 {
 	static const char *const keys[] = { "namespace", "name", "labels", "ip", "ports", NULL };
 	char ip[32] = "", p[256];
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(get_str(e, v, path, "namespace", pm->ns, sizeof(pm->ns), true));
 	TRY(get_str(e, v, path, "name", pm->name, sizeof(pm->name), true));
 	TRY(get_str(e, v, path, "ip", ip, sizeof(ip), false));
 	if (ip[0] && pw_ip4_parse(ip, &pm->ip))
-		return fail(e, "%s.ip: \"%s\" is not an IPv4 address", path, ip);
+		return pw_jerr_fail(e, "%s.ip: \"%s\" is not an IPv4 address", path, ip);
 	sub(p, sizeof(p), "%s.labels", path);
 	TRY(parse_labels(e, cJSON_GetObjectItemCaseSensitive(v, "labels"), p, &pm->labels));
 	return parse_named_ports(e, v, path, pm);
 }
 
-static int parse_ns(struct perr *e, const cJSON *v, const char *path, struct pw_ns_model *nm)
+static int parse_ns(struct pw_jerr *e, const cJSON *v, const char *path, struct pw_ns_model *nm)
 {
 	static const char *const keys[] = { "name", "labels", NULL };
 	char p[256];
 
-	TRY(check_keys(e, v, path, keys));
+	TRY(pw_json_check_keys(e, v, path, keys));
 	TRY(get_str(e, v, path, "name", nm->name, sizeof(nm->name), true));
 	sub(p, sizeof(p), "%s.labels", path);
 	return parse_labels(e, cJSON_GetObjectItemCaseSensitive(v, "labels"), p, &nm->labels);
@@ -455,7 +422,7 @@ static int pod_name_cmp(const void *a, const void *b)
 
 /* A pod is one object per namespace/name, as in the API (sorted: 10,000
  * pods are checked in O(n log n)). */
-static int check_pods_unique(struct perr *e, const struct pw_policy_model *m)
+static int check_pods_unique(struct pw_jerr *e, const struct pw_policy_model *m)
 {
 	const struct pw_pod_model **v = calloc((size_t)m->n_pods + 1, sizeof(*v));
 	int ret = 0;
@@ -467,19 +434,19 @@ static int check_pods_unique(struct perr *e, const struct pw_policy_model *m)
 	qsort(v, (size_t)m->n_pods, sizeof(*v), pod_name_cmp);
 	for (int i = 1; i < m->n_pods && !ret; i++)
 		if (!pod_name_cmp(&v[i - 1], &v[i]))
-			ret = fail(e, "pods[%d]: %s/%s repeats pods[%d]", (int)(v[i] - m->pods), v[i]->ns, v[i]->name,
+			ret = pw_jerr_fail(e, "pods[%d]: %s/%s repeats pods[%d]", (int)(v[i] - m->pods), v[i]->ns, v[i]->name,
 				   (int)(v[i - 1] - m->pods));
 	free(v);
 	return ret;
 }
 
-static int check_unique(struct perr *e, const struct pw_policy_model *m)
+static int check_unique(struct pw_jerr *e, const struct pw_policy_model *m)
 {
 	TRY(check_pods_unique(e, m));
 	for (int i = 0; i < m->n_pols; i++)
 		for (int j = 0; j < i; j++)
 			if (m->pols[i].id == m->pols[j].id)
-				return fail(e, "networkPolicies[%d]: %s/%s %s networkPolicies[%d]", i, m->pols[i].ns,
+				return pw_jerr_fail(e, "networkPolicies[%d]: %s/%s %s networkPolicies[%d]", i, m->pols[i].ns,
 					    m->pols[i].name,
 					    strcmp(m->pols[i].ns, m->pols[j].ns) || strcmp(m->pols[i].name, m->pols[j].name)
 						    ? "has the same policy id as"
@@ -488,11 +455,11 @@ static int check_unique(struct perr *e, const struct pw_policy_model *m)
 	for (int i = 0; i < m->n_ns; i++)
 		for (int j = 0; j < i; j++)
 			if (!strcmp(m->ns[i].name, m->ns[j].name))
-				return fail(e, "namespaces[%d]: %s repeats namespaces[%d]", i, m->ns[i].name, j);
+				return pw_jerr_fail(e, "namespaces[%d]: %s repeats namespaces[%d]", i, m->ns[i].name, j);
 	return 0;
 }
 
-static int parse_model(struct perr *e, const cJSON *root, struct pw_policy_model *m)
+static int parse_model(struct pw_jerr *e, const cJSON *root, struct pw_policy_model *m)
 {
 	const cJSON *arr, *it;
 	char p[64];
@@ -530,7 +497,7 @@ static int parse_model(struct perr *e, const cJSON *root, struct pw_policy_model
 
 int pw_policy_model_parse(const char *json, struct pw_policy_model *m, char *err, size_t errlen)
 {
-	struct perr e = { err, errlen };
+	struct pw_jerr e = { err, errlen };
 	cJSON *root;
 	int ret;
 
@@ -541,11 +508,11 @@ int pw_policy_model_parse(const char *json, struct pw_policy_model *m, char *err
 		return 0;
 	root = cJSON_Parse(json);
 	if (!root)
-		return fail(&e, "policy model: invalid JSON");
-	ret = cJSON_IsObject(root) ? parse_model(&e, root, m) : fail(&e, "policy model: expected an object");
+		return pw_jerr_fail(&e, "policy model: invalid JSON");
+	ret = cJSON_IsObject(root) ? parse_model(&e, root, m) : pw_jerr_fail(&e, "policy model: expected an object");
 	cJSON_Delete(root);
 	if (ret == -ENOMEM)
-		fail(&e, "policy model: out of memory");
+		pw_jerr_fail(&e, "policy model: out of memory");
 	if (ret)
 		pw_policy_model_free(m);
 	return ret;
@@ -600,7 +567,7 @@ int pw_policy_parse_element(enum pw_policy_section sec, const char *text, size_t
 			    char *err, size_t errlen)
 {
 	static const char *const names[] = { "namespaces", "pods", "networkPolicies" };
-	struct perr e = { err, errlen };
+	struct pw_jerr e = { err, errlen };
 	cJSON *v = cJSON_ParseWithLength(text, len);
 	char path[64];
 	int ret;
@@ -609,7 +576,7 @@ int pw_policy_parse_element(enum pw_policy_section sec, const char *text, size_t
 		err[0] = '\0';
 	sub(path, sizeof(path), "%s[%d]", names[sec], index);
 	if (!v)
-		return fail(&e, "%s: invalid JSON", path);
+		return pw_jerr_fail(&e, "%s: invalid JSON", path);
 	if (sec == PW_POL_SEC_NS) {
 		memset(out, 0, sizeof(struct pw_ns_model));
 		ret = parse_ns(&e, v, path, out);
@@ -628,7 +595,7 @@ int pw_policy_parse_element(enum pw_policy_section sec, const char *text, size_t
 	}
 	cJSON_Delete(v);
 	if (ret == -ENOMEM)
-		fail(&e, "%s: out of memory", path);
+		pw_jerr_fail(&e, "%s: out of memory", path);
 	return ret;
 }
 
