@@ -210,7 +210,7 @@ set_services() {
 tcp_peer_seen() {
 	local from=$1 to=$2 port=${3:-7001} srv
 	local dst=${PW_POD_IP[$to]:-${PW_HOST_IP[$to]:-}}
-	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 10 socat -T5 TCP-LISTEN:"$port",reuseaddr \
+	nsenter --net="/run/netns/${PW_PREFIX}-$to" timeout 30 socat -T5 TCP-LISTEN:"$port",reuseaddr \
 		SYSTEM:'echo $SOCAT_PEERADDR' &
 	srv=$!
 	wait_listen "$to" "$port" tcp
@@ -256,7 +256,9 @@ tcp_transfer_intact() {
 wait_listen() { # POD PORT tcp|udp
 	local i flag=-lnt
 	[ "$3" = udp ] && flag=-lnu
-	for i in $(seq 50); do
+	# Up to ~10 s: a listener's start (nsenter, timeout, socat) can take
+	# seconds in a TCG guest of the kernel matrix.
+	for i in $(seq 200); do
 		in_ns "${PW_PREFIX}-$1" ss "$flag" | grep -q ":$2 " && return 0
 		sleep 0.05
 	done
