@@ -336,31 +336,28 @@ static int idpair_cmp(const void *a, const void *b)
 	return x->id != y->id ? (x->id < y->id ? -1 : 1) : x->i - y->i;
 }
 
-static void test_id_clash(void)
+/* Two policy names in namespace ns with one policy id (32-bit FNV-1a of
+ * "ns/name"), first < second in key order: found by search among 300,000
+ * names (birthday bound). false if none. */
+static bool find_id_clash(const char *ns, char first[32], char second[32])
 {
-	/* Two names with one policy id (32-bit FNV-1a of "ns/name") would make
-	 * the model refuse every policy: the later in key order goes. A clash
-	 * is found by search among 300,000 names (birthday bound). */
 	enum { N = 300000 };
 	struct idpair *v = calloc(N, sizeof(*v));
-	struct pw_k8s_model *m = model();
-	struct pw_node_config c;
-	struct pw_policy_model pm;
-	char name[32], json[256], first[32] = "", second[32] = "";
+	char name[32];
 
+	first[0] = second[0] = '\0';
 	for (int i = 0; v && i < N; i++) {
 		snprintf(name, sizeof(name), "p%d", i);
-		v[i] = (struct idpair){ pw_policy_id("ns", name), i };
+		v[i] = (struct idpair){ pw_policy_id(ns, name), i };
 	}
 	if (v)
 		qsort(v, N, sizeof(*v), idpair_cmp);
 	for (int i = 1; v && i < N && !first[0]; i++)
 		if (v[i].id == v[i - 1].id) {
-			snprintf(first, sizeof(first), "p%d", v[i - 1].i);
-			snprintf(second, sizeof(second), "p%d", v[i].i);
+			snprintf(first, 32, "p%d", v[i - 1].i);
+			snprintf(second, 32, "p%d", v[i].i);
 		}
 	free(v);
-	PWT_EXPECT(first[0], "two policy names with one id found");
 	if (strcmp(first, second) > 0) {
 		char t[32];
 
@@ -368,6 +365,19 @@ static void test_id_clash(void)
 		strcpy(first, second);
 		strcpy(second, t);
 	}
+	return first[0] != '\0';
+}
+
+static void test_id_clash(void)
+{
+	/* Two names with one policy id would make the model refuse every
+	 * policy: the later in key order goes. */
+	struct pw_k8s_model *m = model();
+	struct pw_node_config c;
+	struct pw_policy_model pm;
+	char json[256], first[32], second[32];
+
+	PWT_EXPECT(find_id_clash("ns", first, second), "two policy names with one id found");
 	snprintf(json, sizeof(json), "{'metadata':{'name':'%s','namespace':'ns'},'spec':{'podSelector':{}}}", first);
 	put(m, PW_K8S_NETPOL, json);
 	snprintf(json, sizeof(json), "{'metadata':{'name':'%s','namespace':'ns'},'spec':{'podSelector':{}}}", second);
@@ -382,6 +392,205 @@ static void test_id_clash(void)
 	pw_k8s_model_free(m);
 }
 
+/* ---- object by object (the agent's way) against the whole text ---- */
+
+struct rng {
+	unsigned long long s;
+};
+
+static int rnd(struct rng *r, int n)
+{
+	r->s = r->s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (int)((r->s >> 33) % (unsigned long long)n);
+}
+
+#define OBJ_NS   3
+#define OBJ_PODS 12
+#define OBJ_POLS 6
+
+/* Object i of kind: random labels, ports and rules; its namespace is
+ * fixed (ns<i % OBJ_NS>; the clashing policies' is ns0). meta_only: just
+ * its metadata (for a deletion). */
+static void object(struct rng *r, enum pw_k8s_kind kind, int i, const char clash[2][32], bool meta_only, char *out,
+		   size_t size)
+{
+	char meta[128];
+
+	if (kind == PW_K8S_NAMESPACE)
+		snprintf(meta, sizeof(meta), "'metadata':{'name':'ns%d','labels':{'team':'t%d'}}", i,
+			 meta_only ? 0 : rnd(r, 2));
+	else if (kind == PW_K8S_POD)
+		snprintf(meta, sizeof(meta), "'metadata':{'name':'p%d','namespace':'ns%d','labels':{'app':'a%d'}}", i,
+			 i % OBJ_NS, meta_only ? 0 : rnd(r, 4));
+	else if (i >= OBJ_POLS - 2)   /* the last two are the clashing names */
+		snprintf(meta, sizeof(meta), "'metadata':{'name':'%s','namespace':'ns0'}", clash[i - (OBJ_POLS - 2)]);
+	else
+		snprintf(meta, sizeof(meta), "'metadata':{'name':'n%d','namespace':'ns%d'}", i, i % OBJ_NS);
+	if (meta_only || kind == PW_K8S_NAMESPACE)
+		snprintf(out, size, "{%s}", meta);
+	else if (kind == PW_K8S_POD)
+		snprintf(out, size, "{%s,'spec':{'nodeName':'node%d','containers':[{'name':'c','ports':[{'name':'http',"
+			 "'containerPort':%d}]}]},'status':{'phase':'Running','podIP':'10.244.%d.%d'}}",
+			 meta, i % 2 + 1, 80 + rnd(r, 2), i % 2 + 1, i + 2);
+	else
+		snprintf(out, size, "{%s,'spec':{'podSelector':{'matchLabels':{'app':'a%d'}},'ingress':[{'from':[{%s"
+			 "'podSelector':{'matchLabels':{'app':'a%d'}}}],'ports':[{'port':%s}]}]%s}}",
+			 meta, rnd(r, 4), rnd(r, 2) ? "'namespaceSelector':{'matchLabels':{'team':'t1'}}," : "",
+			 rnd(r, 4), rnd(r, 2) ? "'http'" : "81",
+			 rnd(r, 3) ? "" : ",'egress':[{'to':[{'ipBlock':{'cidr':'10.244.0.0/16','except':['10.244.2.0/24']}}]}]");
+}
+
+static bool states_equal(const struct pw_policy_state *a, const struct pw_policy_state *b)
+{
+	return a->n_ids == b->n_ids && a->n_eps == b->n_eps && a->n_rules == b->n_rules &&
+	       (!a->n_ids || !memcmp(a->ids, b->ids, (size_t)a->n_ids * sizeof(*a->ids))) &&
+	       (!a->n_eps || !memcmp(a->eps, b->eps, (size_t)a->n_eps * sizeof(*a->eps))) &&
+	       (!a->n_rules || !memcmp(a->rules, b->rules, (size_t)a->n_rules * sizeof(*a->rules)));
+}
+
+/* What an engine wants after a flush with these local pods. */
+static int wanted(struct pw_policy_inc *e, const struct pw_local_pod *local, int n, struct pw_policy_state *out)
+{
+	struct pw_policy_state old, new;
+	struct pw_policy_inc_stats st;
+	int ret = pw_policy_inc_set_local(e, local, n);
+
+	if (!ret)
+		ret = pw_policy_inc_flush(e, &old, &new, &st);
+	if (ret)
+		return ret;
+	pw_policy_state_free(&old);
+	pw_policy_state_free(&new);
+	return pw_policy_inc_state(e, out);
+}
+
+static int feed(struct pw_policy_inc **e, const struct pw_k8s_policy_change *c, int n, bool reset)
+{
+	static const enum pw_policy_section sec[PW_K8S_KINDS] = {
+		[PW_K8S_NAMESPACE] = PW_POL_SEC_NS, [PW_K8S_POD] = PW_POL_SEC_PODS, [PW_K8S_NETPOL] = PW_POL_SEC_POLS,
+	};
+
+	if (reset) {
+		pw_policy_inc_free(*e);
+		*e = pw_policy_inc_new(true);
+	}
+	for (int i = 0; i < n; i++) {
+		union { struct pw_ns_model ns; struct pw_pod_model pod; struct pw_netpol pol; } o;
+		const char *slash = strchr(c[i].key, '/');
+		char ns[64], err[256];
+		int r;
+
+		snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - c[i].key) : 0, c[i].key);
+		if (!c[i].json) {
+			r = c[i].kind == PW_K8S_NAMESPACE ? pw_policy_inc_del_ns(*e, c[i].key) :
+			    c[i].kind == PW_K8S_POD ? pw_policy_inc_del_pod(*e, ns, slash + 1) :
+			    pw_policy_inc_del_policy(*e, ns, slash + 1);
+			if (r && r != -ENOENT)
+				return r;
+			continue;
+		}
+		memset(&o, 0, sizeof(o));
+		r = pw_policy_parse_element(sec[c[i].kind], c[i].json, strlen(c[i].json), 0, &o, err, sizeof(err));
+		if (r) {
+			printf("# element %s: %s\n", c[i].key, err);
+			return r;
+		}
+		r = c[i].kind == PW_K8S_NAMESPACE ? pw_policy_inc_set_ns(*e, &o.ns) :
+		    c[i].kind == PW_K8S_POD ? pw_policy_inc_set_pod(*e, &o.pod) : pw_policy_inc_set_policy(*e, &o.pol);
+		if (c[i].kind == PW_K8S_NAMESPACE)
+			pw_policy_ns_free(&o.ns);
+		else if (c[i].kind == PW_K8S_POD)
+			pw_policy_pod_free(&o.pod);
+		else
+			pw_policy_netpol_free(&o.pol);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void test_by_object(void)
+{
+	char clash[2][32], json[1024], why[256], err[256];
+	struct pw_local_pod local[OBJ_PODS / 2];
+	int mismatches = 0, failures = 0, steps = 0, resets = 0, policed = 0, changes = 0, with_text = 0;
+
+	PWT_EXPECT(find_id_clash("ns0", clash[0], clash[1]), "two policy names with one id found in ns0");
+	for (int i = 0; i < OBJ_PODS / 2; i++) {
+		/* Pods p0, p2, ... are this node's (node1, 10.244.1.x). */
+		int p = 2 * i;
+
+		local[i].ip = (10u << 24) | (244u << 16) | (1u << 8) | (unsigned)(p + 2);
+		snprintf(local[i].ns, sizeof(local[i].ns), "ns%d", p % OBJ_NS);
+		snprintf(local[i].name, sizeof(local[i].name), "p%d", p);
+	}
+	for (unsigned run = 0; run < 30; run++) {
+		struct rng r = { 77 + run };
+		struct pw_k8s_model *m = model();
+		struct pw_policy_inc *fed = NULL;
+		struct pw_node_config c0;
+
+		pw_k8s_policy_by_object(m);
+		for (int step = 0; step < 60; step++) {
+			struct pw_k8s_policy_change *ch;
+			struct pw_policy_inc *whole = pw_policy_inc_new(true);
+			struct pw_policy_state a = { 0 }, b = { 0 };
+			bool reset;
+			char *text = NULL;
+			int n, batch = 1 + rnd(&r, 4);
+
+			for (int k = 0; k < batch; k++) {
+				enum pw_k8s_kind kind = rnd(&r, 3) == 0 ? PW_K8S_NAMESPACE : rnd(&r, 2) ? PW_K8S_POD : PW_K8S_NETPOL;
+				int i = rnd(&r, kind == PW_K8S_NAMESPACE ? OBJ_NS : kind == PW_K8S_POD ? OBJ_PODS : OBJ_POLS);
+				bool gone = rnd(&r, 4) == 0;
+
+				object(&r, kind, i, clash, gone, json, sizeof(json));
+				if (gone)
+					del(m, kind, json);
+				else
+					put(m, kind, json);
+			}
+			if (pw_k8s_policy_changes(m, &ch, &n, &reset) || feed(&fed, ch, n, reset)) {
+				failures++;
+				pw_k8s_policy_changes_free(ch, n);
+				break;
+			}
+			resets += reset;
+			changes += n;
+			pw_k8s_policy_changes_free(ch, n);
+			if (pw_k8s_policy_text(m, &text) || !whole ||
+			    pw_policy_inc_load_json(whole, text, err, sizeof(err)) ||
+			    (fed ? wanted(fed, local, OBJ_PODS / 2, &a) : 0) || wanted(whole, local, OBJ_PODS / 2, &b)) {
+				printf("# run %u step %d: %s\n", run, step, err);
+				failures++;
+			} else if (!states_equal(&a, &b)) {
+				if (mismatches++ < 3)
+					printf("# run %u step %d: by object %d/%d/%d entries, whole text %d/%d/%d\n", run, step,
+					       a.n_ids, a.n_eps, a.n_rules, b.n_ids, b.n_eps, b.n_rules);
+			}
+			policed += b.n_eps > 0;
+			steps++;
+			free(text);
+			pw_policy_state_free(&a);
+			pw_policy_state_free(&b);
+			pw_policy_inc_free(whole);
+		}
+		put(m, PW_K8S_NETPOL, NP_DENY);
+		if (pw_k8s_build_next(m, &base, NULL, &c0, why, sizeof(why)) || c0.policy_json)
+			with_text++;
+		pw_config_free(&c0);
+		pw_policy_inc_free(fed);
+		pw_k8s_model_free(m);
+	}
+	printf("# by object: %d steps, %d changes handed over, %d resets, %d steps with a policed pod\n", steps, changes,
+	       resets, policed);
+	PWT_EQ_INT(with_text, 0, "by object: a build with a policy makes no policy text (it is made for publishing)");
+	PWT_EQ_INT(failures, 0, "by object: every step's changes taken and computed");
+	PWT_EQ_INT(mismatches, 0, "by object: the engine fed object by object wants what the whole text gives");
+	PWT_EXPECT(steps == 30 * 60 && policed > steps / 4 && resets > 30,
+		   "by object: the sequences policed pods, dropped and brought back every policy");
+}
+
 int main(void)
 {
 	pw_log_init("test_k8s_policy", PW_LOG_ERROR, stderr);
@@ -391,5 +600,6 @@ int main(void)
 	test_elements_alone();
 	test_incremental();
 	test_id_clash();
+	test_by_object();
 	return pwt_done();
 }

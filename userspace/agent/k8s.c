@@ -51,6 +51,8 @@
  * busy 2-core node, which the main loop must not wait for before the next
  * apply. */
 #define K8S_PUBLISH_MS 1000
+/* After the policy engine failed (out of memory), try again this late. */
+#define K8S_REFEED_MS 1000
 
 static const char *const resource_path[PW_K8S_KINDS] = {
 	"/api/v1/nodes", "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices",
@@ -186,6 +188,7 @@ static int source_start(const struct pw_kube_conn *conn, const char *node_name,
 		source_stop(s);
 		return err;
 	}
+	pw_k8s_policy_by_object(s->model);   /* network policy through pw_netpol_feed */
 	for (int k = 0; k < PW_K8S_KINDS && !err; k++) {
 		struct pw_kube_handlers h = {
 			.relist_begin = on_relist_begin, .upsert = on_upsert, .remove = on_remove,
@@ -366,10 +369,36 @@ struct k8s_loop {
 	long long built_ms;              /* when the last build ended */
 };
 
+/* The policy model's text in the published config (podwirectl names
+ * policies with it), made here rather than on every change: a change
+ * reaches the maps object by object, and the text of 10,000 pods is made
+ * at most once per K8S_PUBLISH_MS. */
+static void refresh_policy_text(struct k8s_loop *l)
+{
+	char *text = NULL;
+	bool stale;
+	int ret = 0;
+
+	pthread_mutex_lock(&l->src->lock);
+	stale = pw_k8s_policy_text_stale(l->src->model);
+	if (stale)
+		ret = pw_k8s_policy_text(l->src->model, &text);
+	pthread_mutex_unlock(&l->src->lock);
+	if (!stale)
+		return;
+	if (ret) {
+		pw_warn("cannot make the policy model's text: %s (podwirectl shows stale policy names)", strerror(-ret));
+		return;
+	}
+	free(l->a->cfg.policy_json);
+	l->a->cfg.policy_json = text;
+}
+
 /* At start in the loop itself (the file is there when "ready" is logged),
  * then through the publisher thread. */
 static void publish_state(struct k8s_loop *l, bool at_start)
 {
+	refresh_policy_text(l);
 	if (l->pub.started && !at_start)
 		publisher_post(&l->pub, &l->a->cfg);
 	else
@@ -433,11 +462,13 @@ static int start_node(struct k8s_loop *l, struct pw_node_config *cfg)
  * must exit (the datapath could not be started). */
 static int rebuild(struct k8s_loop *l)
 {
+	struct pw_k8s_policy_change *pch = NULL;
 	struct pw_node_config next;
 	struct pw_k8s_counts n;
 	char why[512], missing[128];
 	long long changed;
-	int ret;
+	int ret, pret = 0, n_pch = 0;
+	bool preset = false;
 
 	pthread_mutex_lock(&l->src->lock);
 	missing_lists(l->src, missing, sizeof(missing));
@@ -445,8 +476,26 @@ static int rebuild(struct k8s_loop *l)
 	l->src->changed_ms = 0;
 	ret = missing[0] ? -EAGAIN :
 	      pw_k8s_build_next(l->src->model, &l->base, l->started ? &l->a->cfg : NULL, &next, why, sizeof(why));
+	if (!ret) {
+		if (pw_netpol_wants_all(l->a))
+			pw_k8s_policy_refeed(l->src->model);
+		pret = pw_k8s_policy_changes(l->src->model, &pch, &n_pch, &preset);
+	}
 	pw_k8s_counts(l->src->model, &n);
 	pthread_mutex_unlock(&l->src->lock);
+
+	/* Into the policy engine before the reconcile writes the maps (the
+	 * first one too: a restarted agent must not write an empty model). */
+	if (!ret && !pret)
+		pret = pw_netpol_feed(l->a, pch, n_pch, preset);
+	pw_k8s_policy_changes_free(pch, n_pch);
+	if (pret) {
+		pw_err("network policy: the model's changes were not taken (%s): all of it again on the next change",
+		       strerror(-pret));
+		pthread_mutex_lock(&l->src->lock);
+		pw_k8s_policy_refeed(l->src->model);
+		pthread_mutex_unlock(&l->src->lock);
+	}
 
 	if (missing[0]) {
 		snprintf(why, sizeof(why), "waiting for the API server's first list of %s", missing);
@@ -558,6 +607,9 @@ static int loop(struct k8s_loop *l, int sig_fd)
 			pw_netpol_pods_drain(l->a);
 			pw_netpol_sync(l->a, &l->a->cfg);   /* nothing written when the pods are the same */
 		}
+		/* The policy engine lost the model: a build hands it over again. */
+		if (l->started && rebuild_at < 0 && pw_netpol_wants_all(l->a))
+			rebuild_at = now_ms() + K8S_REFEED_MS;
 		if (l->state_dirty && now_ms() >= l->state_written_ms + K8S_PUBLISH_MS)
 			publish_state(l, false);
 	}

@@ -1,9 +1,12 @@
-/* NetworkPolicy in the agent: the config's policy model plus this node's
- * pods (IPAM's reservations, which carry the namespace/name the runtime
- * passed in CNI_ARGS) -> the policy maps, written incrementally
+/* NetworkPolicy in the agent: the policy model plus this node's pods
+ * (IPAM's reservations, which carry the namespace/name the runtime passed
+ * in CNI_ARGS) -> the policy maps, written incrementally
  * (userspace/lib/policy_inc.c: only what a change touches is recomputed
- * and written; docs/policy.md). Re-run on every config change and when the
- * node's pods change (pw_netpol_tick). */
+ * and written; docs/policy.md). The model comes as the config's text (the
+ * JSON file: only elements whose text changed are parsed) or, from the
+ * Kubernetes source, object by object (pw_netpol_feed: a watch event costs
+ * what it touches, not a scan of every element). Re-run on every config
+ * change and when the node's pods change. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +16,16 @@
 #include <sys/inotify.h>
 #include "agent.h"
 #include "ipam.h"
+#include "k8s_model.h"
 #include "log.h"
 #include "policy.h"
 
 struct pw_netpol_state {
-	struct pw_policy_fds fds;
+	struct pw_policy_fds fds;   /* -1 until the datapath's maps are open */
 	struct pw_policy_inc *inc;  /* the model as last loaded, and what it wants in the maps */
 	bool synced;                /* the maps hold what inc last flushed */
+	bool by_object;             /* the model comes through pw_netpol_feed, not the config */
+	bool lost;                  /* by_object: inc was dropped, every object is needed again */
 	int pods_fd;                /* inotify on the IPAM dir, -1 until it exists */
 };
 
@@ -52,25 +58,43 @@ static struct pw_local_pod *local_pods(struct pw_agent *a, int *n)
 	return out;
 }
 
-static int open_state(struct pw_agent *a)
+static struct pw_netpol_state *state(struct pw_agent *a)
 {
-	struct pw_netpol_state *s;
+	struct pw_netpol_state *s = a->netpol;
 
-	if (a->netpol)
-		return 0;
+	if (s)
+		return s;
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return -ENOMEM;
+		return NULL;
 	s->pods_fd = -1;
+	s->fds = (struct pw_policy_fds){ -1, -1, -1 };
+	a->netpol = s;
+	return s;
+}
+
+/* The datapath's policy maps (they exist once it is loaded). */
+static int open_maps(struct pw_agent *a, struct pw_netpol_state *s)
+{
+	if (s->fds.ids >= 0)
+		return 0;
 	s->fds.ids = pw_loader_map_fd(a, PW_MAP_POL_IDS);
 	s->fds.ep = pw_loader_map_fd(a, PW_MAP_POL_EP);
 	s->fds.rules = pw_loader_map_fd(a, PW_MAP_POLICY);
 	if (s->fds.ids < 0 || s->fds.ep < 0 || s->fds.rules < 0) {
-		free(s);
+		s->fds = (struct pw_policy_fds){ -1, -1, -1 };
 		return -ENOENT;
 	}
-	a->netpol = s;
 	return 0;
+}
+
+/* The engine is gone (ENOMEM half way): start again from the whole model. */
+static void drop_engine(struct pw_netpol_state *s)
+{
+	pw_policy_inc_free(s->inc);
+	s->inc = NULL;
+	s->synced = false;
+	s->lost = s->by_object;
 }
 
 static double ms_since(const struct timespec *t0)
@@ -115,14 +139,18 @@ static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const str
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (s->by_object && !s->inc)
+		return 0;   /* nothing fed yet, or lost: the maps keep what they hold until the model is back */
 	/* Without a policy nothing is policed and no identity is asked for:
 	 * the maps stay empty (the common case costs no writes at all). */
 	if (!s->inc && !(s->inc = pw_policy_inc_new(true)))
 		return -ENOMEM;
-	ret = pw_policy_inc_load_json(s->inc, cfg->policy_json, err, sizeof(err));
-	if (ret) {
-		pw_err("network policy: %s", err);
-		return ret;
+	if (!s->by_object) {
+		ret = pw_policy_inc_load_json(s->inc, cfg->policy_json, err, sizeof(err));
+		if (ret) {
+			pw_err("network policy: %s", err);
+			return ret;
+		}
 	}
 	ret = pw_policy_inc_set_local(s->inc, local, n_local);
 	if (!ret)
@@ -130,9 +158,7 @@ static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const str
 	if (ret) {
 		/* The computation lost track: start again from the model next time. */
 		pw_err("network policy: cannot compute the maps: %s", strerror(-ret));
-		pw_policy_inc_free(s->inc);
-		s->inc = NULL;
-		s->synced = false;
+		drop_engine(s);
 		return ret;
 	}
 	if (s->synced && !old.n_ids && !old.n_eps && !old.n_rules && !new.n_ids && !new.n_eps && !new.n_rules &&
@@ -161,12 +187,14 @@ static int apply(struct pw_agent *a, const struct pw_node_config *cfg, const str
 
 int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 {
+	struct pw_netpol_state *s = state(a);
 	struct pw_local_pod *local;
 	int n_local, ret;
 
-	ret = open_state(a);
-	if (ret) {
-		if (cfg->policy_json)
+	if (!s)
+		return -ENOMEM;
+	if (open_maps(a, s)) {
+		if (cfg->policy_json || (s->inc && pw_policy_inc_n_policies(s->inc)))
 			pw_warn("network policy: the datapath has no policy maps: policies not enforced");
 		return 0;
 	}
@@ -179,6 +207,78 @@ int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 /* The CNI plugin writes a reservation (by rename) at the start of ADD and
  * removes it at DEL: an event there is a pod coming or going, usually
  * before its veth is even up. The dir appears with the first pod. */
+static const enum pw_policy_section section_of[PW_K8S_KINDS] = {
+	[PW_K8S_NAMESPACE] = PW_POL_SEC_NS, [PW_K8S_POD] = PW_POL_SEC_PODS, [PW_K8S_NETPOL] = PW_POL_SEC_POLS,
+};
+
+/* One element into the engine: set (parsed from its text) or deleted. An
+ * element the parser refuses (the Kubernetes source checked each alone,
+ * so this is a bug) keeps the one before, with an error. */
+static int feed_one(struct pw_policy_inc *e, const struct pw_k8s_policy_change *c)
+{
+	union { struct pw_ns_model ns; struct pw_pod_model pod; struct pw_netpol pol; } obj;
+	const char *slash = strchr(c->key, '/');
+	char ns[256], err[512];
+	int ret;
+
+	if (!c->json) {
+		snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - c->key) : 0, c->key);
+		ret = c->kind == PW_K8S_NAMESPACE ? pw_policy_inc_del_ns(e, c->key) :
+		      c->kind == PW_K8S_POD ? pw_policy_inc_del_pod(e, ns, slash ? slash + 1 : c->key) :
+		      pw_policy_inc_del_policy(e, ns, slash ? slash + 1 : c->key);
+		return ret == -ENOENT ? 0 : ret;   /* never handed over (an id another policy held) */
+	}
+	memset(&obj, 0, sizeof(obj));
+	ret = pw_policy_parse_element(section_of[c->kind], c->json, strlen(c->json), 0, &obj, err, sizeof(err));
+	if (ret) {
+		pw_err("network policy: %s: %s: kept as it was", c->key, err);
+		return ret == -ENOMEM ? ret : 0;
+	}
+	ret = c->kind == PW_K8S_NAMESPACE ? pw_policy_inc_set_ns(e, &obj.ns) :
+	      c->kind == PW_K8S_POD ? pw_policy_inc_set_pod(e, &obj.pod) : pw_policy_inc_set_policy(e, &obj.pol);
+	if (c->kind == PW_K8S_NAMESPACE)
+		pw_policy_ns_free(&obj.ns);
+	else if (c->kind == PW_K8S_POD)
+		pw_policy_pod_free(&obj.pod);
+	else
+		pw_policy_netpol_free(&obj.pol);
+	return ret;
+}
+
+int pw_netpol_feed(struct pw_agent *a, const struct pw_k8s_policy_change *changes, int n, bool reset)
+{
+	struct pw_netpol_state *s = state(a);
+	int ret = 0;
+
+	if (!s)
+		return -ENOMEM;
+	s->by_object = true;
+	if (reset) {
+		/* The maps are diffed against the new engine at the next write. */
+		pw_policy_inc_free(s->inc);
+		s->inc = pw_policy_inc_new(true);
+		s->synced = false;
+		s->lost = !s->inc;
+		if (!s->inc)
+			return -ENOMEM;
+	} else if (!s->inc) {
+		s->lost = n > 0;   /* changes to a model this engine does not hold */
+		return n ? -ESTALE : 0;
+	}
+	for (int i = 0; i < n && !ret; i++)
+		ret = feed_one(s->inc, &changes[i]);
+	if (ret) {
+		pw_err("network policy: cannot take the model's changes: %s", strerror(-ret));
+		drop_engine(s);
+	}
+	return ret;
+}
+
+bool pw_netpol_wants_all(const struct pw_agent *a)
+{
+	return a->netpol && a->netpol->lost;
+}
+
 int pw_netpol_pods_fd(struct pw_agent *a)
 {
 	struct pw_netpol_state *s = a->netpol;

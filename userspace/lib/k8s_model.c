@@ -97,10 +97,18 @@ struct pw_k8s_model {
 	bool *carried;
 	int carried_n;
 	unsigned long builds_whole, builds_incremental;
-	/* A Namespace, Pod or NetworkPolicy changed since the last build. */
+	/* A Namespace, Pod or NetworkPolicy changed since the policy text was
+	 * last made (by a build, or by pw_k8s_policy_text when by_object). */
 	bool policy_dirty;
 	/* The last pw_k8s_build_next took prev's policy_json over. */
 	bool policy_carried;
+	/* pw_k8s_policy_by_object: the elements go out one by one through
+	 * pw_k8s_policy_changes; builds leave the text alone. */
+	bool by_object;
+	bool policy_fed;             /* the consumer holds what the last changes gave */
+	bool policy_refeed;          /* hand everything over again next time */
+	void *pdirty;                /* tsearch set of "<kind digit><key>" changed since */
+	int n_pdirty;
 };
 
 static const char *const kind_names[PW_K8S_KINDS] = {
@@ -473,6 +481,38 @@ static void mark_dirty(struct pw_k8s_model *m, const char *key)
 	m->n_dirty++;
 }
 
+/* A policy element changed. The consumer of pw_k8s_policy_changes needs
+ * its key only once it holds the others (policy_fed); without memory for
+ * the note it gets everything again. */
+static void mark_policy(struct pw_k8s_model *m, enum pw_k8s_kind kind, const char *key)
+{
+	size_t len = strlen(key);
+	char *k, **slot;
+
+	m->policy_dirty = true;
+	if (!m->by_object || !m->policy_fed || m->policy_refeed)
+		return;
+	k = malloc(len + 2);
+	if (k) {
+		k[0] = (char)('0' + kind);
+		memcpy(k + 1, key, len + 1);
+	}
+	slot = k ? tsearch(k, &m->pdirty, key_cmp) : NULL;
+	if (!slot)
+		m->policy_refeed = true;
+	if (!slot || *slot != k)
+		free(k);
+	else
+		m->n_pdirty++;
+}
+
+static void clear_policy_dirty(struct pw_k8s_model *m)
+{
+	tdestroy(m->pdirty, free);
+	m->pdirty = NULL;
+	m->n_pdirty = 0;
+}
+
 /* The Services whose config an entry of kind can change. */
 static void mark_entry(struct pw_k8s_model *m, enum pw_k8s_kind kind, const struct k8s_entry *e)
 {
@@ -481,7 +521,7 @@ static void mark_entry(struct pw_k8s_model *m, enum pw_k8s_kind kind, const stru
 	else if (kind == PW_K8S_SLICE)
 		mark_dirty(m, ((const struct k8s_slice *)e)->service);
 	else if (is_policy_kind(kind))
-		m->policy_dirty = true;
+		mark_policy(m, kind, e->key);
 }
 
 static void clear_dirty(struct pw_k8s_model *m)
@@ -523,6 +563,7 @@ void pw_k8s_model_free(struct pw_k8s_model *m)
 	for (int k = 0; k < PW_K8S_KINDS; k++)
 		tdestroy(m->root[k], entry_free_fn[k]);
 	clear_dirty(m);
+	clear_policy_dirty(m);
 	keys_free(m->built_keys, m->built_n);
 	free(m->carried);
 	free(m->node_name);
@@ -1322,7 +1363,7 @@ static int build_policy(const struct pw_k8s_model *m, char **out)
 static void build_done(struct pw_k8s_model *m)
 {
 	clear_dirty(m);
-	m->policy_dirty = false;
+	m->policy_dirty = m->by_object;   /* by_object: out has no text, pw_k8s_policy_text makes it */
 	m->policy_carried = false;
 	free(m->carried);
 	m->carried = NULL;
@@ -1336,7 +1377,7 @@ int pw_k8s_build(struct pw_k8s_model *m, const struct pw_node_config *base,
 
 	if (!ret)
 		ret = build_services(m, out);
-	if (!ret)
+	if (!ret && !m->by_object)
 		ret = build_policy(m, &out->policy_json);
 	if (ret == -ENOMEM)
 		fail_why(why, whylen, ret, "out of memory");
@@ -1552,7 +1593,7 @@ int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
 		return ret;
 	}
 	/* Before the services are merged: nothing may fail after that. */
-	ret = m->policy_dirty ? build_policy(m, &policy) : 0;
+	ret = m->policy_dirty && !m->by_object ? build_policy(m, &policy) : 0;
 	if (!ret)
 		ret = find_changed(m, &c);
 	if (!ret)
@@ -1561,13 +1602,13 @@ int pw_k8s_build_next(struct pw_k8s_model *m, const struct pw_node_config *base,
 		ret = merge_into(m, prev, &c, out);
 	changed_free(&c);
 	if (ret == 0) {
-		if (m->policy_dirty) {
+		if (m->policy_dirty && !m->by_object) {
 			out->policy_json = policy;
+			m->policy_dirty = false;
 		} else {
 			out->policy_json = prev->policy_json;
 			m->policy_carried = true;
 		}
-		m->policy_dirty = false;
 		m->builds_incremental++;
 		return 0;
 	}
@@ -1593,4 +1634,216 @@ void pw_k8s_release(struct pw_k8s_model *m, struct pw_node_config *prev)
 		prev->policy_json = NULL;   /* the next build's now */
 	m->policy_carried = false;
 	pw_config_free(prev);
+}
+
+/* ---- the policy model object by object ---- */
+
+void pw_k8s_policy_by_object(struct pw_k8s_model *m)
+{
+	m->by_object = true;
+	m->policy_dirty = true;
+}
+
+void pw_k8s_policy_refeed(struct pw_k8s_model *m)
+{
+	m->policy_refeed = true;
+	clear_policy_dirty(m);
+}
+
+bool pw_k8s_policy_text_stale(const struct pw_k8s_model *m)
+{
+	return m->policy_dirty;
+}
+
+int pw_k8s_policy_text(struct pw_k8s_model *m, char **out)
+{
+	int ret = build_policy(m, out);
+
+	if (!ret)
+		m->policy_dirty = false;
+	return ret;
+}
+
+struct changes {
+	struct pw_k8s_policy_change *v;
+	int n, cap;
+};
+
+static int change_add(struct changes *c, enum pw_k8s_kind kind, const char *key, const char *json)
+{
+	struct pw_k8s_policy_change *ch;
+
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 64;
+		void *v = realloc(c->v, (size_t)cap * sizeof(*c->v));
+
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	ch = &c->v[c->n];
+	ch->kind = kind;
+	ch->key = strdup(key);
+	ch->json = json ? strdup(json) : NULL;
+	if (!ch->key || (json && !ch->json)) {
+		free(ch->key);
+		free(ch->json);
+		return -ENOMEM;
+	}
+	c->n++;
+	return 0;
+}
+
+void pw_k8s_policy_changes_free(struct pw_k8s_policy_change *c, int n)
+{
+	for (int i = 0; c && i < n; i++) {
+		free(c[i].key);
+		free(c[i].json);
+	}
+	free(c);
+}
+
+/* Every element of the model, as pw_k8s_build would join them. */
+static int changes_all(const struct pw_k8s_model *m, struct changes *c)
+{
+	static const enum pw_k8s_kind kinds[] = { PW_K8S_NAMESPACE, PW_K8S_POD, PW_K8S_NETPOL };
+	int ret = 0;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !ret; k++) {
+		int n;
+		const struct k8s_entry **all = collect(m, kinds[k], &n);
+		bool *skip = all ? calloc((size_t)n + 1, sizeof(*skip)) : NULL;
+
+		ret = !all || !skip ? -ENOMEM : kinds[k] == PW_K8S_NETPOL ? skip_id_clashes(all, n, skip) : 0;
+		for (int i = 0; i < n && !ret; i++)
+			if (!skip[i])
+				ret = change_add(c, kinds[k], all[i]->key, ((const struct k8s_elem *)all[i])->json);
+		free(all);
+		free(skip);
+	}
+	return ret;
+}
+
+struct key_list {
+	const char **v;
+	int n;
+};
+
+static void key_list_one(const void *nodep, VISIT which, void *closure)
+{
+	struct key_list *l = closure;
+
+	if (which == postorder || which == leaf)
+		l->v[l->n++] = *(const char *const *)nodep;
+}
+
+static const struct k8s_elem *elem_find(const struct pw_k8s_model *m, enum pw_k8s_kind kind, const char *key)
+{
+	struct k8s_entry probe = { .key = (char *)key }, *const *slot = tfind(&probe, &m->root[kind], entry_cmp);
+
+	return slot ? (const struct k8s_elem *)*slot : NULL;
+}
+
+/* The NetworkPolicy that holds policy id `id` in the model: the first in
+ * key order of those with that id (as skip_id_clashes keeps), or NULL.
+ * pols: every NetworkPolicy in key order, ix: their ids sorted. */
+static const struct k8s_elem *id_holder(const struct k8s_entry **pols, const struct id_index *ix, int n, uint32_t id)
+{
+	int lo = 0, hi = n;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (ix[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && ix[lo].id == id ? (const struct k8s_elem *)pols[ix[lo].i] : NULL;
+}
+
+static uint32_t key_policy_id(const char *key)
+{
+	const char *slash = strchr(key, '/');
+	char ns[256];
+
+	snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - key) : 0, key);
+	return pw_policy_id(ns, slash ? slash + 1 : key);
+}
+
+/* The elements whose keys changed since the last hand-over: each as it
+ * is now, or gone. A NetworkPolicy stands for its policy id: whichever
+ * policy now holds the id is handed over (it replaces the one before in
+ * the consumer, which keys policies by id), or the id's going. */
+static int changes_dirty(const struct pw_k8s_model *m, struct changes *c)
+{
+	struct key_list keys = { .v = calloc((size_t)m->n_pdirty + 1, sizeof(*keys.v)) };
+	const struct k8s_entry **pols = NULL;
+	struct id_index *ix = NULL;
+	int n_pols = 0, ret = 0;
+
+	if (!keys.v)
+		return -ENOMEM;
+	twalk_r(m->pdirty, key_list_one, &keys);
+	for (int i = 0; i < keys.n && !ret; i++) {
+		enum pw_k8s_kind kind = (enum pw_k8s_kind)(keys.v[i][0] - '0');
+		const char *key = keys.v[i] + 1;
+		const struct k8s_elem *el;
+
+		if (kind == PW_K8S_NETPOL && !pols) {
+			pols = collect(m, PW_K8S_NETPOL, &n_pols);
+			ix = pols ? calloc((size_t)n_pols + 1, sizeof(*ix)) : NULL;
+			if (!ix) {
+				ret = -ENOMEM;
+				break;
+			}
+			for (int j = 0; j < n_pols; j++)
+				ix[j] = (struct id_index){ ((const struct k8s_elem *)pols[j])->id, j };
+			qsort(ix, (size_t)n_pols, sizeof(*ix), id_index_cmp);
+		}
+		el = kind == PW_K8S_NETPOL ? id_holder(pols, ix, n_pols, key_policy_id(key)) : elem_find(m, kind, key);
+		ret = el ? change_add(c, kind, el->e.key, el->json) : change_add(c, kind, key, NULL);
+	}
+	free(keys.v);
+	free(pols);
+	free(ix);
+	return ret;
+}
+
+int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_k8s_policy_change **out, int *n, bool *reset)
+{
+	struct changes c = { 0 };
+	int ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	*reset = false;
+	if (!m->count[PW_K8S_NETPOL]) {
+		/* Nothing is policed: the consumer drops what it holds, and is
+		 * handed everything when a policy comes. */
+		*reset = m->policy_fed;
+		m->policy_fed = false;
+		m->policy_refeed = false;
+		clear_policy_dirty(m);
+		return 0;
+	}
+	if (!m->policy_fed || m->policy_refeed) {
+		*reset = true;
+		ret = changes_all(m, &c);
+	} else {
+		ret = changes_dirty(m, &c);
+	}
+	if (ret) {
+		pw_k8s_policy_changes_free(c.v, c.n);
+		*reset = false;
+		pw_k8s_policy_refeed(m);
+		return ret;
+	}
+	clear_policy_dirty(m);
+	m->policy_fed = true;
+	m->policy_refeed = false;
+	*out = c.v;
+	*n = c.n;
+	return 0;
 }
