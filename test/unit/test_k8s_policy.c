@@ -464,49 +464,19 @@ static int wanted(struct pw_policy_inc *e, const struct pw_local_pod *local, int
 	return pw_policy_inc_state(e, out);
 }
 
-static int feed(struct pw_policy_inc **e, const struct pw_k8s_policy_change *c, int n, bool reset)
+static int feed(struct pw_policy_inc **e, const struct pw_policy_change *c, int n, bool reset)
 {
-	static const enum pw_policy_section sec[PW_K8S_KINDS] = {
-		[PW_K8S_NAMESPACE] = PW_POL_SEC_NS, [PW_K8S_POD] = PW_POL_SEC_PODS, [PW_K8S_NETPOL] = PW_POL_SEC_POLS,
-	};
+	char err[512] = "";
+	int r;
 
 	if (reset) {
 		pw_policy_inc_free(*e);
 		*e = pw_policy_inc_new(true);
 	}
-	for (int i = 0; i < n; i++) {
-		union { struct pw_ns_model ns; struct pw_pod_model pod; struct pw_netpol pol; } o;
-		const char *slash = strchr(c[i].key, '/');
-		char ns[64], err[256];
-		int r;
-
-		snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - c[i].key) : 0, c[i].key);
-		if (!c[i].json) {
-			r = c[i].kind == PW_K8S_NAMESPACE ? pw_policy_inc_del_ns(*e, c[i].key) :
-			    c[i].kind == PW_K8S_POD ? pw_policy_inc_del_pod(*e, ns, slash + 1) :
-			    pw_policy_inc_del_policy(*e, ns, slash + 1);
-			if (r && r != -ENOENT)
-				return r;
-			continue;
-		}
-		memset(&o, 0, sizeof(o));
-		r = pw_policy_parse_element(sec[c[i].kind], c[i].json, strlen(c[i].json), 0, &o, err, sizeof(err));
-		if (r) {
-			printf("# element %s: %s\n", c[i].key, err);
-			return r;
-		}
-		r = c[i].kind == PW_K8S_NAMESPACE ? pw_policy_inc_set_ns(*e, &o.ns) :
-		    c[i].kind == PW_K8S_POD ? pw_policy_inc_set_pod(*e, &o.pod) : pw_policy_inc_set_policy(*e, &o.pol);
-		if (c[i].kind == PW_K8S_NAMESPACE)
-			pw_policy_ns_free(&o.ns);
-		else if (c[i].kind == PW_K8S_POD)
-			pw_policy_pod_free(&o.pod);
-		else
-			pw_policy_netpol_free(&o.pol);
-		if (r)
-			return r;
-	}
-	return 0;
+	r = *e ? pw_policy_inc_apply(*e, c, n, err, sizeof(err)) : n ? -ESTALE : 0;   /* nothing held, nothing to change */
+	if (r)
+		printf("# apply: %d %s\n", r, err);
+	return r;
 }
 
 static void test_by_object(void)
@@ -532,7 +502,7 @@ static void test_by_object(void)
 
 		pw_k8s_policy_by_object(m);
 		for (int step = 0; step < 60; step++) {
-			struct pw_k8s_policy_change *ch;
+			struct pw_policy_change *ch;
 			struct pw_policy_inc *whole = pw_policy_inc_new(true);
 			struct pw_policy_state a = { 0 }, b = { 0 };
 			bool reset;
@@ -552,12 +522,12 @@ static void test_by_object(void)
 			}
 			if (pw_k8s_policy_changes(m, &ch, &n, &reset) || feed(&fed, ch, n, reset)) {
 				failures++;
-				pw_k8s_policy_changes_free(ch, n);
+				pw_policy_changes_free(ch, n);
 				break;
 			}
 			resets += reset;
 			changes += n;
-			pw_k8s_policy_changes_free(ch, n);
+			pw_policy_changes_free(ch, n);
 			if (pw_k8s_policy_text(m, &text) || !whole ||
 			    pw_policy_inc_load_json(whole, text, err, sizeof(err)) ||
 			    (fed ? wanted(fed, local, OBJ_PODS / 2, &a) : 0) || wanted(whole, local, OBJ_PODS / 2, &b)) {

@@ -226,8 +226,8 @@ int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg);
  * policy_json is ignored; the next pw_netpol_sync computes and writes.
  * 0, -ESTALE (changes to a model this agent no longer holds) or -ENOMEM:
  * then pw_netpol_wants_all is true until a reset feed. */
-struct pw_k8s_policy_change;
-int pw_netpol_feed(struct pw_agent *a, const struct pw_k8s_policy_change *changes, int n, bool reset);
+struct pw_policy_change;
+int pw_netpol_feed(struct pw_agent *a, const struct pw_policy_change *changes, int n, bool reset);
 bool pw_netpol_wants_all(const struct pw_agent *a);
 /* inotify fd on the IPAM dir to poll (-1: not yet), and its drain. */
 int pw_netpol_pods_fd(struct pw_agent *a);

@@ -462,7 +462,7 @@ static int start_node(struct k8s_loop *l, struct pw_node_config *cfg)
  * must exit (the datapath could not be started). */
 static int rebuild(struct k8s_loop *l)
 {
-	struct pw_k8s_policy_change *pch = NULL;
+	struct pw_policy_change *pch = NULL;
 	struct pw_node_config next;
 	struct pw_k8s_counts n;
 	char why[512], missing[128];
@@ -488,7 +488,7 @@ static int rebuild(struct k8s_loop *l)
 	 * first one too: a restarted agent must not write an empty model). */
 	if (!ret && !pret)
 		pret = pw_netpol_feed(l->a, pch, n_pch, preset);
-	pw_k8s_policy_changes_free(pch, n_pch);
+	pw_policy_changes_free(pch, n_pch);
 	if (pret) {
 		pw_err("network policy: the model's changes were not taken (%s): all of it again on the next change",
 		       strerror(-pret));

@@ -16,7 +16,6 @@
 #include <sys/inotify.h>
 #include "agent.h"
 #include "ipam.h"
-#include "k8s_model.h"
 #include "log.h"
 #include "policy.h"
 
@@ -207,48 +206,11 @@ int pw_netpol_sync(struct pw_agent *a, const struct pw_node_config *cfg)
 /* The CNI plugin writes a reservation (by rename) at the start of ADD and
  * removes it at DEL: an event there is a pod coming or going, usually
  * before its veth is even up. The dir appears with the first pod. */
-static const enum pw_policy_section section_of[PW_K8S_KINDS] = {
-	[PW_K8S_NAMESPACE] = PW_POL_SEC_NS, [PW_K8S_POD] = PW_POL_SEC_PODS, [PW_K8S_NETPOL] = PW_POL_SEC_POLS,
-};
-
-/* One element into the engine: set (parsed from its text) or deleted. An
- * element the parser refuses (the Kubernetes source checked each alone,
- * so this is a bug) keeps the one before, with an error. */
-static int feed_one(struct pw_policy_inc *e, const struct pw_k8s_policy_change *c)
-{
-	union { struct pw_ns_model ns; struct pw_pod_model pod; struct pw_netpol pol; } obj;
-	const char *slash = strchr(c->key, '/');
-	char ns[256], err[512];
-	int ret;
-
-	if (!c->json) {
-		snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - c->key) : 0, c->key);
-		ret = c->kind == PW_K8S_NAMESPACE ? pw_policy_inc_del_ns(e, c->key) :
-		      c->kind == PW_K8S_POD ? pw_policy_inc_del_pod(e, ns, slash ? slash + 1 : c->key) :
-		      pw_policy_inc_del_policy(e, ns, slash ? slash + 1 : c->key);
-		return ret == -ENOENT ? 0 : ret;   /* never handed over (an id another policy held) */
-	}
-	memset(&obj, 0, sizeof(obj));
-	ret = pw_policy_parse_element(section_of[c->kind], c->json, strlen(c->json), 0, &obj, err, sizeof(err));
-	if (ret) {
-		pw_err("network policy: %s: %s: kept as it was", c->key, err);
-		return ret == -ENOMEM ? ret : 0;
-	}
-	ret = c->kind == PW_K8S_NAMESPACE ? pw_policy_inc_set_ns(e, &obj.ns) :
-	      c->kind == PW_K8S_POD ? pw_policy_inc_set_pod(e, &obj.pod) : pw_policy_inc_set_policy(e, &obj.pol);
-	if (c->kind == PW_K8S_NAMESPACE)
-		pw_policy_ns_free(&obj.ns);
-	else if (c->kind == PW_K8S_POD)
-		pw_policy_pod_free(&obj.pod);
-	else
-		pw_policy_netpol_free(&obj.pol);
-	return ret;
-}
-
-int pw_netpol_feed(struct pw_agent *a, const struct pw_k8s_policy_change *changes, int n, bool reset)
+int pw_netpol_feed(struct pw_agent *a, const struct pw_policy_change *changes, int n, bool reset)
 {
 	struct pw_netpol_state *s = state(a);
-	int ret = 0;
+	char err[512] = "";
+	int ret;
 
 	if (!s)
 		return -ENOMEM;
@@ -265,13 +227,17 @@ int pw_netpol_feed(struct pw_agent *a, const struct pw_k8s_policy_change *change
 		s->lost = n > 0;   /* changes to a model this engine does not hold */
 		return n ? -ESTALE : 0;
 	}
-	for (int i = 0; i < n && !ret; i++)
-		ret = feed_one(s->inc, &changes[i]);
-	if (ret) {
+	ret = pw_policy_inc_apply(s->inc, changes, n, err, sizeof(err));
+	if (ret == -ENOMEM) {
 		pw_err("network policy: cannot take the model's changes: %s", strerror(-ret));
 		drop_engine(s);
+		return ret;
 	}
-	return ret;
+	/* The Kubernetes source checked each element alone: a refusal here is
+	 * a bug, and the object keeps its last version. */
+	if (ret)
+		pw_err("network policy: %s", err);
+	return 0;
 }
 
 bool pw_netpol_wants_all(const struct pw_agent *a)

@@ -1665,13 +1665,18 @@ int pw_k8s_policy_text(struct pw_k8s_model *m, char **out)
 }
 
 struct changes {
-	struct pw_k8s_policy_change *v;
+	struct pw_policy_change *v;
 	int n, cap;
 };
 
+static enum pw_policy_section section_of(enum pw_k8s_kind kind)
+{
+	return kind == PW_K8S_NAMESPACE ? PW_POL_SEC_NS : kind == PW_K8S_POD ? PW_POL_SEC_PODS : PW_POL_SEC_POLS;
+}
+
 static int change_add(struct changes *c, enum pw_k8s_kind kind, const char *key, const char *json)
 {
-	struct pw_k8s_policy_change *ch;
+	struct pw_policy_change *ch;
 
 	if (c->n == c->cap) {
 		int cap = c->cap ? c->cap * 2 : 64;
@@ -1683,7 +1688,7 @@ static int change_add(struct changes *c, enum pw_k8s_kind kind, const char *key,
 		c->cap = cap;
 	}
 	ch = &c->v[c->n];
-	ch->kind = kind;
+	ch->sec = section_of(kind);
 	ch->key = strdup(key);
 	ch->json = json ? strdup(json) : NULL;
 	if (!ch->key || (json && !ch->json)) {
@@ -1693,15 +1698,6 @@ static int change_add(struct changes *c, enum pw_k8s_kind kind, const char *key,
 	}
 	c->n++;
 	return 0;
-}
-
-void pw_k8s_policy_changes_free(struct pw_k8s_policy_change *c, int n)
-{
-	for (int i = 0; c && i < n; i++) {
-		free(c[i].key);
-		free(c[i].json);
-	}
-	free(c);
 }
 
 /* Every element of the model, as pw_k8s_build would join them. */
@@ -1811,7 +1807,7 @@ static int changes_dirty(const struct pw_k8s_model *m, struct changes *c)
 	return ret;
 }
 
-int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_k8s_policy_change **out, int *n, bool *reset)
+int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_policy_change **out, int *n, bool *reset)
 {
 	struct changes c = { 0 };
 	int ret = 0;
@@ -1835,7 +1831,7 @@ int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_k8s_policy_change **
 		ret = changes_dirty(m, &c);
 	}
 	if (ret) {
-		pw_k8s_policy_changes_free(c.v, c.n);
+		pw_policy_changes_free(c.v, c.n);
 		*reset = false;
 		pw_k8s_policy_refeed(m);
 		return ret;

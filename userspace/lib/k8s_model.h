@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "config.h"
+#include "policy.h"
 
 /* Namespaces, Pods and NetworkPolicies feed the policy model
  * (pw_node_config.policy_json, docs/policy.md) through k8s_policy.h. */
@@ -91,21 +92,15 @@ void pw_k8s_release(struct pw_k8s_model *m, struct pw_node_config *prev);
  * carries prev's) and the elements go out through pw_k8s_policy_changes. */
 void pw_k8s_policy_by_object(struct pw_k8s_model *m);
 
-struct pw_k8s_policy_change {
-	enum pw_k8s_kind kind;   /* PW_K8S_NAMESPACE, PW_K8S_POD or PW_K8S_NETPOL */
-	char *key;               /* "name" (Namespace) or "namespace/name" */
-	char *json;              /* its element of the policy model; NULL: gone */
-};
 /* What changed in the policy model since the last call. *reset: start
  * from an empty model before applying *out (which then holds every
  * element: the first time, after pw_k8s_policy_refeed, and when the first
  * NetworkPolicy comes; with none left, *reset and nothing else: nothing
- * is policed). A NetworkPolicy's key stands for its policy id: a change
+ * is policed), for pw_policy_inc_apply. A NetworkPolicy's key stands for its policy id: a change
  * gives the policy that holds the id now (see the id clash in
  * pw_k8s_build), or the key gone when none does. 0 or -ENOMEM (then
  * everything is handed over next time). */
-int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_k8s_policy_change **out, int *n, bool *reset);
-void pw_k8s_policy_changes_free(struct pw_k8s_policy_change *c, int n);
+int pw_k8s_policy_changes(struct pw_k8s_model *m, struct pw_policy_change **out, int *n, bool *reset);
 /* The consumer lost what it held: hand everything over next time. */
 void pw_k8s_policy_refeed(struct pw_k8s_model *m);
 /* The whole text (as pw_k8s_build's policy_json; for publishing) and

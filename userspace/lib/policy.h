@@ -210,6 +210,22 @@ int pw_policy_inc_set_local(struct pw_policy_inc *e, const struct pw_local_pod *
  * loads are not reconciled with the text: use one way per engine. */
 int pw_policy_inc_load_json(struct pw_policy_inc *e, const char *json, char *err, size_t errlen);
 
+/* The other way in, object by object (the Kubernetes source: a watch event
+ * costs what it touches, not a scan of every element): one element of
+ * the model as its text, or gone. */
+struct pw_policy_change {
+	enum pw_policy_section sec;
+	char *key;               /* "name" (a namespace) or "namespace/name" */
+	char *json;              /* the element; NULL: gone */
+};
+/* Sets (parsed from its text) or deletes each element in turn; deleting
+ * one the engine does not hold is no error. An element the parser refuses
+ * keeps the one before (its message in err, the rest still applied). 0,
+ * -EINVAL (an element refused) or -ENOMEM (then the engine is unusable:
+ * free it and start again from the whole model). */
+int pw_policy_inc_apply(struct pw_policy_inc *e, const struct pw_policy_change *c, int n, char *err, size_t errlen);
+void pw_policy_changes_free(struct pw_policy_change *c, int n);
+
 struct pw_policy_inc_stats {
 	int pods_recomputed;     /* local pods whose entries were recomputed */
 	int identities_changed;  /* identities that appeared or went */

@@ -1828,3 +1828,61 @@ void pw_policy_inc_free(struct pw_policy_inc *e)
 	free(e->dirty_ns.v);
 	free(e);
 }
+
+/* ---------------- object by object ---------------- */
+
+static int apply_one(struct pw_policy_inc *e, const struct pw_policy_change *c, char *err, size_t errlen)
+{
+	union { struct pw_ns_model ns; struct pw_pod_model pod; struct pw_netpol pol; } obj;
+	const char *slash = strchr(c->key, '/');
+	char ns[256], why[512];
+	int ret;
+
+	if (!c->json) {
+		snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - c->key) : 0, c->key);
+		ret = c->sec == PW_POL_SEC_NS ? pw_policy_inc_del_ns(e, c->key) :
+		      c->sec == PW_POL_SEC_PODS ? pw_policy_inc_del_pod(e, ns, slash ? slash + 1 : c->key) :
+		      pw_policy_inc_del_policy(e, ns, slash ? slash + 1 : c->key);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	memset(&obj, 0, sizeof(obj));
+	ret = pw_policy_parse_element(c->sec, c->json, strlen(c->json), 0, &obj, why, sizeof(why));
+	if (ret) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s: kept as it was", c->key, why);
+		return ret;
+	}
+	ret = c->sec == PW_POL_SEC_NS ? pw_policy_inc_set_ns(e, &obj.ns) :
+	      c->sec == PW_POL_SEC_PODS ? pw_policy_inc_set_pod(e, &obj.pod) : pw_policy_inc_set_policy(e, &obj.pol);
+	if (c->sec == PW_POL_SEC_NS)
+		pw_policy_ns_free(&obj.ns);
+	else if (c->sec == PW_POL_SEC_PODS)
+		pw_policy_pod_free(&obj.pod);
+	else
+		pw_policy_netpol_free(&obj.pol);
+	return ret;
+}
+
+int pw_policy_inc_apply(struct pw_policy_inc *e, const struct pw_policy_change *c, int n, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (int i = 0; i < n; i++) {
+		int r = apply_one(e, &c[i], ret ? NULL : err, errlen);
+
+		if (r == -ENOMEM)
+			return r;
+		if (r && !ret)
+			ret = r;
+	}
+	return ret;
+}
+
+void pw_policy_changes_free(struct pw_policy_change *c, int n)
+{
+	for (int i = 0; c && i < n; i++) {
+		free(c[i].key);
+		free(c[i].json);
+	}
+	free(c);
+}
