@@ -12,7 +12,11 @@
  * and unique, peers inside the cluster CIDR and not overlapping, a policy
  * model (when there is one) that pw_policy_model_parse takes. The model
  * is also built after every line, each build from the one before
- * (pw_k8s_build_next), and the last of those must be the whole build. */
+ * (pw_k8s_build_next), and the last of those must be the whole build.
+ * A second model takes the same lines object by object, as the agent
+ * does (pw_k8s_policy_by_object: after each line its changes go into a
+ * policy engine through pw_policy_inc_apply): at the end that engine must
+ * want exactly what one loaded with the whole build's text wants. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,8 +129,60 @@ static void build_step(struct pw_k8s_model *m, const struct pw_node_config *base
 	*have = true;
 }
 
+/* The by-object model's changes since the last call into *e. */
+static void feed_step(struct pw_k8s_model *m, struct pw_policy_inc **e)
+{
+	struct pw_policy_change *c;
+	bool reset;
+	int n;
+
+	if (pw_k8s_policy_changes(m, &c, &n, &reset))
+		return;
+	if (reset) {
+		pw_policy_inc_free(*e);
+		*e = pw_policy_inc_new(true);
+		check(*e != NULL);
+	}
+	check(!n || *e);
+	if (n)
+		check(pw_policy_inc_apply(*e, c, n, NULL, 0) == 0);   /* each element was checked alone */
+	pw_policy_changes_free(c, n);
+}
+
+static void wanted(struct pw_policy_inc *e, struct pw_policy_state *out)
+{
+	struct pw_policy_state old, new;
+
+	memset(out, 0, sizeof(*out));
+	if (!e)
+		return;
+	check(pw_policy_inc_flush(e, &old, &new, NULL) == 0 && pw_policy_inc_state(e, out) == 0);
+	pw_policy_state_free(&old);
+	pw_policy_state_free(&new);
+}
+
+/* The engine fed object by object wants what the whole text gives. */
+static void check_by_object(struct pw_policy_inc *fed, const char *text)
+{
+	struct pw_policy_inc *whole = pw_policy_inc_new(true);
+	struct pw_policy_state a, b;
+
+	check(whole && pw_policy_inc_load_json(whole, text, NULL, 0) == 0);
+	wanted(fed, &a);
+	wanted(whole, &b);
+	check(a.n_ids == b.n_ids && a.n_eps == b.n_eps && a.n_rules == b.n_rules);
+	check(!a.n_ids || !memcmp(a.ids, b.ids, (size_t)a.n_ids * sizeof(*a.ids)));
+	check(!a.n_eps || !memcmp(a.eps, b.eps, (size_t)a.n_eps * sizeof(*a.eps)));
+	check(!a.n_rules || !memcmp(a.rules, b.rules, (size_t)a.n_rules * sizeof(*a.rules)));
+	pw_policy_state_free(&a);
+	pw_policy_state_free(&b);
+	pw_policy_inc_free(whole);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct pw_policy_inc *fed = NULL;
+	struct pw_k8s_model *mo;
 	struct pw_cidr cluster, svc;
 	struct pw_node_config base = { 0 }, out, cur;
 	bool have = false;
@@ -144,15 +200,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	base.cluster_cidr = cluster;
 	base.service_cidr = svc;
 	m = pw_k8s_model_new("node1", &cluster, &svc);
-	check(m != NULL);
+	mo = pw_k8s_model_new("node1", &cluster, &svc);
+	check(m != NULL && mo != NULL);
+	pw_k8s_policy_by_object(mo);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		apply_line(m, line);
+		apply_line(mo, line);
 		build_step(m, &base, &cur, &have);
+		feed_step(mo, &fed);
 	}
 	if (have)
 		build_step(m, &base, &cur, &have);   /* the last change may have failed the build */
 	if (pw_k8s_build(m, &base, &out, why, sizeof(why)) == 0) {
 		check_config(&out);
+		check_by_object(fed, out.policy_json);
 		if (have)
 			check_same(&cur, &out);
 		pw_config_free(&out);
@@ -162,6 +223,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (have)
 		pw_k8s_release(m, &cur);
 	pw_k8s_model_free(m);
+	pw_k8s_model_free(mo);
+	pw_policy_inc_free(fed);
 	free(text);
 	return 0;
 }
