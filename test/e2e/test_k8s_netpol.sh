@@ -354,6 +354,14 @@ spec:
 EOF
 exp_udp() { [ "$2" = x/a ] && { [ "$3" = 80/udp ] && echo 1 || echo 0; } || echo 1; }
 matrix "UDP: x/a on 80/udp only" exp_udp "80/tcp 80/udp 81/udp"
+# The agent takes policies object by object and publishes the whole model
+# (kubernetes.json, at most once a second) for podwirectl to name them.
+pol_of_xa() {
+	k8s_node_exec 1 "$PWK_DIR/bin/podwirectl" --instance "$(pwk_node_name 1)" -o json policy x/a 2>/dev/null |
+		jq -r '.[0] | [.ingressPoliced, (.selectedBy | join(","))] | map(tostring) | join(" ")'
+}
+for _ in $(seq 50); do [ "$(pol_of_xa)" = "true x/a-udp-80" ] && break; sleep 0.2; done
+check_eq "podwirectl policy x/a on its node: ingress policed, selected by x/a-udp-80" "$(pol_of_xa)" "true x/a-udp-80"
 np_clear
 
 # a policy updated in place (upstream's "should enforce updated policy")
