@@ -204,15 +204,15 @@ static int apply(const char *json, double *load_ms, double *flush_ms, double *sy
 	return flush_sync(flush_ms, sync_ms, st);
 }
 
-/* One object from its JSON text, set, flushed and written: ms. */
-static int apply_object(enum pw_policy_section sec, const char *text, double *ms, struct pw_policy_stats *st)
+/* One object from its JSON text, set, flushed and written. */
+static int apply_object(enum pw_policy_section sec, const char *text, struct pw_policy_stats *st)
 {
 	union {
 		struct pw_pod_model pod;
 		struct pw_netpol pol;
 	} o;
 	char err[256];
-	double t0 = now_ms(), f, s;
+	double f, s;
 	int ret = pw_policy_parse_element(sec, text, strlen(text), 0, &o, err, sizeof(err));
 
 	if (ret) {
@@ -228,7 +228,6 @@ static int apply_object(enum pw_policy_section sec, const char *text, double *ms
 	}
 	if (!ret)
 		ret = flush_sync(&f, &s, st);
-	*ms = now_ms() - t0;
 	return ret;
 }
 
@@ -332,49 +331,6 @@ static void report_changes(const char *name, double *ms, double *cpu, int n, uns
 	qsort(cpu, (size_t)n, sizeof(*cpu), cmp_dbl);
 	printf("%-52s %8.2f %8.2f %8.2f %8.2f %8.2f  %5.1f / %.1f\n", name, ms[n / 2], ms[(n * 99 + 99) / 100 - 1],
 	       ms[n - 1], cpu[n / 2], cpu[(n * 99 + 99) / 100 - 1], (double)w / n, (double)d / n);
-}
-
-/* CHANGES changes of one kind, back and forth (the model ends as it began). */
-static int changes(int n_sel, int kind)
-{
-	static double ms[CHANGES], cpu[CHANGES];
-	struct pw_policy_stats st;
-	unsigned long w = 0, d = 0;
-	int changed = n_sel ? n_sel / 2 : 500, pod = N_LOCAL + 7;
-	char name[96];
-
-	for (int k = 0; k < CHANGES; k++) {
-		int chg = k % 2 ? 0 : 7;
-		struct buf b = { malloc(4096), 0, 4096 };
-		double l, f, s, c0 = cpu_ms();
-		int ret;
-
-		if (kind == 0) {
-			char *json = model(n_sel, changed, chg);
-
-			c0 = cpu_ms();   /* the text is the input: making it is not the change's cost */
-			ret = apply(json, &l, &f, &s, &st);
-			ms[k] = l + f + s;
-			free(json);
-		} else if (kind == 1) {
-			put_policy(&b, changed, n_sel, chg);
-			ret = apply_object(PW_POL_SEC_POLS, b.s, &ms[k], &st);
-		} else {
-			put_pod(&b, pod, chg != 0);
-			ret = apply_object(PW_POL_SEC_PODS, b.s, &ms[k], &st);
-		}
-		cpu[k] = cpu_ms() - c0;
-		free(b.s);
-		if (ret)
-			return ret;
-		w += st.writes;
-		d += st.deletes;
-	}
-	snprintf(name, sizeof(name), "%s (%d selecting)",
-		 kind == 0 ? "policy port changed, whole JSON model" :
-		 kind == 1 ? "policy port changed, one object" : "remote pod's labels changed, one object", n_sel);
-	report_changes(name, ms, cpu, CHANGES, w, d);
-	return 0;
 }
 
 /* ---- the Kubernetes source's path ---- */
@@ -491,10 +447,17 @@ static int k8s_apply(struct pw_k8s_model *m, struct pw_policy_inc **e, double *t
 	return ret;
 }
 
-/* CHANGES watch events of one kind, back and forth: a policy's port, or a
- * remote pod's labels. */
-static int k8s_changes(struct pw_k8s_model *m, struct pw_policy_inc **e, int n_sel, int kind)
+/* CHANGES changes of one kind, back and forth (the model ends as it
+ * began): a policy's port through the whole JSON model (kind 0), as one
+ * model object (1), as an API object through the Kubernetes model m and
+ * its engine *e (3); a remote pod's labels as one model object (2), as an
+ * API object (4). */
+static int changes(int n_sel, int kind, struct pw_k8s_model *m, struct pw_policy_inc **e)
 {
+	static const char *const what[] = {
+		"policy port changed, whole JSON model", "policy port changed, one object",
+		"remote pod's labels changed, one object", "API: policy port changed", "API: remote pod's labels changed",
+	};
 	static double ms[CHANGES], cpu[CHANGES];
 	struct pw_policy_stats st;
 	unsigned long w = 0, d = 0;
@@ -502,17 +465,30 @@ static int k8s_changes(struct pw_k8s_model *m, struct pw_policy_inc **e, int n_s
 	char name[96];
 
 	for (int k = 0; k < CHANGES; k++) {
+		int chg = k % 2 ? 0 : 7;
 		struct buf b = { malloc(4096), 0, 4096 };
-		double t, f, s, t0 = now_ms(), c0 = cpu_ms();
+		double l, f, s, t0 = now_ms(), c0 = cpu_ms();
 		int ret;
 
-		if (kind == 1)
-			put_policy(&b, changed, n_sel, k % 2 ? 0 : 7);
-		else
-			api_pod(&b, pod, k % 2 == 0);
-		ret = upsert(m, kind == 1 ? PW_K8S_NETPOL : PW_K8S_POD, b.s);
-		if (!ret)
-			ret = k8s_apply(m, e, &t, &f, &s, &st);
+		if (kind == 0) {
+			char *json = model(n_sel, changed, chg);
+
+			t0 = now_ms();   /* the text is the input: making it is not the change's cost */
+			c0 = cpu_ms();
+			ret = apply(json, &l, &f, &s, &st);
+			free(json);
+		} else if (kind == 1 || kind == 3) {
+			put_policy(&b, changed, n_sel, chg);
+			ret = kind == 1 ? apply_object(PW_POL_SEC_POLS, b.s, &st) : upsert(m, PW_K8S_NETPOL, b.s);
+		} else {
+			if (kind == 2)
+				put_pod(&b, pod, chg != 0);
+			else
+				api_pod(&b, pod, chg != 0);
+			ret = kind == 2 ? apply_object(PW_POL_SEC_PODS, b.s, &st) : upsert(m, PW_K8S_POD, b.s);
+		}
+		if (!ret && kind >= 3)
+			ret = k8s_apply(m, e, &l, &f, &s, &st);
 		ms[k] = now_ms() - t0;
 		cpu[k] = cpu_ms() - c0;
 		free(b.s);
@@ -521,8 +497,7 @@ static int k8s_changes(struct pw_k8s_model *m, struct pw_policy_inc **e, int n_s
 		w += st.writes;
 		d += st.deletes;
 	}
-	snprintf(name, sizeof(name), "%s (%d selecting)",
-		 kind == 1 ? "API: policy port changed" : "API: remote pod's labels changed", n_sel);
+	snprintf(name, sizeof(name), "%s (%d selecting)", what[kind], n_sel);
 	report_changes(name, ms, cpu, CHANGES, w, d);
 	return 0;
 }
@@ -564,7 +539,7 @@ static int k8s_section(void)
 		printf("%-52s %9.1f %9.1f %9.1f %9.1f %8lu %8lu\n", name, t, f, s, c0, st.writes, st.deletes);
 		printf("  %-50s %8s %8s %8s %8s %8s  %s\n", "then one watch event, to the maps written", "p50 ms", "p99 ms",
 		       "max ms", "cpu p50", "cpu p99", "writes / deletes");
-		if (k8s_changes(m, &e, ns[i], 1) || k8s_changes(m, &e, ns[i], 2))
+		if (changes(ns[i], 3, m, &e) || changes(ns[i], 4, m, &e))
 			return 1;
 		pw_policy_inc_free(e);
 		pw_k8s_model_free(m);
@@ -620,7 +595,7 @@ int main(int argc, char **argv)
 			return 1;
 		free(json);
 		for (int kind = 0; kind < 3; kind++)
-			if (changes(ns[i], kind))
+			if (changes(ns[i], kind, NULL, NULL))
 				return 1;
 	}
 	printf("\n");
