@@ -224,6 +224,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_pol_ep SEC(".maps");
 
+/* PW_POL_GATE_OPEN while pw_pol_ep is empty (pw_policy_sync keeps it):
+ * an array lookup the verifier inlines, instead of a hash lookup per
+ * packet and direction on a node that polices no pod. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_pol_gate SEC(".maps");
+
 /* (local pod, dir, proto, peer identity, port prefix) -> allowing policy */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -12,10 +12,21 @@
 #include "l4.h"
 #include "conntrack.h"
 
+/* No pod on this node is policed (userspace says so; docs/policy.md). */
+static __always_inline int pw_pol_gate_open(void)
+{
+	__u32 zero = 0;
+	const __u32 *gate = bpf_map_lookup_elem(&pw_pol_gate, &zero);
+
+	return gate && *gate == PW_POL_GATE_OPEN;
+}
+
 static __always_inline const struct pw_pol_ep *pw_pol_ep_get(__be32 pod)
 {
 	struct pw_ip4 key;
 
+	if (pw_pol_gate_open())
+		return NULL;
 	__builtin_memcpy(key.addr, &pod, 4);
 	return bpf_map_lookup_elem(&pw_pol_ep, &key);
 }

@@ -401,6 +401,7 @@ struct pw_sock_netns {
 #define PW_MAP_POL_EP  "pw_pol_ep"    /* local pod IP -> enforcement per direction */
 #define PW_MAP_POLICY  "pw_policy"    /* LPM: (pod, dir, proto, peer identity, port prefix) -> policy */
 #define PW_MAP_POL_CT  "pw_pol_ct"    /* LRU: flows a policy check allowed */
+#define PW_MAP_POL_GATE "pw_pol_gate" /* array, one entry: PW_POL_GATE_OPEN while pw_pol_ep is empty */
 #define PW_MAX_POL_IDS    65536
 #define PW_MAX_POL_EP     PW_MAX_ENDPOINTS
 #define PW_MAX_POLICY     262144
@@ -412,6 +413,14 @@ enum pw_identity_reserved {
 	PW_ID_WORLD      = 2,          /* no pod, no ipBlock prefix */
 	PW_ID_FIRST_POD  = 256,
 	PW_ID_FIRST_CIDR = 0x01000000,
+};
+
+/* pw_pol_gate's value. Zero (a new map) means "look in pw_pol_ep": the
+ * datapath skips the policy lookups only when userspace has said no pod is
+ * policed, never because the gate is missing or unwritten. */
+enum pw_pol_gate_state {
+	PW_POL_GATE_LOOK = 0,
+	PW_POL_GATE_OPEN = 1,          /* pw_pol_ep is empty: nothing to check */
 };
 
 struct pw_pol_ids_key {

@@ -252,6 +252,7 @@ static int setup(void)
 	fds.ids = bpf_map__fd(skel->maps.pw_pol_ids);
 	fds.ep = bpf_map__fd(skel->maps.pw_pol_ep);
 	fds.rules = bpf_map__fd(skel->maps.pw_policy);
+	fds.gate = bpf_map__fd(skel->maps.pw_pol_gate);
 	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
 	pwt_endpoint_init(&ep_l, if_l, "10.244.1.3", 3);
 	/* Delivery rewrites the source MAC to l's host_mac: make that a's own

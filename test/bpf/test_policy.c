@@ -57,6 +57,7 @@ static int setup(void)
 	fds.ids = bpf_map__fd(skel->maps.pw_pol_ids);
 	fds.ep = bpf_map__fd(skel->maps.pw_pol_ep);
 	fds.rules = bpf_map__fd(skel->maps.pw_policy);
+	fds.gate = bpf_map__fd(skel->maps.pw_pol_gate);
 	pwt_endpoint_init(&ep_a, if_a, "10.244.1.2", 2);
 	pwt_endpoint_init(&ep_b, if_b, "10.244.1.3", 3);
 	pwt_endpoint_init(&ep_c, if_c, "10.244.1.4", 4);
@@ -175,6 +176,41 @@ static void expect(const char *name, const uint8_t *pkt, size_t len, unsigned if
 	"{\"namespaceSelector\":{\"matchLabels\":{\"env\":\"prod\"}},"                                      \
 	"\"podSelector\":{\"matchLabels\":{\"app\":\"web\"}}}]}]}}"
 
+static uint32_t gate(void)
+{
+	uint32_t zero = 0, v = 99;
+
+	bpf_map_lookup_elem(fds.gate, &zero, &v);
+	return v;
+}
+
+/* B default-deny ingress, written straight into pw_pol_ep (no rules). */
+static int ep_b_policed(bool on)
+{
+	struct pw_ip4 k;
+	struct pw_pol_ep v = { .flags = PW_POL_F_INGRESS };
+
+	memcpy(k.addr, ep_b.ip, 4);
+	return on ? bpf_map_update_elem(fds.ep, &k, &v, BPF_ANY) : bpf_map_delete_elem(fds.ep, &k);
+}
+
+/* pw_pol_gate: an unwritten gate means "look" (a policed pod is never
+ * skipped before the agent has said anything), an open gate skips
+ * pw_pol_ep altogether, and pw_policy_sync keeps it in step. */
+static void test_gate(void)
+{
+	uint32_t zero = 0, open = PW_POL_GATE_OPEN;
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len = tcp_frame(pkt, &ep_a, "10.244.1.3", 39000, 81, F_SYN);
+
+	PWT_CHECK(gate() == PW_POL_GATE_LOOK && ep_b_policed(true) == 0, "gate: a new map is closed",
+		  "gate %u", gate());
+	expect("gate closed: B's entry is looked up (A -> B denied)", pkt, len, if_a, TC_ACT_SHOT, 0);
+	PWT_CHECK(bpf_map_update_elem(fds.gate, &zero, &open, BPF_ANY) == 0, "gate: opened by hand", "%s", "");
+	expect("gate open: pw_pol_ep is not read (A -> B passes)", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	PWT_CHECK(ep_b_policed(false) == 0, "gate: B's entry removed", "%s", "");
+}
+
 static void test_no_policy(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
@@ -183,6 +219,7 @@ static void test_no_policy(void)
 	PWT_CHECK(apply("", true) == 0 && applied.n_eps == 0 && applied.n_rules == 0 && applied.n_ids == 4,
 		  "no policy: only the 4 pod identities written", "eps %d rules %d ids %d", applied.n_eps,
 		  applied.n_rules, applied.n_ids);
+	PWT_CHECK(gate() == PW_POL_GATE_OPEN, "no policy: the gate is open", "gate %u", gate());
 	len = tcp_frame(pkt, &ep_c, "10.244.1.3", 40000, 81, F_SYN);
 	expect("no policy: C -> B tcp/81", pkt, len, if_c, TC_ACT_REDIRECT, 0);
 }
@@ -193,8 +230,8 @@ static void test_ingress(void)
 	uint8_t pkt[PWT_MAX_PKT];
 	size_t len;
 
-	PWT_CHECK(apply(WEB_ALLOW, true) == 0 && applied.n_eps == 1, "web-allow applied: B policed", "eps %d",
-		  applied.n_eps);
+	PWT_CHECK(apply(WEB_ALLOW, true) == 0 && applied.n_eps == 1 && gate() == PW_POL_GATE_LOOK,
+		  "web-allow applied: B policed, the gate closed", "eps %d gate %u", applied.n_eps, gate());
 	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 40001, 80, F_SYN);
 	expect("allow: A (app=client) -> B tcp/80", pkt, len, if_a, TC_ACT_REDIRECT, 0);
 	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 40002, 81, F_SYN);
@@ -319,9 +356,10 @@ static void test_incremental(void)
 		  read.n_ids, applied.n_ids, read.n_eps, applied.n_eps, read.n_rules, applied.n_rules);
 	pw_policy_state_free(&read);
 	PWT_CHECK(apply("", false) == 0, "incremental: everything deleted", "%s", "");
-	PWT_CHECK(pw_policy_state_read(&fds, &read) == 0 && read.n_ids == 0 && read.n_eps == 0 && read.n_rules == 0,
-		  "incremental: nothing left in pw_pol_ids, pw_pol_ep, pw_policy", "ids %d eps %d rules %d", read.n_ids,
-		  read.n_eps, read.n_rules);
+	PWT_CHECK(pw_policy_state_read(&fds, &read) == 0 && read.n_ids == 0 && read.n_eps == 0 && read.n_rules == 0 &&
+			  gate() == PW_POL_GATE_OPEN,
+		  "incremental: nothing left in pw_pol_ids, pw_pol_ep, pw_policy; the gate open again",
+		  "ids %d eps %d rules %d gate %u", read.n_ids, read.n_eps, read.n_rules, gate());
 	pw_policy_state_free(&read);
 }
 
@@ -331,6 +369,7 @@ int main(void)
 		PWT_CHECK(0, "policy: sandbox and load", "setup failed");
 		return pwt_done();
 	}
+	test_gate();
 	test_no_policy();
 	test_ingress();
 	test_both_policed();

@@ -67,7 +67,7 @@ static struct pw_netpol_state *state(struct pw_agent *a)
 	if (!s)
 		return NULL;
 	s->pods_fd = -1;
-	s->fds = (struct pw_policy_fds){ -1, -1, -1 };
+	s->fds = (struct pw_policy_fds){ -1, -1, -1, -1 };
 	a->netpol = s;
 	return s;
 }
@@ -80,8 +80,9 @@ static int open_maps(struct pw_agent *a, struct pw_netpol_state *s)
 	s->fds.ids = pw_loader_map_fd(a, PW_MAP_POL_IDS);
 	s->fds.ep = pw_loader_map_fd(a, PW_MAP_POL_EP);
 	s->fds.rules = pw_loader_map_fd(a, PW_MAP_POLICY);
-	if (s->fds.ids < 0 || s->fds.ep < 0 || s->fds.rules < 0) {
-		s->fds = (struct pw_policy_fds){ -1, -1, -1 };
+	s->fds.gate = pw_loader_map_fd(a, PW_MAP_POL_GATE);
+	if (s->fds.ids < 0 || s->fds.ep < 0 || s->fds.rules < 0 || s->fds.gate < 0) {
+		s->fds = (struct pw_policy_fds){ -1, -1, -1, -1 };
 		return -ENOENT;
 	}
 	return 0;

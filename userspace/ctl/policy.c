@@ -55,7 +55,7 @@ static int view_load(const struct ctl *c, struct view *v)
 	char path[512], err[512];
 
 	memset(v, 0, sizeof(*v));
-	v->fds.ids = v->fds.ep = v->fds.rules = -1;
+	v->fds.ids = v->fds.ep = v->fds.rules = v->fds.gate = -1;
 	ctl_config_path(c, path, sizeof(path));
 	if (pw_config_load(path, &cfg, err, sizeof(err)) == 0) {
 		v->have_model = pw_policy_model_parse(cfg.policy_json, &v->m, err, sizeof(err)) == 0;

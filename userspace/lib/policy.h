@@ -243,7 +243,8 @@ int pw_policy_inc_n_policies(const struct pw_policy_inc *e);
 
 /* ---- policy_maps.c: the pinned maps (libbpf) ---- */
 
-struct pw_policy_fds { int ids, ep, rules; };
+/* gate: pw_pol_gate, or -1 where nothing writes (a reader). */
+struct pw_policy_fds { int ids, ep, rules, gate; };
 
 struct pw_policy_stats { unsigned long writes, deletes; };
 
@@ -251,7 +252,9 @@ struct pw_policy_stats { unsigned long writes, deletes; };
 int pw_policy_state_read(const struct pw_policy_fds *fds, struct pw_policy_state *out);
 /* Writes new's entries that old lacks or has otherwise, deletes old's that
  * new lacks: allow entries before a pod's default deny, the deny before
- * its allow entries go. 0 or the first -errno (the rest is still tried). */
+ * its allow entries go. The gate is closed before the first pod is
+ * policed and opened once none is. 0 or the first -errno (the rest is
+ * still tried). */
 int pw_policy_sync(const struct pw_policy_fds *fds, const struct pw_policy_state *old,
 		   const struct pw_policy_state *new, struct pw_policy_stats *st);
 

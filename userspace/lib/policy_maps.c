@@ -99,17 +99,30 @@ static int diff_apply(int fd, const char *olda, int on, const char *newa, int nn
 	return first;
 }
 
+static int gate_set(int fd, uint32_t state)
+{
+	uint32_t zero = 0;
+
+	if (fd < 0)
+		return 0;
+	return bpf_map_update_elem(fd, &zero, &state, BPF_ANY) ? -errno : 0;
+}
+
 int pw_policy_sync(const struct pw_policy_fds *fds, const struct pw_policy_state *old,
 		   const struct pw_policy_state *new, struct pw_policy_stats *st)
 {
 	static const struct pw_policy_state empty;
 	struct pw_policy_stats dummy = { 0 };
-	int r[6];
+	int r[6], ret;
 
 	if (!old)
 		old = &empty;
 	if (!st)
 		st = &dummy;
+	/* The datapath skips pw_pol_ep while the gate is open: closed before
+	 * any pod's entry is written, so no policed pod is ever skipped. */
+	if (new->n_eps && (ret = gate_set(fds->gate, PW_POL_GATE_LOOK)))
+		return ret;
 #define DIFF(fd, f, w) diff_apply(fd, (const char *)old->f, old->n_##f, (const char *)new->f, new->n_##f, \
 				  sizeof(new->f->k), sizeof(*new->f), w, st)
 	r[0] = DIFF(fds->ids, ids, true);
@@ -122,7 +135,9 @@ int pw_policy_sync(const struct pw_policy_fds *fds, const struct pw_policy_state
 	for (int i = 0; i < 6; i++)
 		if (r[i])
 			return r[i];
-	return 0;
+	/* Opened only once every pod's entry is gone (a failed delete above
+	 * keeps it closed, fail safe). */
+	return new->n_eps ? 0 : gate_set(fds->gate, PW_POL_GATE_OPEN);
 }
 
 /* ---------------- asking the maps ---------------- */
