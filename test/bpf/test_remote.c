@@ -1,8 +1,9 @@
 /* Packet tests of the cross-node paths through BPF_PROG_TEST_RUN: pod_ingress
  * to another node's pod in native routing mode (bpf_fib_lookup against this
  * netns's real FIB and neighbour table, then bpf_redirect /
- * bpf_redirect_neigh) and in VXLAN mode (tunnel key + redirect into the
- * overlay device), and overlay.bpf.c's two programs on a real collect-md
+ * bpf_redirect_neigh) and in VXLAN mode (encapsulated in BPF and redirected
+ * to the uplink, or, when the route cannot carry it, tunnel key + redirect
+ * into the overlay device), and overlay.bpf.c's two programs on a real collect-md
  * VXLAN device, and the uplink's VXLAN decapsulation (host.bpf.c in VXLAN
  * mode), with who may send tunnel packets (peer nodes only, the cluster's
  * VNI) and what a pod may not send (a node's VXLAN port). Every object is
@@ -89,7 +90,8 @@ static int setup(void)
 	if (system("ip link set pwt-up0 address 52:54:00:00:00:11 && "
 		   "ip addr add 192.168.1.11/24 dev pwt-up0 && "
 		   "ip neigh replace 192.168.1.12 lladdr 52:54:00:00:00:12 nud permanent dev pwt-up0 && "
-		   "ip route add 192.168.50.0/24 via 192.168.1.1 dev pwt-up0") != 0)
+		   "ip route add 192.168.50.0/24 via 192.168.1.1 dev pwt-up0 && "
+		   "ip route add 192.168.1.14/32 dev pwt-up0 mtu lock 120") != 0)
 		return -1;
 	if_vx = pwt_vxlan("pwt-vx");
 	if (!if_vx)
@@ -126,10 +128,10 @@ static int setup(void)
 		return -1;
 	if (add_peer("10.244.2.0", 24, "192.168.1.12") || add_peer("10.244.3.0", 24, "192.168.1.13") ||
 	    add_peer("10.244.4.0", 24, "192.168.50.4") || add_peer("10.244.5.0", 24, "172.31.0.5") ||
-	    add_peer("10.244.2.128", 25, "192.168.1.13"))
+	    add_peer("10.244.2.128", 25, "192.168.1.13") || add_peer("10.244.6.0", 24, "192.168.1.14"))
 		return -1;
 	if (add_node("192.168.1.11", PW_NODE_F_SELF) || add_node("192.168.1.12", 0) || add_node("192.168.1.13", 0) ||
-	    add_node("192.168.50.4", 0) || add_node("172.31.0.5", 0))
+	    add_node("192.168.50.4", 0) || add_node("172.31.0.5", 0) || add_node("192.168.1.14", 0))
 		return -1;
 	tunnel = pwt_tunnel_open(ov_in_fd);
 	if (!tunnel)
@@ -307,21 +309,118 @@ static void test_no_route(void)
 	PWT_EQ_STR(pw_drop_reason_name(PW_DROP_NO_ROUTE), "no-route", "no route: reason name");
 }
 
+/* The packet left encapsulated for node_ip: outer headers as a peer's
+ * decapsulation (and the kernel's VXLAN) accept them, the inner frame the
+ * pod's with the TTL one less. */
+static void check_encapsulated(const char *name, const uint8_t *in, size_t len, const struct pwt_run *r,
+			       const char *node_ip)
+{
+	const struct iphdr *outer = (const struct iphdr *)(r->out + 14);
+	const struct udphdr *udp = (const struct udphdr *)(r->out + 34);
+	const uint32_t *vx = (const uint32_t *)(r->out + 42);
+	const uint8_t *inner = r->out + 50;
+	const struct iphdr *ip_in = (const struct iphdr *)(in + 14), *ip_inner = (const struct iphdr *)(inner + 14);
+	char n[160];
+
+	snprintf(n, sizeof(n), "%s: 50 bytes of VXLAN in front of the pod's frame", name);
+	PWT_CHECK(r->out_len == len + 50, n, "%zu -> %u bytes", len, r->out_len);
+	if (r->out_len != len + 50)
+		return;
+	snprintf(n, sizeof(n), "%s: outer IPv4 from our node IP to %s, UDP, DF, ttl 64, checksum valid", name,
+		 node_ip);
+	PWT_CHECK(outer->version == 4 && outer->ihl == 5 && outer->saddr == pwt_ip("192.168.1.11") &&
+			  outer->daddr == pwt_ip(node_ip) && outer->protocol == IPPROTO_UDP &&
+			  ntohs(outer->frag_off) == 0x4000 && outer->ttl == 64 &&
+			  ntohs(outer->tot_len) == len - 14 + 50 && pwt_csum(outer, 20) == 0,
+		  n, "proto %u frag_off %#x ttl %u tot_len %u", outer->protocol, ntohs(outer->frag_off), outer->ttl,
+		  ntohs(outer->tot_len));
+	snprintf(n, sizeof(n), "%s: UDP to %d from an ephemeral port, length right, checksum 0", name, PW_VXLAN_PORT);
+	PWT_CHECK(ntohs(udp->dest) == PW_VXLAN_PORT && ntohs(udp->source) >= 32768 && ntohs(udp->source) < 61000 &&
+			  ntohs(udp->len) == len - 14 + 30 && udp->check == 0,
+		  n, "sport %u dport %u len %u check %#x", ntohs(udp->source), ntohs(udp->dest), ntohs(udp->len),
+		  udp->check);
+	snprintf(n, sizeof(n), "%s: VXLAN header: flags I, the cluster's VNI", name);
+	PWT_CHECK(ntohl(vx[0]) == 0x08000000 && ntohl(vx[1]) == PW_VXLAN_VNI << 8, n, "flags %#x vni %#x",
+		  ntohl(vx[0]), ntohl(vx[1]));
+	snprintf(n, sizeof(n), "%s: the inner frame is the pod's, ttl one less, checksum valid", name);
+	PWT_CHECK(memcmp(inner, in, 14) == 0 && ip_inner->saddr == ip_in->saddr && ip_inner->daddr == ip_in->daddr &&
+			  ip_inner->ttl == ip_in->ttl - 1 && pwt_csum(ip_inner, 20) == 0 &&
+			  memcmp(inner + 34, in + 34, len - 34) == 0,
+		  n, "ttl %u -> %u", ip_in->ttl, ip_inner->ttl);
+}
+
 static void test_vxlan(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
+	const struct ethhdr *eth;
 	struct pwt_run r;
 	size_t len;
 
 	len = udp_from_a(pkt, "10.244.2.5", 64);
-	expect_redirect("vxlan, to a peer's pod", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_vx,
+	expect_redirect("vxlan, to a peer's pod", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_up,
 			"192.168.1.12", &r);
-	check_routed("vxlan, to a peer's pod", pkt, len, &r);
-	/* The tunnel's remote is the node IP even behind a router: routing
-	 * the outer packet is the VXLAN device's business. */
+	check_encapsulated("vxlan, to a peer's pod", pkt, len, &r, "192.168.1.12");
+	eth = (const struct ethhdr *)r.out;
+	PWT_EXPECT(memcmp(eth->h_source, up_mac, 6) == 0 && memcmp(eth->h_dest, peer_mac, 6) == 0 &&
+		   ntohs(eth->h_proto) == ETH_P_IP,
+		   "vxlan, to a peer's pod: outer src mac = uplink, dst mac = the peer node's");
+	/* The outer source port follows the inner flow (the peer's RSS and
+	 * ECMP spread flows by it): the same flow keeps it, 8 flows do not all
+	 * share one (the flow hash's seed is random per boot). */
+	{
+		uint16_t first = ntohs(((const struct udphdr *)(r.out + 34))->source), again, other;
+		int distinct = 0;
+
+		r = pwt_run_prog(vxlan_fd, pkt, len, if_a);
+		again = ntohs(((const struct udphdr *)(r.out + 34))->source);
+		for (int i = 1; i <= 8; i++) {
+			pkt[14 + 20 + 1] = (uint8_t)i;   /* another inner source port */
+			pwt_l4_fix_csum(pkt);
+			r = pwt_run_prog(vxlan_fd, pkt, len, if_a);
+			other = ntohs(((const struct udphdr *)(r.out + 34))->source);
+			distinct += r.retval == TC_ACT_REDIRECT && other != first;
+		}
+		PWT_CHECK(again == first && distinct > 0, "vxlan: the outer source port follows the inner flow",
+			  "first %u again %u, %d of 8 other flows differ", first, again, distinct);
+	}
+
+	len = udp_from_a(pkt, "10.244.3.7", 64);
+	expect_redirect("vxlan, peer node's neighbour unresolved", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_up,
+			"192.168.1.13", &r);
+	check_encapsulated("vxlan, peer node's neighbour unresolved", pkt, len, &r, "192.168.1.13");
+	PWT_EXPECT(memcmp(r.out, pkt, 12) == 0, "vxlan, neighbour unresolved: outer MACs left to bpf_redirect_neigh");
+
+	/* The tunnel's remote is the node IP even behind a router. */
 	len = udp_from_a(pkt, "10.244.4.9", 64);
-	expect_redirect("vxlan, peer behind a router", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_vx,
+	expect_redirect("vxlan, peer behind a router", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL, if_up,
 			"192.168.50.4", &r);
+	check_encapsulated("vxlan, peer behind a router", pkt, len, &r, "192.168.50.4");
+
+	/* What the route cannot carry encapsulated goes to pw_vxlan, which
+	 * fragments or answers ICMP as the kernel does: the route to .14 has
+	 * MTU 120, 76 + 50 bytes do not fit, 68 + 50 do. */
+	len = udp_from_a(pkt, "10.244.6.1", 64);
+	expect_redirect("vxlan, too big for the route once encapsulated: to pw_vxlan", vxlan_fd, pkt, len, if_a,
+			PW_TRACE_TO_TUNNEL, if_vx, "192.168.1.14", &r);
+	check_routed("vxlan, too big for the route once encapsulated: to pw_vxlan", pkt, len, &r);
+	{
+		struct pwt_udp_spec sp = {
+			.src_mac = ep_a.mac, .dst_mac = ep_a.host_mac, .daddr = pwt_ip("10.244.6.1"),
+			.sport = 40000, .dport = 5201, .ttl = 64, .payload = 40,
+		};
+
+		memcpy(&sp.saddr, ep_a.ip, 4);
+		len = pwt_build_udp(pkt, &sp);
+		expect_redirect("vxlan, exactly the route's MTU once encapsulated", vxlan_fd, pkt, len, if_a,
+				PW_TRACE_TO_TUNNEL, if_up, "192.168.1.14", &r);
+		check_encapsulated("vxlan, exactly the route's MTU once encapsulated", pkt, len, &r, "192.168.1.14");
+	}
+	/* No route to the node: pw_vxlan's business (and the kernel's error). */
+	len = udp_from_a(pkt, "10.244.5.9", 64);
+	expect_redirect("vxlan, no route to the peer node: to pw_vxlan", vxlan_fd, pkt, len, if_a, PW_TRACE_TO_TUNNEL,
+			if_vx, "172.31.0.5", &r);
+	check_routed("vxlan, no route to the peer node: to pw_vxlan", pkt, len, &r);
+
 	len = udp_from_a(pkt, "10.244.2.5", 64);
 	expect_verdict("vxlan, no overlay device configured", vxlan_noif_fd, pkt, len, if_a, TC_ACT_SHOT,
 		       (uint32_t)-PW_DROP_ENCAP_FAILED, PW_DIR_EGRESS);

@@ -38,13 +38,17 @@ check "node1 (host stack) reaches a pod on node2 ($MODE)" in_ns "${PW_PREFIX}-no
 
 # 1 MiB over TCP across nodes, checked byte for byte.
 vxlan_rx() { in_ns "${PW_PREFIX}-node3" ip -j -s link show pw_vxlan 2>/dev/null | jq '.[0].stats64.rx.packets // 0'; }
-[ "$MODE" = vxlan ] && rx_before=$(vxlan_rx)
+vxlan_tx() { in_ns "${PW_PREFIX}-node1" ip -j -s link show pw_vxlan 2>/dev/null | jq '.[0].stats64.tx.packets // 0'; }
+[ "$MODE" = vxlan ] && rx_before=$(vxlan_rx) && tx_before=$(vxlan_tx)
 check "1 MiB TCP transfer node1 -> node3 arrives intact ($MODE)" \
 	tcp_transfer_intact n1a n3a "${PW_POD_IP[n3a]}" 7010 1048576
 # The transfer's packets, GSO ones (up to 64 KiB) included, are decapsulated
 # by uplink_ingress: none goes up through node3's pw_vxlan (decap.h).
 [ "$MODE" = vxlan ] && check_eq "1 MiB transfer: every packet decapsulated in BPF, none through pw_vxlan on node3" \
 	"$(($(vxlan_rx) - rx_before))" 0
+# ... and encapsulated by pod_ingress on node1: none goes out through its pw_vxlan (encap.h).
+[ "$MODE" = vxlan ] && check_eq "1 MiB transfer: every packet encapsulated in BPF, none through pw_vxlan on node1" \
+	"$(($(vxlan_tx) - tx_before))" 0
 
 # The outside world sees the node's IP and its replies find the pod.
 check_eq "pod on node2 -> outside host over TCP: outside sees node2's IP" "$(tcp_peer_seen n2a world)" 192.168.1.12
