@@ -116,12 +116,16 @@ static __always_inline __u32 pw_encap_wire_len(struct __sk_buff *skb, const stru
  * copied), UDP checksum 0 (allowed over IPv4, RFC 7348; the inner packet
  * keeps its own). bpf_skb_adjust_room's ENCAP flags mark the skb as a UDP
  * tunnel with an inner Ethernet header, so GSO segments the inner TCP
- * stream and fixes the outer lengths and IDs per segment. */
+ * stream and fixes the outer lengths and IDs per segment; FIXED_GSO keeps
+ * the pod's MSS (its MTU left room for the tunnel, and the route check
+ * above counted the segments whole), where the helper's default would cut
+ * every segment 50 bytes short. */
 static __always_inline int pw_encap_vxlan(struct __sk_buff *skb, struct pw_pkt *pkt, struct ethhdr *eth,
 					  struct iphdr *iph, __be32 node_ip)
 {
 	const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
-			    BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr));
+			    BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr)) |
+			    BPF_F_ADJ_ROOM_FIXED_GSO;
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
 	struct pw_vxlan_encap h = {};
