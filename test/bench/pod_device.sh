@@ -20,7 +20,6 @@ CPU=${BENCH_CPU:-1}
 PERF="$BUILD/test/bench/pwperf"
 declare -A VALS
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
 
 # MODE NODE_IP PODCIDR: a node with pods a-MODE and b-MODE, server on b.
 setup_mode() {
@@ -62,10 +61,10 @@ wait "${PW_SERVER[veth]}" "${PW_SERVER[netkit]}" 2>/dev/null
 echo "pod devices, same node, pod a -> pod b ($(uname -r), median of $ROUNDS rounds of ${SECS} s, client and server on CPU $CPU)"
 printf '%-8s %12s %12s\n' device rr/s crr/s
 for mode in veth netkit; do
-	printf '%-8s %12s %12s\n' "$mode" "$(median <<<"${VALS[$mode,rr]}")" "$(median <<<"${VALS[$mode,crr]}")"
+	printf '%-8s %12s %12s\n' "$mode" "$(pw_median <<<"${VALS[$mode,rr]}")" "$(pw_median <<<"${VALS[$mode,crr]}")"
 done
 for t in rr crr; do
-	v=$(median <<<"${VALS[veth,$t]}") n=$(median <<<"${VALS[netkit,$t]}")
+	v=$(pw_median <<<"${VALS[veth,$t]}") n=$(pw_median <<<"${VALS[netkit,$t]}")
 	awk -v v="$v" -v n="$n" -v t="$t" 'BEGIN {printf "netkit/veth %s: %.2fx\n", t, (v > 0 ? n / v : 0)}'
 done
 [ "$PW_FAILED" = 0 ]

@@ -30,6 +30,9 @@ log() { echo "# $*"; }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
 
+# The median of the numbers on stdin (spaces or newlines), 0 for none.
+pw_median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
+
 # ns_del NS...: kills what still runs inside each namespace, then deletes it
 # (a process would otherwise outlive its namespace and keep the netns alive).
 ns_del() {
