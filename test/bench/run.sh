@@ -27,6 +27,7 @@ declare -A RES
 
 measure() { # LABEL CLIENT_NS SERVER_NS SERVER_IP
 	local label=$1 cns=$2 sns=$3 sip=$4 spid ipid
+	[ -n "${BENCH_HOLD:-}" ] && { hold "$cns" "$sns" "$sip"; return; }
 	# nsenter directly, not in_ns: $! must be the server itself, not a subshell.
 	nsenter --net="/run/netns/$sns" taskset -c "$CPU" "$PERF" server 7100 & spid=$!
 	nsenter --net="/run/netns/$sns" taskset -c "$CPU" iperf3 -s -p 7101 >/dev/null 2>&1 & ipid=$!
@@ -38,6 +39,18 @@ measure() { # LABEL CLIENT_NS SERVER_NS SERVER_IP
 			jq '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100'
 	done | pw_median)
 	kill "$spid" "$ipid" 2>/dev/null; wait "$spid" "$ipid" 2>/dev/null
+}
+
+# BENCH_HOLD=PATH (test/bench/tput.sh): instead of measuring, serve iperf3
+# in the setup, say where in PATH.ready and keep the setup up until
+# PATH.done appears (at most 30 minutes), so that another script can
+# measure several setups at once, interleaved.
+hold() { # CLIENT_NS SERVER_NS SERVER_IP
+	local ipid t=0
+	nsenter --net="/run/netns/$2" taskset -c "$CPU" iperf3 -s -p 7101 >/dev/null 2>&1 & ipid=$!
+	echo "$1 $2 $3" > "$BENCH_HOLD.ready"
+	while [ ! -e "$BENCH_HOLD.done" ] && [ $t -lt 3600 ]; do sleep 0.5; t=$((t + 1)); done
+	kill "$ipid" 2>/dev/null; wait "$ipid" 2>/dev/null
 }
 
 veth_baseline() {
@@ -230,6 +243,11 @@ table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native flannel-vxlan 
 echo
 echo "podwire-vxlan vs podwire-native: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[podwire-native,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[podwire-native,tput]:-0}")"
 echo "podwire-vxlan vs flannel-vxlan: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[flannel-vxlan,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[flannel-vxlan,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[flannel-vxlan,tput]:-0}")"
+
+# Throughput across nodes again, the setups held up at once and measured
+# interleaved (tput.sh): the figure the VXLAN targets are read from.
+# BENCH_TPUT=0 skips it.
+[ -n "${BENCH_HOLD:-}" ] || [ "${BENCH_TPUT:-1}" = 0 ] || BUILD="$BUILD" bash test/bench/tput.sh
 
 # Services: ClusterIP CRR/RR at 1 / 1,000 / 10,000 services and load times,
 # podwire beside kube-proxy's iptables (nft and legacy) and nftables modes.

@@ -5,7 +5,9 @@
 # - auto publishes netkit where the kernel has it, else veth;
 # - netkit on a kernel without it stops the agent with a clear error;
 # - one kind per node: with pods wired as veth, an explicit other kind is
-#   refused at start and auto keeps veth, and the pod still works.
+#   refused at start and auto keeps veth, and the pod still works;
+# - auto pods across two nodes over VXLAN: encapsulated and decapsulated in
+#   BPF from the pod's device (netkit's hook on 6.12), a transfer intact.
 set -u
 . "$(dirname "$0")/lib.sh"
 pw_init
@@ -103,6 +105,25 @@ if node_up n3 192.168.1.13 10.244.3.0/27 && pod_add n3 b; then
 	check "mixed: cnitool del" pod_del b
 else
 	not_ok "veth node with a pod"
+fi
+
+# Across nodes over VXLAN with auto pods: the BPF tunnel (encap.h, decap.h)
+# from whichever hook the pod's device gives, none of it through pw_vxlan.
+vx_count() { in_ns "${PW_PREFIX}-$1" ip -j -s link show pw_vxlan | jq ".[0].stats64.$2.packets"; }
+lan_up
+if PW_AGENT_ARGS="--pod-device auto" node_up node1 192.168.1.11 10.244.1.0/24 vxlan "$(seed_peers_json node1)" &&
+	PW_AGENT_ARGS="--pod-device auto" node_up node2 192.168.1.12 10.244.2.0/24 vxlan "$(seed_peers_json node2)" &&
+	pod_add node1 x1 && pod_add node2 x2; then
+	check_eq "vxlan, auto: both nodes' pods are $want_auto" "$(pod_device node1) $(pod_device node2)" \
+		"$want_auto $want_auto"
+	tx=$(vx_count node1 tx) rx=$(vx_count node2 rx)
+	check "vxlan, auto: 1 MiB TCP from node1's pod to node2's arrives intact" \
+		tcp_transfer_intact x1 x2 "${PW_POD_IP[x2]}" 7020 1048576
+	check_eq "vxlan, auto: none of it through pw_vxlan (sender tx, receiver rx)" \
+		"$(($(vx_count node1 tx) - tx)) $(($(vx_count node2 rx) - rx))" "0 0"
+	check_eq "vxlan, auto: the receiver saw the sender's pod IP" "$(tcp_peer_seen x1 x2)" "${PW_POD_IP[x1]}"
+else
+	not_ok "vxlan, auto: two nodes with a pod each"
 fi
 
 [ "$PW_FAILED" = 0 ]
