@@ -5,7 +5,11 @@
  * Cases (ns/packet, median over many calls):
  *   trivial         a two-instruction program: the test-run harness itself
  *   counter         trivial + one pw_metrics_count(): the counter alone
- *   fwd off         local delivery to another pod, events off (the default)
+ *   fwd gate closed local delivery, events off, pw_pol_gate closed: both
+ *                   pods' pw_pol_ep lookups (what a node with some policed
+ *                   pod pays for unpoliced pods)
+ *   fwd off         local delivery to another pod, events off, the gate open
+ *                   (the default: the agent opens it while no pod is policed)
  *   fwd listener    same, drop events on (a monitor runs): must cost the same,
  *                   forwarded packets never touch the ring buffer
  *   fwd trace       same, trace events on: one ring buffer record per packet
@@ -111,6 +115,14 @@ static int load_counter_only(int metrics_fd)
 			     sizeof(insns) / sizeof(insns[0]), NULL);
 }
 
+static void set_gate(uint32_t state)
+{
+	uint32_t zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.pw_pol_gate), &zero, &state, BPF_ANY))
+		fprintf(stderr, "warning: cannot write pw_pol_gate\n");
+}
+
 static void set_events(uint32_t drops, uint32_t traces)
 {
 	struct pw_settings s;
@@ -183,7 +195,7 @@ int main(int argc, char **argv)
 {
 	int calls = argc > 1 ? atoi(argv[1]) : 2000, prog, trivial, counter;
 	struct pw_metric slot0;
-	double t_triv, t_counter, fwd_off, fwd_listen, fwd_trace, drop_off, drop_listen;
+	double t_triv, t_counter, fwd_closed, fwd_off, fwd_listen, fwd_trace, drop_off, drop_listen;
 	long long ev_before;
 
 	if (calls < 10)
@@ -210,6 +222,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpf_cost: the counter program counted %llu, expected %llu\n",
 			(unsigned long long)slot0.egress.packets, (unsigned long long)calls * REPEAT);
 	set_events(0, 0);
+	set_gate(PW_POL_GATE_LOOK);
+	fwd_closed = measure(prog, "10.244.1.2", TC_ACT_REDIRECT, calls);
+	set_gate(PW_POL_GATE_OPEN);
 	fwd_off = measure(prog, "10.244.1.2", TC_ACT_REDIRECT, calls);
 	drop_off = measure(prog, "10.244.1.200", TC_ACT_SHOT, calls);
 	set_events(1, 0);
@@ -221,7 +236,7 @@ int main(int argc, char **argv)
 	set_events(1, 1);
 	fwd_trace = measure(prog, "10.244.1.2", TC_ACT_REDIRECT, calls);
 	set_events(0, 0);
-	if (t_triv < 0 || t_counter < 0 || fwd_off < 0 || fwd_listen < 0 || fwd_trace < 0 || drop_off < 0 || drop_listen < 0)
+	if (t_triv < 0 || t_counter < 0 || fwd_closed < 0 || fwd_off < 0 || fwd_listen < 0 || fwd_trace < 0 || drop_off < 0 || drop_listen < 0)
 		return 1;
 
 	printf("pod_ingress per-packet cost, BPF_PROG_TEST_RUN, median of %d calls x %d repeats, 64-byte UDP\n",
@@ -229,6 +244,7 @@ int main(int argc, char **argv)
 	printf("%-44s %8s %10s\n", "case", "ns/pkt", "vs trivial");
 	printf("%-44s %8.1f %10s\n", "trivial program (harness)", t_triv, "-");
 	printf("%-44s %8.1f %+10.1f\n", "trivial + one pw_metrics count (the counter)", t_counter, t_counter - t_triv);
+	printf("%-44s %8.1f %+10.1f\n", "local delivery, policy gate closed", fwd_closed, fwd_closed - t_triv);
 	printf("%-44s %8.1f %+10.1f\n", "local delivery, events off (default)", fwd_off, fwd_off - t_triv);
 	printf("%-44s %8.1f %+10.1f\n", "local delivery, drop events on (listener)", fwd_listen, fwd_listen - t_triv);
 	printf("%-44s %8.1f %+10.1f\n", "local delivery, trace events on", fwd_trace, fwd_trace - t_triv);
