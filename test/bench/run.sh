@@ -21,8 +21,8 @@ CPU=${BENCH_CPU:-1}
 PERF="$BUILD/test/bench/pwperf"
 # Single-stream throughput swings by 10-20% from one 5 s run to the next on
 # this VM (the copies to and from user space are most of it, and they
-# share the memory bus with everything else): the median of TPUT_ROUNDS.
-TPUT_ROUNDS=${BENCH_TPUT_ROUNDS:-3}
+# share the memory bus with everything else): the median of BENCH_GBIT_RUNS.
+TPUT_ROUNDS=${BENCH_GBIT_RUNS:-3}
 declare -A RES
 
 measure() { # LABEL CLIENT_NS SERVER_NS SERVER_IP
