@@ -14,6 +14,16 @@
 #define PW_IP_SADDR_OFF (sizeof(struct ethhdr) + __builtin_offsetof(struct iphdr, saddr))
 #define PW_IP_DADDR_OFF (sizeof(struct ethhdr) + __builtin_offsetof(struct iphdr, daddr))
 
+/* A bpf_csum_diff sum folded into a header's checksum field. */
+static __always_inline __u16 pw_csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
 /* The IPv4 address at addr_off (PW_IP_SADDR_OFF / PW_IP_DADDR_OFF) becomes
  * to; for TCP/UDP the L4 checksum covers it through the pseudo header (a UDP
  * checksum of 0, "none", stays 0). 0 or a negative errno. */

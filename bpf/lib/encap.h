@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "csum.h"
 #include "decap.h"
 #include "eth.h"
 #include "events.h"
@@ -66,18 +67,6 @@ static __always_inline int pw_encap_get_key(struct __sk_buff *skb, __be32 *node_
 		return 0;
 	*node_ip = bpf_htonl(key.remote_ipv4);
 	return 1;
-}
-
-static __always_inline __u16 pw_ip_csum(const struct iphdr *ip)
-{
-	const __u16 *w = (const __u16 *)ip;
-	__u32 sum = 0;
-
-	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
 }
 
 /* The size of the largest outer packet this skb becomes on the wire: a GSO
@@ -155,7 +144,7 @@ static __always_inline int pw_encap_vxlan(struct __sk_buff *skb, struct pw_pkt *
 	h.ip.protocol = IPPROTO_UDP;
 	h.ip.saddr = cfg_node_ip;
 	h.ip.daddr = node_ip;
-	h.ip.check = pw_ip_csum(&h.ip);
+	h.ip.check = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h.ip, sizeof(h.ip), 0));
 	hash = bpf_get_hash_recalc(skb);
 	h.udp.source = bpf_htons(PW_ENCAP_SPORT_MIN + (__u16)(((__u64)hash * PW_ENCAP_SPORT_SPAN) >> 32));
 	h.udp.dest = bpf_htons(PW_VXLAN_PORT);

@@ -198,15 +198,6 @@ static __always_inline __u32 pw_lb_select(__u32 svc_id, __u32 n, __u8 algorithm,
 				algorithm == PW_LB_MAGLEV ? pw_lb_hash(fkey) : 0, now);
 }
 
-static __always_inline __u16 pw_csum_fold(__s64 sum)
-{
-	__u32 s = (__u32)sum;
-
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 /* The TCP header, without options. */
 struct pw_tcphdr {
 	__be16 source;
