@@ -110,10 +110,13 @@ matrix() {
 }
 
 matrix "no policy" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
+gate() { ctl status -o json | jq -r .policyGate; }
+check_eq "no policy: the policy gate is open (podwirectl status)" "$(gate)" open
 
 DENY_PROD='{"metadata": {"namespace": "prod", "name": "default-deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}'
 set_policy "[$DENY_PROD]" || not_ok "default-deny applied"
 matrix "default-deny ingress in prod" N N N N Y Y Y Y  N N N N  N N
+check_eq "default-deny: the policy gate is closed" "$(gate)" closed
 
 ALLOW_CLIENT='{"metadata": {"namespace": "prod", "name": "web-from-client"}, "spec": {
 	"podSelector": {"matchLabels": {"app": "web"}},
@@ -224,6 +227,7 @@ set_policy "[]" '[]' || not_ok "policies removed"
 matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
 check_eq "no policies: pw_pol_ep and pw_policy empty" \
 	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | jq length) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
+check_eq "no policies: the policy gate is open again" "$(gate)" open
 
 for p in client web other; do pod_del "$p" >/dev/null 2>&1 || not_ok "cnitool del $p"; PW_POD_NODE[$p]=; done
 left=x

@@ -31,6 +31,7 @@ struct status {
 	int monitor_pid;           /* a podwirectl monitor holding the event stream, 0 = none */
 	struct pw_map_fill *maps;
 	size_t n_maps;
+	int gate;                  /* pw_pol_gate's value, -1 = no such map */
 	int n_np;                  /* NodePort addresses (pw_np_addrs), -1 = no such map */
 	uint32_t np[PW_MAX_NP_ADDRS];
 };
@@ -77,6 +78,15 @@ static int gather(struct ctl *c, struct status *s)
 		close(fd);
 	}
 	s->monitor_pid = ctl_monitor_holder(c);
+	s->gate = -1;
+	fd = pw_map_open(&c->paths, PW_MAP_POL_GATE);
+	if (fd >= 0) {
+		__u32 zero = 0, v;
+
+		if (bpf_map_lookup_elem(fd, &zero, &v) == 0)
+			s->gate = (int)v;
+		close(fd);
+	}
 	gather_np(c, s);
 	err = pw_inspect_maps(c->paths.pin_dir, &s->maps, &s->n_maps);
 	if (err)
@@ -102,6 +112,18 @@ static void events_text(const struct status *s, char *buf, size_t len)
 		 s->settings.trace_events ? "on" : "off",
 		 s->settings.trace_events && strcmp(addr, "0.0.0.0") ? " for " : "",
 		 s->settings.trace_events && strcmp(addr, "0.0.0.0") ? addr : "");
+}
+
+/* The datapath skips the policy maps while the gate is open; closed it
+ * asks them for every packet (some pod policed, or the agent has not
+ * written them yet). */
+static const char *gate_text(const struct status *s)
+{
+	if (s->gate < 0)
+		return "unknown (no " PW_MAP_POL_GATE " in this datapath)";
+	if (s->gate == PW_POL_GATE_OPEN)
+		return "gate open: no pod of this node is policed, packets skip the policy maps";
+	return "gate closed: every packet asks " PW_MAP_POL_EP " (a pod is policed, or the agent has not written yet)";
 }
 
 static int print_table(struct ctl *c, const struct status *s)
@@ -158,6 +180,7 @@ static int print_table(struct ctl *c, const struct status *s)
 		printf(" (no monitor runs: left on by a killed one; any monitor run turns them off on exit)\n");
 	else
 		printf("\n");
+	printf("policy:     %s\n", gate_text(s));
 	if (!c->in_agent_netns)
 		printf("note:       interface names may not resolve: this is not the node's network namespace%s\n",
 		       c->agent_running ? " (could not join the agent's)" : " (run podwirectl in it)");
@@ -247,6 +270,10 @@ static int print_json(struct ctl *c, const struct status *s)
 		cJSON_AddNumberToObject(ev, "monitorPid", s->monitor_pid);
 	else
 		cJSON_AddNullToObject(ev, "monitorPid");
+	if (s->gate >= 0)
+		cJSON_AddStringToObject(doc, "policyGate", s->gate == PW_POL_GATE_OPEN ? "open" : "closed");
+	else
+		cJSON_AddNullToObject(doc, "policyGate");
 	maps = cJSON_AddArrayToObject(doc, "maps");
 	for (size_t i = 0; i < s->n_maps; i++) {
 		const struct pw_map_fill *m = &s->maps[i];
