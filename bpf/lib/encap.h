@@ -16,9 +16,9 @@
 #include "decap.h"
 #include "eth.h"
 #include "events.h"
+#include "fib.h"
 
 #define PW_TUNNEL_TTL 64
-#define PW_AF_INET_ENCAP 2
 #define PW_IP_DF 0x4000
 /* udp_flow_src_port's default range (ip_local_port_range): peers' RSS and
  * ECMP spread flows by the outer source port. */
@@ -124,7 +124,7 @@ static __always_inline int pw_encap_vxlan(struct __sk_buff *skb, struct pw_pkt *
 
 	if (!wire)
 		return PW_ENCAP_KERNEL;
-	fib.family = PW_AF_INET_ENCAP;
+	fib.family = PW_AF_INET;
 	fib.ifindex = skb->ifindex;
 	fib.ipv4_src = cfg_node_ip;
 	fib.ipv4_dst = node_ip;
@@ -168,7 +168,7 @@ static __always_inline int pw_encap_vxlan(struct __sk_buff *skb, struct pw_pkt *
 		pw_eth_rewrite(eth, fib.smac, fib.dmac);
 		return bpf_redirect(fib.ifindex, 0);
 	}
-	nh.nh_family = PW_AF_INET_ENCAP;
+	nh.nh_family = PW_AF_INET;
 	nh.ipv4_nh = fib.ipv4_dst;
 	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 }
