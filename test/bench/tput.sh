@@ -24,7 +24,7 @@ release() {
 	local s
 	for s in "${SETUPS[@]}"; do touch "$DIR/$s.done"; done
 	[ ${#PIDS[@]} -gt 0 ] && wait "${PIDS[@]}" 2>/dev/null
-	rm -rf "$DIR"
+	rm -rf "$DIR" "${PW_TMP:-}"   # PW_TMP: lib.sh's scratch dir, made when it is sourced
 }
 trap release EXIT
 trap 'exit 130' INT TERM
