@@ -85,7 +85,6 @@ measure() { # MODEL: one round of RR and CRR a -> b on that model's node
 	CRR[$m]+=" $(in_ns "${PW_PREFIX}-a$i" taskset -c "$CPU" "$PERF" crr "${PW_POD_IP[b$i]}" 7100 "$SECS" | awk '{print $2}')"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 declare -A IDX
 models=(none 0 100 1000)
@@ -131,10 +130,10 @@ done
 for m in "${models[@]}"; do
 	label=$m; [ "$m" = none ] && label="none (no model)"; [ "$m" = 0 ] && label="0 (1,000 others)"
 	printf '%-20s %9s %7s %9s %7s %9s %7s %9s %7s  %s\n' "$label" \
-		"${MED[$m,rr]}" "$(ratio "${MED[$m,rr]}" "${MED[none,rr]}")" \
-		"${BEST[$m,rr]}" "$(ratio "${BEST[$m,rr]}" "${BEST[none,rr]}")" \
-		"${MED[$m,crr]}" "$(ratio "${MED[$m,crr]}" "${MED[none,crr]}")" \
-		"${BEST[$m,crr]}" "$(ratio "${BEST[$m,crr]}" "${BEST[none,crr]}")" "${ENFORCED[$m]}"
+		"${MED[$m,rr]}" "$(pw_ratio "${MED[$m,rr]}" "${MED[none,rr]}")" \
+		"${BEST[$m,rr]}" "$(pw_ratio "${BEST[$m,rr]}" "${BEST[none,rr]}")" \
+		"${MED[$m,crr]}" "$(pw_ratio "${MED[$m,crr]}" "${MED[none,crr]}")" \
+		"${BEST[$m,crr]}" "$(pw_ratio "${BEST[$m,crr]}" "${BEST[none,crr]}")" "${ENFORCED[$m]}"
 done
 for m in "${models[@]}"; do echo "  rounds $m: RR${RR[$m]} CRR${CRR[$m]}"; done
 bad=0

@@ -34,10 +34,8 @@ measure() { # LABEL CLIENT_NS SERVER_NS SERVER_IP
 	sleep 0.3
 	RES[$label,rr]=$(in_ns "$cns" taskset -c "$CPU" "$PERF" rr "$sip" 7100 "$SECS" | awk '{print $2}')
 	RES[$label,crr]=$(in_ns "$cns" taskset -c "$CPU" "$PERF" crr "$sip" 7100 "$SECS" | awk '{print $2}')
-	RES[$label,tput]=$(for ((r = 0; r < TPUT_ROUNDS; r++)); do
-		in_ns "$cns" taskset -c "$CPU" iperf3 -c "$sip" -p 7101 -t "$SECS" -J 2>/dev/null |
-			jq '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100'
-	done | pw_median)
+	RES[$label,tput]=$(for ((r = 0; r < TPUT_ROUNDS; r++)); do pw_iperf_gbit "$cns" "$sip" "$SECS" "$CPU"; done |
+		pw_median)
 	kill "$spid" "$ipid" 2>/dev/null; wait "$spid" "$ipid" 2>/dev/null
 }
 
@@ -211,7 +209,6 @@ podwire_same_node() {
 	measure podwire "${PW_PREFIX}-a" "${PW_PREFIX}-b" "${PW_POD_IP[b]}"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 table() { # TITLE BASELINE SETUPS...
 	local title=$1 base=$2 s; shift 2
@@ -219,9 +216,9 @@ table() { # TITLE BASELINE SETUPS...
 	printf '%-16s %10s %8s %10s %8s %8s %8s\n' setup "RR/s" "vs $base" "CRR/s" "vs $base" "Gbit/s" "vs $base"
 	for s in "$@"; do
 		printf '%-16s %10s %8s %10s %8s %8s %8s\n' "$s" \
-			"${RES[$s,rr]:--}" "$(ratio "${RES[$s,rr]:-0}" "${RES[$base,rr]:-0}")" \
-			"${RES[$s,crr]:--}" "$(ratio "${RES[$s,crr]:-0}" "${RES[$base,crr]:-0}")" \
-			"${RES[$s,tput]:--}" "$(ratio "${RES[$s,tput]:-0}" "${RES[$base,tput]:-0}")"
+			"${RES[$s,rr]:--}" "$(pw_ratio "${RES[$s,rr]:-0}" "${RES[$base,rr]:-0}")" \
+			"${RES[$s,crr]:--}" "$(pw_ratio "${RES[$s,crr]:-0}" "${RES[$base,crr]:-0}")" \
+			"${RES[$s,tput]:--}" "$(pw_ratio "${RES[$s,tput]:-0}" "${RES[$base,tput]:-0}")"
 	done
 }
 
@@ -238,11 +235,11 @@ want podwire-native && podwire_cross_node native
 want podwire-vxlan && podwire_cross_node vxlan
 
 table "pod-to-pod, same node" veth veth tc-bare bridge podwire
-echo "podwire vs tc-bare (what podwire's own work costs): RR $(ratio "${RES[podwire,rr]:-0}" "${RES[tc-bare,rr]:-0}"), CRR $(ratio "${RES[podwire,crr]:-0}" "${RES[tc-bare,crr]:-0}")"
+echo "podwire vs tc-bare (what podwire's own work costs): RR $(pw_ratio "${RES[podwire,rr]:-0}" "${RES[tc-bare,rr]:-0}"), CRR $(pw_ratio "${RES[podwire,crr]:-0}" "${RES[tc-bare,crr]:-0}")"
 table "pod-to-pod, across nodes" bridge-x bridge-x podwire-native flannel-vxlan podwire-vxlan
 echo
-echo "podwire-vxlan vs podwire-native: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[podwire-native,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[podwire-native,tput]:-0}")"
-echo "podwire-vxlan vs flannel-vxlan: RR $(ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[flannel-vxlan,rr]:-0}"), CRR $(ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[flannel-vxlan,crr]:-0}"), throughput $(ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[flannel-vxlan,tput]:-0}")"
+echo "podwire-vxlan vs podwire-native: RR $(pw_ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[podwire-native,rr]:-0}"), CRR $(pw_ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[podwire-native,crr]:-0}"), throughput $(pw_ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[podwire-native,tput]:-0}")"
+echo "podwire-vxlan vs flannel-vxlan: RR $(pw_ratio "${RES[podwire-vxlan,rr]:-0}" "${RES[flannel-vxlan,rr]:-0}"), CRR $(pw_ratio "${RES[podwire-vxlan,crr]:-0}" "${RES[flannel-vxlan,crr]:-0}"), throughput $(pw_ratio "${RES[podwire-vxlan,tput]:-0}" "${RES[flannel-vxlan,tput]:-0}")"
 
 # Throughput across nodes again, the setups held up at once and measured
 # interleaved (tput.sh): the figure the VXLAN targets are read from.

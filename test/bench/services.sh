@@ -490,7 +490,6 @@ podwire_setup() {
 }
 
 # ---- the table ------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a > 0 && b > 0) printf "%.*fx", d, a / b; else print "-" }'; }  # A B [DIGITS]
 
 table() {
 	local s n base own
@@ -507,9 +506,9 @@ table() {
 		for n in "${COUNTS[@]}"; do
 			base=iptables-nft,$n own=$s,${COUNTS[0]}
 			printf '%-16s %8s %9s %10s %9s %9s %10s %10s\n' "$s" "$n" \
-				"${RES[$s,$n,crr]:--}" "$(ratio "${RES[$s,$n,crr]:-0}" "${RES[$base,crr]:-0}")" \
-				"$(ratio "${RES[$s,$n,crr]:-0}" "${RES[$own,crr]:-0}")" \
-				"${RES[$s,$n,rr]:--}" "$(ratio "${RES[$s,$n,rr]:-0}" "${RES[$base,rr]:-0}")" \
+				"${RES[$s,$n,crr]:--}" "$(pw_ratio "${RES[$s,$n,crr]:-0}" "${RES[$base,crr]:-0}")" \
+				"$(pw_ratio "${RES[$s,$n,crr]:-0}" "${RES[$own,crr]:-0}")" \
+				"${RES[$s,$n,rr]:--}" "$(pw_ratio "${RES[$s,$n,rr]:-0}" "${RES[$base,rr]:-0}")" \
 				"${RES[$s,$n,load]:-${RES[podwire,$n,load]:--}}"
 		done
 	done
@@ -521,9 +520,9 @@ table() {
 	[ -n "${RES[podwire,$n,crr]:-}" ] || return 0
 	echo
 	echo "issue 4 targets at $n services (podwire: the per-packet path):"
-	target "podwire CRR vs its own ${COUNTS[0]}-service CRR" "$(ratio "${RES[podwire,$n,crr]}" "${RES[podwire,${COUNTS[0]},crr]:-0}")" 0.9
-	target "podwire CRR vs iptables-nft CRR" "$(ratio "${RES[podwire,$n,crr]}" "${RES[iptables-nft,$n,crr]:-0}")" 2.5
-	target "podwire RR through the VIP vs bridge pod-to-pod RR" "$(ratio "${RES[podwire,$n,rr]:-0}" "${RES[bridge,rr]:-0}")" 1.0
+	target "podwire CRR vs its own ${COUNTS[0]}-service CRR" "$(pw_ratio "${RES[podwire,$n,crr]}" "${RES[podwire,${COUNTS[0]},crr]:-0}")" 0.9
+	target "podwire CRR vs iptables-nft CRR" "$(pw_ratio "${RES[podwire,$n,crr]}" "${RES[iptables-nft,$n,crr]:-0}")" 2.5
+	target "podwire RR through the VIP vs bridge pod-to-pod RR" "$(pw_ratio "${RES[podwire,$n,rr]:-0}" "${RES[bridge,rr]:-0}")" 1.0
 	awk -v ms="${RES[podwire,$n,load]:-}" -v n="$n" 'BEGIN {
 		printf "  %-52s %10s  (target < 100 ms) %s\n", "podwire load of " n " services", (ms == "" ? "-" : ms " ms"),
 			(ms == "" ? "-" : (ms + 0 < 100 ? "met" : "MISSED")) }'
@@ -548,18 +547,18 @@ socklb_table() {
 		for key in direct podwire-socklb podwire; do
 			case $key in podwire) label=podwire-perpkt ;; *) label=$key ;; esac
 			printf '%-16s %8s %9s %10s %9s %10s\n' "$label" "$n" \
-				"${RES[$key,$n,crr]:--}" "$(ratio "${RES[$key,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}")" \
-				"${RES[$key,$n,rr]:--}" "$(ratio "${RES[$key,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}")"
+				"${RES[$key,$n,crr]:--}" "$(pw_ratio "${RES[$key,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}")" \
+				"${RES[$key,$n,rr]:--}" "$(pw_ratio "${RES[$key,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}")"
 		done
 	done
 	echo
 	echo "issue 12 targets (socket LB):"
 	for n in "${COUNTS[@]}"; do
-		target "socket-LB CRR vs direct pod-to-pod CRR, $n svc" "$(ratio "${RES[podwire-socklb,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}" 3)" 0.95
+		target "socket-LB CRR vs direct pod-to-pod CRR, $n svc" "$(pw_ratio "${RES[podwire-socklb,$n,crr]:-0}" "${RES[direct,$n,crr]:-0}" 3)" 0.95
 	done
-	target "socket-LB CRR at $last vs at $first service(s)" "$(ratio "${RES[podwire-socklb,$last,crr]:-0}" "${RES[podwire-socklb,$first,crr]:-0}" 3)" 0.95
+	target "socket-LB CRR at $last vs at $first service(s)" "$(pw_ratio "${RES[podwire-socklb,$last,crr]:-0}" "${RES[podwire-socklb,$first,crr]:-0}" 3)" 0.95
 	for n in "${COUNTS[@]}"; do
-		target "socket-LB RR vs direct pod-to-pod RR, $n svc" "$(ratio "${RES[podwire-socklb,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}" 3)" 0.95
+		target "socket-LB RR vs direct pod-to-pod RR, $n svc" "$(pw_ratio "${RES[podwire-socklb,$n,rr]:-0}" "${RES[direct,$n,rr]:-0}" 3)" 0.95
 	done
 	return 0
 }

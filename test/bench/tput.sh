@@ -28,7 +28,7 @@ release() {
 }
 trap release EXIT
 trap 'exit 130' INT TERM
-. test/e2e/lib.sh   # pw_median
+. test/e2e/lib.sh   # pw_median, pw_ratio, pw_iperf_gbit
 
 i=0
 for s in "${SETUPS[@]}"; do
@@ -50,17 +50,15 @@ done
 for ((r = 0; r < ROUNDS; r++)); do
 	for s in "${SETUPS[@]}"; do
 		read -r cns _ sip <"$DIR/$s.ready"
-		VALS[$s]+=" $(nsenter --net="/run/netns/$cns" taskset -c "$CPU" iperf3 -c "$sip" -p 7101 -t "$SECS" -J \
-			2>/dev/null | jq '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100')"
+		VALS[$s]+=" $(pw_iperf_gbit "$cns" "$sip" "$SECS" "$CPU")"
 	done
 done
 
 med() { pw_median <<<"${VALS[$1]}"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 echo
 echo "single-stream throughput across nodes, interleaved ($ROUNDS rounds of ${SECS}s, client+server on CPU $CPU)"
 printf '%-16s %8s %10s  %s\n' setup "Gbit/s" "vs native" "rounds"
 for s in "${SETUPS[@]}"; do
-	printf '%-16s %8s %10s  %s\n' "$s" "$(med "$s")" "$(ratio "$(med "$s")" "$(med podwire-native)")" "${VALS[$s]# }"
+	printf '%-16s %8s %10s  %s\n' "$s" "$(med "$s")" "$(pw_ratio "$(med "$s")" "$(med podwire-native)")" "${VALS[$s]# }"
 done
-echo "podwire-vxlan throughput vs podwire-native: $(ratio "$(med podwire-vxlan)" "$(med podwire-native)"), vs flannel-vxlan: $(ratio "$(med podwire-vxlan)" "$(med flannel-vxlan)")"
+echo "podwire-vxlan throughput vs podwire-native: $(pw_ratio "$(med podwire-vxlan)" "$(med podwire-native)"), vs flannel-vxlan: $(pw_ratio "$(med podwire-vxlan)" "$(med flannel-vxlan)")"

@@ -30,6 +30,16 @@ log() { echo "# $*"; }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
 
+# A / B as "0.97x" (DIGITS decimals, 2 by default), "-" when either is missing.
+pw_ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a > 0 && b > 0) printf "%.*fx", d, a / b; else print "-" }'; }
+
+# Single-stream iperf3 throughput in Gbit/s (2 decimals) from namespace NS
+# to an iperf3 server on SERVER_IP:7101, pinned to CPU.
+pw_iperf_gbit() { # NS SERVER_IP SECONDS CPU
+	nsenter --net="/run/netns/$1" taskset -c "$4" iperf3 -c "$2" -p 7101 -t "$3" -J 2>/dev/null |
+		jq '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100'
+}
+
 # The median of the numbers on stdin (spaces or newlines), 0 for none.
 pw_median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
 
