@@ -215,10 +215,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_pol_ids SEC(".maps");
 
-/* local pod IP -> default deny per direction (absent: not policed) */
+/* a local pod's slot (its address's low PW_POL_EP_SLOT_BITS) -> default
+ * deny per direction (an empty slot, or another pod's: not policed) */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct pw_ip4);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
 	__type(value, struct pw_pol_ep);
 	__uint(max_entries, PW_MAX_POL_EP);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

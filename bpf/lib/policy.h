@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* NetworkPolicy (docs/policy.md): may this packet enter / leave a local pod?
  * A bounded sequence of lookups whatever the number of policies: the pod's
- * enforcement flags (hash), the flow in pw_pol_ct both ways (LRU hash), the
- * peer's identity (LPM), then at most four pw_policy lookups (LPM). */
+ * enforcement flags (array slot), the flow in pw_pol_ct (one LRU lookup for
+ * both directions), and only for a new flow the peer's identity (LPM) and
+ * at most four pw_policy lookups (LPM). */
 #ifndef PW_BPF_POLICY_H
 #define PW_BPF_POLICY_H
 
 #include "common.h"
 #include "config.h"
 #include "maps.h"
+#include "ipv4.h"
 #include "l4.h"
 #include "conntrack.h"
 
@@ -21,14 +23,18 @@ static __always_inline int pw_pol_gate_open(void)
 	return gate && *gate == PW_POL_GATE_OPEN;
 }
 
+/* The pod's slot (include/podwire/abi.h), if it holds this pod. */
 static __always_inline const struct pw_pol_ep *pw_pol_ep_get(__be32 pod)
 {
-	struct pw_ip4 key;
+	__u32 slot = bpf_ntohl(pod) & (PW_MAX_POL_EP - 1);
+	const struct pw_pol_ep *ep;
 
 	if (pw_pol_gate_open())
 		return NULL;
-	__builtin_memcpy(key.addr, &pod, 4);
-	return bpf_map_lookup_elem(&pw_pol_ep, &key);
+	ep = bpf_map_lookup_elem(&pw_pol_ep, &slot);
+	if (!ep || !ep->flags || pw_ip4_load(ep->ip) != pod)
+		return NULL;
+	return ep;
 }
 
 /* The node (its address, the pods' gateway) is the host identity; the
@@ -45,16 +51,28 @@ static __always_inline __u32 pw_pol_identity(__be32 addr)
 	return v ? v->identity : PW_ID_WORLD;
 }
 
-static __always_inline void pw_pol_ct_key_make(struct pw_pol_ct_key *k, __be32 saddr, __be32 daddr, __u16 sport,
-					       __u16 dport, __u8 proto, __u8 dir)
+/* The flow's key, the same from both directions, and which end sent this
+ * packet: 0 the lower (address, then port), 1 the higher. Any fixed order
+ * does: the addresses are compared as stored. */
+static __always_inline __u32 pw_pol_ct_key_make(struct pw_pol_ct_key *k, __be32 saddr, __be32 daddr, __u16 sport,
+						__u16 dport, __u8 proto)
 {
+	__u32 sense = saddr > daddr || (saddr == daddr && sport > dport);
+
 	__builtin_memset(k, 0, sizeof(*k));
-	__builtin_memcpy(k->saddr, &saddr, 4);
-	__builtin_memcpy(k->daddr, &daddr, 4);
-	k->sport = sport;
-	k->dport = dport;
+	if (sense) {
+		__builtin_memcpy(k->addr_lo, &daddr, 4);
+		__builtin_memcpy(k->addr_hi, &saddr, 4);
+		k->port_lo = dport;
+		k->port_hi = sport;
+	} else {
+		__builtin_memcpy(k->addr_lo, &saddr, 4);
+		__builtin_memcpy(k->addr_hi, &daddr, 4);
+		k->port_lo = sport;
+		k->port_hi = dport;
+	}
 	k->proto = proto;
-	k->dir = dir;
+	return sense;
 }
 
 /* A remembered flow that has not been idle too long; refreshed. */
@@ -62,20 +80,36 @@ static __always_inline int pw_pol_ct_fresh(struct pw_pol_ct_val *v, __u8 proto, 
 {
 	__u64 timeout = (proto == IPPROTO_TCP ? PW_POL_CT_TCP_S : PW_POL_CT_OTHER_S) * 1000000000ULL;
 
-	if (!v || now - v->last_seen_ns > timeout)
+	if (now - v->last_seen_ns > timeout)
 		return 0;
 	if (now - v->last_seen_ns > PW_CT_TOUCH_NS)
 		v->last_seen_ns = now;
 	return 1;
 }
 
-/* This pod let this flow before in this direction (fwd), or let the flow
- * this packet answers in the other direction (rev). */
-static __always_inline int pw_pol_ct_known(const struct pw_pol_ct_key *fwd, const struct pw_pol_ct_key *rev,
-					   __u8 proto, __u64 now)
+/* Remember that the check `mine` let this flow: a bit more in the flow's
+ * entry, or a new entry (an idle-expired one starts over). */
+static __always_inline void pw_pol_ct_remember(const struct pw_pol_ct_key *key, struct pw_pol_ct_val *e, int live,
+					       __u64 mine, __u64 now)
 {
-	return pw_pol_ct_fresh(bpf_map_lookup_elem(&pw_pol_ct, fwd), proto, now) ||
-	       pw_pol_ct_fresh(bpf_map_lookup_elem(&pw_pol_ct, rev), proto, now);
+	struct pw_pol_ct_val v = { .last_seen_ns = now, .allowed = mine };
+
+	if (live) {
+		if (!(e->allowed & mine))
+			__sync_fetch_and_or(&e->allowed, mine);
+		return;
+	}
+	if (e) {
+		e->allowed = mine;
+		e->last_seen_ns = now;
+		return;
+	}
+	/* Another CPU may have just added the flow: then add the bit. */
+	if (bpf_map_update_elem(&pw_pol_ct, key, &v, BPF_NOEXIST)) {
+		e = bpf_map_lookup_elem(&pw_pol_ct, key);
+		if (e)
+			__sync_fetch_and_or(&e->allowed, mine);
+	}
 }
 
 /* One pw_policy lookup: the id of an allowing policy, or 0. */
@@ -118,6 +152,33 @@ static __always_inline int pw_pol_icmp_error(struct __sk_buff *skb, const struct
 	return type == 3 || type == 11 || type == 12;
 }
 
+/* The ports and TCP flags of a packet with ports (pw_l4 conventions),
+ * straight from the linear data when the header is there (the common case:
+ * no helper call), else through pw_l4_parse. 0, or pw_l4_parse's error. */
+static __always_inline int pw_pol_ports(struct __sk_buff *skb, const struct iphdr *iph, struct pw_l4 *l4,
+					__u8 *tcp_flags)
+{
+	void *data_end = pw_skb_data_end(skb);
+	__u32 hlen = iph->ihl * 4;
+	const __u8 *h = (const void *)iph + hlen;
+	__u8 proto = iph->protocol;
+	int err;
+
+	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !pw_ip4_is_fragment(iph) &&
+	    (void *)(h + PW_TCP_FLAGS_OFF + 1) <= data_end &&
+	    bpf_ntohs(iph->tot_len) >= hlen + (proto == IPPROTO_TCP ? 20 : 8)) {
+		l4->proto = proto;
+		l4->sport = ((__u16)h[0] << 8) | h[1];
+		l4->dport = ((__u16)h[2] << 8) | h[3];
+		*tcp_flags = proto == IPPROTO_TCP ? h[PW_TCP_FLAGS_OFF] : 0;
+		return 0;
+	}
+	err = pw_l4_parse(skb, iph, l4);
+	if (!err)
+		*tcp_flags = pw_tcp_flags(skb, l4);
+	return err;
+}
+
 /* The verdict for a packet entering (dir PW_DIR_INGRESS, pod = daddr) or
  * leaving (PW_DIR_EGRESS, pod = saddr) a local pod: 0 to go on, or
  * PW_DROP_POLICY with pkt->policy_id naming the selecting policy. iph must
@@ -127,12 +188,16 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 {
 	__be32 pod = dir == PW_DIR_INGRESS ? iph->daddr : iph->saddr;
 	__be32 peer = dir == PW_DIR_INGRESS ? iph->saddr : iph->daddr;
-	struct pw_pol_ct_key fwd, rev;
-	struct pw_pol_ct_val now;
 	const struct pw_pol_ep *ep;
-	struct pw_l4 l4;
-	__u32 enforce;
+	struct pw_pol_ct_key key;
+	struct pw_pol_ct_val *e;
+	struct pw_l4 l4 = {};
+	__u32 enforce, sense;
+	__u64 mine;
 	__u8 proto = iph->protocol;
+	__u8 tcp_flags = 0;
+	int live, syn;
+	__u64 now;
 
 	ep = pw_pol_ep_get(pod);
 	if (!ep)
@@ -140,7 +205,7 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 	if (pkt->flags & PW_PKT_F_REPLY)
 		return 0;
 	enforce = ep->flags & (dir == PW_DIR_INGRESS ? PW_POL_F_INGRESS : PW_POL_F_EGRESS);
-	if (pw_l4_parse(skb, iph, &l4)) {
+	if (pw_pol_ports(skb, iph, &l4, &tcp_flags)) {
 		/* No ports: fragments, ICMP errors, SCTP and the rest. Only
 		 * port-less rules can allow them; nothing is remembered. */
 		if (!enforce || pw_pol_icmp_error(skb, iph))
@@ -151,25 +216,35 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 			return 0;
 		goto deny;
 	}
-	pw_pol_ct_key_make(&fwd, iph->saddr, iph->daddr, l4.sport, l4.dport, proto, dir);
-	pw_pol_ct_key_make(&rev, iph->daddr, iph->saddr, l4.dport, l4.sport, proto,
-			   dir == PW_DIR_INGRESS ? PW_DIR_EGRESS : PW_DIR_INGRESS);
-	now.last_seen_ns = bpf_ktime_get_ns();
+	sense = pw_pol_ct_key_make(&key, iph->saddr, iph->daddr, l4.sport, l4.dport, proto);
+	/* This pod's check let this direction before, or this packet answers
+	 * a flow the same pod's check let the other way. */
+	mine = PW_POL_CT_BIT(sense, dir);
+	e = bpf_map_lookup_elem(&pw_pol_ct, &key);
+	/* The coarse clock (the last tick): an idle timeout of seconds needs
+	 * no more, and it costs a fraction of bpf_ktime_get_ns here. */
+	now = bpf_ktime_get_coarse_ns();
+	live = e && pw_pol_ct_fresh(e, proto, now);
+	syn = pw_tcp_is_syn(tcp_flags);
 	/* A SYN opens a connection: always checked against the policies as
 	 * they are now, whatever an earlier flow of the same tuple was let. */
-	if (!pw_tcp_is_syn(pw_tcp_flags(skb, &l4)) && pw_pol_ct_known(&fwd, &rev, proto, now.last_seen_ns))
+	if (live && !syn && (e->allowed & (mine | PW_POL_CT_BIT(!sense, !dir))))
 		return 0;
 	if (enforce) {
 		__u32 identity = pw_pol_identity(peer);
 
 		/* The peer's port is the destination's: ingress allows by the
 		 * pod's own port, egress by the port it connects to. */
-		if (identity != PW_ID_HOST && !pw_policy_allows(pod, dir, proto, identity, l4.dport))
+		if (identity != PW_ID_HOST && !pw_policy_allows(pod, dir, proto, identity, l4.dport)) {
+			/* A new connection refused: the old one's pass goes. */
+			if (live && (e->allowed & mine))
+				__sync_fetch_and_and(&e->allowed, ~mine);
 			goto deny;
+		}
 	}
 	/* Allowed, and this pod is policed in some direction: remember the
 	 * flow so its replies pass whichever direction is enforced. */
-	bpf_map_update_elem(&pw_pol_ct, &fwd, &now, BPF_ANY);
+	pw_pol_ct_remember(&key, e, live, mine, now);
 	return 0;
 deny:
 	pkt->policy_id = dir == PW_DIR_INGRESS ? ep->ingress_policy : ep->egress_policy;

@@ -398,12 +398,18 @@ struct pw_sock_netns {
 
 /* ---- NetworkPolicy (docs/policy.md, bpf/lib/policy.h) ---- */
 #define PW_MAP_POL_IDS "pw_pol_ids"   /* LPM: pod IP /32 or ipBlock prefix -> identity */
-#define PW_MAP_POL_EP  "pw_pol_ep"    /* local pod IP -> enforcement per direction */
+#define PW_MAP_POL_EP  "pw_pol_ep"    /* array: local pod's slot -> enforcement per direction */
 #define PW_MAP_POLICY  "pw_policy"    /* LPM: (pod, dir, proto, peer identity, port prefix) -> policy */
 #define PW_MAP_POL_CT  "pw_pol_ct"    /* LRU: flows a policy check allowed */
 #define PW_MAP_POL_GATE "pw_pol_gate" /* array, one entry: PW_POL_GATE_OPEN while pw_pol_ep is empty */
 #define PW_MAX_POL_IDS    65536
-#define PW_MAX_POL_EP     PW_MAX_ENDPOINTS
+/* pw_pol_ep is an array indexed by a local pod address's low 16 bits: an
+ * inlined array lookup where a hash lookup cost ~35 ns a packet (docs/
+ * policy.md). Unique per pod because a node's pod CIDR is at most a /16
+ * (config.c, k8s_model.c refuse wider). */
+#define PW_POL_EP_SLOT_BITS 16
+#define PW_MAX_POL_EP       (1u << PW_POL_EP_SLOT_BITS)
+#define PW_NODE_POD_CIDR_MIN_PREFIX (32 - PW_POL_EP_SLOT_BITS)
 #define PW_MAX_POLICY     262144
 #define PW_MAX_POL_CT     262144
 
@@ -438,11 +444,12 @@ enum pw_pol_ep_flags {
 	PW_POL_F_EGRESS  = 2,
 };
 
+/* A slot of pw_pol_ep; all zero = no policed pod there. */
 struct pw_pol_ep {
 	__u32 flags;                   /* PW_POL_F_* */
 	__u32 ingress_policy;          /* the one policy selecting it for ingress, 0 = several */
 	__u32 egress_policy;
-	__u32 pad;
+	__u8  ip[4];                   /* the pod owning the slot (the datapath compares it) */
 };
 
 /* LPM key: everything up to port is matched exactly (prefixlen >=
@@ -464,22 +471,29 @@ struct pw_policy_val {
 	__u32 pad;
 };
 
-/* pw_pol_ct: a flow as its first allowed packet went, and which check let
- * it: dir says whose (PW_DIR_EGRESS: the source pod's, PW_DIR_INGRESS: the
- * destination pod's). Both pods of a same-node flow are checked, so an
- * entry of one pod's check must never answer the other's. */
+/* pw_pol_ct: one entry per flow, found from either direction: the key
+ * holds the flow's two ends in a fixed order (the lower address, then the
+ * lower port, first), and the value says which checks let which
+ * direction through. Both pods of a same-node flow are checked, so the
+ * bits keep one pod's check from ever answering the other's. */
 struct pw_pol_ct_key {
-	__u8  saddr[4];
-	__u8  daddr[4];
-	__u16 sport;                   /* host order; ICMP echo: the id as in pw_l4 */
-	__u16 dport;
+	__u8  addr_lo[4];              /* the lower end (address, then port) */
+	__u8  addr_hi[4];
+	__u16 port_lo;                 /* host order; ICMP echo: the id as in pw_l4 */
+	__u16 port_hi;
 	__u8  proto;
-	__u8  dir;                     /* pw_dir of the check that allowed it */
-	__u8  pad[2];
+	__u8  pad[3];
 };
 
+/* Bit (sense * 2 + dir) of pw_pol_ct_val.allowed: sense 0 = a packet from
+ * the lower end, 1 = from the higher end; dir = pw_dir of the check (whose
+ * pod: the source's for egress, the destination's for ingress). */
+#define PW_POL_CT_BIT(sense, dir) (1ull << ((sense) * 2 + (dir)))
+
 struct pw_pol_ct_val {
-	__u64 last_seen_ns;            /* bpf_ktime_get_ns(), refreshed at most once a second */
+	__u64 last_seen_ns;            /* bpf_ktime_get_coarse_ns(), refreshed at most once a second */
+	__u64 allowed;                 /* PW_POL_CT_BIT()s of the checks that let it (64 bits:
+	                                * atomic OR without -mcpu=v3) */
 };
 
 /* Idle time after which a remembered flow no longer lets packets through
@@ -493,6 +507,7 @@ struct pw_pol_ct_val {
 static_assert(sizeof(struct pw_policy_key) == 20, "pw_policy_key layout");
 static_assert(sizeof(struct pw_pol_ct_key) == 16, "pw_pol_ct_key layout");
 static_assert(sizeof(struct pw_pol_ep) == 16, "pw_pol_ep layout");
+static_assert(sizeof(struct pw_pol_ct_val) == 16, "pw_pol_ct_val layout");
 static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
 static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 static_assert(sizeof(struct pw_peer_key) == 8, "pw_peer_key layout");

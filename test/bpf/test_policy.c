@@ -184,14 +184,57 @@ static uint32_t gate(void)
 	return v;
 }
 
-/* B default-deny ingress, written straight into pw_pol_ep (no rules). */
+/* The pw_pol_ep slot of 10.244.1.3 (B): its address's low 16 bits. */
+#define SLOT_B 0x0103u
+
+/* B default-deny ingress, written straight into its pw_pol_ep slot (no
+ * rules); owner is the address the slot names (B's, or another's). */
+static int ep_b_policed_as(bool on, const char *owner)
+{
+	struct pw_pol_ep v = { 0 };
+	uint32_t slot = SLOT_B;
+
+	if (on) {
+		uint32_t ip = pwt_ip(owner);   /* network order, as stored */
+
+		v.flags = PW_POL_F_INGRESS;
+		memcpy(v.ip, &ip, 4);
+	}
+	return bpf_map_update_elem(fds.ep, &slot, &v, BPF_ANY);
+}
+
 static int ep_b_policed(bool on)
 {
-	struct pw_ip4 k;
-	struct pw_pol_ep v = { .flags = PW_POL_F_INGRESS };
+	return ep_b_policed_as(on, "10.244.1.3");
+}
 
-	memcpy(k.addr, ep_b.ip, 4);
-	return on ? bpf_map_update_elem(fds.ep, &k, &v, BPF_ANY) : bpf_map_delete_elem(fds.ep, &k);
+/* The pw_pol_ct entries of the flow (a:ap <-> b:bp, TCP) in either order:
+ * how many, and the allowed bits as seen from a (bit (sense * 2 + dir),
+ * sense 0 = packets from a). */
+static int flow_entries(const char *a, uint16_t ap, const char *b, uint16_t bp, uint64_t *bits)
+{
+	struct pw_pol_ct_key k, next;
+	struct pw_pol_ct_val v;
+	uint32_t ia = pwt_ip(a), ib = pwt_ip(b);   /* network order, as stored */
+	int fd = bpf_map__fd(skel->maps.pw_pol_ct), n = 0;
+	bool first = true;
+
+	*bits = 0;
+	while (bpf_map_get_next_key(fd, first ? NULL : &k, &next) == 0) {
+		first = false;
+		k = next;
+		if (k.proto != IPPROTO_TCP || bpf_map_lookup_elem(fd, &k, &v))
+			continue;
+		if (!memcmp(k.addr_lo, &ia, 4) && k.port_lo == ap && !memcmp(k.addr_hi, &ib, 4) && k.port_hi == bp) {
+			*bits = v.allowed;
+			n++;
+		} else if (!memcmp(k.addr_lo, &ib, 4) && k.port_lo == bp && !memcmp(k.addr_hi, &ia, 4) && k.port_hi == ap) {
+			/* stored from b's side: swap the senses */
+			*bits = (v.allowed & 3) << 2 | (v.allowed >> 2 & 3);
+			n++;
+		}
+	}
+	return n;
 }
 
 /* pw_pol_gate: an unwritten gate means "look" (a policed pod is never
@@ -209,6 +252,24 @@ static void test_gate(void)
 	PWT_CHECK(bpf_map_update_elem(fds.gate, &zero, &open, BPF_ANY) == 0, "gate: opened by hand", "%s", "");
 	expect("gate open: pw_pol_ep is not read (A -> B passes)", pkt, len, if_a, TC_ACT_REDIRECT, 0);
 	PWT_CHECK(ep_b_policed(false) == 0, "gate: B's entry removed", "%s", "");
+}
+
+/* pw_pol_ep is an array of slots by the address's low 16 bits: a slot
+ * polices only the pod it names. */
+static void test_slot_owner(void)
+{
+	uint8_t pkt[PWT_MAX_PKT];
+	size_t len = tcp_frame(pkt, &ep_a, "10.244.1.3", 39100, 81, F_SYN);
+
+	uint32_t zero = 0, look = PW_POL_GATE_LOOK;
+
+	PWT_CHECK(bpf_map_update_elem(fds.gate, &zero, &look, BPF_ANY) == 0 &&
+		  ep_b_policed_as(true, "10.245.1.3") == 0, "slot: gate closed, B's slot names 10.245.1.3", "%s", "");
+	expect("slot: another address's entry in B's slot does not police B", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	PWT_CHECK(ep_b_policed(true) == 0, "slot: B's slot names B", "%s", "");
+	expect("slot: B's own entry polices B (A -> B denied)", pkt, len, if_a, TC_ACT_SHOT, 0);
+	PWT_CHECK(ep_b_policed(false) == 0, "slot: cleared", "%s", "");
+	expect("slot: a cleared slot polices nothing", pkt, len, if_a, TC_ACT_REDIRECT, 0);
 }
 
 static void test_no_policy(void)
@@ -265,15 +326,25 @@ static void test_ingress(void)
 static void test_both_policed(void)
 {
 	uint8_t pkt[PWT_MAX_PKT];
+	uint64_t bits;
 	size_t len;
+	int n;
 
 	PWT_CHECK(apply(WEB_ALLOW "," PROD_DENY, true) == 0, "prod default-deny ingress added: A policed too", "%s", "");
 	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 47000, 81, F_SYN);
 	expect("both policed: A -> B tcp/81 denied by B's ingress", pkt, len, if_a, TC_ACT_SHOT, 0);
 	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 47001, 80, F_SYN);
 	expect("both policed: A -> B tcp/80 allowed", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	n = flow_entries("10.244.1.2", 47001, "10.244.1.3", 80, &bits);
+	PWT_CHECK(n == 1 && bits == (PW_POL_CT_BIT(0, PW_DIR_EGRESS) | PW_POL_CT_BIT(0, PW_DIR_INGRESS)),
+		  "both policed: one pw_pol_ct entry for the flow, let by A's egress and B's ingress check",
+		  "%d entries, bits %#llx", n, (unsigned long long)bits);
 	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 80, 47001, F_SYN | F_ACK);
 	expect("both policed: B -> A SYN-ACK passes A's default-deny ingress", pkt, len, if_b, TC_ACT_REDIRECT, 0);
+	n = flow_entries("10.244.1.2", 47001, "10.244.1.3", 80, &bits);
+	PWT_CHECK(n == 1 && bits == (PW_POL_CT_BIT(0, PW_DIR_EGRESS) | PW_POL_CT_BIT(0, PW_DIR_INGRESS)),
+		  "both policed: the reply found the same entry and added nothing", "%d entries, bits %#llx", n,
+		  (unsigned long long)bits);
 	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 47002, 80, F_SYN);
 	expect("both policed: B -> A new connection denied by A's ingress", pkt, len, if_b, TC_ACT_SHOT,
 	       pw_policy_id("prod", "prod-deny"));
@@ -299,6 +370,9 @@ static void test_change_established(void)
 	expect("change: its replies too, despite B's new default-deny egress", pkt, len, if_b, TC_ACT_REDIRECT, 0);
 	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 48000, 80, F_SYN);
 	expect("change: a new SYN on the same tuple is checked again: denied", pkt, len, if_a, TC_ACT_SHOT, id);
+	len = tcp_frame(pkt, &ep_a, "10.244.1.3", 48000, 80, F_ACK);
+	expect("change: after the refused SYN the tuple's old pass is gone (A -> B ack denied)", pkt, len, if_a,
+	       TC_ACT_SHOT, id);
 }
 
 static void test_replies(void)
@@ -370,6 +444,7 @@ int main(void)
 		return pwt_done();
 	}
 	test_gate();
+	test_slot_owner();
 	test_no_policy();
 	test_ingress();
 	test_both_policed();

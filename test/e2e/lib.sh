@@ -282,6 +282,18 @@ endpoint_ips() { # NODE: pod IPs in the node's pw_endpoints map, sorted, one per
 		jq -r '.[] | .formatted.key.addr // .key.addr | map(tostring) | join(".")' 2>/dev/null | sort
 }
 
+# pw_pol_ep is an array of pod slots (the address's low 16 bits, include/
+# podwire/abi.h): a slot polices the pod it names.
+pol_ep_has() { # PIN_DIR IP: IP's slot names IP and polices it
+	local a b c d
+	IFS=. read -r a b c d <<<"$2"
+	bpftool -j map lookup pinned "$1/pw_pol_ep" key "$d" "$c" 0 0 2>/dev/null |
+		jq -e --arg ip "$2" '.formatted.value | .flags != 0 and (.ip | map(tostring) | join(".")) == $ip' >/dev/null
+}
+pol_ep_count() { # < bpftool -j dump of pw_pol_ep: the occupied slots (policed pods)
+	jq '[.[] | select(.formatted.value.flags != 0)] | length'
+}
+
 # Pods (DEL through the plugin) and nodes (agent stopped, uninstalled), and their namespaces.
 pw_cleanup_nodes() {
 	local n p

@@ -102,6 +102,6 @@ set_policy "[]"
 for n in node1 node2; do
 	pins=/sys/fs/bpf/podwire/${PW_NODE_INST[$n]}
 	check_eq "$MODE, $n: pods and policies deleted: policy maps empty" \
-		"$(for m in pw_pol_ids pw_pol_ep pw_policy; do bpftool -j map dump pinned "$pins/$m" | jq length; done | tr '\n' ' ')" "0 0 0 "
+		"$(bpftool -j map dump pinned "$pins/pw_pol_ids" | jq length) $(bpftool -j map dump pinned "$pins/pw_pol_ep" | pol_ep_count) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0 0"
 done
 exit $((PW_FAILED > 0))

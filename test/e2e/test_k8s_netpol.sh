@@ -500,8 +500,9 @@ check_eq "flow: the connection established before the change got all 30 answers"
 np_clear
 
 # ---- nothing left ------------------------------------------------------------------
-map_len() { # N MAP: entries of a pinned map on node N
-	k8s_node_exec "$1" bpftool -j map dump pinned "/sys/fs/bpf/podwire/$(pwk_node_name "$1")/$2" 2>/dev/null | jq length
+map_len() { # N MAP: entries of a pinned map on node N (pw_pol_ep: its occupied slots)
+	k8s_node_exec "$1" bpftool -j map dump pinned "/sys/fs/bpf/podwire/$(pwk_node_name "$1")/$2" 2>/dev/null |
+		if [ "$2" = pw_pol_ep ]; then pol_ep_count; else jq length; fi
 }
 maps_empty() {
 	local n m

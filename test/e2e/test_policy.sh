@@ -202,17 +202,13 @@ denied=$(bpftool -j map dump pinned "$pins/pw_metrics" |
 
 # A new pod in prod is policed (default-deny) as soon as it exists: the
 # agent follows the IPAM dir, not a timer.
-pol_ep_has() { # IP: the pw_pol_ep entry of IP exists
-	bpftool -j map dump pinned "$pins/pw_pol_ep" |
-		jq -e --arg ip "$1" 'any(.[]; (.formatted.key.addr // .key.addr | map(tostring) | join(".")) == $ip)' >/dev/null
-}
 if pod_add n1 late CNI_ARGS="K8S_POD_NAMESPACE=prod;K8S_POD_NAME=late"; then
 	t0=$(date +%s%N)
 	# Well under the 5 s poll the agent falls back to (PW_NETPOL_POLL_SLOW_MS):
 	# only the inotify path can make it, even on a loaded machine.
-	for i in $(seq 250); do pol_ep_has "${PW_POD_IP[late]}" && break; sleep 0.01; done
+	for i in $(seq 250); do pol_ep_has "$pins" "${PW_POD_IP[late]}" && break; sleep 0.01; done
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	if pol_ep_has "${PW_POD_IP[late]}" && [ "$ms" -lt 2500 ]; then
+	if pol_ep_has "$pins" "${PW_POD_IP[late]}" && [ "$ms" -lt 2500 ]; then
 		ok "a new pod in prod is policed within $ms ms of its CNI ADD"
 	else
 		not_ok "new pod ${PW_POD_IP[late]} not in pw_pol_ep $ms ms after its CNI ADD"
@@ -226,7 +222,7 @@ fi
 set_policy "[]" '[]' || not_ok "policies removed"
 matrix "all policies removed" Y Y Y Y Y Y Y Y  Y Y Y Y  Y Y
 check_eq "no policies: pw_pol_ep and pw_policy empty" \
-	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | jq length) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
+	"$(bpftool -j map dump pinned "$pins/pw_pol_ep" | pol_ep_count) $(bpftool -j map dump pinned "$pins/pw_policy" | jq length)" "0 0"
 check_eq "no policies: the policy gate is open again" "$(gate)" open
 
 for p in client web other; do pod_del "$p" >/dev/null 2>&1 || not_ok "cnitool del $p"; PW_POD_NODE[$p]=; done

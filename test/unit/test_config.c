@@ -139,6 +139,7 @@ static const struct bad_case bad_cases[] = {
 	{ "bad node.ip", "\"192.168.1.11\"", "\"192.168.1.300\"", "node.ip: \"192.168.1.300\" is not an IPv4 address" },
 	{ "podCIDR host bits", "\"10.244.1.0/24\"", "\"10.244.1.5/24\"", "node.podCIDR: \"10.244.1.5/24\" has host bits set" },
 	{ "podCIDR /33", "\"10.244.1.0/24\"", "\"10.244.1.0/33\"", "node.podCIDR: \"10.244.1.0/33\" is not a CIDR" },
+	{ "podCIDR wider than /16", "\"10.244.1.0/24\"", "\"10.244.0.0/15\"", "node.podCIDR: /15 is wider than a node's pods can use (at least /16)" },
 	{ "podCIDR no prefix", "\"10.244.1.0/24\"", "\"10.244.1\"", "node.podCIDR: \"10.244.1\" is not a CIDR" },
 	{ "bad cluster CIDR", "\"10.244.0.0/16\"", "\"10.244.0.0/x\"", "cluster.podCIDR:" },
 	{ "podCIDR outside cluster", "\"10.244.1.0/24\"", "\"10.245.1.0/24\"", "node.podCIDR: 10.245.1.0/24 is not inside cluster.podCIDR 10.244.0.0/16" },

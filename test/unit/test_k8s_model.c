@@ -165,6 +165,11 @@ static void test_nodes(void)
 	r = pw_k8s_build(m, &base, &c, why, sizeof(why));
 	PWT_EQ_INT(r, -EINVAL, "own podCIDR outside cluster.podCIDR refused");
 	PWT_EXPECT(strstr(why, "--cluster-cidr") != NULL, "why points at --cluster-cidr");
+	/* Wider than /16: two pods would share a pw_pol_ep slot. */
+	put(m, PW_K8S_NODE, NODE("node1", "10.244.0.0/15", "192.168.1.11"));
+	r = pw_k8s_build(m, &base, &c, why, sizeof(why));
+	PWT_CHECK(r == -EINVAL && strstr(why, "at least /16") && strstr(why, "--node-cidr-mask-size"),
+		  "own podCIDR wider than /16 refused, naming --node-cidr-mask-size", "%d %s", r, why);
 	pw_k8s_model_free(m);
 }
 

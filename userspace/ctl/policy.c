@@ -425,7 +425,14 @@ static int run_policy(struct ctl *c, int argc, char **argv)
 
 static long count_policed(const struct ctl *c)
 {
-	return ctl_count_map(c, PW_MAP_POL_EP);
+	int fd = pw_map_open(&c->paths, PW_MAP_POL_EP);
+	long n;
+
+	if (fd < 0)
+		return fd;
+	n = pw_policy_ep_count(fd);
+	close(fd);
+	return n;
 }
 
 const struct ctl_cmd ctl_cmd_policy = {

@@ -239,6 +239,9 @@ static int parse_node(struct pw_jerr *e, const cJSON *root, struct pw_node_confi
 	if (cfg->pod_cidr.prefix > 30)
 		return pw_jerr_fail(e, "node.podCIDR: /%u leaves no address for pods (at most /30)",
 			    cfg->pod_cidr.prefix);
+	if (cfg->pod_cidr.prefix < PW_NODE_POD_CIDR_MIN_PREFIX)
+		return pw_jerr_fail(e, "node.podCIDR: /%u is wider than a node's pods can use (at least /%u)",
+			    cfg->pod_cidr.prefix, PW_NODE_POD_CIDR_MIN_PREFIX);
 	return 0;
 }
 

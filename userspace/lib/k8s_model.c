@@ -821,6 +821,10 @@ static int build_self(const struct pw_k8s_model *m, struct pw_node_config *out, 
 	if (n->pod_cidr.prefix > 30)
 		return fail_why(why, len, -EINVAL, "node %s's spec.podCIDR %s leaves no address for pods "
 				"(at most /30: kube-controller-manager's --node-cidr-mask-size)", m->node_name, a);
+	if (n->pod_cidr.prefix < PW_NODE_POD_CIDR_MIN_PREFIX)
+		return fail_why(why, len, -EINVAL, "node %s's spec.podCIDR %s is wider than a node's pods can use "
+				"(at least /%u: kube-controller-manager's --node-cidr-mask-size)", m->node_name, a,
+				PW_NODE_POD_CIDR_MIN_PREFIX);
 	if (!pw_cidr_within(&n->pod_cidr, &out->cluster_cidr)) {
 		pw_cidr_format(&out->cluster_cidr, b);
 		return fail_why(why, len, -EINVAL, "node %s's spec.podCIDR %s is outside cluster.podCIDR %s "

@@ -268,4 +268,10 @@ struct pw_policy_verdict {
 };
 int pw_policy_map_check(const struct pw_policy_fds *fds, uint32_t pod, uint32_t peer, uint32_t node_ip,
 			uint32_t gateway, uint8_t dir, uint8_t proto, uint16_t port, struct pw_policy_verdict *v);
+
+/* pw_pol_ep (an array of pod slots, include/podwire/abi.h): the entry of
+ * pod (host order) in ep, 0 or -ENOENT (not policed); the number of
+ * policed pods, or -errno. */
+int pw_policy_ep_read(int fd, uint32_t pod, struct pw_pol_ep *ep);
+long pw_policy_ep_count(int fd);
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include "cidr.h"
 #include "policy.h"
 
 /* Every entry of map fd as key||value records. */
@@ -44,6 +45,95 @@ static int dump_map(int fd, size_t ksz, size_t vsz, void **out, int *n_out)
 	return 0;
 }
 
+/* ---------------- pw_pol_ep: an array of pod slots ---------------- */
+
+/* The slot of a local pod (include/podwire/abi.h, bpf/lib/policy.h). */
+static uint32_t pol_ep_slot(const struct pw_ip4 *pod)
+{
+	return pw_ip4_from_bytes(pod->addr) & (PW_MAX_POL_EP - 1);
+}
+
+static int pol_ep_write(int fd, const struct pw_ip4 *pod, const struct pw_pol_ep *ep)
+{
+	struct pw_pol_ep v = *ep;
+	uint32_t slot = pol_ep_slot(pod);
+
+	memcpy(v.ip, pod->addr, sizeof(v.ip));
+	return bpf_map_update_elem(fd, &slot, &v, BPF_ANY) ? -errno : 0;
+}
+
+static int pol_ep_clear(int fd, const struct pw_ip4 *pod)
+{
+	static const struct pw_pol_ep empty;
+	uint32_t slot = pol_ep_slot(pod);
+
+	return bpf_map_update_elem(fd, &slot, &empty, BPF_ANY) ? -errno : 0;
+}
+
+/* Every occupied slot, keyed by its pod's address as the state is (the
+ * address is the slot's, not part of the state's value). */
+static int pol_ep_dump(int fd, struct pw_pol_ep_entry **out, int *n_out)
+{
+	struct pw_pol_ep_entry *buf = NULL;
+	int n = 0, cap = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	for (uint32_t slot = 0; slot < PW_MAX_POL_EP; slot++) {
+		struct pw_pol_ep v;
+
+		if (bpf_map_lookup_elem(fd, &slot, &v)) {
+			free(buf);
+			return -errno;
+		}
+		if (!v.flags)
+			continue;
+		if (n == cap) {
+			int nc = cap ? cap * 2 : 64;
+			struct pw_pol_ep_entry *nb = realloc(buf, (size_t)nc * sizeof(*nb));
+
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap = nc;
+		}
+		memcpy(buf[n].k.addr, v.ip, sizeof(v.ip));
+		buf[n].v = v;
+		memset(buf[n].v.ip, 0, sizeof(v.ip));
+		n++;
+	}
+	*out = buf;
+	*n_out = n;
+	return 0;
+}
+
+int pw_policy_ep_read(int fd, uint32_t pod, struct pw_pol_ep *ep)
+{
+	struct pw_ip4 k;
+	uint32_t slot;
+
+	pw_ip4_to_bytes(pod, k.addr);
+	slot = pol_ep_slot(&k);
+	if (bpf_map_lookup_elem(fd, &slot, ep))
+		return -errno;
+	if (!ep->flags || memcmp(ep->ip, k.addr, 4))
+		return -ENOENT;
+	return 0;
+}
+
+long pw_policy_ep_count(int fd)
+{
+	struct pw_pol_ep_entry *eps;
+	int n, ret = pol_ep_dump(fd, &eps, &n);
+
+	if (ret)
+		return ret;
+	free(eps);
+	return n;
+}
+
 int pw_policy_state_read(const struct pw_policy_fds *fds, struct pw_policy_state *out)
 {
 	int ret;
@@ -51,7 +141,7 @@ int pw_policy_state_read(const struct pw_policy_fds *fds, struct pw_policy_state
 	memset(out, 0, sizeof(*out));
 	ret = dump_map(fds->ids, sizeof(out->ids->k), sizeof(out->ids->v), (void **)&out->ids, &out->n_ids);
 	if (!ret)
-		ret = dump_map(fds->ep, sizeof(out->eps->k), sizeof(out->eps->v), (void **)&out->eps, &out->n_eps);
+		ret = pol_ep_dump(fds->ep, &out->eps, &out->n_eps);
 	if (!ret)
 		ret = dump_map(fds->rules, sizeof(out->rules->k), sizeof(out->rules->v), (void **)&out->rules,
 			       &out->n_rules);
@@ -63,13 +153,42 @@ int pw_policy_state_read(const struct pw_policy_fds *fds, struct pw_policy_state
 	return 0;
 }
 
+static int map_put(int fd, const void *k, const void *v)
+{
+	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+}
+
+static int map_del(int fd, const void *k)
+{
+	return bpf_map_delete_elem(fd, k) && errno != ENOENT ? -errno : 0;
+}
+
+static int pol_ep_put(int fd, const void *k, const void *v)
+{
+	return pol_ep_write(fd, k, v);
+}
+
+static int pol_ep_del(int fd, const void *k)
+{
+	return pol_ep_clear(fd, k);
+}
+
+/* How entries of a map are written and removed: by key, or (pw_pol_ep) in
+ * the key's slot. */
+struct map_ops {
+	int (*put)(int fd, const void *k, const void *v);
+	int (*del)(int fd, const void *k);
+};
+
+static const struct map_ops by_key = { map_put, map_del }, by_slot = { pol_ep_put, pol_ep_del };
+
 /* One pass over two sorted arrays: writes (want_writes) new entries absent
  * from old or different there, or deletes (!want_writes) old entries absent
  * from new. */
-static int diff_apply(int fd, const char *olda, int on, const char *newa, int nn, size_t ksz, size_t size,
-		      bool want_writes, struct pw_policy_stats *st)
+static int diff_apply(int fd, const struct map_ops *ops, const char *olda, int on, const char *newa, int nn,
+		      size_t ksz, size_t size, bool want_writes, struct pw_policy_stats *st)
 {
-	int i = 0, j = 0, first = 0;
+	int i = 0, j = 0, first = 0, err;
 
 	while (i < on || j < nn) {
 		int c = i >= on ? 1 : j >= nn ? -1 : memcmp(olda + (size_t)i * size, newa + (size_t)j * size, ksz);
@@ -77,15 +196,15 @@ static int diff_apply(int fd, const char *olda, int on, const char *newa, int nn
 
 		if (c < 0) {
 			if (!want_writes) {
-				if (bpf_map_delete_elem(fd, o) && errno != ENOENT && !first)
-					first = -errno;
+				if ((err = ops->del(fd, o)) && !first)
+					first = err;
 				st->deletes++;
 			}
 			i++;
 		} else if (c > 0 || memcmp(o + ksz, n + ksz, size - ksz)) {
 			if (want_writes) {
-				if (bpf_map_update_elem(fd, n, n + ksz, BPF_ANY) && !first)
-					first = -errno;
+				if ((err = ops->put(fd, n, n + ksz)) && !first)
+					first = err;
 				st->writes++;
 			}
 			if (c == 0)
@@ -123,14 +242,14 @@ int pw_policy_sync(const struct pw_policy_fds *fds, const struct pw_policy_state
 	 * any pod's entry is written, so no policed pod is ever skipped. */
 	if (new->n_eps && (ret = gate_set(fds->gate, PW_POL_GATE_LOOK)))
 		return ret;
-#define DIFF(fd, f, w) diff_apply(fd, (const char *)old->f, old->n_##f, (const char *)new->f, new->n_##f, \
-				  sizeof(new->f->k), sizeof(*new->f), w, st)
-	r[0] = DIFF(fds->ids, ids, true);
-	r[1] = DIFF(fds->rules, rules, true);
-	r[2] = DIFF(fds->ep, eps, false);
-	r[3] = DIFF(fds->ep, eps, true);
-	r[4] = DIFF(fds->rules, rules, false);
-	r[5] = DIFF(fds->ids, ids, false);
+#define DIFF(fd, ops, f, w) diff_apply(fd, ops, (const char *)old->f, old->n_##f, (const char *)new->f, \
+				       new->n_##f, sizeof(new->f->k), sizeof(*new->f), w, st)
+	r[0] = DIFF(fds->ids, &by_key, ids, true);
+	r[1] = DIFF(fds->rules, &by_key, rules, true);
+	r[2] = DIFF(fds->ep, &by_slot, eps, false);
+	r[3] = DIFF(fds->ep, &by_slot, eps, true);
+	r[4] = DIFF(fds->rules, &by_key, rules, false);
+	r[5] = DIFF(fds->ids, &by_key, ids, false);
 #undef DIFF
 	for (int i = 0; i < 6; i++)
 		if (r[i])
@@ -174,16 +293,16 @@ static uint32_t map_match(int fd, uint32_t pod, uint8_t dir, uint8_t proto, uint
 int pw_policy_map_check(const struct pw_policy_fds *fds, uint32_t pod, uint32_t peer, uint32_t node_ip,
 			uint32_t gateway, uint8_t dir, uint8_t proto, uint16_t port, struct pw_policy_verdict *v)
 {
-	struct pw_ip4 k;
 	struct pw_pol_ep ep;
 	uint32_t id;
+	int ret;
 
 	memset(v, 0, sizeof(*v));
 	v->allowed = true;
 	v->peer_identity = map_identity(fds->ids, peer, node_ip, gateway);
-	pw_ip4_to_bytes(pod, k.addr);
-	if (bpf_map_lookup_elem(fds->ep, &k, &ep))
-		return errno == ENOENT ? 0 : -errno;
+	ret = pw_policy_ep_read(fds->ep, pod, &ep);
+	if (ret)
+		return ret == -ENOENT ? 0 : ret;
 	v->policed = ep.flags & (dir == PW_DIR_INGRESS ? PW_POL_F_INGRESS : PW_POL_F_EGRESS);
 	if (!v->policed || v->peer_identity == PW_ID_HOST)
 		return 0;
