@@ -41,7 +41,7 @@ BPF_TESTS  := $(patsubst test/bpf/%.c,$(BUILD)/test/bpf/%,$(wildcard test/bpf/te
 
 BENCH_TOOLS := $(BUILD)/test/bench/pwperf $(BUILD)/test/bench/bpf_cost $(BUILD)/test/bench/svc_apply
 BENCH_TOOLS += $(BUILD)/test/bench/k8s_svc $(BUILD)/test/bench/k8s_build
-BENCH_TOOLS += $(BUILD)/test/bench/policy_cost
+BENCH_TOOLS += $(BUILD)/test/bench/policy_cost $(BUILD)/test/bench/bpf_stats_on
 
 BINS := $(if $(AGENT_OBJS),$(BUILD)/podwired) $(if $(CTL_OBJS),$(BUILD)/podwirectl) \
 	$(if $(CNI_OBJS),$(BUILD)/podwire)
@@ -121,6 +121,10 @@ $(BUILD)/test/bench/k8s_svc: $(BUILD)/test/bench/k8s_svc.o
 $(BUILD)/test/bench/pwperf: test/bench/pwperf.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+# BPF run-time statistics on while it runs (BPF_ENABLE_STATS, no sysctl).
+$(BUILD)/test/bench/bpf_stats_on: test/bench/bpf_stats_on.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 # BPF_PROG_TEST_RUN cost of pod_ingress, its counters and events (reuses the BPF tests' sandbox).
 $(BUILD)/test/bench/bpf_cost: test/bench/bpf_cost.c test/bpf/pwt_bpf.h $(BPF_SKELS)
 	@mkdir -p $(@D)

@@ -12,7 +12,9 @@
 # allows app-(k%500) from any namespace on port 1000+k; policy 0 allows a
 # (app-0) on the measured port. Each model is checked to be enforced: a's
 # connection to b's other port is refused where b is selected. The agents'
-# own apply times (from their logs) are reported beside, then
+# own apply times (from their logs) are reported beside, then the BPF
+# time per packet on the same traffic (pod_ingress's run time from the
+# kernel's BPF statistics, one more RR and CRR run per model), then
 # build/test/bench/policy_cost (userspace and per-packet costs) runs.
 set -u
 cd "$(dirname "$0")/../.."
@@ -140,6 +142,44 @@ bad=0
 for m in 100 1000; do [ "${ENFORCED[$m]}" = "7100:Y 7102:N" ] || bad=1; done
 for m in none 0; do [ "${ENFORCED[$m]}" = "7100:Y 7102:Y" ] || bad=1; done
 [ "$bad" = 0 ] && echo "every model enforced as expected" || echo "WARNING: a model was not enforced as expected (see the last column)"
+# BPF time per packet on real traffic: pod_ingress's run_time_ns / run_cnt
+# (every pod's program of the machine together: only the measured model's
+# node has traffic meanwhile). bpf_stats_on holds BPF_ENABLE_STATS, so the
+# kernel.bpf_stats_enabled sysctl is never changed.
+prog_ns() { # "run_time_ns run_cnt" of every pod_ingress program
+	bpftool -j prog show 2>/dev/null |
+		jq -r '[.[] | select(.name == "pod_ingress")] | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+}
+per_packet() { # BEFORE AFTER TX: "ns/packet packets/transaction"
+	awk -v b="$1" -v a="$2" -v tx="$3" 'BEGIN { split(b, x, " "); split(a, y, " "); n = y[2] - x[2]
+		if (n > 0 && tx > 0) printf "%.0f %.1f", (y[1] - x[1]) / n, n / tx; else printf "- -" }'
+}
+declare -A PNS
+STATS_SECS=${BENCH_POLICY_STATS_SECONDS:-3}
+coproc STATS { exec "$BUILD/test/bench/bpf_stats_on"; }
+PW_BG_PIDS+=("$STATS_PID")
+if read -r -t 5 on <&"${STATS[0]}" && [ "$on" = on ]; then
+	for m in "${models[@]}"; do
+		i=${IDX[$m]}
+		for t in rr crr; do
+			s0=$(prog_ns)
+			r=$(in_ns "${PW_PREFIX}-a$i" taskset -c "$CPU" "$PERF" "$t" "${PW_POD_IP[b$i]}" 7100 "$STATS_SECS" | awk '{print $2}')
+			PNS[$m,$t]="$(per_packet "$s0" "$(prog_ns)" "$(( ${r:-0} * STATS_SECS ))")"
+		done
+	done
+	echo
+	echo "BPF time per packet (pod_ingress, kernel BPF statistics, one ${STATS_SECS}s RR and CRR run per model)"
+	printf '%-20s %14s %9s %14s %9s\n' "policies selecting b" "RR ns/packet" "pkts/tx" "CRR ns/packet" "pkts/tx"
+	for m in "${models[@]}"; do
+		read -r rn rp <<<"${PNS[$m,rr]}"
+		read -r cn cp <<<"${PNS[$m,crr]}"
+		printf '%-20s %14s %9s %14s %9s\n' "$m" "$rn" "$rp" "$cn" "$cp"
+	done
+else
+	echo "# BPF statistics unavailable (bpf_stats_on did not start): no BPF time per packet"
+fi
+kill "$STATS_PID" 2>/dev/null
+
 echo
 echo "each node's agent applying its model onto empty maps (its log):"
 for m in "${models[@]}"; do echo "  $m: ${APPLY[$m]:-(no policy line)}"; done

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include "cidr.h"
+#include "inspect.h"
 #include "policy.h"
 
 /* Every entry of map fd as key||value records. */
@@ -71,42 +72,43 @@ static int pol_ep_clear(int fd, const struct pw_ip4 *pod)
 }
 
 /* Every occupied slot, keyed by its pod's address as the state is (the
- * address is the slot's, not part of the state's value). */
+ * address is the slot's, not part of the state's value). Batch lookups:
+ * the 65536 slots in a few system calls. */
 static int pol_ep_dump(int fd, struct pw_pol_ep_entry **out, int *n_out)
 {
 	struct pw_pol_ep_entry *buf = NULL;
-	int n = 0, cap = 0;
+	struct pw_pol_ep *vals = NULL;
+	uint32_t *slots = NULL;
+	size_t n_slots = 0;
+	int n = 0, ret;
 
 	*out = NULL;
 	*n_out = 0;
-	for (uint32_t slot = 0; slot < PW_MAX_POL_EP; slot++) {
-		struct pw_pol_ep v;
-
-		if (bpf_map_lookup_elem(fd, &slot, &v)) {
-			free(buf);
-			return -errno;
-		}
-		if (!v.flags)
+	ret = pw_inspect_dump(fd, sizeof(*slots), sizeof(*vals), (void **)&slots, (void **)&vals, &n_slots);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n_slots; i++)
+		n += vals[i].flags != 0;
+	buf = n ? calloc((size_t)n, sizeof(*buf)) : NULL;
+	if (n && !buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n = 0;
+	for (size_t i = 0; i < n_slots; i++) {
+		if (!vals[i].flags)
 			continue;
-		if (n == cap) {
-			int nc = cap ? cap * 2 : 64;
-			struct pw_pol_ep_entry *nb = realloc(buf, (size_t)nc * sizeof(*nb));
-
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap = nc;
-		}
-		memcpy(buf[n].k.addr, v.ip, sizeof(v.ip));
-		buf[n].v = v;
-		memset(buf[n].v.ip, 0, sizeof(v.ip));
+		memcpy(buf[n].k.addr, vals[i].ip, sizeof(vals[i].ip));
+		buf[n].v = vals[i];
+		memset(buf[n].v.ip, 0, sizeof(buf[n].v.ip));
 		n++;
 	}
 	*out = buf;
 	*n_out = n;
-	return 0;
+out:
+	free(slots);
+	free(vals);
+	return ret;
 }
 
 int pw_policy_ep_read(int fd, uint32_t pod, struct pw_pol_ep *ep)
