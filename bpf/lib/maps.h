@@ -256,4 +256,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pw_pol_ct SEC(".maps");
 
+/* The ports of fragmented datagrams to or from a policed pod, noted by the
+ * first fragment's check for the later fragments (which carry none). LRU:
+ * a datagram's fragments follow each other within moments. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pw_pol_frag_key);
+	__type(value, struct pw_pol_frag_val);
+	__uint(max_entries, PW_MAX_POL_FRAG);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pw_pol_frag SEC(".maps");
+
 #endif

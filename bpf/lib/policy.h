@@ -152,9 +152,51 @@ static __always_inline int pw_pol_icmp_error(struct __sk_buff *skb, const struct
 	return type == 3 || type == 11 || type == 12;
 }
 
+static __always_inline void pw_pol_frag_key_make(struct pw_pol_frag_key *k, const struct iphdr *iph)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memcpy(k->saddr, &iph->saddr, 4);
+	__builtin_memcpy(k->daddr, &iph->daddr, 4);
+	k->id = iph->id;
+	k->proto = iph->protocol;
+}
+
+/* A later fragment (offset > 0) of a datagram whose first fragment a check
+ * let through: its ports, noted then. 0 when known. */
+static __always_inline int pw_pol_frag_ports(const struct iphdr *iph, struct pw_l4 *l4)
+{
+	struct pw_pol_frag_key k;
+	const struct pw_pol_frag_val *v;
+
+	if (!(iph->frag_off & bpf_htons(PW_IP_OFFSET)))
+		return -1;
+	pw_pol_frag_key_make(&k, iph);
+	v = bpf_map_lookup_elem(&pw_pol_frag, &k);
+	if (!v)
+		return -1;
+	l4->proto = iph->protocol;
+	l4->sport = v->sport;
+	l4->dport = v->dport;
+	return 0;
+}
+
+/* An allowed first fragment (MF, offset 0): note its ports for the rest. */
+static __always_inline void pw_pol_frag_note(const struct iphdr *iph, const struct pw_l4 *l4)
+{
+	struct pw_pol_frag_val v = { .sport = l4->sport, .dport = l4->dport };
+	struct pw_pol_frag_key k;
+
+	if ((iph->frag_off & bpf_htons(PW_IP_MF | PW_IP_OFFSET)) != bpf_htons(PW_IP_MF))
+		return;
+	pw_pol_frag_key_make(&k, iph);
+	bpf_map_update_elem(&pw_pol_frag, &k, &v, BPF_ANY);
+}
+
 /* The ports and TCP flags of a packet with ports (pw_l4 conventions),
  * straight from the linear data when the header is there (the common case:
- * no helper call), else through pw_l4_parse. 0, or pw_l4_parse's error. */
+ * no helper call; a first fragment has them too), those its first fragment
+ * noted for a later fragment, else through pw_l4_parse. 0, or
+ * pw_l4_parse's error. */
 static __always_inline int pw_pol_ports(struct __sk_buff *skb, const struct iphdr *iph, struct pw_l4 *l4,
 					__u8 *tcp_flags)
 {
@@ -164,7 +206,9 @@ static __always_inline int pw_pol_ports(struct __sk_buff *skb, const struct iphd
 	__u8 proto = iph->protocol;
 	int err;
 
-	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !pw_ip4_is_fragment(iph) &&
+	if (!pw_pol_frag_ports(iph, l4))
+		return 0;
+	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !(iph->frag_off & bpf_htons(PW_IP_OFFSET)) &&
 	    (void *)(h + PW_TCP_FLAGS_OFF + 1) <= data_end &&
 	    bpf_ntohs(iph->tot_len) >= hlen + (proto == IPPROTO_TCP ? 20 : 8)) {
 		l4->proto = proto;
@@ -206,8 +250,9 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 		return 0;
 	enforce = ep->flags & (dir == PW_DIR_INGRESS ? PW_POL_F_INGRESS : PW_POL_F_EGRESS);
 	if (pw_pol_ports(skb, iph, &l4, &tcp_flags)) {
-		/* No ports: fragments, ICMP errors, SCTP and the rest. Only
-		 * port-less rules can allow them; nothing is remembered. */
+		/* No ports: a later fragment whose first one was not let
+		 * through here, ICMP errors, SCTP and the rest. Only port-less
+		 * rules can allow them; nothing is remembered. */
 		if (!enforce || pw_pol_icmp_error(skb, iph))
 			return 0;
 		if (pw_pol_identity(peer) == PW_ID_HOST)
@@ -228,8 +273,10 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 	syn = pw_tcp_is_syn(tcp_flags);
 	/* A SYN opens a connection: always checked against the policies as
 	 * they are now, whatever an earlier flow of the same tuple was let. */
-	if (live && !syn && (e->allowed & (mine | PW_POL_CT_BIT(!sense, !dir))))
+	if (live && !syn && (e->allowed & (mine | PW_POL_CT_BIT(!sense, !dir)))) {
+		pw_pol_frag_note(iph, &l4);
 		return 0;
+	}
 	if (enforce) {
 		__u32 identity = pw_pol_identity(peer);
 
@@ -245,6 +292,7 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 	/* Allowed, and this pod is policed in some direction: remember the
 	 * flow so its replies pass whichever direction is enforced. */
 	pw_pol_ct_remember(&key, e, live, mine, now);
+	pw_pol_frag_note(iph, &l4);
 	return 0;
 deny:
 	pkt->policy_id = dir == PW_DIR_INGRESS ? ep->ingress_policy : ep->egress_policy;

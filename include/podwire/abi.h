@@ -402,6 +402,7 @@ struct pw_sock_netns {
 #define PW_MAP_POLICY  "pw_policy"    /* LPM: (pod, dir, proto, peer identity, port prefix) -> policy */
 #define PW_MAP_POL_CT  "pw_pol_ct"    /* LRU: flows a policy check allowed */
 #define PW_MAP_POL_GATE "pw_pol_gate" /* array, one entry: PW_POL_GATE_OPEN while pw_pol_ep is empty */
+#define PW_MAP_POL_FRAG "pw_pol_frag" /* LRU: a fragmented datagram -> its ports, from its first fragment */
 #define PW_MAX_POL_IDS    65536
 /* pw_pol_ep is an array indexed by a local pod address's low 16 bits: an
  * inlined array lookup where a hash lookup cost ~35 ns a packet (docs/
@@ -412,6 +413,7 @@ struct pw_sock_netns {
 #define PW_NODE_POD_CIDR_MIN_PREFIX (32 - PW_POL_EP_SLOT_BITS)
 #define PW_MAX_POLICY     262144
 #define PW_MAX_POL_CT     262144
+#define PW_MAX_POL_FRAG   16384
 
 enum pw_identity_reserved {
 	PW_ID_ANY        = 0,          /* policy keys: any peer */
@@ -496,6 +498,22 @@ struct pw_pol_ct_val {
 	                                * atomic OR without -mcpu=v3) */
 };
 
+/* pw_pol_frag: a datagram is known by (source, destination, protocol, IP
+ * id), the key the receiver reassembles it by (RFC 791); its first fragment
+ * carries the ports, the later ones do not. */
+struct pw_pol_frag_key {
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__be16 id;
+	__u8  proto;
+	__u8  pad;
+};
+
+struct pw_pol_frag_val {
+	__u16 sport;                   /* host order, as in pw_l4 */
+	__u16 dport;
+};
+
 /* Idle time after which a remembered flow no longer lets packets through
  * (it is checked against the policies again): TCP as conntrack's
  * established timeout, the rest as its UDP timeout. A TCP SYN is always
@@ -508,6 +526,7 @@ static_assert(sizeof(struct pw_policy_key) == 20, "pw_policy_key layout");
 static_assert(sizeof(struct pw_pol_ct_key) == 16, "pw_pol_ct_key layout");
 static_assert(sizeof(struct pw_pol_ep) == 16, "pw_pol_ep layout");
 static_assert(sizeof(struct pw_pol_ct_val) == 16, "pw_pol_ct_val layout");
+static_assert(sizeof(struct pw_pol_frag_key) == 12, "pw_pol_frag_key layout");
 static_assert(sizeof(struct pw_ip4) == 4, "pw_ip4 layout");
 static_assert(sizeof(struct pw_endpoint) == 24, "pw_endpoint layout");
 static_assert(sizeof(struct pw_peer_key) == 8, "pw_peer_key layout");

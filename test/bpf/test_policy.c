@@ -184,6 +184,19 @@ static uint32_t gate(void)
 	return v;
 }
 
+/* Turns a UDP frame into a fragment of datagram id: the first (MF, offset
+ * 0, the UDP header in it) or a later one (offset 1480, last), whose
+ * "UDP header" bytes are payload. */
+static void make_fragment(uint8_t *frame, uint16_t id, bool first)
+{
+	struct iphdr *iph = (struct iphdr *)(frame + sizeof(struct ethhdr));
+
+	iph->id = htons(id);
+	iph->frag_off = htons(first ? 0x2000 : 1480 / 8);
+	iph->check = 0;
+	iph->check = pwt_csum(iph, sizeof(*iph));
+}
+
 /* The pw_pol_ep slot of 10.244.1.3 (B): its address's low 16 bits. */
 #define SLOT_B 0x0103u
 
@@ -317,6 +330,21 @@ static void test_ingress(void)
 	expect("udp: A -> B udp/53 allowed", pkt, len, if_a, TC_ACT_REDIRECT, 0);
 	len = udp_frame(pkt, &ep_a, "10.244.1.3", 80);
 	expect("udp: A -> B udp/80 denied (rule is tcp)", pkt, len, if_a, TC_ACT_SHOT, id);
+	/* A datagram larger than the MTU: its later fragments carry no
+	 * ports, and go as its first fragment went. */
+	len = udp_frame(pkt, &ep_a, "10.244.1.3", 53);
+	make_fragment(pkt, 0x4242, true);
+	expect("fragments: A -> B udp/53 first fragment allowed", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	make_fragment(pkt, 0x4242, false);
+	expect("fragments: its later fragment goes as the first did (allowed)", pkt, len, if_a, TC_ACT_REDIRECT, 0);
+	make_fragment(pkt, 0x4343, false);
+	expect("fragments: a later fragment of a datagram never seen is denied (no ports)", pkt, len, if_a,
+	       TC_ACT_SHOT, id);
+	len = udp_frame(pkt, &ep_a, "10.244.1.3", 80);
+	make_fragment(pkt, 0x4444, true);
+	expect("fragments: A -> B udp/80 first fragment denied", pkt, len, if_a, TC_ACT_SHOT, id);
+	make_fragment(pkt, 0x4444, false);
+	expect("fragments: and its later fragment too", pkt, len, if_a, TC_ACT_SHOT, id);
 	len = tcp_frame(pkt, &ep_b, "10.244.1.2", 12345, 22, F_SYN);
 	expect("ingress only: B -> A not policed", pkt, len, if_b, TC_ACT_REDIRECT, 0);
 }
