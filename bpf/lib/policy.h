@@ -253,11 +253,12 @@ static __always_inline int pw_policy_check(struct __sk_buff *skb, struct pw_pkt 
 		/* No ports: a later fragment whose first one was not let
 		 * through here, ICMP errors, SCTP and the rest. Only port-less
 		 * rules can allow them; nothing is remembered. */
+		__u32 identity;
+
 		if (!enforce || pw_pol_icmp_error(skb, iph))
 			return 0;
-		if (pw_pol_identity(peer) == PW_ID_HOST)
-			return 0;
-		if (pw_policy_allows(pod, dir, 0, pw_pol_identity(peer), 0))
+		identity = pw_pol_identity(peer);
+		if (identity == PW_ID_HOST || pw_policy_allows(pod, dir, 0, identity, 0))
 			return 0;
 		goto deny;
 	}

@@ -54,16 +54,18 @@ static uint32_t pol_ep_slot(const struct pw_ip4 *pod)
 	return pw_ip4_from_bytes(pod->addr) & (PW_MAX_POL_EP - 1);
 }
 
-static int pol_ep_write(int fd, const struct pw_ip4 *pod, const struct pw_pol_ep *ep)
+/* Writes ep (a struct pw_pol_ep) for pod (a struct pw_ip4) into its slot. */
+static int pol_ep_put(int fd, const void *pod, const void *ep)
 {
-	struct pw_pol_ep v = *ep;
+	struct pw_pol_ep v = *(const struct pw_pol_ep *)ep;
 	uint32_t slot = pol_ep_slot(pod);
 
-	memcpy(v.ip, pod->addr, sizeof(v.ip));
+	memcpy(v.ip, pod, sizeof(v.ip));
 	return bpf_map_update_elem(fd, &slot, &v, BPF_ANY) ? -errno : 0;
 }
 
-static int pol_ep_clear(int fd, const struct pw_ip4 *pod)
+/* Empties the slot of pod (a struct pw_ip4). */
+static int pol_ep_del(int fd, const void *pod)
 {
 	static const struct pw_pol_ep empty;
 	uint32_t slot = pol_ep_slot(pod);
@@ -163,16 +165,6 @@ static int map_put(int fd, const void *k, const void *v)
 static int map_del(int fd, const void *k)
 {
 	return bpf_map_delete_elem(fd, k) && errno != ENOENT ? -errno : 0;
-}
-
-static int pol_ep_put(int fd, const void *k, const void *v)
-{
-	return pol_ep_write(fd, k, v);
-}
-
-static int pol_ep_del(int fd, const void *k)
-{
-	return pol_ep_clear(fd, k);
 }
 
 /* How entries of a map are written and removed: by key, or (pw_pol_ep) in
